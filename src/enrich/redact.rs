@@ -1,0 +1,1 @@
+//! Redaction: credentials and secret-looking values never leave the process.

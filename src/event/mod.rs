@@ -1,0 +1,7 @@
+//! Events: every input shape decoded into one typed, redacted [`Event`].
+
+pub mod decode;
+mod model;
+
+pub use decode::{Decoded, Quarantined, decode_bytes};
+pub use model::{AccountId, Event, EventId, EventKind, Facts, Identity, Resource};

@@ -1,0 +1,191 @@
+//! The typed CloudTrail event that flows through the engine once decoded.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A 12-digit AWS account number (kept as text: leading zeros matter).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct AccountId(String);
+
+impl AccountId {
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// CloudTrail `eventID`, or the EventBridge envelope `id` when the record has none.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EventId(String);
+
+impl EventId {
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Which EventBridge detail-type (or bare record type) the event came as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// `AWS API Call via CloudTrail` (or a bare `AwsApiCall` record).
+    ApiCall,
+    /// `AWS Console Sign In via CloudTrail` (`AwsConsoleSignIn`).
+    ConsoleSignIn,
+    /// `AWS Service Event via CloudTrail` (`AwsServiceEvent`).
+    ServiceEvent,
+    /// `EC2 Instance State-change Notification` (not a CloudTrail record).
+    StateChange,
+}
+
+impl EventKind {
+    /// The EventBridge `detail-type` that carries this kind of event.
+    pub fn detail_type(self) -> &'static str {
+        match self {
+            Self::ApiCall => "AWS API Call via CloudTrail",
+            Self::ConsoleSignIn => "AWS Console Sign In via CloudTrail",
+            Self::ServiceEvent => "AWS Service Event via CloudTrail",
+            Self::StateChange => "EC2 Instance State-change Notification",
+        }
+    }
+
+    pub fn from_detail_type(detail_type: &str) -> Option<Self> {
+        match detail_type {
+            "AWS API Call via CloudTrail" => Some(Self::ApiCall),
+            "AWS Console Sign In via CloudTrail" => Some(Self::ConsoleSignIn),
+            "AWS Service Event via CloudTrail" => Some(Self::ServiceEvent),
+            "EC2 Instance State-change Notification" => Some(Self::StateChange),
+            _ => None,
+        }
+    }
+
+    /// The kind of a bare CloudTrail record, from its `eventType`.
+    pub fn from_event_type(event_type: Option<&str>) -> Self {
+        match event_type {
+            Some("AwsConsoleSignIn") => Self::ConsoleSignIn,
+            Some("AwsServiceEvent") => Self::ServiceEvent,
+            _ => Self::ApiCall,
+        }
+    }
+}
+
+/// Who made the call, as CloudTrail's `userIdentity` says (access key already shortened).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// `userIdentity.type`: Root, IAMUser, AssumedRole, FederatedUser, AWSService, ...
+    pub kind: Option<String>,
+    pub arn: Option<String>,
+    pub account_id: Option<String>,
+    pub user_name: Option<String>,
+    pub principal_id: Option<String>,
+    pub invoked_by: Option<String>,
+    /// Shortened (`AKIA…WXYZ`): never the whole key.
+    pub access_key_id: Option<String>,
+    /// `sessionContext.sessionIssuer.userName`: the role behind an assumed-role session.
+    pub role_name: Option<String>,
+    pub mfa_authenticated: Option<bool>,
+    pub source_identity: Option<String>,
+}
+
+/// Something an event touched: a user, a bucket, an instance...
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Resource {
+    /// The request field or ARN type it came from (`userName`, `bucketName`, `AWS::S3::Bucket`).
+    pub kind: String,
+    /// Redacted and bounded in length.
+    pub name: String,
+}
+
+/// One decoded, redacted event: the only shape that travels past the decoder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: EventId,
+    pub account: AccountId,
+    pub time: DateTime<Utc>,
+    pub region: String,
+    pub kind: EventKind,
+    /// `eventSource`, e.g. `iam.amazonaws.com`.
+    pub source: String,
+    /// `eventName`; for an EC2 state change, `InstanceStateChange`.
+    pub name: String,
+    pub identity: Identity,
+    pub user_agent: Option<String>,
+    pub source_ip: Option<String>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub read_only: Option<bool>,
+    /// `additionalEventData.MFAUsed` of a console sign-in (`Yes`/`No`).
+    pub mfa_used: Option<String>,
+    /// `responseElements.ConsoleLogin` (`Success`/`Failure`).
+    pub login_result: Option<String>,
+    /// `detail.state` of an EC2 state-change notification.
+    pub state: Option<String>,
+    pub resources: Vec<Resource>,
+}
+
+impl Event {
+    /// The fields rules match on, borrowed.
+    pub fn facts(&self) -> Facts<'_> {
+        Facts {
+            kind: self.kind,
+            source: &self.source,
+            name: &self.name,
+            error_code: self.error_code.as_deref(),
+            identity_type: self.identity.kind.as_deref(),
+            read_only: self.read_only,
+            mfa_used: self.mfa_used.as_deref(),
+            login_result: self.login_result.as_deref(),
+            state: self.state.as_deref(),
+            user_agent: self.user_agent.as_deref(),
+            role_name: self.identity.role_name.as_deref(),
+            user_name: self.identity.user_name.as_deref(),
+            invoked_by: self.identity.invoked_by.as_deref(),
+        }
+    }
+
+    /// True when the call failed (an `errorCode` is present).
+    pub fn failed(&self) -> bool {
+        self.error_code.is_some()
+    }
+}
+
+/// The fields a rule can test, borrowed from a decoded record before any allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Facts<'a> {
+    pub kind: EventKind,
+    pub source: &'a str,
+    pub name: &'a str,
+    pub error_code: Option<&'a str>,
+    pub identity_type: Option<&'a str>,
+    pub read_only: Option<bool>,
+    pub mfa_used: Option<&'a str>,
+    pub login_result: Option<&'a str>,
+    pub state: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    pub role_name: Option<&'a str>,
+    pub user_name: Option<&'a str>,
+    pub invoked_by: Option<&'a str>,
+}

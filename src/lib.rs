@@ -1,0 +1,11 @@
+//! trailwatch: CloudTrail changes across an organisation, explained in Slack.
+
+pub mod enrich;
+pub mod event;
+pub mod render;
+pub mod rules;
+pub mod severity;
+pub mod summary;
+pub mod window;
+
+pub use severity::Severity;

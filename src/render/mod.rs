@@ -1,0 +1,1 @@
+//! Rendering: Slack Block Kit, the HTML preview, and escaping of event text.

@@ -1,0 +1,1 @@
+//! The compact, redacted digest of a batch: what a model sees.

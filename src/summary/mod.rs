@@ -1,0 +1,80 @@
+//! Summaries: the Summarizer port, the digest a model sees, and offline templates.
+
+pub mod digest;
+pub mod offline;
+
+use std::future::Future;
+
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use crate::severity::Severity;
+use crate::window::Batch;
+
+/// Language of the reader-facing text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    #[default]
+    En,
+    Ko,
+}
+
+/// Reader settings: language and time zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Locale {
+    pub lang: Lang,
+    pub tz: Tz,
+}
+
+impl Default for Locale {
+    fn default() -> Self {
+        Self {
+            lang: Lang::En,
+            tz: Tz::UTC,
+        }
+    }
+}
+
+/// Who wrote the summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "by")]
+pub enum SummarySource {
+    /// Deterministic templates.
+    Offline,
+    /// The offline templates, after the model failed (`reason` says how).
+    Fallback { reason: String },
+    /// A model, with what it cost.
+    Model {
+        model_id: String,
+        prompt_version: String,
+        input_tokens: u64,
+        output_tokens: u64,
+    },
+}
+
+/// What a summarizer says about a batch. Never the event list: that comes from the batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// One line: what happened, at a glance.
+    pub headline: String,
+    /// Two to five sentences: who, what, when, where, what was affected.
+    pub body: String,
+    /// Short per-group remarks.
+    pub notes: Vec<String>,
+    /// Suggested severity; the final colour is `max(rule severity, this)`.
+    pub severity: Severity,
+    pub severity_reason: String,
+    pub source: SummarySource,
+}
+
+/// Port: turns a batch into reader-facing text.
+pub trait Summarizer {
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    fn summarize(
+        &self,
+        batch: &Batch,
+        locale: Locale,
+    ) -> impl Future<Output = Result<Summary, Self::Error>> + Send;
+}

@@ -1,0 +1,1 @@
+//! Deterministic English and Korean summaries.

@@ -1,0 +1,95 @@
+//! What a window flush hands to the summarizer and the renderer.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::enrich::Actor;
+use crate::event::{AccountId, Event};
+use crate::rules::Rule;
+use crate::severity::Severity;
+
+/// Why a batch exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchKind {
+    /// The window's digest, sent once the window is due.
+    Window,
+    /// Events that arrived after the window's digest was sent.
+    Late,
+    /// One event of an `immediate` rule, posted at once, alone.
+    Immediate,
+}
+
+/// Identifies one batch: the account, its window, and a sequence number (0 = the digest,
+/// 1.. = late follow-ups; immediate alerts carry the event id instead).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BatchId {
+    pub account: AccountId,
+    pub window_start: DateTime<Utc>,
+    pub seq: u32,
+    /// Set for immediate alerts.
+    pub event: Option<String>,
+}
+
+impl BatchId {
+    /// A stable text form, used in Slack metadata and audit keys.
+    pub fn key(&self) -> String {
+        let start = self.window_start.format("%Y%m%dT%H%MZ");
+        match &self.event {
+            Some(event) => format!("{}/{start}/immediate/{event}", self.account),
+            None => format!("{}/{start}/{}", self.account, self.seq),
+        }
+    }
+}
+
+/// A matched event with what enrichment said about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchEvent {
+    pub event: Event,
+    pub rule: Arc<Rule>,
+    pub actor: Actor,
+    /// True when an immediate alert already went out for this event.
+    pub already_alerted: bool,
+}
+
+impl BatchEvent {
+    pub fn severity(&self) -> Severity {
+        self.rule.severity
+    }
+}
+
+/// A set of events to summarise and post together.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    pub id: BatchId,
+    pub kind: BatchKind,
+    pub account_name: Option<String>,
+    pub window_end: DateTime<Utc>,
+    /// Ordered by event time, then id.
+    pub events: Vec<BatchEvent>,
+}
+
+impl Batch {
+    /// The worst rule severity in the batch (green when empty).
+    pub fn rule_severity(&self) -> Severity {
+        self.events
+            .iter()
+            .map(BatchEvent::severity)
+            .max()
+            .unwrap_or(Severity::Green)
+    }
+
+    /// "111111111111 (A계정)" or just the number.
+    pub fn account_label(&self) -> String {
+        match &self.account_name {
+            Some(name) => format!("{} ({name})", self.id.account),
+            None => self.id.account.to_string(),
+        }
+    }
+
+    pub fn is_late(&self) -> bool {
+        self.kind == BatchKind::Late
+    }
+}
