@@ -12,6 +12,8 @@ use crate::severity::Severity;
 pub struct Rule {
     pub id: String,
     pub title: String,
+    /// Korean title, when the pack gives one.
+    pub title_ko: Option<String>,
     pub severity: Severity,
     /// Post at once, alone, as well as in the window digest.
     pub immediate: bool,
