@@ -1,1 +1,232 @@
 //! Redaction: credentials and secret-looking values never leave the process.
+//!
+//! Two layers. By key: values under keys that name a secret (`password`, `sessionToken`,
+//! `secretAccessKey`, `privateKey`, ...) are never read into an [`Event`](crate::event::Event)
+//! and are replaced in quarantine excerpts. By shape: every string that does leave is scanned
+//! for known secret formats (AWS keys, Slack and GitHub tokens, JWTs, PEM keys, long
+//! high-entropy runs, `password=...` pairs).
+
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use regex::{Captures, Regex};
+use serde_json::Value;
+
+/// What replaces a secret.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// Key fragments (lower case, without `_`/`-`) that mark a value as secret.
+const SECRET_KEY_PARTS: &[&str] = &[
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "credential",
+    "privatekey",
+    "keymaterial",
+    "authorization",
+    "apikey",
+    "passphrase",
+    "signature",
+    "cookie",
+];
+
+/// True when a field of this name holds a secret (`sessionToken`, `newPassword`, `SecretString`).
+pub fn is_secret_key(key: &str) -> bool {
+    let folded: String = key
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    SECRET_KEY_PARTS.iter().any(|part| folded.contains(part))
+}
+
+/// `AKIAIOSFODNN7EXAMPLE` -> `AKIA…MPLE`: enough to recognise, not enough to use.
+pub fn shorten_access_key(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    if chars.len() <= 8 {
+        return "…".to_owned();
+    }
+    let head: String = chars[..4].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}…{tail}")
+}
+
+#[allow(clippy::unwrap_used)] // The patterns are constants, checked by the tests below.
+static PATTERNS: LazyLock<Vec<(Regex, Replace)>> = LazyLock::new(|| {
+    [
+        (
+            r"-----BEGIN[A-Z ]*PRIVATE KEY-----(?s:.*?)(-----END[A-Z ]*PRIVATE KEY-----|$)",
+            Replace::Whole,
+        ),
+        (
+            r#"(?i)((?:pass(?:word|wd)?|pwd|secret|token|api[_-]?key|passphrase)[A-Za-z_]*"?\s*[:=]\s*"?)([^"\s,;&}]+)"#,
+            Replace::AfterPrefix,
+        ),
+        (r"(?i)(bearer\s+)(\S+)", Replace::AfterPrefix),
+        (r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*", Replace::Whole),
+        (r"xox[abposre]-[A-Za-z0-9-]{8,}", Replace::Whole),
+        (r"https://hooks\.slack\.com/[A-Za-z0-9/_-]+", Replace::Whole),
+        (r"(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})", Replace::Whole),
+        (r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b", Replace::ShortenKey),
+        (r"[A-Za-z0-9+/]{32,}={0,2}", Replace::IfHighEntropy),
+    ]
+    .into_iter()
+    .map(|(pattern, replace)| (Regex::new(pattern).unwrap(), replace))
+    .collect()
+});
+
+#[derive(Debug, Clone, Copy)]
+enum Replace {
+    Whole,
+    AfterPrefix,
+    ShortenKey,
+    IfHighEntropy,
+}
+
+/// Mixed case with digits or `/`/`+` over a long run: a key or token, not a word or an id.
+fn looks_random(s: &str) -> bool {
+    let upper = s.chars().any(|c| c.is_ascii_uppercase());
+    let lower = s.chars().any(|c| c.is_ascii_lowercase());
+    let marked = s
+        .chars()
+        .any(|c| c.is_ascii_digit() || c == '/' || c == '+');
+    upper && lower && marked
+}
+
+/// Redact every known secret format in `text`. Borrowed when nothing was found.
+pub fn redact_text(text: &str) -> Cow<'_, str> {
+    let mut out = Cow::Borrowed(text);
+    for (regex, replace) in PATTERNS.iter() {
+        if !regex.is_match(&out) {
+            continue;
+        }
+        let replaced = regex.replace_all(&out, |caps: &Captures<'_>| match replace {
+            Replace::Whole => REDACTED.to_owned(),
+            Replace::AfterPrefix => format!("{}{REDACTED}", &caps[1]),
+            Replace::ShortenKey => shorten_access_key(&caps[0]),
+            Replace::IfHighEntropy if looks_random(&caps[0]) => REDACTED.to_owned(),
+            Replace::IfHighEntropy => caps[0].to_owned(),
+        });
+        out = Cow::Owned(replaced.into_owned());
+    }
+    out
+}
+
+/// Redact a JSON value in place: secret keys lose their values, strings are scanned.
+pub fn redact_json(value: &mut Value) {
+    match value {
+        Value::String(s) => {
+            if let Cow::Owned(redacted) = redact_text(s) {
+                *s = redacted;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact_json),
+        Value::Object(map) => {
+            for (key, item) in map.iter_mut() {
+                if is_secret_key(key) && !item.is_null() && !item.is_boolean() {
+                    *item = Value::String(REDACTED.to_owned());
+                } else {
+                    redact_json(item);
+                }
+            }
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+/// Cut to at most `max` characters on a char boundary, marking the cut.
+pub fn bounded(text: &str, max: usize) -> Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        None => Cow::Borrowed(text),
+        Some((cut, _)) => Cow::Owned(format!("{}…", &text[..cut])),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_keys_are_shortened() {
+        assert_eq!(shorten_access_key("AKIAIOSFODNN7EXAMPLE"), "AKIA…MPLE");
+        let text = redact_text("key AKIAIOSFODNN7EXAMPLE used");
+        assert_eq!(text, "key AKIA…MPLE used");
+    }
+
+    #[test]
+    fn known_formats_are_redacted() {
+        let cases = [
+            "xoxb-1234567890-abcdefghijkl",
+            "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.abcdefgh",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----",
+            "https://hooks.slack.com/services/T000/B000/XXXX",
+        ];
+        for secret in cases {
+            let input = format!("before {secret} after");
+            let out = redact_text(&input);
+            assert!(!out.contains(secret), "{secret} survived: {out}");
+            assert!(out.contains(REDACTED), "{out}");
+        }
+    }
+
+    #[test]
+    fn key_value_pairs_lose_their_value() {
+        let out = redact_text(r#"{"password": "Tr0ub4dor&3-planted", "user": "bob"}"#);
+        assert!(!out.contains("Tr0ub4dor"), "{out}");
+        assert!(out.contains("bob"));
+        let out = redact_text("Authorization: Bearer abc.def.ghi");
+        assert!(!out.contains("abc.def.ghi"), "{out}");
+    }
+
+    #[test]
+    fn ordinary_text_is_untouched() {
+        for text in [
+            "arn:aws:iam::111111111111:role/AWSReservedSSO_AdministratorAccess_0123456789abcdef",
+            "i-0123456789abcdef0",
+            "terraform-provider-aws/5.72.1",
+            "3f0c8a52-7c33-4c57-9e0d-0a4b0c1d2e3f",
+            "my-bucket-name",
+        ] {
+            assert!(matches!(redact_text(text), Cow::Borrowed(_)), "{text}");
+        }
+    }
+
+    #[test]
+    fn json_secret_keys_are_replaced() {
+        let mut value = serde_json::json!({
+            "credentials": {"sessionToken": "abc", "accessKeyId": "ASIAIOSFODNN7EXAMPLE"},
+            "userName": "alice",
+            "newPassword": "hunter2",
+        });
+        redact_json(&mut value);
+        let text = value.to_string();
+        assert!(!text.contains("abc\""), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("alice"));
+    }
+
+    #[test]
+    fn secret_keys_are_recognised() {
+        for key in [
+            "sessionToken",
+            "secretAccessKey",
+            "SecretString",
+            "new_password",
+            "keyMaterial",
+        ] {
+            assert!(is_secret_key(key), "{key}");
+        }
+        for key in ["userName", "bucketName", "accessKeyId", "instanceId"] {
+            assert!(!is_secret_key(key), "{key}");
+        }
+    }
+
+    #[test]
+    fn bounded_cuts_on_char_boundaries() {
+        assert_eq!(bounded("가나다라", 2), "가나…");
+        assert_eq!(bounded("abc", 3), "abc");
+    }
+}

@@ -1,8 +1,35 @@
 //! One decoder for every input shape.
+//!
+//! Accepted: EventBridge envelopes (API call, console sign-in, service event, EC2 state change),
+//! bare CloudTrail records, CloudTrail S3 log files (`{"Records": [...]}`, plain or gzipped),
+//! JSON Lines of any of these, Kinesis records as an EventBridge Pipe hands them over (a bare
+//! array of `{"data": <base64>, "partitionKey", ...}`) and as a Lambda event-source mapping does
+//! (`{"Records": [{"kinesis": {"data": ...}}]}`), and labelled corpus lines `{"event": {...}}`.
+//!
+//! Decoding is two-phase so the hot path stays cheap: [`Record`] borrows from the input and
+//! exposes the [`Facts`] rules match on; only a record worth keeping pays for
+//! [`Record::to_event`] (owned strings, resource extraction, redaction).
 
-use serde::Serialize;
+use std::borrow::Cow;
+use std::io::Read;
 
-use super::Event;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::{AccountId, Event, EventId, EventKind, Facts, Identity, Resource};
+use crate::enrich::redact::{bounded, is_secret_key, redact_json, redact_text};
+
+/// Longest quarantine excerpt kept, in characters.
+const EXCERPT_CHARS: usize = 1024;
+/// Nesting limit for containers inside containers (Kinesis data holding S3 files...).
+const MAX_DEPTH: usize = 4;
+/// Most resources kept per event, and longest resource name.
+const MAX_RESOURCES: usize = 24;
+const MAX_RESOURCE_CHARS: usize = 200;
+/// Longest free text (user agent, error message) kept.
+const MAX_TEXT_CHARS: usize = 400;
 
 /// A record that could not be decoded: kept, redacted and bounded, with its reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -11,14 +38,733 @@ pub struct Quarantined {
     pub excerpt: String,
 }
 
-/// One decoded record.
+/// One input record: decoded (borrowed) or quarantined.
 #[derive(Debug)]
-pub enum Decoded {
-    Event(Box<Event>),
+#[allow(clippy::large_enum_variant)] // Handed straight to the sink: boxing would allocate per record.
+pub enum Decoded<'a> {
+    Record(Record<'a>),
     Quarantined(Quarantined),
 }
 
-/// Decode a buffer of any supported shape.
-pub fn decode_bytes(input: &[u8], sink: &mut dyn FnMut(Decoded)) {
-    let _ = (input, sink);
+/// Decode a buffer of any supported shape, handing each record to `sink` in input order.
+pub fn decode_bytes(input: &[u8], sink: &mut dyn FnMut(Decoded<'_>)) {
+    decode_buffer(input, sink, 0);
+}
+
+fn decode_buffer(input: &[u8], sink: &mut dyn FnMut(Decoded<'_>), depth: usize) {
+    if input.starts_with(&[0x1f, 0x8b]) {
+        let mut inflated = Vec::new();
+        match flate2::read::MultiGzDecoder::new(input).read_to_end(&mut inflated) {
+            Ok(_) => decode_text(&inflated, sink, depth),
+            Err(err) => sink(quarantine(format!("gzip: {err}"), "")),
+        }
+    } else {
+        decode_text(input, sink, depth);
+    }
+}
+
+/// A whole JSON document or a stream of them; when that fails, line by line (JSON Lines with
+/// bad lines), so one broken line costs one record.
+fn decode_text(input: &[u8], sink: &mut dyn FnMut(Decoded<'_>), depth: usize) {
+    let stream: Result<Vec<&RawValue>, _> = serde_json::Deserializer::from_slice(input)
+        .into_iter::<&RawValue>()
+        .collect();
+    match stream {
+        Ok(values) => {
+            for value in values {
+                decode_value(value, sink, depth);
+            }
+        }
+        Err(_) => {
+            for line in input.split(|b| *b == b'\n') {
+                let line = line.trim_ascii();
+                if line.is_empty() {
+                    continue;
+                }
+                match serde_json::from_slice::<&RawValue>(line) {
+                    Ok(value) => decode_value(value, sink, depth),
+                    Err(err) => sink(quarantine(
+                        format!("invalid JSON: {err}"),
+                        &String::from_utf8_lossy(line),
+                    )),
+                }
+            }
+        }
+    }
+}
+
+fn decode_value(raw: &RawValue, sink: &mut dyn FnMut(Decoded<'_>), depth: usize) {
+    let text = raw.get();
+    if depth > MAX_DEPTH {
+        sink(quarantine("nested too deeply", text));
+        return;
+    }
+    match text.as_bytes().first() {
+        Some(b'[') => match serde_json::from_str::<Vec<&RawValue>>(text) {
+            Ok(items) if !items.is_empty() && items.iter().all(|i| i.get().starts_with('{')) => {
+                for item in items {
+                    decode_value(item, sink, depth + 1);
+                }
+            }
+            Ok(_) => sink(quarantine("array without records", text)),
+            Err(err) => sink(quarantine(format!("invalid JSON array: {err}"), text)),
+        },
+        Some(b'{') => match serde_json::from_str::<Probe<'_>>(text) {
+            Ok(probe) => decode_object(probe, text, sink, depth),
+            Err(err) => sink(quarantine(format!("not a CloudTrail record: {err}"), text)),
+        },
+        _ => sink(quarantine("not a JSON object", text)),
+    }
+}
+
+fn decode_object(probe: Probe<'_>, text: &str, sink: &mut dyn FnMut(Decoded<'_>), depth: usize) {
+    if let Some(records) = &probe.records {
+        for record in records {
+            decode_value(record, sink, depth + 1);
+        }
+    } else if let Some(kinesis) = &probe.kinesis {
+        decode_base64(kinesis.data.as_deref(), text, sink, depth);
+    } else if probe.partition_key.is_some() && probe.data.is_some() {
+        decode_base64(probe.data.as_deref(), text, sink, depth);
+    } else if let (Some(event), None) = (probe.event, &probe.event_name) {
+        decode_value(event, sink, depth + 1);
+    } else if let Some(detail_type) = probe.detail_type.as_deref() {
+        sink(decode_envelope(&probe, detail_type, text));
+    } else if probe.event_name.is_some() {
+        sink(match Record::new(probe, None) {
+            Ok(record) => Decoded::Record(record),
+            Err(reason) => quarantine(reason, text),
+        });
+    } else {
+        sink(quarantine("not a CloudTrail record or envelope", text));
+    }
+}
+
+fn decode_base64(data: Option<&str>, text: &str, sink: &mut dyn FnMut(Decoded<'_>), depth: usize) {
+    let Some(data) = data else {
+        sink(quarantine("Kinesis record without data", text));
+        return;
+    };
+    match base64::engine::general_purpose::STANDARD.decode(data) {
+        Ok(bytes) if serde_json::from_slice::<&RawValue>(bytes.trim_ascii()).is_ok() => {
+            decode_buffer(&bytes, sink, depth + 1);
+        }
+        Ok(bytes) if bytes.starts_with(&[0x1f, 0x8b]) => decode_buffer(&bytes, sink, depth + 1),
+        Ok(bytes) => sink(quarantine(
+            "Kinesis data is not JSON",
+            &String::from_utf8_lossy(&bytes),
+        )),
+        Err(err) => sink(quarantine(
+            format!("Kinesis data is not base64: {err}"),
+            text,
+        )),
+    }
+}
+
+fn decode_envelope<'a>(envelope: &Probe<'a>, detail_type: &str, text: &'a str) -> Decoded<'a> {
+    let Some(kind) = EventKind::from_detail_type(detail_type) else {
+        return quarantine(format!("unsupported detail-type {detail_type:?}"), text);
+    };
+    let Some(detail) = envelope.detail else {
+        return quarantine("envelope without detail", text);
+    };
+    let decoded = if kind == EventKind::StateChange {
+        Record::state_change(envelope, detail)
+    } else {
+        serde_json::from_str::<Probe<'a>>(detail.get())
+            .map_err(|err| format!("detail is not a CloudTrail record: {err}"))
+            .and_then(|record| Record::new(record, Some((envelope, kind))))
+    };
+    match decoded {
+        Ok(record) => Decoded::Record(record),
+        Err(reason) => quarantine(reason, text),
+    }
+}
+
+fn quarantine(reason: impl AsRef<str>, raw: &str) -> Decoded<'static> {
+    let excerpt = match serde_json::from_str::<serde_json::Value>(raw) {
+        Ok(mut value) => {
+            redact_json(&mut value);
+            value.to_string()
+        }
+        Err(_) => redact_text(raw).into_owned(),
+    };
+    Decoded::Quarantined(Quarantined {
+        reason: bounded(&redact_text(reason.as_ref()), 300).into_owned(),
+        excerpt: bounded(&excerpt, EXCERPT_CHARS).into_owned(),
+    })
+}
+
+type Str<'a> = Option<Cow<'a, str>>;
+
+/// Every shape's top-level fields at once: envelopes, containers and CloudTrail records.
+/// Unknown fields are skipped without being built.
+#[derive(Debug, Deserialize)]
+struct Probe<'a> {
+    #[serde(rename = "Records", borrow)]
+    records: Option<Vec<&'a RawValue>>,
+    #[serde(borrow)]
+    kinesis: Option<KinesisProbe<'a>>,
+    #[serde(borrow)]
+    data: Str<'a>,
+    #[serde(rename = "partitionKey", borrow)]
+    partition_key: Str<'a>,
+    #[serde(borrow)]
+    event: Option<&'a RawValue>,
+    // EventBridge envelope
+    #[serde(rename = "detail-type", borrow)]
+    detail_type: Str<'a>,
+    #[serde(borrow)]
+    detail: Option<&'a RawValue>,
+    #[serde(borrow)]
+    id: Str<'a>,
+    #[serde(borrow)]
+    account: Str<'a>,
+    #[serde(borrow)]
+    time: Str<'a>,
+    #[serde(borrow)]
+    region: Str<'a>,
+    // CloudTrail record
+    #[serde(rename = "eventID", borrow)]
+    event_id: Str<'a>,
+    #[serde(rename = "eventTime", borrow)]
+    event_time: Str<'a>,
+    #[serde(rename = "eventSource", borrow)]
+    event_source: Str<'a>,
+    #[serde(rename = "eventName", borrow)]
+    event_name: Str<'a>,
+    #[serde(rename = "eventType", borrow)]
+    event_type: Str<'a>,
+    #[serde(rename = "awsRegion", borrow)]
+    aws_region: Str<'a>,
+    #[serde(rename = "sourceIPAddress", borrow)]
+    source_ip: Str<'a>,
+    #[serde(rename = "userAgent", borrow)]
+    user_agent: Str<'a>,
+    #[serde(rename = "errorCode", borrow)]
+    error_code: Str<'a>,
+    #[serde(rename = "errorMessage", borrow)]
+    error_message: Str<'a>,
+    #[serde(rename = "readOnly")]
+    read_only: Option<bool>,
+    #[serde(rename = "recipientAccountId", borrow)]
+    recipient_account: Str<'a>,
+    #[serde(rename = "userIdentity", borrow)]
+    user_identity: Option<IdentityProbe<'a>>,
+    #[serde(rename = "requestParameters", borrow)]
+    request: Option<&'a RawValue>,
+    #[serde(rename = "responseElements", borrow)]
+    response: Option<&'a RawValue>,
+    #[serde(rename = "additionalEventData", borrow)]
+    additional: Option<&'a RawValue>,
+    #[serde(borrow)]
+    resources: Option<&'a RawValue>,
+}
+
+#[derive(Debug, Deserialize)]
+struct KinesisProbe<'a> {
+    #[serde(borrow)]
+    data: Str<'a>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct IdentityProbe<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Str<'a>,
+    #[serde(borrow)]
+    arn: Str<'a>,
+    #[serde(rename = "accountId", borrow)]
+    account_id: Str<'a>,
+    #[serde(rename = "userName", borrow)]
+    user_name: Str<'a>,
+    #[serde(rename = "principalId", borrow)]
+    principal_id: Str<'a>,
+    #[serde(rename = "invokedBy", borrow)]
+    invoked_by: Str<'a>,
+    #[serde(rename = "accessKeyId", borrow)]
+    access_key_id: Str<'a>,
+    #[serde(rename = "sessionContext", borrow)]
+    session: Option<SessionProbe<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct SessionProbe<'a> {
+    #[serde(rename = "sessionIssuer", borrow)]
+    issuer: Option<IssuerProbe<'a>>,
+    #[serde(borrow)]
+    attributes: Option<AttributesProbe<'a>>,
+    #[serde(rename = "sourceIdentity", borrow)]
+    source_identity: Str<'a>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct IssuerProbe<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Str<'a>,
+    #[serde(rename = "userName", borrow)]
+    user_name: Str<'a>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct AttributesProbe<'a> {
+    #[serde(rename = "mfaAuthenticated", borrow)]
+    mfa_authenticated: Str<'a>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct AdditionalProbe<'a> {
+    #[serde(rename = "MFAUsed", borrow)]
+    mfa_used: Str<'a>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ConsoleResponseProbe<'a> {
+    #[serde(rename = "ConsoleLogin", borrow)]
+    console_login: Str<'a>,
+}
+
+#[derive(Debug, Deserialize)]
+struct StateChangeDetail<'a> {
+    #[serde(rename = "instance-id", borrow)]
+    instance_id: Str<'a>,
+    #[serde(borrow)]
+    state: Str<'a>,
+}
+
+/// A decoded record, borrowing from the input: rules see its [`Facts`] before anything is
+/// allocated; [`Record::to_event`] builds the owned, redacted [`Event`].
+#[derive(Debug)]
+pub struct Record<'a> {
+    id: Cow<'a, str>,
+    account: Cow<'a, str>,
+    time: DateTime<Utc>,
+    region: Cow<'a, str>,
+    kind: EventKind,
+    source: Cow<'a, str>,
+    name: Cow<'a, str>,
+    identity: IdentityProbe<'a>,
+    user_agent: Str<'a>,
+    source_ip: Str<'a>,
+    error_code: Str<'a>,
+    error_message: Str<'a>,
+    read_only: Option<bool>,
+    mfa_used: Str<'a>,
+    login_result: Str<'a>,
+    state: Str<'a>,
+    request: Option<&'a RawValue>,
+    response: Option<&'a RawValue>,
+    resources: Option<&'a RawValue>,
+    envelope_resources: Vec<String>,
+}
+
+fn parse_time(text: Option<&str>, field: &str) -> Result<DateTime<Utc>, String> {
+    let text = text.ok_or_else(|| format!("missing {field}"))?;
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|err| format!("{field} {:?} is not a time: {err}", bounded(text, 40)))
+}
+
+fn required<'a>(value: Str<'a>, field: &str) -> Result<Cow<'a, str>, String> {
+    match value {
+        Some(v) if !v.is_empty() => Ok(v),
+        _ => Err(format!("missing {field}")),
+    }
+}
+
+impl<'a> Record<'a> {
+    fn new(probe: Probe<'a>, envelope: Option<(&Probe<'a>, EventKind)>) -> Result<Self, String> {
+        let kind = envelope.map_or_else(
+            || EventKind::from_event_type(probe.event_type.as_deref()),
+            |(_, kind)| kind,
+        );
+        let id = probe
+            .event_id
+            .or_else(|| envelope.and_then(|(e, _)| e.id.clone()));
+        let account = probe
+            .recipient_account
+            .or_else(|| envelope.and_then(|(e, _)| e.account.clone()));
+        let region = probe
+            .aws_region
+            .or_else(|| envelope.and_then(|(e, _)| e.region.clone()));
+        let mfa_used = probe
+            .additional
+            .and_then(|raw| serde_json::from_str::<AdditionalProbe<'a>>(raw.get()).ok())
+            .and_then(|a| a.mfa_used);
+        let login_result = match kind {
+            EventKind::ConsoleSignIn => probe
+                .response
+                .and_then(|raw| serde_json::from_str::<ConsoleResponseProbe<'a>>(raw.get()).ok())
+                .and_then(|r| r.console_login),
+            _ => None,
+        };
+        Ok(Self {
+            id: required(id, "eventID")?,
+            account: required(account, "recipientAccountId")?,
+            time: parse_time(probe.event_time.as_deref(), "eventTime")?,
+            region: required(region, "awsRegion")?,
+            kind,
+            source: required(probe.event_source, "eventSource")?,
+            name: required(probe.event_name, "eventName")?,
+            identity: probe.user_identity.unwrap_or_default(),
+            user_agent: probe.user_agent,
+            source_ip: probe.source_ip,
+            error_code: probe.error_code,
+            error_message: probe.error_message,
+            read_only: probe.read_only,
+            mfa_used,
+            login_result,
+            state: None,
+            request: probe.request,
+            response: probe.response,
+            resources: probe.resources,
+            envelope_resources: Vec::new(),
+        })
+    }
+
+    fn state_change(envelope: &Probe<'a>, detail: &'a RawValue) -> Result<Self, String> {
+        let detail: StateChangeDetail<'a> = serde_json::from_str(detail.get())
+            .map_err(|err| format!("state-change detail: {err}"))?;
+        let envelope_resources = detail.instance_id.iter().map(ToString::to_string).collect();
+        Ok(Self {
+            id: required(envelope.id.clone(), "id")?,
+            account: required(envelope.account.clone(), "account")?,
+            time: parse_time(envelope.time.as_deref(), "time")?,
+            region: required(envelope.region.clone(), "region")?,
+            kind: EventKind::StateChange,
+            source: Cow::Borrowed("ec2.amazonaws.com"),
+            name: Cow::Borrowed("InstanceStateChange"),
+            identity: IdentityProbe {
+                kind: Some(Cow::Borrowed("AWSService")),
+                invoked_by: Some(Cow::Borrowed("ec2.amazonaws.com")),
+                ..IdentityProbe::default()
+            },
+            user_agent: None,
+            source_ip: None,
+            error_code: None,
+            error_message: None,
+            read_only: Some(false),
+            mfa_used: None,
+            login_result: None,
+            state: Some(required(detail.state, "detail.state")?),
+            request: None,
+            response: None,
+            resources: None,
+            envelope_resources,
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn time(&self) -> DateTime<Utc> {
+        self.time
+    }
+
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+
+    /// What rules match on, borrowed.
+    pub fn facts(&self) -> Facts<'_> {
+        let role_name = self
+            .identity
+            .session
+            .as_ref()
+            .and_then(|s| s.issuer.as_ref())
+            .and_then(|i| i.user_name.as_deref());
+        Facts {
+            kind: self.kind,
+            source: &self.source,
+            name: &self.name,
+            error_code: self.error_code.as_deref(),
+            identity_type: self.identity.kind.as_deref(),
+            read_only: self.read_only,
+            mfa_used: self.mfa_used.as_deref(),
+            login_result: self.login_result.as_deref(),
+            state: self.state.as_deref(),
+            user_agent: self.user_agent.as_deref(),
+            role_name,
+            user_name: self.identity.user_name.as_deref(),
+            invoked_by: self.identity.invoked_by.as_deref(),
+        }
+    }
+
+    /// The owned, redacted event, with the resources it touched.
+    pub fn to_event(&self) -> Event {
+        Event {
+            id: EventId::new(clean(&self.id, MAX_RESOURCE_CHARS)),
+            account: AccountId::new(clean(&self.account, 40)),
+            time: self.time,
+            region: clean(&self.region, 40),
+            kind: self.kind,
+            source: clean(&self.source, 100),
+            name: clean(&self.name, 100),
+            identity: self.owned_identity(),
+            user_agent: clean_opt(self.user_agent.as_deref(), MAX_TEXT_CHARS),
+            source_ip: clean_opt(self.source_ip.as_deref(), 100),
+            error_code: clean_opt(self.error_code.as_deref(), 100),
+            error_message: clean_opt(self.error_message.as_deref(), MAX_TEXT_CHARS),
+            read_only: self.read_only,
+            mfa_used: clean_opt(self.mfa_used.as_deref(), 20),
+            login_result: clean_opt(self.login_result.as_deref(), 20),
+            state: clean_opt(self.state.as_deref(), 40),
+            resources: self.extract_resources(),
+        }
+    }
+
+    fn owned_identity(&self) -> Identity {
+        let id = &self.identity;
+        let session = id.session.as_ref();
+        let issuer = session.and_then(|s| s.issuer.as_ref());
+        let role_name = issuer
+            .filter(|i| i.kind.as_deref() != Some("IAMUser"))
+            .and_then(|i| i.user_name.as_deref());
+        Identity {
+            kind: clean_opt(id.kind.as_deref(), 40),
+            arn: clean_opt(id.arn.as_deref(), MAX_RESOURCE_CHARS),
+            account_id: clean_opt(id.account_id.as_deref(), 40),
+            user_name: clean_opt(id.user_name.as_deref(), MAX_RESOURCE_CHARS),
+            principal_id: clean_opt(id.principal_id.as_deref(), MAX_RESOURCE_CHARS),
+            invoked_by: clean_opt(id.invoked_by.as_deref(), 100),
+            access_key_id: id
+                .access_key_id
+                .as_deref()
+                .map(crate::enrich::redact::shorten_access_key),
+            role_name: clean_opt(role_name, MAX_RESOURCE_CHARS),
+            mfa_authenticated: session
+                .and_then(|s| s.attributes.as_ref())
+                .and_then(|a| a.mfa_authenticated.as_deref())
+                .map(|v| v.eq_ignore_ascii_case("true")),
+            source_identity: clean_opt(
+                session.and_then(|s| s.source_identity.as_deref()),
+                MAX_RESOURCE_CHARS,
+            ),
+        }
+    }
+
+    fn extract_resources(&self) -> Vec<Resource> {
+        let mut found = Vec::new();
+        for name in &self.envelope_resources {
+            push_resource(&mut found, "instanceId", name);
+        }
+        for raw in [self.request, self.response].into_iter().flatten() {
+            if let Ok(value) = serde_json::from_str::<serde_json::Value>(raw.get()) {
+                collect_identifiers(&value, "", 0, &mut found);
+            }
+        }
+        if let Some(raw) = self.resources
+            && let Ok(list) = serde_json::from_str::<Vec<ArnResource<'_>>>(raw.get())
+        {
+            for resource in list {
+                if let Some(arn) = resource.arn.as_deref() {
+                    let kind = resource.kind.as_deref().unwrap_or("ARN");
+                    push_resource(&mut found, kind, arn);
+                }
+            }
+        }
+        found
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ArnResource<'a> {
+    #[serde(rename = "ARN", borrow)]
+    arn: Str<'a>,
+    #[serde(rename = "type", borrow)]
+    kind: Str<'a>,
+}
+
+fn clean(text: &str, max: usize) -> String {
+    bounded(&redact_text(text), max).into_owned()
+}
+
+fn clean_opt(text: Option<&str>, max: usize) -> Option<String> {
+    text.map(|t| clean(t, max))
+}
+
+/// Keys whose string values name what an event touched.
+fn is_identifier_key(key: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "name",
+        "arn",
+        "bucket",
+        "key",
+        "path",
+        "cidrIp",
+        "cidrBlock",
+    ];
+    !is_secret_key(key)
+        && (EXACT.contains(&key)
+            || key.ends_with("Name")
+            || key.ends_with("Id")
+            || key.ends_with("Arn")
+            || key.ends_with("ARN"))
+        && !matches!(
+            key,
+            "requestId" | "imageId" | "ownerId" | "reservationId" | "clientToken"
+        )
+}
+
+fn push_resource(found: &mut Vec<Resource>, kind: &str, name: &str) {
+    if found.len() >= MAX_RESOURCES || name.is_empty() {
+        return;
+    }
+    let name = clean(name, MAX_RESOURCE_CHARS);
+    if !found.iter().any(|r| r.name == name) {
+        found.push(Resource {
+            kind: clean(kind, 60),
+            name,
+        });
+    }
+}
+
+fn collect_identifiers(
+    value: &serde_json::Value,
+    key: &str,
+    depth: usize,
+    found: &mut Vec<Resource>,
+) {
+    use serde_json::Value;
+    if depth > 5 || found.len() >= MAX_RESOURCES || is_secret_key(key) {
+        return;
+    }
+    match value {
+        Value::String(s) if is_identifier_key(key) => push_resource(found, key, s),
+        Value::Array(items) => {
+            for item in items {
+                collect_identifiers(item, key, depth + 1, found);
+            }
+        }
+        Value::Object(map) => {
+            for (child_key, child) in map {
+                collect_identifiers(child, child_key, depth + 1, found);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(input: &[u8]) -> (Vec<Event>, Vec<Quarantined>) {
+        let mut events = Vec::new();
+        let mut quarantined = Vec::new();
+        decode_bytes(input, &mut |decoded| match decoded {
+            Decoded::Record(record) => events.push(record.to_event()),
+            Decoded::Quarantined(q) => quarantined.push(q),
+        });
+        (events, quarantined)
+    }
+
+    const RECORD: &str = r#"{"eventVersion":"1.09","eventID":"e-1","eventTime":"2026-11-02T03:01:07Z",
+        "eventSource":"iam.amazonaws.com","eventName":"CreateUser","awsRegion":"us-east-1",
+        "recipientAccountId":"111111111111","eventType":"AwsApiCall","readOnly":false,
+        "userIdentity":{"type":"AssumedRole","accessKeyId":"ASIAIOSFODNN7EXAMPLE",
+          "sessionContext":{"sessionIssuer":{"type":"Role","userName":"admin"},
+          "attributes":{"mfaAuthenticated":"true"}}},
+        "requestParameters":{"userName":"alice","password":"hunter2-planted"},
+        "responseElements":{"credentials":{"sessionToken":"FwoGZXIvYXdzEJr-planted"}}}"#;
+
+    #[test]
+    fn bare_record() {
+        let (events, quarantined) = decode_all(RECORD.as_bytes());
+        assert!(quarantined.is_empty());
+        let event = &events[0];
+        assert_eq!(event.id.as_str(), "e-1");
+        assert_eq!(event.account.as_str(), "111111111111");
+        assert_eq!(event.kind, EventKind::ApiCall);
+        assert_eq!(event.identity.role_name.as_deref(), Some("admin"));
+        assert_eq!(event.identity.access_key_id.as_deref(), Some("ASIA…MPLE"));
+        assert_eq!(event.identity.mfa_authenticated, Some(true));
+        assert_eq!(event.resources.len(), 1);
+        assert_eq!(event.resources[0].name, "alice");
+        let text = serde_json::to_string(event).unwrap_or_default();
+        assert!(!text.contains("planted"), "{text}");
+    }
+
+    #[test]
+    fn envelope_s3_file_jsonl_and_gzip() {
+        let envelope = format!(
+            r#"{{"version":"0","id":"env-1","detail-type":"AWS API Call via CloudTrail","source":"aws.iam","account":"111111111111","time":"2026-11-02T03:01:07Z","region":"us-east-1","resources":[],"detail":{RECORD}}}"#
+        )
+        .replace('\n', " ");
+        let s3 = format!(r#"{{"Records":[{RECORD},{RECORD}]}}"#);
+        let jsonl = format!("{envelope}\n{}\n", RECORD.replace('\n', " "));
+        for (input, count) in [
+            (envelope.clone(), 1),
+            (s3.clone(), 2),
+            (jsonl, 2),
+            (format!("[{envelope}]"), 1),
+        ] {
+            let (events, quarantined) = decode_all(input.as_bytes());
+            assert_eq!((events.len(), quarantined.len()), (count, 0), "{input}");
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, s3.as_bytes()).unwrap_or_default();
+        let (events, _) = decode_all(&gz.finish().unwrap_or_default());
+        assert_eq!(events.len(), 2);
+    }
+
+    #[test]
+    fn kinesis_shapes() {
+        let envelope = format!(
+            r#"{{"version":"0","id":"env-1","detail-type":"AWS API Call via CloudTrail","source":"aws.iam","account":"111111111111","time":"2026-11-02T03:01:07Z","region":"us-east-1","detail":{RECORD}}}"#
+        );
+        let data = base64::engine::general_purpose::STANDARD.encode(envelope);
+        let pipe = format!(
+            r#"[{{"eventSource":"aws:kinesis","eventID":"shardId-0:1","data":"{data}","partitionKey":"111111111111"}},{{"eventID":"shardId-0:2","data":"!!!","partitionKey":"1"}}]"#
+        );
+        let (events, quarantined) = decode_all(pipe.as_bytes());
+        assert_eq!((events.len(), quarantined.len()), (1, 1));
+        let esm = format!(
+            r#"{{"Records":[{{"kinesis":{{"data":"{data}","partitionKey":"1","sequenceNumber":"1"}},"eventSource":"aws:kinesis"}}]}}"#
+        );
+        let (events, quarantined) = decode_all(esm.as_bytes());
+        assert_eq!((events.len(), quarantined.len()), (1, 0));
+    }
+
+    #[test]
+    fn state_change_and_console_sign_in() {
+        let input = r#"{"id":"sc-1","detail-type":"EC2 Instance State-change Notification","source":"aws.ec2","account":"111111111111","time":"2026-11-02T03:01:07Z","region":"ap-northeast-2","resources":["arn:aws:ec2:ap-northeast-2:111111111111:instance/i-0abc"],"detail":{"instance-id":"i-0abc","state":"terminated"}}
+{"id":"si-1","detail-type":"AWS Console Sign In via CloudTrail","source":"aws.signin","account":"111111111111","time":"2026-11-02T03:01:07Z","region":"us-east-1","detail":{"eventID":"si-1","eventTime":"2026-11-02T03:01:07Z","eventSource":"signin.amazonaws.com","eventName":"ConsoleLogin","awsRegion":"us-east-1","recipientAccountId":"111111111111","userIdentity":{"type":"Root"},"additionalEventData":{"MFAUsed":"No"},"responseElements":{"ConsoleLogin":"Success"}}}"#;
+        let (events, quarantined) = decode_all(input.as_bytes());
+        assert!(quarantined.is_empty(), "{quarantined:?}");
+        assert_eq!(events[0].state.as_deref(), Some("terminated"));
+        assert_eq!(events[0].resources[0].name, "i-0abc");
+        assert_eq!(events[1].kind, EventKind::ConsoleSignIn);
+        assert_eq!(events[1].mfa_used.as_deref(), Some("No"));
+        assert_eq!(events[1].login_result.as_deref(), Some("Success"));
+    }
+
+    #[test]
+    fn bad_lines_are_quarantined_one_each_and_redacted() {
+        let input = format!(
+            "{}\n{{\"broken\": \n plain text\n{{}}\n[1,2]\n{{\"eventName\":\"X\",\"password\":\"Tr0ub4dor&3-planted\"}}\n{}\n",
+            RECORD.replace('\n', " "),
+            RECORD.replace('\n', " ").replace("e-1", "e-2")
+        );
+        let (events, quarantined) = decode_all(input.as_bytes());
+        assert_eq!(events.len(), 2);
+        assert_eq!(quarantined.len(), 5, "{quarantined:#?}");
+        for q in &quarantined {
+            assert!(!q.excerpt.contains("Tr0ub4dor"), "{q:?}");
+            assert!(!q.reason.is_empty());
+        }
+    }
+
+    #[test]
+    fn missing_fields_name_the_field() {
+        let input = RECORD.replace("\"eventTime\":\"2026-11-02T03:01:07Z\",", "");
+        let (_, quarantined) = decode_all(input.as_bytes());
+        assert_eq!(quarantined[0].reason, "missing eventTime");
+        let input = RECORD.replace("2026-11-02T03:01:07Z", "yesterday");
+        let (_, quarantined) = decode_all(input.as_bytes());
+        assert!(
+            quarantined[0].reason.starts_with("eventTime"),
+            "{quarantined:?}"
+        );
+    }
 }
