@@ -3,6 +3,9 @@
 pub mod digest;
 pub mod offline;
 
+pub use digest::{Digest, digest};
+pub use offline::{OfflineSummarizer, offline_summary};
+
 use std::future::Future;
 
 use chrono_tz::Tz;

@@ -1,1 +1,1406 @@
 //! Deterministic English and Korean summaries.
+//!
+//! The text names the performers and the main groups of events, bounded to a few groups: the
+//! full event list is rendered from the batch elsewhere. Event-derived strings are used as
+//! they are (the renderer escapes them); actor names never carry access keys.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use super::{Lang, Locale, Summarizer, Summary, SummarySource};
+use crate::enrich::{Actor, ActorKind, Via};
+use crate::event::EventKind;
+use crate::rules::Rule;
+use crate::severity::Severity;
+use crate::window::{Batch, BatchEvent, BatchKind};
+
+/// At most this many (actor, event name) groups are named in the body.
+pub const NAMED_GROUPS: usize = 6;
+/// At most this many resource names in one sentence.
+const NAMED_RESOURCES: usize = 3;
+/// At most this many regions named.
+const NAMED_REGIONS: usize = 3;
+
+/// The summarizer that never fails: templates only.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OfflineSummarizer;
+
+impl Summarizer for OfflineSummarizer {
+    type Error = Infallible;
+
+    fn summarize(
+        &self,
+        batch: &Batch,
+        locale: Locale,
+    ) -> impl Future<Output = Result<Summary, Self::Error>> + Send {
+        std::future::ready(Ok(offline_summary(batch, locale)))
+    }
+}
+
+/// Summarise `batch` with templates, in the locale's language and time zone.
+pub fn offline_summary(batch: &Batch, locale: Locale) -> Summary {
+    let text = Text {
+        lang: locale.lang,
+        tz: locale.tz,
+    };
+    let actors = group_by_actor(batch);
+    let lead = lead_rule(batch);
+    Summary {
+        headline: text.headline(batch, lead.as_ref()),
+        body: text.body(batch, &actors),
+        notes: text.notes(&actors),
+        severity: batch.rule_severity(),
+        severity_reason: text.severity_reason(lead.as_ref()),
+        source: SummarySource::Offline,
+    }
+}
+
+/// Events of one event name by one actor.
+struct NameGroup<'a> {
+    name: &'a str,
+    events: Vec<&'a BatchEvent>,
+    severity: Severity,
+}
+
+struct ActorGroup<'a> {
+    actor: &'a Actor,
+    groups: Vec<NameGroup<'a>>,
+    severity: Severity,
+    count: usize,
+}
+
+fn max_severity(events: &[&BatchEvent]) -> Severity {
+    events
+        .iter()
+        .map(|e| e.severity())
+        .max()
+        .unwrap_or(Severity::Green)
+}
+
+/// Actors worst first (severity, then event count), each with its event names in that order.
+fn group_by_actor(batch: &Batch) -> Vec<ActorGroup<'_>> {
+    let mut by_actor: BTreeMap<&Actor, BTreeMap<&str, Vec<&BatchEvent>>> = BTreeMap::new();
+    for item in &batch.events {
+        by_actor
+            .entry(&item.actor)
+            .or_default()
+            .entry(item.event.name.as_str())
+            .or_default()
+            .push(item);
+    }
+    let mut actors: Vec<ActorGroup<'_>> = by_actor
+        .into_iter()
+        .map(|(actor, names)| {
+            let mut groups: Vec<NameGroup<'_>> = names
+                .into_iter()
+                .map(|(name, mut events)| {
+                    events.sort_by(|a, b| {
+                        (a.event.time, &a.event.id).cmp(&(b.event.time, &b.event.id))
+                    });
+                    let severity = max_severity(&events);
+                    NameGroup {
+                        name,
+                        events,
+                        severity,
+                    }
+                })
+                .collect();
+            groups.sort_by(|a, b| {
+                b.severity
+                    .cmp(&a.severity)
+                    .then(b.events.len().cmp(&a.events.len()))
+            });
+            let severity = groups
+                .iter()
+                .map(|g| g.severity)
+                .max()
+                .unwrap_or(Severity::Green);
+            let count = groups.iter().map(|g| g.events.len()).sum();
+            ActorGroup {
+                actor,
+                groups,
+                severity,
+                count,
+            }
+        })
+        .collect();
+    actors.sort_by(|a, b| b.severity.cmp(&a.severity).then(b.count.cmp(&a.count)));
+    actors
+}
+
+/// The rule that leads the headline: worst severity, then most events, then id.
+struct Lead<'a> {
+    rule: &'a Rule,
+    count: usize,
+    others: usize,
+}
+
+fn lead_rule(batch: &Batch) -> Option<Lead<'_>> {
+    let mut counts: BTreeMap<&str, (&Rule, usize)> = BTreeMap::new();
+    for item in &batch.events {
+        counts
+            .entry(item.rule.id.as_str())
+            .or_insert((&*item.rule, 0))
+            .1 += 1;
+    }
+    let (rule, count) = counts.into_values().min_by(|(ra, na), (rb, nb)| {
+        rb.severity
+            .cmp(&ra.severity)
+            .then(nb.cmp(na))
+            .then(ra.id.cmp(&rb.id))
+    })?;
+    Some(Lead {
+        rule,
+        count,
+        others: batch.events.len() - count,
+    })
+}
+
+/// Korean verbal nouns that read as "<object> <noun>" and conjugate with `했습니다`.
+const KO_VERBS: [&str; 22] = [
+    "생성",
+    "삭제",
+    "변경",
+    "수정",
+    "추가",
+    "제거",
+    "연결",
+    "분리",
+    "시작",
+    "중지",
+    "재부팅",
+    "종료",
+    "업데이트",
+    "활성화",
+    "비활성화",
+    "부여",
+    "회수",
+    "해제",
+    "등록",
+    "공개",
+    "비공개",
+    "설정",
+];
+
+/// "IAM 사용자 생성" -> ("IAM 사용자", "생성").
+fn split_ko_title(title: &str) -> Option<(&str, &str)> {
+    let (object, verb) = title.trim().rsplit_once(' ')?;
+    KO_VERBS.contains(&verb).then_some((object.trim(), verb))
+}
+
+/// True when the last syllable has a final consonant, so the particle is 이/을/으로.
+/// Latin words are read as Koreans pronounce them: a final m, n, l or ng is a consonant.
+fn has_final_consonant(word: &str) -> bool {
+    let Some(last) = word.trim_end().chars().last() else {
+        return false;
+    };
+    let code = u32::from(last);
+    if (0xAC00..=0xD7A3).contains(&code) {
+        return (code - 0xAC00) % 28 != 0;
+    }
+    matches!(last.to_ascii_lowercase(), 'm' | 'n' | 'l' | 'g')
+}
+
+fn distinct_resources(events: &[&BatchEvent]) -> (Vec<String>, usize) {
+    let mut seen = BTreeSet::new();
+    let mut names = Vec::new();
+    for item in events {
+        for resource in &item.event.resources {
+            if seen.insert(resource.name.as_str()) {
+                names.push(resource.name.as_str());
+            }
+        }
+    }
+    let more = names.len().saturating_sub(NAMED_RESOURCES);
+    let shown = names
+        .into_iter()
+        .take(NAMED_RESOURCES)
+        .map(|n| format!("`{n}`"))
+        .collect();
+    (shown, more)
+}
+
+/// Failed calls of one group: how many, and their error codes.
+struct Failed {
+    count: usize,
+    codes: String,
+}
+
+/// How a performer category reads in the "who did the work" line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Performer {
+    Tool(Via),
+    Ci,
+    Service,
+    Root,
+    Person,
+}
+
+fn performer(actor: &Actor) -> Performer {
+    match (actor.kind, actor.via) {
+        (ActorKind::Root, _) => Performer::Root,
+        (ActorKind::AwsService, _) => Performer::Service,
+        (ActorKind::Human, _) => Performer::Person,
+        (ActorKind::Automation, Via::Ci) => Performer::Ci,
+        (ActorKind::Automation, via) => Performer::Tool(via),
+    }
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("{n} {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+/// The templates of one locale.
+struct Text {
+    lang: Lang,
+    tz: Tz,
+}
+
+impl Text {
+    fn ko(&self) -> bool {
+        self.lang == Lang::Ko
+    }
+
+    fn time(&self, t: DateTime<Utc>) -> String {
+        t.with_timezone(&self.tz)
+            .format("%Y-%m-%d %H:%M %Z")
+            .to_string()
+    }
+
+    /// `2024-05-01 14:00–14:04 KST`, or one time when both fall in the same minute.
+    fn span(&self, first: DateTime<Utc>, last: DateTime<Utc>) -> String {
+        let (a, b) = (first.with_timezone(&self.tz), last.with_timezone(&self.tz));
+        if a.format("%Y-%m-%d %H:%M").to_string() == b.format("%Y-%m-%d %H:%M").to_string() {
+            self.time(first)
+        } else if a.date_naive() == b.date_naive() {
+            format!("{}–{}", a.format("%Y-%m-%d %H:%M"), b.format("%H:%M %Z"))
+        } else {
+            format!(
+                "{} – {}",
+                a.format("%Y-%m-%d %H:%M"),
+                b.format("%Y-%m-%d %H:%M %Z")
+            )
+        }
+    }
+
+    fn account(&self, batch: &Batch) -> String {
+        match (&batch.account_name, self.ko()) {
+            (Some(name), true) => format!("{}({name})", batch.id.account),
+            _ => batch.account_label(),
+        }
+    }
+
+    fn rule_title<'r>(&self, rule: &'r Rule) -> &'r str {
+        match (&rule.title_ko, self.ko()) {
+            (Some(ko), true) => ko,
+            _ => &rule.title,
+        }
+    }
+
+    fn severity_word(&self, severity: Severity) -> &'static str {
+        match (self.ko(), severity) {
+            (true, Severity::Red) => "위험",
+            (true, Severity::Yellow) => "주의",
+            (true, Severity::Green) => "정상",
+            (false, s) => s.as_str(),
+        }
+    }
+
+    fn headline(&self, batch: &Batch, lead: Option<&Lead<'_>>) -> String {
+        let account = self.account(batch);
+        let prefix = match (batch.kind, self.ko()) {
+            (BatchKind::Window, _) => "",
+            (BatchKind::Late, true) => "지연 도착: ",
+            (BatchKind::Late, false) => "Late: ",
+            (BatchKind::Immediate, true) => "즉시 알림: ",
+            (BatchKind::Immediate, false) => "Immediate alert: ",
+        };
+        let Some(lead) = lead else {
+            let none = if self.ko() {
+                "변경 없음"
+            } else {
+                "No changes"
+            };
+            return format!("[{account}] {prefix}{none}");
+        };
+        let title = self.rule_title(lead.rule);
+        let (count, others) = (lead.count, lead.others);
+        let count = match (count > 1, self.ko()) {
+            (false, _) => String::new(),
+            (true, true) => format!(" {count}건"),
+            (true, false) => format!(" ×{count}"),
+        };
+        let others = match (others > 0, self.ko()) {
+            (false, _) => String::new(),
+            (true, true) => format!(" 외 {others}건"),
+            (true, false) => format!(", and {}", plural(others, "more event", "more events")),
+        };
+        format!("[{account}] {prefix}{title}{count}{others}")
+    }
+
+    fn severity_reason(&self, lead: Option<&Lead<'_>>) -> String {
+        match (lead, self.ko()) {
+            (None, true) => "해당 규칙에 걸린 이벤트가 없습니다.".to_owned(),
+            (None, false) => "No event matched a rule.".to_owned(),
+            (Some(lead), true) => format!(
+                "가장 높은 위험도의 규칙: {} ({}).",
+                self.rule_title(lead.rule),
+                self.severity_word(lead.rule.severity)
+            ),
+            (Some(lead), false) => {
+                format!("Worst rule: {} ({}).", lead.rule.title, lead.rule.severity)
+            }
+        }
+    }
+}
+
+impl Text {
+    fn body(&self, batch: &Batch, actors: &[ActorGroup<'_>]) -> String {
+        if batch.events.is_empty() {
+            return if self.ko() {
+                "이 배치에는 이벤트가 없습니다.".to_owned()
+            } else {
+                "This batch has no events.".to_owned()
+            };
+        }
+        let mut lines = vec![self.overview(batch)];
+        lines.extend(self.kind_line(batch));
+        let mut named = 0;
+        for group in actors {
+            if named >= NAMED_GROUPS {
+                break;
+            }
+            let take = (NAMED_GROUPS - named).min(group.groups.len());
+            lines.extend(self.actor_sentences(group, &group.groups[..take]));
+            named += take;
+        }
+        let total_groups: usize = actors.iter().map(|a| a.groups.len()).sum();
+        if total_groups > named {
+            lines.push(self.more_groups(actors, named, total_groups - named));
+        }
+        lines.push(self.performers(batch));
+        lines.extend(self.failures(batch));
+        lines.extend(self.already_alerted(batch));
+        lines.join("\n")
+    }
+
+    /// When, where and how many.
+    fn overview(&self, batch: &Batch) -> String {
+        let first = batch.events.iter().map(|e| e.event.time).min();
+        let last = batch.events.iter().map(|e| e.event.time).max();
+        let span = match (first, last) {
+            (Some(first), Some(last)) => self.span(first, last),
+            _ => self.span(batch.id.window_start, batch.window_end),
+        };
+        let regions: BTreeSet<&str> = batch
+            .events
+            .iter()
+            .map(|e| e.event.region.as_str())
+            .collect();
+        let mut region_list: Vec<&str> = regions.iter().copied().take(NAMED_REGIONS).collect();
+        let more_regions = regions.len().saturating_sub(NAMED_REGIONS);
+        let more = if more_regions == 0 {
+            String::new()
+        } else if self.ko() {
+            format!(" 외 {more_regions}개")
+        } else {
+            format!(" and {more_regions} more")
+        };
+        let account = self.account(batch);
+        let n = batch.events.len();
+        if region_list.is_empty() {
+            region_list.push("-");
+        }
+        if self.ko() {
+            format!(
+                "{span}, {account}의 {}{more} 리전에서 이벤트 {n}건이 있었습니다.",
+                region_list.join(", ")
+            )
+        } else {
+            format!(
+                "{} in {account} ({}{more}), {span}.",
+                plural(n, "event", "events"),
+                region_list.join(", ")
+            )
+        }
+    }
+
+    fn kind_line(&self, batch: &Batch) -> Option<String> {
+        let n = batch.events.len();
+        let window = self.span(batch.id.window_start, batch.window_end);
+        match batch.kind {
+            BatchKind::Window => None,
+            BatchKind::Late => Some(if self.ko() {
+                format!(
+                    "{window} 요약을 보낸 뒤 지연 도착한 이벤트 {n}건입니다. 앞선 요약에는 없던 내용입니다."
+                )
+            } else {
+                format!(
+                    "{} arrived late, after the digest for {window} was sent; they were not in it.",
+                    plural(n, "event", "events")
+                )
+            }),
+            BatchKind::Immediate => {
+                let rule = batch
+                    .events
+                    .iter()
+                    .map(|e| &e.rule)
+                    .max_by_key(|r| r.severity)?;
+                Some(if self.ko() {
+                    format!(
+                        "즉시 알림: '{}' 규칙({})에 해당해 5분 요약을 기다리지 않고 바로 알립니다.",
+                        self.rule_title(rule),
+                        self.severity_word(rule.severity)
+                    )
+                } else {
+                    format!(
+                        "Immediate alert: rule '{}' ({}) posts at once, ahead of the five-minute digest.",
+                        rule.title, rule.severity
+                    )
+                })
+            }
+        }
+    }
+
+    /// `jane.doe@example.com(사람, 콘솔)` and the subject particle that follows it.
+    fn actor_label(&self, actor: &Actor) -> (String, &'static str) {
+        let kind = match (self.ko(), actor.kind) {
+            (true, ActorKind::Human) => "사람",
+            (true, ActorKind::Automation) => "자동화",
+            (true, ActorKind::AwsService) => "AWS 서비스",
+            (true, ActorKind::Root) => "루트 계정",
+            (false, ActorKind::Human) => "person",
+            (false, ActorKind::Automation) => "automation",
+            (false, ActorKind::AwsService) => "AWS service",
+            (false, ActorKind::Root) => "root user",
+        };
+        let via = match (self.ko(), actor.via) {
+            (_, Via::Service | Via::Unknown) => None,
+            (true, Via::Console) => Some("콘솔"),
+            (false, Via::Console) => Some("console"),
+            (_, Via::Cli) => Some("CLI"),
+            (_, Via::Sdk) => Some("SDK"),
+            (_, Via::Terraform) => Some("Terraform"),
+            (_, Via::CloudFormation) => Some("CloudFormation"),
+            (_, Via::Cdk) => Some("CDK"),
+            (_, Via::Pulumi) => Some("Pulumi"),
+            (_, Via::Ci) => Some("CI"),
+        };
+        let last = via.unwrap_or(kind);
+        let tags = via.map_or_else(|| kind.to_owned(), |via| format!("{kind}, {via}"));
+        if self.ko() {
+            let particle = if has_final_consonant(last) {
+                "이"
+            } else {
+                "가"
+            };
+            (format!("{}({tags})", actor.name), particle)
+        } else {
+            (format!("{} ({tags})", actor.name), "")
+        }
+    }
+
+    /// A natural sentence for each small group of a person (or of an actor with one group),
+    /// then one sentence listing the rest with counts.
+    fn actor_sentences(&self, group: &ActorGroup<'_>, shown: &[NameGroup<'_>]) -> Vec<String> {
+        let (who, particle) = self.actor_label(group.actor);
+        let personal = matches!(group.actor.kind, ActorKind::Human | ActorKind::Root);
+        let mut sentences = Vec::new();
+        let mut listed: Vec<&NameGroup<'_>> = Vec::new();
+        for name_group in shown {
+            let natural = if personal || shown.len() == 1 {
+                let when = self.events_span(&name_group.events);
+                self.one_group(&when, &who, particle, name_group)
+            } else {
+                None
+            };
+            match natural {
+                Some(sentence) => sentences.push(sentence),
+                None => listed.push(name_group),
+            }
+        }
+        if listed.is_empty() {
+            return sentences;
+        }
+        let events: Vec<&BatchEvent> = listed
+            .iter()
+            .flat_map(|g| g.events.iter().copied())
+            .collect();
+        let when = self.events_span(&events);
+        let list: Vec<String> = listed
+            .iter()
+            .map(|g| match g.events.len() {
+                1 => g.name.to_owned(),
+                n => format!("{} ×{n}", g.name),
+            })
+            .collect();
+        let list = list.join(", ");
+        sentences.push(if self.ko() {
+            format!("{when}, {who}{particle} {list}을(를) 수행했습니다.")
+        } else {
+            format!("{when}, {who} made {list}.")
+        });
+        sentences
+    }
+
+    fn events_span(&self, events: &[&BatchEvent]) -> String {
+        let first = events.iter().map(|e| e.event.time).min();
+        let last = events.iter().map(|e| e.event.time).max();
+        match (first, last) {
+            (Some(a), Some(b)) => self.span(a, b),
+            _ => String::new(),
+        }
+    }
+
+    /// A natural sentence for a small group: a sign-in, or a few calls of one rule.
+    fn one_group(
+        &self,
+        when: &str,
+        who: &str,
+        particle: &str,
+        group: &NameGroup<'_>,
+    ) -> Option<String> {
+        let first = group.events.first()?;
+        let n = group.events.len();
+        if first.event.kind == EventKind::ConsoleSignIn {
+            return Some(self.sign_in(when, who, particle, group));
+        }
+        if n > NAMED_RESOURCES {
+            return None;
+        }
+        let (resources, more) = distinct_resources(&group.events);
+        let mut targets = resources.join(", ");
+        if more > 0 {
+            let _ = if self.ko() {
+                write!(targets, " 외 {more}개")
+            } else {
+                write!(targets, " and {more} more")
+            };
+        }
+        let failed_n = group.events.iter().filter(|e| e.event.failed()).count();
+        let codes: BTreeSet<&str> = group
+            .events
+            .iter()
+            .filter_map(|e| e.event.error_code.as_deref())
+            .collect();
+        let failed = Failed {
+            count: failed_n,
+            codes: codes.into_iter().collect::<Vec<_>>().join(", "),
+        };
+        let title = self.rule_title(&first.rule);
+        if self.ko() {
+            let head = format!("{when}, {who}{particle}");
+            return Some(Self::one_group_ko(&head, group, &targets, title, &failed));
+        }
+        let target = if targets.is_empty() {
+            String::new()
+        } else {
+            format!(" on {targets}")
+        };
+        let times = if n > 1 {
+            format!(" ({n} times)")
+        } else {
+            String::new()
+        };
+        let name = group.name;
+        let codes = &failed.codes;
+        Some(match failed.count {
+            0 => format!("{when}, {who} ran {name}{target}{times}: {title}."),
+            f if f == n => {
+                format!("{when}, {who} tried {name}{target}{times} and failed ({codes}): {title}.")
+            }
+            f => format!("{when}, {who} ran {name}{target}{times}, {f} failed ({codes}): {title}."),
+        })
+    }
+
+    /// `…이 IAM 사용자 'alice'을(를) 생성했습니다.` (with backticks), or the API name when the title does not
+    /// split into an object and a verbal noun.
+    fn one_group_ko(
+        head: &str,
+        group: &NameGroup<'_>,
+        targets: &str,
+        title: &str,
+        failed: &Failed,
+    ) -> String {
+        let n = group.events.len();
+        let target = if targets.is_empty() {
+            String::new()
+        } else {
+            format!(" {targets}")
+        };
+        let times = if n > 1 {
+            format!(" ({n}건)")
+        } else {
+            String::new()
+        };
+        let codes = &failed.codes;
+        let done = if let Some((object, verb)) = split_ko_title(title) {
+            match failed.count {
+                0 => format!("{object}{target}을(를) {verb}했습니다{times}"),
+                f if f == n => {
+                    format!("{object}{target}을(를) {verb}하려 했으나 실패했습니다{times}({codes})")
+                }
+                f => format!(
+                    "{object}{target}을(를) {verb}했습니다{times}. 그중 {f}건은 실패했습니다({codes})"
+                ),
+            }
+        } else {
+            let name = group.name;
+            match failed.count {
+                0 => format!("{name}{target}을(를) 실행했습니다{times}: {title}"),
+                f if f == n => {
+                    format!(
+                        "{name}{target}을(를) 실행하려 했으나 실패했습니다{times}({codes}): {title}"
+                    )
+                }
+                f => format!(
+                    "{name}{target}을(를) 실행했고 그중 {f}건은 실패했습니다{times}({codes}): {title}"
+                ),
+            }
+        };
+        format!("{head} {done}.")
+    }
+
+    fn sign_in(&self, when: &str, who: &str, particle: &str, group: &NameGroup<'_>) -> String {
+        let n = group.events.len();
+        let failed = group
+            .events
+            .iter()
+            .filter(|e| e.event.login_result.as_deref() == Some("Failure") || e.event.failed())
+            .count();
+        let no_mfa = group
+            .events
+            .iter()
+            .any(|e| e.event.mfa_used.as_deref() == Some("No"));
+        if self.ko() {
+            let what = match (n, failed) {
+                (1, 1) => "콘솔 로그인에 실패했습니다".to_owned(),
+                (1, _) => "콘솔에 로그인했습니다".to_owned(),
+                (n, 0) => format!("콘솔에 {n}번 로그인했습니다"),
+                (n, f) => format!("콘솔에 {n}번 로그인을 시도했고 {f}번 실패했습니다"),
+            };
+            let mfa = if no_mfa { " (MFA 미사용)" } else { "" };
+            format!("{when}, {who}{particle} {what}{mfa}.")
+        } else {
+            let what = match (n, failed) {
+                (1, 1) => "failed to sign in to the console".to_owned(),
+                (1, _) => "signed in to the console".to_owned(),
+                (n, 0) => format!("signed in to the console {n} times"),
+                (n, f) => format!("tried to sign in to the console {n} times, {f} failed"),
+            };
+            let mfa = if no_mfa { " without MFA" } else { "" };
+            format!("{when}, {who} {what}{mfa}.")
+        }
+    }
+
+    fn more_groups(&self, actors: &[ActorGroup<'_>], named: usize, more: usize) -> String {
+        let shown_events: usize = actors
+            .iter()
+            .flat_map(|a| a.groups.iter())
+            .take(named)
+            .map(|g| g.events.len())
+            .sum();
+        let total: usize = actors.iter().map(|a| a.count).sum();
+        let events = total - shown_events;
+        if self.ko() {
+            format!("외 {more}개 그룹({events}건)은 아래 이벤트 목록에 있습니다.")
+        } else {
+            format!(
+                "…and {} ({}), listed below.",
+                plural(more, "more group", "more groups"),
+                plural(events, "event", "events")
+            )
+        }
+    }
+
+    /// `Terraform으로 적용된 변경 312건, 사람이 직접 수행한 변경 3건.`
+    fn performers(&self, batch: &Batch) -> String {
+        let mut counts: BTreeMap<Performer, usize> = BTreeMap::new();
+        for item in &batch.events {
+            *counts.entry(performer(&item.actor)).or_default() += 1;
+        }
+        let parts: Vec<String> = counts
+            .into_iter()
+            .map(|(who, n)| {
+                if self.ko() {
+                    Self::performer_ko(who, n)
+                } else {
+                    Self::performer_en(who, n)
+                }
+            })
+            .collect();
+        format!("{}.", parts.join(", "))
+    }
+
+    fn performer_ko(who: Performer, n: usize) -> String {
+        match who {
+            Performer::Tool(via) => {
+                let tool = match via {
+                    Via::Terraform => "Terraform",
+                    Via::CloudFormation => "CloudFormation",
+                    Via::Cdk => "CDK",
+                    Via::Pulumi => "Pulumi",
+                    _ => "자동화 도구",
+                };
+                let particle = if has_final_consonant(tool) {
+                    "으로"
+                } else {
+                    "로"
+                };
+                format!("{tool}{particle} 적용된 변경 {n}건")
+            }
+            Performer::Ci => format!("CI 역할이 수행한 변경 {n}건"),
+            Performer::Service => format!("AWS 서비스가 수행한 변경 {n}건"),
+            Performer::Root => format!("루트 계정이 수행한 변경 {n}건"),
+            Performer::Person => format!("사람이 직접 수행한 변경 {n}건"),
+        }
+    }
+
+    fn performer_en(who: Performer, n: usize) -> String {
+        let count = plural(n, "change", "changes");
+        match who {
+            Performer::Tool(via) => {
+                let tool = match via {
+                    Via::Terraform => "Terraform",
+                    Via::CloudFormation => "CloudFormation",
+                    Via::Cdk => "CDK",
+                    Via::Pulumi => "Pulumi",
+                    _ => "automation tools",
+                };
+                format!("{count} applied by {tool}")
+            }
+            Performer::Ci => format!("{count} by CI roles"),
+            Performer::Service => format!("{count} by AWS services"),
+            Performer::Root => format!("{count} by the root user"),
+            Performer::Person => format!("{count} made directly by people"),
+        }
+    }
+
+    fn failures(&self, batch: &Batch) -> Option<String> {
+        let mut codes: BTreeMap<&str, usize> = BTreeMap::new();
+        for item in &batch.events {
+            if let Some(code) = item.event.error_code.as_deref() {
+                *codes.entry(code).or_default() += 1;
+            }
+        }
+        let total: usize = codes.values().sum();
+        if total == 0 {
+            return None;
+        }
+        let list: Vec<String> = codes
+            .iter()
+            .map(|(code, n)| format!("{code} ×{n}"))
+            .collect();
+        let list = list.join(", ");
+        Some(if self.ko() {
+            format!("실패한 호출 {total}건: {list}.")
+        } else {
+            format!("{} failed: {list}.", plural(total, "call", "calls"))
+        })
+    }
+
+    fn already_alerted(&self, batch: &Batch) -> Option<String> {
+        if batch.kind == BatchKind::Immediate {
+            return None;
+        }
+        let n = batch.events.iter().filter(|e| e.already_alerted).count();
+        if n == 0 {
+            return None;
+        }
+        Some(if self.ko() {
+            format!("이 중 {n}건은 즉시 알림으로 이미 보고되었습니다.")
+        } else if n == 1 {
+            "1 of these was already posted as an immediate alert.".to_owned()
+        } else {
+            format!("{n} of these were already posted as immediate alerts.")
+        })
+    }
+
+    /// One short remark per named group: `RunInstances ×200 — EC2 instance changed (yellow)`.
+    fn notes(&self, actors: &[ActorGroup<'_>]) -> Vec<String> {
+        actors
+            .iter()
+            .flat_map(|a| a.groups.iter().map(move |g| (a.actor, g)))
+            .take(NAMED_GROUPS)
+            .filter_map(|(actor, group)| {
+                let rule = group
+                    .events
+                    .iter()
+                    .map(|e| &e.rule)
+                    .max_by_key(|r| r.severity)?;
+                let count = match group.events.len() {
+                    1 => String::new(),
+                    n => format!(" ×{n}"),
+                };
+                Some(format!(
+                    "{}: {}{count} — {} ({})",
+                    actor.name,
+                    group.name,
+                    self.rule_title(rule),
+                    self.severity_word(rule.severity)
+                ))
+            })
+            .collect()
+    }
+}
+
+/// Small builders for summary tests: realistic batches without the decoder.
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "test fixtures")]
+pub(crate) mod testkit {
+    use std::sync::Arc;
+
+    use chrono::{DateTime, TimeZone, Utc};
+
+    use crate::enrich::{Actor, ActorKind, Via};
+    use crate::event::{AccountId, Event, EventId, EventKind, Identity, Resource};
+    use crate::rules::Rule;
+    use crate::severity::Severity;
+    use crate::window::{Batch, BatchEvent, BatchId, BatchKind};
+
+    pub fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 5, 1, h, m, s).unwrap()
+    }
+
+    pub fn rule(id: &str, title: &str, title_ko: &str, severity: Severity) -> Arc<Rule> {
+        Arc::new(Rule {
+            id: id.to_owned(),
+            title: title.to_owned(),
+            title_ko: Some(title_ko.to_owned()),
+            severity,
+            immediate: severity == Severity::Red,
+            tags: Vec::new(),
+        })
+    }
+
+    pub fn actor(kind: ActorKind, name: &str, via: Via) -> Actor {
+        Actor {
+            kind,
+            name: name.to_owned(),
+            via,
+        }
+    }
+
+    pub fn jane() -> Actor {
+        actor(ActorKind::Human, "jane.doe@example.com", Via::Console)
+    }
+
+    pub fn terraform() -> Actor {
+        actor(
+            ActorKind::Automation,
+            "github-actions-terraform/GitHubActions",
+            Via::Terraform,
+        )
+    }
+
+    /// One matched event; `seq` keeps ids unique and ordered.
+    pub fn item(
+        seq: usize,
+        time: DateTime<Utc>,
+        (source, name): (&str, &str),
+        actor: &Actor,
+        rule: &Arc<Rule>,
+        resources: &[&str],
+    ) -> BatchEvent {
+        BatchEvent {
+            event: Event {
+                id: EventId::new(format!("ev-{seq:05}")),
+                account: AccountId::new("111111111111"),
+                time,
+                region: "us-east-1".to_owned(),
+                kind: EventKind::ApiCall,
+                source: source.to_owned(),
+                name: name.to_owned(),
+                identity: Identity::default(),
+                user_agent: None,
+                source_ip: Some("203.0.113.7".to_owned()),
+                error_code: None,
+                error_message: None,
+                read_only: Some(false),
+                mfa_used: None,
+                login_result: None,
+                state: None,
+                resources: resources
+                    .iter()
+                    .map(|name| Resource {
+                        kind: "name".to_owned(),
+                        name: (*name).to_owned(),
+                    })
+                    .collect(),
+            },
+            rule: Arc::clone(rule),
+            actor: actor.clone(),
+            already_alerted: false,
+        }
+    }
+
+    /// A batch of account `111111111111 (A계정)`, window 2024-05-01 05:00–05:05 UTC.
+    pub fn batch(kind: BatchKind, mut events: Vec<BatchEvent>) -> Batch {
+        events.sort_by(|a, b| (a.event.time, &a.event.id).cmp(&(b.event.time, &b.event.id)));
+        Batch {
+            id: BatchId {
+                account: AccountId::new("111111111111"),
+                window_start: at(5, 0, 0),
+                seq: u32::from(kind == BatchKind::Late),
+                event: None,
+            },
+            kind,
+            account_name: Some("A계정".to_owned()),
+            window_end: at(5, 5, 0),
+            events,
+        }
+    }
+
+    /// A person's console IAM changes, and a colleague's failed CLI call.
+    pub fn console_iam() -> Batch {
+        let iam = "iam.amazonaws.com";
+        let user_created = rule(
+            "iam-user-created",
+            "IAM user created",
+            "IAM 사용자 생성",
+            Severity::Yellow,
+        );
+        let profile = rule(
+            "iam-login-profile",
+            "IAM console password set",
+            "IAM 콘솔 암호 설정",
+            Severity::Green,
+        );
+        let membership = rule(
+            "iam-group-membership",
+            "IAM group membership changed",
+            "IAM 그룹 멤버 추가",
+            Severity::Green,
+        );
+        let bob = actor(ActorKind::Human, "bob", Via::Cli);
+        let jane = jane();
+        let mut failed = item(
+            5,
+            at(5, 4, 10),
+            (iam, "AddUserToGroup"),
+            &bob,
+            &membership,
+            &["carol", "developers"],
+        );
+        failed.event.error_code = Some("AccessDenied".to_owned());
+        batch(
+            BatchKind::Window,
+            vec![
+                item(
+                    1,
+                    at(5, 3, 12),
+                    (iam, "CreateUser"),
+                    &jane,
+                    &user_created,
+                    &["alice"],
+                ),
+                item(
+                    2,
+                    at(5, 3, 40),
+                    (iam, "CreateLoginProfile"),
+                    &jane,
+                    &profile,
+                    &["alice"],
+                ),
+                item(
+                    3,
+                    at(5, 3, 55),
+                    (iam, "AddUserToGroup"),
+                    &jane,
+                    &membership,
+                    &["alice", "developers"],
+                ),
+                item(
+                    4,
+                    at(5, 4, 2),
+                    (iam, "AddUserToGroup"),
+                    &jane,
+                    &membership,
+                    &["alice", "readers"],
+                ),
+                failed,
+            ],
+        )
+    }
+
+    /// 297 Terraform calls from CI and 3 console changes by a person: 300 events.
+    pub fn terraform_burst() -> Batch {
+        let ec2 = "ec2.amazonaws.com";
+        let iam = "iam.amazonaws.com";
+        let instance = rule(
+            "ec2-instance-changed",
+            "EC2 instance changed",
+            "EC2 인스턴스 변경",
+            Severity::Yellow,
+        );
+        let tags = rule(
+            "ec2-tags-changed",
+            "EC2 tags changed",
+            "EC2 태그 변경",
+            Severity::Green,
+        );
+        let sg = rule(
+            "security-group-changed",
+            "Security group changed",
+            "보안 그룹 변경",
+            Severity::Yellow,
+        );
+        let role = rule(
+            "iam-role-changed",
+            "IAM role changed",
+            "IAM 역할 변경",
+            Severity::Yellow,
+        );
+        let tf = terraform();
+        let plan: [(&str, &str, &Arc<Rule>, usize); 6] = [
+            (ec2, "RunInstances", &instance, 200),
+            (ec2, "CreateTags", &tags, 60),
+            (ec2, "AuthorizeSecurityGroupIngress", &sg, 22),
+            (ec2, "CreateSecurityGroup", &sg, 10),
+            (iam, "CreateRole", &role, 3),
+            (iam, "PutRolePolicy", &role, 2),
+        ];
+        let mut events = Vec::new();
+        for (source, name, rule, count) in plan {
+            for i in 0..count {
+                let seq = events.len();
+                let second = u32::try_from(seq % 240).unwrap();
+                let resource = format!("{}-{i:04}", name.to_ascii_lowercase());
+                events.push(item(
+                    seq,
+                    at(5, second / 60, second % 60),
+                    (source, name),
+                    &tf,
+                    rule,
+                    &[&resource],
+                ));
+            }
+        }
+        let jane = jane();
+        events.push(item(
+            900,
+            at(5, 4, 30),
+            (ec2, "ModifyInstanceAttribute"),
+            &jane,
+            &instance,
+            &["i-0abc"],
+        ));
+        events.push(item(
+            901,
+            at(5, 4, 31),
+            (ec2, "ModifyInstanceAttribute"),
+            &jane,
+            &instance,
+            &["i-0def"],
+        ));
+        events.push(item(
+            902,
+            at(5, 4, 50),
+            (ec2, "StopInstances"),
+            &jane,
+            &instance,
+            &["i-0abc"],
+        ));
+        batch(BatchKind::Window, events)
+    }
+
+    /// Root signs in to the console without MFA: an immediate alert.
+    pub fn root_login() -> Batch {
+        let root_used = rule(
+            "root-account-used",
+            "Root account used",
+            "루트 계정 사용",
+            Severity::Red,
+        );
+        let root = actor(ActorKind::Root, "root", Via::Console);
+        let mut login = item(
+            1,
+            at(5, 2, 9),
+            ("signin.amazonaws.com", "ConsoleLogin"),
+            &root,
+            &root_used,
+            &[],
+        );
+        login.event.kind = EventKind::ConsoleSignIn;
+        login.event.mfa_used = Some("No".to_owned());
+        login.event.login_result = Some("Success".to_owned());
+        let mut batch = batch(BatchKind::Immediate, vec![login]);
+        batch.id.event = Some("ev-00001".to_owned());
+        batch
+    }
+
+    /// Two S3 changes that arrived after the window's digest was sent.
+    pub fn late_s3() -> Batch {
+        let s3 = "s3.amazonaws.com";
+        let policy = rule(
+            "s3-bucket-policy-changed",
+            "S3 bucket policy changed",
+            "S3 버킷 정책 변경",
+            Severity::Yellow,
+        );
+        let pab = rule(
+            "s3-public-access-block-removed",
+            "S3 public access block removed",
+            "S3 퍼블릭 액세스 차단 해제",
+            Severity::Red,
+        );
+        let sso = actor(ActorKind::Human, "kim.minsu@example.com", Via::Console);
+        let mut removed = item(
+            2,
+            at(5, 4, 58),
+            (s3, "DeletePublicAccessBlock"),
+            &sso,
+            &pab,
+            &["prod-assets"],
+        );
+        removed.already_alerted = true;
+        batch(
+            BatchKind::Late,
+            vec![
+                item(
+                    1,
+                    at(5, 4, 51),
+                    (s3, "PutBucketPolicy"),
+                    &sso,
+                    &policy,
+                    &["prod-assets"],
+                ),
+                removed,
+            ],
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    use chrono_tz::Asia::Seoul;
+
+    use super::testkit::{self, at, batch, item, rule};
+    use super::*;
+
+    fn en() -> Locale {
+        Locale::default()
+    }
+
+    fn ko() -> Locale {
+        Locale {
+            lang: Lang::Ko,
+            tz: Seoul,
+        }
+    }
+
+    /// The summary as a reviewer reads it.
+    fn render(summary: &Summary) -> String {
+        let mut out = format!(
+            "headline: {}\nseverity: {} ({})\n\n{}\n",
+            summary.headline, summary.severity, summary.severity_reason, summary.body
+        );
+        if !summary.notes.is_empty() {
+            out.push_str("\nnotes:\n");
+            for note in &summary.notes {
+                out.push_str("- ");
+                out.push_str(note);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn console_iam_changes_en_utc() {
+        let summary = offline_summary(&testkit::console_iam(), en());
+        assert_eq!(summary.source, SummarySource::Offline);
+        assert_eq!(summary.severity, Severity::Yellow);
+        insta::assert_snapshot!(render(&summary));
+    }
+
+    #[test]
+    fn console_iam_changes_ko_seoul() {
+        let summary = offline_summary(&testkit::console_iam(), ko());
+        assert_eq!(
+            summary.headline,
+            "[111111111111(A계정)] IAM 사용자 생성 외 4건"
+        );
+        assert!(
+            summary
+                .body
+                .contains("2024-05-01 14:03 KST, jane.doe@example.com(사람, 콘솔)이 IAM 사용자")
+        );
+        insta::assert_snapshot!(render(&summary));
+    }
+
+    #[test]
+    fn terraform_burst_ko() {
+        let summary = offline_summary(&testkit::terraform_burst(), ko());
+        assert!(summary.body.contains("Terraform으로 적용된 변경 297건"));
+        assert!(summary.body.contains("사람이 직접 수행한 변경 3건"));
+        assert!(summary.body.contains("RunInstances ×200"));
+        assert!(summary.body.contains("외 2개 그룹"));
+        insta::assert_snapshot!(render(&summary));
+    }
+
+    #[test]
+    fn terraform_burst_en() {
+        let summary = offline_summary(&testkit::terraform_burst(), en());
+        assert!(summary.body.contains("297 changes applied by Terraform"));
+        assert!(summary.body.contains("and 2 more groups"));
+        insta::assert_snapshot!(render(&summary));
+    }
+
+    #[test]
+    fn root_login_ko_and_en() {
+        let batch = testkit::root_login();
+        let ko = offline_summary(&batch, ko());
+        assert_eq!(ko.severity, Severity::Red);
+        assert!(ko.body.contains("즉시 알림"));
+        insta::assert_snapshot!("root_login_ko", render(&ko));
+        insta::assert_snapshot!("root_login_en", render(&offline_summary(&batch, en())));
+    }
+
+    #[test]
+    fn late_batch_en_and_ko() {
+        let batch = testkit::late_s3();
+        let en = offline_summary(&batch, en());
+        assert!(en.headline.starts_with("[111111111111 (A계정)] Late: "));
+        insta::assert_snapshot!("late_en", render(&en));
+        let ko = offline_summary(&batch, ko());
+        assert!(ko.body.contains("지연 도착한 이벤트 2건"));
+        insta::assert_snapshot!("late_ko", render(&ko));
+    }
+
+    #[test]
+    fn the_whole_summary_as_json() {
+        insta::assert_json_snapshot!(offline_summary(&testkit::console_iam(), ko()));
+    }
+
+    #[test]
+    fn body_names_at_most_six_groups() {
+        let r = rule("any", "Any change", "변경", Severity::Green);
+        let jane = testkit::jane();
+        let events = (0..40)
+            .map(|i| {
+                let name = format!("Call{i:02}");
+                item(i, at(5, 1, 0), ("ec2.amazonaws.com", &name), &jane, &r, &[])
+            })
+            .collect();
+        let batch = batch(BatchKind::Window, events);
+        let summary = offline_summary(&batch, ko());
+        let named = (0..40)
+            .filter(|i| summary.body.contains(&format!("Call{i:02}")))
+            .count();
+        assert_eq!(named, NAMED_GROUPS);
+        assert!(
+            summary.body.contains("외 34개 그룹(34건)"),
+            "{}",
+            summary.body
+        );
+        assert_eq!(summary.notes.len(), NAMED_GROUPS);
+        assert!(
+            summary.body.len() < 1_000,
+            "bounded: {} bytes",
+            summary.body.len()
+        );
+    }
+
+    #[test]
+    fn input_order_does_not_change_the_text() {
+        let sorted = testkit::terraform_burst();
+        let mut shuffled = sorted.clone();
+        shuffled.events.reverse();
+        shuffled.events.rotate_left(17);
+        for locale in [en(), ko()] {
+            assert_eq!(
+                offline_summary(&sorted, locale),
+                offline_summary(&shuffled, locale)
+            );
+        }
+    }
+
+    #[test]
+    fn no_access_key_reaches_the_text() {
+        use crate::enrich::{ActorConfig, classify};
+        let mut batch = testkit::console_iam();
+        let mut event = batch.events[0].event.clone();
+        event.identity = crate::event::Identity {
+            kind: Some("AssumedRole".to_owned()),
+            arn: Some("arn:aws:sts::111111111111:assumed-role/Dev/ASIA5PZQZ5QHE2FUNXHR".to_owned()),
+            role_name: Some("Dev".to_owned()),
+            ..Default::default()
+        };
+        event.user_agent = Some("aws-cli/2.15.0".to_owned());
+        for item in &mut batch.events {
+            item.actor = classify(&event, &ActorConfig::default());
+        }
+        for locale in [en(), ko()] {
+            let summary = offline_summary(&batch, locale);
+            let all = format!("{}{}{:?}", summary.headline, summary.body, summary.notes);
+            assert!(!all.contains("ASIA5PZQZ5QHE2FUNXHR"));
+            assert!(all.contains("Dev/ASIA…NXHR"));
+        }
+    }
+
+    #[test]
+    fn empty_batch_is_green_and_says_so() {
+        let summary = offline_summary(&batch(BatchKind::Window, Vec::new()), en());
+        assert_eq!(summary.severity, Severity::Green);
+        assert_eq!(summary.headline, "[111111111111 (A계정)] No changes");
+    }
+
+    #[test]
+    fn times_cross_midnight_in_the_reader_zone() {
+        let text = Text {
+            lang: Lang::Ko,
+            tz: Seoul,
+        };
+        // 14:59 and 15:01 UTC are 23:59 and 00:01 KST, on two dates.
+        assert_eq!(
+            text.span(at(14, 59, 0), at(15, 1, 0)),
+            "2024-05-01 23:59 – 2024-05-02 00:01 KST"
+        );
+        assert_eq!(
+            text.span(at(5, 0, 0), at(5, 4, 59)),
+            "2024-05-01 14:00–14:04 KST"
+        );
+        assert_eq!(text.span(at(5, 3, 1), at(5, 3, 59)), "2024-05-01 14:03 KST");
+    }
+
+    #[test]
+    fn korean_particles() {
+        assert!(has_final_consonant("콘솔"));
+        assert!(has_final_consonant("사람"));
+        assert!(!has_final_consonant("서비스"));
+        assert!(has_final_consonant("Terraform"));
+        assert!(has_final_consonant("CloudFormation"));
+        assert!(!has_final_consonant("CLI"));
+        assert!(!has_final_consonant("CDK"));
+        assert_eq!(
+            split_ko_title("IAM 사용자 생성"),
+            Some(("IAM 사용자", "생성"))
+        );
+        assert_eq!(split_ko_title("루트 계정 사용"), None);
+    }
+
+    #[test]
+    fn the_summarizer_port_answers_at_once() {
+        let batch = testkit::root_login();
+        let mut future = pin!(OfflineSummarizer.summarize(&batch, ko()));
+        let mut cx = Context::from_waker(Waker::noop());
+        match future.as_mut().poll(&mut cx) {
+            Poll::Ready(Ok(summary)) => assert_eq!(summary, offline_summary(&batch, ko())),
+            Poll::Ready(Err(never)) => match never {},
+            Poll::Pending => panic!("the offline summarizer never waits"),
+        }
+    }
+}
