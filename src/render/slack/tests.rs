@@ -378,3 +378,46 @@ fn empty_batch_still_renders_one_message() {
     assert_eq!(m.len(), 1);
     assert!(all_texts(&m).contains(&"(no events)"));
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Event names carry a marker that ASCII input cannot produce, so coverage can be counted.
+    fn name(i: usize) -> String {
+        format!("Ev\u{263A}{i:05}")
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        #[test]
+        fn any_batch_stays_within_limits_and_shows_every_event_once(
+            texts in prop::collection::vec("[ -~\n]{0,60}", 1..400),
+            actors in 1usize..20,
+        ) {
+            let rl = rule("r", "t", None, Severity::Green);
+            let events: Vec<BatchEvent> = texts
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    let who = actor(&format!("{t}{}", i % actors), ActorKind::Human, Via::Cli);
+                    let mut e = event("e", 0, t, &name(i), &[t, t, t]);
+                    if i % 3 == 0 {
+                        e.error_code = Some(t.clone());
+                    }
+                    batch_event(e, &rl, &who)
+                })
+                .collect();
+            let b = batch(BatchKind::Window, Some(&texts[0]), events);
+            let messages = render_batch(&b, &summary(&texts[0], Severity::Green), en());
+            assert_within_limits(&messages);
+            let all = all_texts(&messages).join("\n");
+            prop_assert!(!all.contains(['<', '>']));
+            for i in 0..texts.len() {
+                prop_assert_eq!(all.matches(&format!("`{}`", name(i))).count(), 1);
+            }
+        }
+    }
+}
