@@ -1,0 +1,141 @@
+//! The audit record of a sent batch: one JSON line, what was posted and why.
+
+use chrono::SecondsFormat;
+use serde::{Deserialize, Serialize};
+
+use crate::severity::Severity;
+use crate::summary::{Summary, SummarySource};
+use crate::window::{Batch, BatchKind};
+
+/// Who wrote the summary that went out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SummaryBy {
+    Offline,
+    Fallback,
+    Model,
+}
+
+impl From<&SummarySource> for SummaryBy {
+    fn from(source: &SummarySource) -> Self {
+        match source {
+            SummarySource::Offline => Self::Offline,
+            SummarySource::Fallback { .. } => Self::Fallback,
+            SummarySource::Model { .. } => Self::Model,
+        }
+    }
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditLine {
+    /// `batch.id.key()`.
+    pub batch_id: String,
+    pub kind: BatchKind,
+    pub account: String,
+    pub account_name: Option<String>,
+    /// RFC 3339, UTC.
+    pub window_start: String,
+    pub late: bool,
+    /// Final: the worse of the rules' and the summary's.
+    pub severity: Severity,
+    pub summary_by: SummaryBy,
+    pub events: Vec<AuditEvent>,
+}
+
+/// One event of the batch, as audited.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub id: String,
+    pub name: String,
+    /// The actor's display name.
+    pub actor: String,
+    /// The rule's severity for this event.
+    pub severity: Severity,
+}
+
+pub fn audit_line(batch: &Batch, summary: &Summary) -> AuditLine {
+    AuditLine {
+        batch_id: batch.id.key(),
+        kind: batch.kind,
+        account: batch.id.account.to_string(),
+        account_name: batch.account_name.clone(),
+        window_start: batch
+            .id
+            .window_start
+            .to_rfc3339_opts(SecondsFormat::Secs, true),
+        late: batch.is_late(),
+        severity: batch.rule_severity().max(summary.severity),
+        summary_by: SummaryBy::from(&summary.source),
+        events: batch
+            .events
+            .iter()
+            .map(|e| AuditEvent {
+                id: e.event.id.to_string(),
+                name: e.event.name.clone(),
+                actor: e.actor.name.clone(),
+                severity: e.severity(),
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::render::testing::{small_batch, summary};
+
+    #[test]
+    fn has_the_documented_shape() {
+        let line = audit_line(&small_batch(), &summary("h", Severity::Green));
+        let value = serde_json::to_value(&line).unwrap_or_default();
+        assert_eq!(
+            value,
+            json!({
+                "batch_id": "111111111111/20240101T0000Z/0",
+                "kind": "window",
+                "account": "111111111111",
+                "account_name": "A계정",
+                "window_start": "2024-01-01T00:00:00Z",
+                "late": false,
+                "severity": "yellow",
+                "summary_by": "offline",
+                "events": [
+                    {"id": "e1", "name": "CreateUser", "actor": "alice@example.com", "severity": "yellow"},
+                    {"id": "e2", "name": "AttachUserPolicy", "actor": "alice@example.com", "severity": "yellow"},
+                    {"id": "e3", "name": "DeleteBucket", "actor": "terraform-ci", "severity": "green"},
+                ],
+            })
+        );
+    }
+
+    #[test]
+    fn late_batches_model_summaries_and_raised_severity() {
+        let mut batch = small_batch();
+        batch.kind = BatchKind::Late;
+        batch.id.seq = 1;
+        let mut s = summary("h", Severity::Red);
+        s.source = SummarySource::Model {
+            model_id: "m".to_owned(),
+            prompt_version: "v1".to_owned(),
+            input_tokens: 1,
+            output_tokens: 1,
+        };
+        let line = audit_line(&batch, &s);
+        assert!(line.late);
+        assert_eq!(line.kind, BatchKind::Late);
+        assert_eq!(line.batch_id, "111111111111/20240101T0000Z/1");
+        assert_eq!(line.severity, Severity::Red);
+        assert_eq!(line.summary_by, SummaryBy::Model);
+        s.source = SummarySource::Fallback {
+            reason: "timeout".to_owned(),
+        };
+        assert_eq!(audit_line(&batch, &s).summary_by, SummaryBy::Fallback);
+        let text = serde_json::to_string(&line).unwrap_or_default();
+        let back: AuditLine =
+            serde_json::from_str(&text).unwrap_or_else(|_| audit_line(&small_batch(), &s));
+        assert_eq!(back, line);
+    }
+}

@@ -1,0 +1,341 @@
+//! A self-contained HTML page that shows messages roughly as Slack would: for reviewing rules
+//! and prompts at a laptop. No scripts, no external resources, a strict Content-Security-Policy.
+//!
+//! Text is converted, never passed through: Slack's entities are undone, everything is
+//! HTML-escaped, and only the formatting our renderer writes (`*bold*`, `` `code` ``, newlines) is
+//! turned back into markup.
+
+use std::fmt::Write as _;
+
+use super::mrkdwn::{self, Span};
+use super::slack::{Block, Button, SlackMessage, Text};
+
+const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; \
+                   base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+const STYLE: &str = "\
+body{font-family:-apple-system,'Segoe UI',Roboto,'Noto Sans KR',sans-serif;background:#f8f8f8;\
+color:#1d1c1d;margin:0;padding:24px;font-size:15px;line-height:1.46}\
+h1{font-size:18px;margin:0 0 16px}\
+.thread{margin-bottom:24px}\
+.replies{margin-left:40px;border-left:2px solid #ddd;padding-left:12px}\
+.msg{background:#fff;border:1px solid #e2e2e2;border-radius:8px;padding:12px 16px;margin:8px 0;\
+max-width:860px}\
+.meta{color:#616061;font-size:12px;margin-bottom:6px}\
+.att{border-left:4px solid #ddd;padding:2px 0 2px 12px}\
+.section{margin:6px 0;overflow-wrap:anywhere}\
+.fields{display:grid;grid-template-columns:1fr 1fr;gap:8px 24px;margin:8px 0}\
+.context{color:#616061;font-size:13px;margin:6px 0}\
+.actions{margin:8px 0}\
+.button{display:inline-block;border:1px solid #bbb;border-radius:4px;padding:3px 10px;\
+margin:0 6px 6px 0;color:#1d1c1d;text-decoration:none;font-weight:600;font-size:13px}\
+hr{border:0;border-top:1px solid #e2e2e2;margin:10px 0}\
+code{font-family:Menlo,Consolas,monospace;font-size:12px;background:#f6f6f6;\
+border:1px solid #e0e0e0;border-radius:3px;padding:0 3px;color:#c01343}";
+
+/// The page for `messages`; continuations are shown indented under their parent.
+pub fn preview(messages: &[SlackMessage], title: &str) -> String {
+    let title = html_escape(title);
+    let mut out = String::new();
+    out.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
+    let _ = writeln!(
+        out,
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">"
+    );
+    out.push_str("<meta name=\"referrer\" content=\"no-referrer\">\n");
+    let _ = writeln!(
+        out,
+        "<title>{title}</title>\n<style>{STYLE}</style>\n</head>"
+    );
+    let _ = writeln!(out, "<body>\n<h1>{title}</h1>");
+    for (parent, replies) in threads(messages) {
+        out.push_str("<div class=\"thread\">\n");
+        if let Some(parent) = parent {
+            card(&mut out, parent);
+        }
+        if !replies.is_empty() {
+            out.push_str("<div class=\"replies\">\n");
+            for reply in replies {
+                card(&mut out, reply);
+            }
+            out.push_str("</div>\n");
+        }
+        out.push_str("</div>\n");
+    }
+    out.push_str("</body>\n</html>\n");
+    out
+}
+
+type Thread<'a> = (Option<&'a SlackMessage>, Vec<&'a SlackMessage>);
+
+/// Groups messages into threads: a parent and the continuations of the same batch that follow
+/// it. A continuation without its parent gets a thread of its own, so every message is shown.
+fn threads(messages: &[SlackMessage]) -> Vec<Thread<'_>> {
+    let mut threads: Vec<Thread<'_>> = Vec::new();
+    for m in messages {
+        let joins_last = m.is_continuation()
+            && threads.last().is_some_and(|(parent, replies)| {
+                parent
+                    .or_else(|| replies.first().copied())
+                    .is_some_and(|p| p.batch_key == m.batch_key)
+            });
+        match threads.last_mut() {
+            Some((_, replies)) if joins_last => replies.push(m),
+            _ if m.is_continuation() => threads.push((None, vec![m])),
+            _ => threads.push((Some(m), Vec::new())),
+        }
+    }
+    threads
+}
+
+fn card(out: &mut String, m: &SlackMessage) {
+    let _ = writeln!(
+        out,
+        "<article class=\"msg\">\n<div class=\"meta\">{} · {}/{}</div>",
+        html_escape(&m.batch_key),
+        m.part + 1,
+        m.parts
+    );
+    for att in &m.payload.attachments {
+        let _ = writeln!(
+            out,
+            "<div class=\"att\" style=\"border-left-color:{}\">",
+            safe_colour(&att.color)
+        );
+        for block in &att.blocks {
+            render_block(out, block);
+        }
+        out.push_str("</div>\n");
+    }
+    out.push_str("</article>\n");
+}
+
+fn render_block(out: &mut String, block: &Block) {
+    match block {
+        Block::Section { text, fields } => {
+            if let Some(text) = text {
+                let _ = writeln!(out, "<div class=\"section\">{}</div>", text_html(text));
+            }
+            if let Some(fields) = fields {
+                out.push_str("<div class=\"fields\">");
+                for f in fields {
+                    let _ = write!(out, "<div>{}</div>", text_html(f));
+                }
+                out.push_str("</div>\n");
+            }
+        }
+        Block::Context { elements } => {
+            let parts: Vec<String> = elements.iter().map(text_html).collect();
+            let _ = writeln!(out, "<div class=\"context\">{}</div>", parts.join(" "));
+        }
+        Block::Actions { elements } => {
+            out.push_str("<div class=\"actions\">");
+            for b in elements {
+                button(out, b);
+            }
+            out.push_str("</div>\n");
+        }
+        Block::Divider => out.push_str("<hr>\n"),
+    }
+}
+
+fn button(out: &mut String, b: &Button) {
+    let label = text_html(&b.text);
+    if b.url.starts_with("https://") {
+        let _ = write!(
+            out,
+            "<a class=\"button\" href=\"{}\" rel=\"noopener noreferrer\" target=\"_blank\">{label}</a>",
+            html_escape(&b.url)
+        );
+    } else {
+        let _ = write!(out, "<span class=\"button\">{label}</span>");
+    }
+}
+
+fn text_html(text: &Text) -> String {
+    match text {
+        Text::Mrkdwn { text, .. } => spans_html(&mrkdwn::parse(text)),
+        Text::PlainText { text, .. } => html_escape(text),
+    }
+}
+
+fn spans_html(spans: &[Span]) -> String {
+    let mut out = String::new();
+    for span in spans {
+        match span {
+            Span::Text(t) => out.push_str(&html_escape(&mrkdwn::emoji(t))),
+            Span::Bold(inner) => {
+                let _ = write!(out, "<b>{}</b>", spans_html(inner));
+            }
+            Span::Code(c) => {
+                let _ = write!(out, "<code>{}</code>", html_escape(c));
+            }
+            Span::Break => out.push_str("<br>"),
+        }
+    }
+    out
+}
+
+/// `#rrggbb` or a neutral grey: the colour goes into a style attribute.
+fn safe_colour(c: &str) -> &str {
+    let hex = c.strip_prefix('#').unwrap_or("");
+    if hex.len() == 6 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        c
+    } else {
+        "#dddddd"
+    }
+}
+
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::enrich::{ActorKind, Via};
+    use crate::render::slack::render_batch;
+    use crate::render::testing::{actor, batch, batch_event, event, rule, small_batch, summary};
+    use crate::severity::Severity;
+    use crate::summary::Locale;
+    use crate::window::BatchKind;
+
+    const HOSTILE: &str =
+        "<script>alert(1)</script> <a href=\"https://evil\">x</a> <!channel> & *bold* \"q\" 'q'";
+
+    fn hostile_messages() -> Vec<SlackMessage> {
+        let rl = rule("r", HOSTILE, None, Severity::Red);
+        let who = actor(HOSTILE, ActorKind::Human, Via::Console);
+        let mut e = event(HOSTILE, 0, HOSTILE, HOSTILE, &[HOSTILE]);
+        e.error_code = Some(HOSTILE.to_owned());
+        let b = batch(
+            BatchKind::Window,
+            Some(HOSTILE),
+            vec![batch_event(e, &rl, &who)],
+        );
+        let mut s = summary(HOSTILE, Severity::Green);
+        s.body = HOSTILE.to_owned();
+        render_batch(&b, &s, Locale::default())
+    }
+
+    #[test]
+    fn hostile_strings_appear_only_escaped() {
+        let page = preview(&hostile_messages(), HOSTILE);
+        assert!(!page.to_lowercase().contains("<script"), "{page}");
+        assert!(!page.contains("<a href=\"https://evil"));
+        assert!(!page.contains("href=\"https://evil"));
+        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(page.contains("&lt;!channel&gt;"));
+        // Look-alike stars: the text stays unformatted, only our own headline bold remains.
+        assert!(!page.contains("<b>bold</b>"));
+        // Nothing external: the only links are our CloudTrail buttons (none here: bad region).
+        assert!(!page.contains("src="));
+        assert!(!page.contains("href=\""));
+        assert!(page.contains("Content-Security-Policy"));
+        assert!(page.contains("default-src 'none'"));
+    }
+
+    #[test]
+    fn every_message_appears_with_continuations_indented() {
+        let rl = rule("r", "t", None, Severity::Green);
+        let who = actor("a", ActorKind::Human, Via::Cli);
+        let events = (0..3000)
+            .map(|i| {
+                let name = format!("Event{i:05}");
+                batch_event(
+                    event(&name, 0, "us-east-1", &name, &["some-resource-name"]),
+                    &rl,
+                    &who,
+                )
+            })
+            .collect();
+        let mut messages = render_batch(
+            &batch(BatchKind::Window, None, events),
+            &summary("big", Severity::Green),
+            Locale::default(),
+        );
+        let parts = messages.len();
+        assert!(parts > 1);
+        messages.extend(render_batch(
+            &small_batch(),
+            &summary("small", Severity::Green),
+            Locale::default(),
+        ));
+        let page = preview(&messages, "t");
+        assert_eq!(
+            page.matches("<article class=\"msg\">").count(),
+            messages.len()
+        );
+        assert_eq!(page.matches("<div class=\"thread\">").count(), 2);
+        assert_eq!(page.matches("<div class=\"replies\">").count(), 1);
+        for i in 0..3000 {
+            assert!(
+                page.contains(&format!("<code>Event{i:05}</code>")),
+                "event {i}"
+            );
+        }
+        assert!(page.contains("<b>big</b>"));
+        assert!(page.contains("<br>"));
+        assert!(page.contains(
+            "href=\"https://us-east-1.console.aws.amazon.com/cloudtrail/home?region=us-east-1\
+             #/events?StartTime=2024-01-01T00:00:00.000Z&amp;EndTime=2024-01-01T00:05:00.000Z\""
+        ));
+        assert!(page.contains("border-left-color:#2eb67d"));
+    }
+
+    #[test]
+    fn entities_are_undone_once_then_html_escaped() {
+        let messages = render_batch(
+            &small_batch(),
+            &summary("a &amp; b < c", Severity::Green),
+            Locale::default(),
+        );
+        let page = preview(&messages, "t");
+        // Input "a &amp; b" was Slack-escaped to "a &amp;amp; b", shown as "a &amp; b" in HTML.
+        assert!(page.contains("<b>a &amp;amp; b &lt; c</b>"), "{page}");
+    }
+
+    #[test]
+    fn orphan_continuations_still_appear() {
+        let rl = rule("r", "t", None, Severity::Green);
+        let who = actor("a", ActorKind::Human, Via::Cli);
+        let events = (0..3000)
+            .map(|i| {
+                let name = format!("E{i}");
+                batch_event(
+                    event("e", 0, "us-east-1", &name, &["some-resource-name"]),
+                    &rl,
+                    &who,
+                )
+            })
+            .collect();
+        let messages = render_batch(
+            &batch(BatchKind::Window, None, events),
+            &summary("h", Severity::Green),
+            Locale::default(),
+        );
+        assert!(messages.len() > 1);
+        let page = preview(&messages[1..], "t");
+        assert_eq!(
+            page.matches("<article class=\"msg\">").count(),
+            messages.len() - 1
+        );
+    }
+
+    #[test]
+    fn colours_are_checked_before_use() {
+        assert_eq!(safe_colour("#e01e5a"), "#e01e5a");
+        assert_eq!(safe_colour("red;background:url(x)"), "#dddddd");
+    }
+}

@@ -1,0 +1,716 @@
+//! Slack Block Kit: one colour-bar attachment per batch, split within Slack's limits.
+//!
+//! The layout follows the original system's message, which readers know: headline, summary,
+//! fields (performers, time, regions, account), `CloudTrail` buttons, a divider, then the tree of
+//! actor -> event -> resources. The tree is rendered from the batch, never from the summary: every
+//! event appears exactly once, and what does not fit in one message goes into continuation
+//! messages that the Notifier posts as thread replies.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+
+use super::escape::{code_within, plain_within};
+use crate::enrich::{Actor, ActorKind, Via};
+use crate::severity::Severity;
+use crate::summary::{Lang, Locale, Summary, SummarySource};
+use crate::window::{Batch, BatchEvent, BatchKind};
+
+/// Slack's limit on blocks per message.
+pub const MAX_BLOCKS: usize = 50;
+/// Slack's limit on the text of a section block.
+pub const MAX_TEXT: usize = 3000;
+/// Slack's limit on one field of a section block.
+pub const MAX_FIELD: usize = 2000;
+/// Buttons shown; further regions are listed as text.
+pub const MAX_BUTTONS: usize = 5;
+/// `metadata.event_type` of every message we post.
+pub const EVENT_TYPE: &str = "trailwatch_batch";
+
+/// One message to post. Part 0 is the parent; parts 1.. are thread replies to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SlackMessage {
+    /// `batch.id.key()`: the same for every part of a batch.
+    pub batch_key: String,
+    pub part: usize,
+    pub parts: usize,
+    pub payload: Payload,
+}
+
+impl SlackMessage {
+    /// True for parts 1..: post as a reply in the parent's thread.
+    pub fn is_continuation(&self) -> bool {
+        self.part > 0
+    }
+}
+
+/// The body of `chat.postMessage` (the Notifier adds `channel` and `thread_ts`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Payload {
+    /// Notification fallback: the headline, escaped.
+    pub text: String,
+    pub attachments: Vec<Attachment>,
+    pub metadata: Metadata,
+}
+
+/// A colour bar and the blocks beside it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Attachment {
+    pub color: String,
+    pub blocks: Vec<Block>,
+}
+
+/// Message metadata: lets a retry see that a part was already posted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Metadata {
+    pub event_type: String,
+    pub event_payload: EventPayload,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventPayload {
+    pub batch_id: String,
+    pub part: usize,
+    pub parts: usize,
+}
+
+/// The Block Kit blocks we use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Block {
+    Section {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        text: Option<Text>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        fields: Option<Vec<Text>>,
+    },
+    Context {
+        elements: Vec<Text>,
+    },
+    Actions {
+        elements: Vec<Button>,
+    },
+    Divider,
+}
+
+impl Block {
+    fn section(text: String) -> Self {
+        Self::Section {
+            text: Some(Text::mrkdwn(text)),
+            fields: None,
+        }
+    }
+
+    /// Every text in the block, for limit checks and previews.
+    pub fn texts(&self) -> Vec<&str> {
+        match self {
+            Self::Section { text, fields } => text
+                .iter()
+                .chain(fields.iter().flatten())
+                .map(Text::as_str)
+                .collect(),
+            Self::Context { elements } => elements.iter().map(Text::as_str).collect(),
+            Self::Actions { elements } => elements.iter().map(|b| b.text.as_str()).collect(),
+            Self::Divider => Vec::new(),
+        }
+    }
+}
+
+/// A text object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type")]
+pub enum Text {
+    /// `verbatim: true`: Slack must not auto-link URLs or parse names in event text.
+    #[serde(rename = "mrkdwn")]
+    Mrkdwn { text: String, verbatim: bool },
+    #[serde(rename = "plain_text")]
+    PlainText { text: String, emoji: bool },
+}
+
+impl Text {
+    fn mrkdwn(text: String) -> Self {
+        Self::Mrkdwn {
+            text,
+            verbatim: true,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Mrkdwn { text, .. } | Self::PlainText { text, .. } => text,
+        }
+    }
+}
+
+/// A link button.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename = "button")]
+pub struct Button {
+    pub text: Text,
+    pub url: String,
+    pub action_id: String,
+}
+
+/// Renders a batch and its summary as one or more messages.
+pub fn render_batch(batch: &Batch, summary: &Summary, locale: Locale) -> Vec<SlackMessage> {
+    let l = Labels::of(locale.lang);
+    let severity = batch.rule_severity().max(summary.severity);
+    let head = head_blocks(batch, summary, severity, locale, l);
+    let mut sections = tree_sections(batch, locale, l);
+    if sections.is_empty() {
+        sections.push(Block::section(l.no_events.to_owned()));
+    }
+
+    let first_room = MAX_BLOCKS - head.len();
+    let later_room = MAX_BLOCKS - 1;
+    let rest = sections.len().saturating_sub(first_room);
+    let parts = 1 + rest.div_ceil(later_room);
+
+    let key = batch.id.key();
+    let fallback = fallback_text(batch, summary, l);
+    let mut remaining = sections.into_iter();
+    let mut messages = Vec::with_capacity(parts);
+    for part in 0..parts {
+        let mut blocks = if part == 0 {
+            head.clone()
+        } else {
+            vec![continuation_head(summary, severity, part, parts, l)]
+        };
+        let room = MAX_BLOCKS - blocks.len();
+        blocks.extend(remaining.by_ref().take(room));
+        let text = if part == 0 {
+            fallback.clone()
+        } else {
+            format!("({} {}/{parts}) {fallback}", l.continued, part + 1)
+        };
+        messages.push(SlackMessage {
+            batch_key: key.clone(),
+            part,
+            parts,
+            payload: Payload {
+                text,
+                attachments: vec![Attachment {
+                    color: severity.colour().to_owned(),
+                    blocks,
+                }],
+                metadata: Metadata {
+                    event_type: EVENT_TYPE.to_owned(),
+                    event_payload: EventPayload {
+                        batch_id: key.clone(),
+                        part,
+                        parts,
+                    },
+                },
+            },
+        });
+    }
+    messages
+}
+
+fn fallback_text(batch: &Batch, summary: &Summary, l: &Labels) -> String {
+    let headline = plain_within(&summary.headline, 300);
+    let account = plain_within(&batch.account_label(), 200);
+    match batch.kind {
+        BatchKind::Late => format!("[{}] {headline} · {account}", l.late),
+        BatchKind::Immediate => format!("[{}] {headline} · {account}", l.immediate),
+        BatchKind::Window => format!("{headline} · {account}"),
+    }
+}
+
+fn head_blocks(
+    batch: &Batch,
+    summary: &Summary,
+    severity: Severity,
+    locale: Locale,
+    l: &Labels,
+) -> Vec<Block> {
+    let mut blocks = vec![Block::section(headline_text(batch, summary, severity, l))];
+    if let Some(body) = body_text(summary) {
+        blocks.push(Block::section(body));
+    }
+    blocks.push(Block::Context {
+        elements: vec![Text::mrkdwn(severity_line(summary, severity, l))],
+    });
+    blocks.push(Block::Section {
+        text: None,
+        fields: Some(fields(batch, locale, l)),
+    });
+    blocks.extend(region_blocks(batch, l));
+    blocks.push(Block::Divider);
+    blocks
+}
+
+fn headline_text(batch: &Batch, summary: &Summary, severity: Severity, l: &Labels) -> String {
+    let headline = non_empty(plain_within(&summary.headline, 1000));
+    let mut text = format!("{} *{headline}*", severity.emoji());
+    match batch.kind {
+        BatchKind::Late => {
+            let _ = write!(
+                text,
+                "\n:hourglass_flowing_sand: *{}* · {}",
+                l.late, l.late_note
+            );
+        }
+        BatchKind::Immediate => {
+            let _ = write!(text, "\n:rotating_light: *{}*", l.immediate);
+        }
+        BatchKind::Window => {}
+    }
+    text
+}
+
+/// The summary body, then its notes as bullets; `None` when both are empty.
+fn body_text(summary: &Summary) -> Option<String> {
+    let mut text = plain_within(&summary.body, 2000);
+    let notes: Vec<String> = summary
+        .notes
+        .iter()
+        .map(|n| plain_within(n, 300))
+        .filter(|n| !n.is_empty())
+        .collect();
+    for (i, note) in notes.iter().enumerate() {
+        let line = format!("• {note}");
+        // Keep room for a "+N" line when notes do not fit.
+        if text.chars().count() + line.chars().count() + 12 > MAX_TEXT {
+            let _ = write!(text, "\n• +{}", notes.len() - i);
+            break;
+        }
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(&line);
+    }
+    (!text.is_empty()).then_some(text)
+}
+
+fn severity_line(summary: &Summary, severity: Severity, l: &Labels) -> String {
+    let by = match &summary.source {
+        SummarySource::Offline => l.by_offline.to_owned(),
+        SummarySource::Fallback { .. } => l.by_fallback.to_owned(),
+        SummarySource::Model { model_id, .. } => {
+            format!("{} {}", l.by_model, plain_within(model_id, 100))
+        }
+    };
+    let reason = plain_within(&summary.severity_reason, 1000);
+    let mut line = format!(
+        "{} {}: *{}*",
+        severity.emoji(),
+        l.severity,
+        l.severity_name(severity)
+    );
+    if !reason.is_empty() {
+        let _ = write!(line, " — {reason}");
+    }
+    let _ = write!(line, " · {}: {by}", l.summary_by);
+    line
+}
+
+fn fields(batch: &Batch, locale: Locale, l: &Labels) -> Vec<Text> {
+    let mut actors: Vec<&Actor> = Vec::new();
+    for e in &batch.events {
+        if !actors.contains(&&e.actor) {
+            actors.push(&e.actor);
+        }
+    }
+    let performers: Vec<String> = actors
+        .iter()
+        .map(|a| {
+            format!(
+                "{} ({})",
+                non_empty(plain_within(&a.name, 200)),
+                l.kind(a.kind)
+            )
+        })
+        .collect();
+    let regions: Vec<String> = regions(batch).iter().map(|r| plain_within(r, 60)).collect();
+    let field = |label: &str, value: String| Text::mrkdwn(format!("*{label}*\n{value}"));
+    let room = MAX_FIELD - 100;
+    vec![
+        field(l.performers, join_within(&performers, ", ", room, l)),
+        field(l.time, time_text(batch, locale.tz)),
+        field(l.regions, join_within(&regions, ", ", room, l)),
+        field(l.account, plain_within(&batch.account_label(), 300)),
+        field(l.events, batch.events.len().to_string()),
+    ]
+}
+
+/// Joins items while they fit in `max` chars, then says how many were left out.
+fn join_within(items: &[String], sep: &str, max: usize, l: &Labels) -> String {
+    let mut out = String::new();
+    let mut len = 0;
+    for (i, item) in items.iter().enumerate() {
+        let add = item.chars().count() + if i > 0 { sep.len() } else { 0 };
+        if len + add > max {
+            let _ = write!(out, " {}", l.more(items.len() - i));
+            return out;
+        }
+        if i > 0 {
+            out.push_str(sep);
+        }
+        out.push_str(item);
+        len += add;
+    }
+    if out.is_empty() { "-".to_owned() } else { out }
+}
+
+fn regions(batch: &Batch) -> BTreeSet<&str> {
+    batch
+        .events
+        .iter()
+        .map(|e| e.event.region.as_str())
+        .collect()
+}
+
+/// The window in the reader's zone (`2024-01-01 09:00–09:05 KST`), or the event time for an
+/// immediate alert.
+fn time_text(batch: &Batch, tz: Tz) -> String {
+    if batch.kind == BatchKind::Immediate
+        && let Some(e) = batch.events.first()
+    {
+        return e
+            .event
+            .time
+            .with_timezone(&tz)
+            .format("%Y-%m-%d %H:%M:%S %Z")
+            .to_string();
+    }
+    let start = batch.id.window_start.with_timezone(&tz);
+    let end = batch.window_end.with_timezone(&tz);
+    let (start_zone, end_zone) = (start.format("%Z").to_string(), end.format("%Z").to_string());
+    if start_zone != end_zone {
+        return format!(
+            "{}–{}",
+            start.format("%Y-%m-%d %H:%M %Z"),
+            end.format("%Y-%m-%d %H:%M %Z")
+        );
+    }
+    let end_format = if start.date_naive() == end.date_naive() {
+        "%H:%M"
+    } else {
+        "%Y-%m-%d %H:%M"
+    };
+    format!(
+        "{}–{} {start_zone}",
+        start.format("%Y-%m-%d %H:%M"),
+        end.format(end_format)
+    )
+}
+
+/// Buttons to each region's `CloudTrail` event history, and the regions beyond five as text.
+fn region_blocks(batch: &Batch, l: &Labels) -> Vec<Block> {
+    let mut buttons = Vec::new();
+    let mut unlinked = Vec::new();
+    for region in regions(batch) {
+        match cloudtrail_url(region, batch.id.window_start, batch.window_end) {
+            Some(url) if buttons.len() < MAX_BUTTONS => buttons.push(Button {
+                text: Text::PlainText {
+                    text: format!("CloudTrail {region}"),
+                    emoji: false,
+                },
+                url,
+                action_id: format!("cloudtrail_{region}"),
+            }),
+            _ => unlinked.push(plain_within(region, 60)),
+        }
+    }
+    let mut blocks = Vec::new();
+    if !buttons.is_empty() {
+        blocks.push(Block::Actions { elements: buttons });
+    }
+    if !unlinked.is_empty() {
+        blocks.push(Block::Context {
+            elements: vec![Text::mrkdwn(format!(
+                "{}: {}",
+                l.other_regions,
+                join_within(&unlinked, ", ", MAX_TEXT - 100, l)
+            ))],
+        });
+    }
+    blocks
+}
+
+/// The console's `CloudTrail` event history for `region` over `[start, end)`; `None` unless the
+/// region looks like one (`[a-z0-9-]+`), so event text can never shape a URL.
+pub fn cloudtrail_url(region: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> Option<String> {
+    let valid = !region.is_empty()
+        && region.len() <= 32
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    valid.then(|| {
+        format!(
+            "https://{region}.console.aws.amazon.com/cloudtrail/home?region={region}#/events?StartTime={}&EndTime={}",
+            start.to_rfc3339_opts(SecondsFormat::Millis, true),
+            end.to_rfc3339_opts(SecondsFormat::Millis, true),
+        )
+    })
+}
+
+fn continuation_head(
+    summary: &Summary,
+    severity: Severity,
+    part: usize,
+    parts: usize,
+    l: &Labels,
+) -> Block {
+    Block::section(format!(
+        "{} *({} {}/{parts})* {}",
+        severity.emoji(),
+        l.continued,
+        part + 1,
+        plain_within(&summary.headline, 300)
+    ))
+}
+
+/// The tree, packed into section blocks of at most [`MAX_TEXT`] chars. An actor's header is
+/// repeated (marked continued) when its events run into the next block.
+fn tree_sections(batch: &Batch, locale: Locale, l: &Labels) -> Vec<Block> {
+    let mut groups: Vec<(&Actor, Vec<&BatchEvent>)> = Vec::new();
+    for e in &batch.events {
+        match groups.iter_mut().find(|(a, _)| *a == &e.actor) {
+            Some((_, events)) => events.push(e),
+            None => groups.push((&e.actor, vec![e])),
+        }
+    }
+    let mut packer = Packer::default();
+    for (actor, events) in groups {
+        let header = actor_header(actor, l);
+        for (i, e) in events.into_iter().enumerate() {
+            let line = event_line(e, locale, l);
+            if i == 0 {
+                packer.start_group(&header, &line);
+            } else {
+                packer.push(&line, &header, l);
+            }
+        }
+    }
+    packer.finish().into_iter().map(Block::section).collect()
+}
+
+#[derive(Default)]
+struct Packer {
+    done: Vec<String>,
+    current: String,
+    len: usize,
+}
+
+impl Packer {
+    /// Starts an actor's group; the header never ends a block without an event under it.
+    fn start_group(&mut self, header: &str, first: &str) {
+        let needed = header.chars().count() + first.chars().count() + 2;
+        if self.len + needed > MAX_TEXT {
+            self.flush();
+        }
+        self.append(header);
+        self.append(first);
+    }
+
+    fn push(&mut self, line: &str, header: &str, l: &Labels) {
+        if self.len + 1 + line.chars().count() > MAX_TEXT {
+            self.flush();
+            self.append(&format!("{header} ({})", l.continued));
+        }
+        self.append(line);
+    }
+
+    fn append(&mut self, line: &str) {
+        let add = line.chars().count() + usize::from(self.len > 0);
+        if self.len + add > MAX_TEXT {
+            self.flush();
+        }
+        if self.len > 0 {
+            self.current.push('\n');
+            self.len += 1;
+        }
+        self.current.push_str(line);
+        self.len += line.chars().count();
+    }
+
+    fn flush(&mut self) {
+        if !self.current.is_empty() {
+            self.done.push(std::mem::take(&mut self.current));
+            self.len = 0;
+        }
+    }
+
+    fn finish(mut self) -> Vec<String> {
+        self.flush();
+        self.done
+    }
+}
+
+fn actor_header(actor: &Actor, l: &Labels) -> String {
+    let name = non_empty(plain_within(&actor.name, 200));
+    match l.via(actor.via) {
+        Some(via) => format!("*{name}* · {} · {via}", l.kind(actor.kind)),
+        None => format!("*{name}* · {}", l.kind(actor.kind)),
+    }
+}
+
+/// One event: time, name, resources, failure, already-alerted mark, rule title. Each part is
+/// bounded so that a line stays far below [`MAX_TEXT`] (about 1,500 chars at worst).
+fn event_line(e: &BatchEvent, locale: Locale, l: &Labels) -> String {
+    let ev = &e.event;
+    let time = ev.time.with_timezone(&locale.tz).format("%H:%M:%S");
+    let mut line = format!("• {time} {}", code_within(&ev.name, 130));
+    if !ev.resources.is_empty() {
+        let names: Vec<String> = ev
+            .resources
+            .iter()
+            .map(|r| code_within(&r.name, 150))
+            .collect();
+        line.push_str(" → ");
+        line.push_str(&join_within(&names, ", ", 1000, l));
+    }
+    if let Some(error) = &ev.error_code {
+        let _ = write!(line, " :x: {} {}", l.failed, code_within(error, 70));
+    }
+    if e.already_alerted {
+        let _ = write!(line, " :bell: ({})", l.already_alerted);
+    }
+    let title = match (locale.lang, &e.rule.title_ko) {
+        (Lang::Ko, Some(ko)) => ko,
+        _ => &e.rule.title,
+    };
+    let title = plain_within(title, 150);
+    if !title.is_empty() {
+        let _ = write!(line, " · {title}");
+    }
+    line
+}
+
+fn non_empty(s: String) -> String {
+    if s.is_empty() { "?".to_owned() } else { s }
+}
+
+/// Reader-facing words, in English or Korean.
+struct Labels {
+    performers: &'static str,
+    time: &'static str,
+    regions: &'static str,
+    account: &'static str,
+    events: &'static str,
+    late: &'static str,
+    late_note: &'static str,
+    immediate: &'static str,
+    continued: &'static str,
+    failed: &'static str,
+    already_alerted: &'static str,
+    severity: &'static str,
+    summary_by: &'static str,
+    by_offline: &'static str,
+    by_fallback: &'static str,
+    by_model: &'static str,
+    other_regions: &'static str,
+    no_events: &'static str,
+    lang: Lang,
+}
+
+const EN: Labels = Labels {
+    performers: "Performer(s)",
+    time: "Time",
+    regions: "Region(s)",
+    account: "Account",
+    events: "Events",
+    late: "late follow-up",
+    late_note: "events that arrived after this window's digest was sent",
+    immediate: "immediate alert",
+    continued: "continued",
+    failed: "failed",
+    already_alerted: "already alerted",
+    severity: "Severity",
+    summary_by: "summary",
+    by_offline: "offline template",
+    by_fallback: "offline template (model unavailable)",
+    by_model: "model",
+    other_regions: "Other regions",
+    no_events: "(no events)",
+    lang: Lang::En,
+};
+
+const KO: Labels = Labels {
+    performers: "수행자",
+    time: "시간",
+    regions: "리전",
+    account: "계정",
+    events: "이벤트",
+    late: "지연 도착",
+    late_note: "이 구간의 요약을 보낸 뒤 도착한 이벤트",
+    immediate: "즉시 알림",
+    continued: "계속",
+    failed: "실패",
+    already_alerted: "이미 알림",
+    severity: "심각도",
+    summary_by: "요약",
+    by_offline: "오프라인 템플릿",
+    by_fallback: "오프라인 템플릿 (모델 사용 불가)",
+    by_model: "모델",
+    other_regions: "기타 리전",
+    no_events: "(이벤트 없음)",
+    lang: Lang::Ko,
+};
+
+impl Labels {
+    fn of(lang: Lang) -> &'static Self {
+        match lang {
+            Lang::En => &EN,
+            Lang::Ko => &KO,
+        }
+    }
+
+    fn kind(&self, kind: ActorKind) -> &'static str {
+        match (self.lang, kind) {
+            (Lang::En, ActorKind::Human) => "human",
+            (Lang::En, ActorKind::Automation) => "automation",
+            (Lang::En, ActorKind::AwsService) => "AWS service",
+            (Lang::En, ActorKind::Root) => "root",
+            (Lang::Ko, ActorKind::Human) => "사람",
+            (Lang::Ko, ActorKind::Automation) => "자동화",
+            (Lang::Ko, ActorKind::AwsService) => "AWS 서비스",
+            (Lang::Ko, ActorKind::Root) => "루트",
+        }
+    }
+
+    fn via(&self, via: Via) -> Option<&'static str> {
+        Some(match via {
+            Via::Console => match self.lang {
+                Lang::En => "console",
+                Lang::Ko => "콘솔",
+            },
+            Via::Cli => "CLI",
+            Via::Sdk => "SDK",
+            Via::Terraform => "Terraform",
+            Via::CloudFormation => "CloudFormation",
+            Via::Cdk => "CDK",
+            Via::Pulumi => "Pulumi",
+            Via::Ci => "CI",
+            Via::Service => match self.lang {
+                Lang::En => "service",
+                Lang::Ko => "서비스",
+            },
+            Via::Unknown => return None,
+        })
+    }
+
+    fn severity_name(&self, severity: Severity) -> &'static str {
+        match (self.lang, severity) {
+            (Lang::En, s) => s.as_str(),
+            (Lang::Ko, Severity::Red) => "위험",
+            (Lang::Ko, Severity::Yellow) => "주의",
+            (Lang::Ko, Severity::Green) => "정상",
+        }
+    }
+
+    fn more(&self, n: usize) -> String {
+        match self.lang {
+            Lang::En => format!("+{n} more"),
+            Lang::Ko => format!("외 {n}개"),
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;
