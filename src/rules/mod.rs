@@ -1,11 +1,38 @@
 //! Rule pack: which events matter, how bad they are, and the EventBridge pattern for them.
+//!
+//! A pack is a TOML file (the format is documented at the top of `default.toml`, which is compiled
+//! in). Every rule's match is expressible as an EventBridge event pattern, so the member-account
+//! rule that forwards events is generated from the same pack ([`event_pattern`]).
 
+// Prose names AWS products (CloudTrail, EventBridge) that are not code; the crate-wide lint table
+// on main allows this too.
+#![allow(clippy::doc_markdown)]
+
+mod error;
+mod glob;
+mod index;
+mod matcher;
+pub mod pattern;
+
+use std::collections::HashSet;
+use std::path::Path;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::event::Facts;
 use crate::severity::Severity;
+
+pub use error::RulesError;
+pub use pattern::{
+    EVENT_PATTERN_DEFAULT_LIMIT, EVENT_PATTERN_MAX_LIMIT, event_pattern, event_patterns,
+};
+
+use index::Index;
+use matcher::Matcher;
+
+/// The pack compiled into the binary.
+pub const DEFAULT_PACK: &str = include_str!("default.toml");
 
 /// One detection rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -28,24 +55,214 @@ pub enum Verdict {
     Unmatched,
 }
 
+/// A rule with its compiled match.
+#[derive(Debug, Clone)]
+struct Entry {
+    rule: Arc<Rule>,
+    matcher: Matcher,
+}
+
 /// A compiled rule pack.
 #[derive(Debug, Clone, Default)]
 pub struct RulePack {
     rules: Vec<Arc<Rule>>,
+    entries: Vec<Entry>,
+    ignores: Vec<Entry>,
+    rule_index: Index,
+    ignore_index: Index,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PackFile {
+    #[serde(default)]
+    rule: Vec<toml::Table>,
+    #[serde(default)]
+    ignore: Vec<toml::Table>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleSpec {
+    id: String,
+    title: String,
+    title_ko: Option<String>,
+    severity: Severity,
+    #[serde(default)]
+    immediate: bool,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(rename = "match")]
+    matches: toml::Table,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IgnoreSpec {
+    id: String,
+    title: String,
+    title_ko: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(rename = "match")]
+    matches: toml::Table,
 }
 
 impl RulePack {
     /// The pack compiled into the binary (`src/rules/default.toml`).
+    ///
+    /// # Panics
+    /// Never in a tested build: the unit test `builtin_pack_parses` parses the same text.
     pub fn builtin() -> Self {
-        Self::default()
+        match Self::try_builtin() {
+            Ok(pack) => pack,
+            Err(e) => panic!("the compiled-in rule pack is invalid: {e}"),
+        }
     }
 
+    /// The compiled-in pack, as a `Result`.
+    pub fn try_builtin() -> Result<Self, RulesError> {
+        Self::from_toml(DEFAULT_PACK)
+    }
+
+    /// A pack from a file, replacing the compiled-in one.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, RulesError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| RulesError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text)
+    }
+
+    /// Parse and validate a pack: unique ids, known keys and detail-types, non-empty matches.
+    pub fn from_toml(text: &str) -> Result<Self, RulesError> {
+        let file: PackFile = toml::from_str(text).map_err(|e| RulesError::Syntax(Box::new(e)))?;
+        if file.rule.is_empty() {
+            return Err(RulesError::NoRules);
+        }
+        let mut ids = HashSet::new();
+        let mut entries = Vec::with_capacity(file.rule.len());
+        for (n, table) in file.rule.into_iter().enumerate() {
+            let id = entry_id(&table, n);
+            let spec: RuleSpec = entry(table).map_err(|source| RulesError::Entry {
+                section: "rule",
+                id,
+                source: Box::new(source),
+            })?;
+            let matcher = Matcher::parse("rule", &spec.id, &spec.matches)?;
+            if !ids.insert(spec.id.clone()) {
+                return Err(RulesError::DuplicateId {
+                    section: "rule",
+                    id: spec.id,
+                });
+            }
+            let rule = Rule {
+                id: spec.id,
+                title: spec.title,
+                title_ko: spec.title_ko,
+                severity: spec.severity,
+                immediate: spec.immediate,
+                tags: spec.tags,
+            };
+            entries.push(Entry {
+                rule: Arc::new(rule),
+                matcher,
+            });
+        }
+        let mut ignores = Vec::with_capacity(file.ignore.len());
+        for (n, table) in file.ignore.into_iter().enumerate() {
+            let id = entry_id(&table, n);
+            let spec: IgnoreSpec = entry(table).map_err(|source| RulesError::Entry {
+                section: "ignore",
+                id,
+                source: Box::new(source),
+            })?;
+            let matcher = Matcher::parse("ignore", &spec.id, &spec.matches)?;
+            if !ids.insert(spec.id.clone()) {
+                return Err(RulesError::DuplicateId {
+                    section: "ignore",
+                    id: spec.id,
+                });
+            }
+            let rule = Rule {
+                id: spec.id,
+                title: spec.title,
+                title_ko: spec.title_ko,
+                severity: Severity::Green,
+                immediate: false,
+                tags: spec.tags,
+            };
+            ignores.push(Entry {
+                rule: Arc::new(rule),
+                matcher,
+            });
+        }
+        Ok(Self {
+            rules: entries.iter().map(|e| Arc::clone(&e.rule)).collect(),
+            rule_index: Index::build(entries.iter().map(|e| &e.matcher)),
+            ignore_index: Index::build(ignores.iter().map(|e| &e.matcher)),
+            entries,
+            ignores,
+        })
+    }
+
+    /// The detection rules, in pack order.
     pub fn rules(&self) -> &[Arc<Rule>] {
         &self.rules
     }
 
+    /// The ignore entries (noise that is dropped before rules run), in pack order.
+    pub fn ignore_rules(&self) -> impl Iterator<Item = &Arc<Rule>> {
+        self.ignores.iter().map(|e| &e.rule)
+    }
+
+    /// Rules with their compiled matches, for the pattern generator.
+    fn matchers(&self) -> impl Iterator<Item = (&Arc<Rule>, &Matcher)> {
+        self.entries.iter().map(|e| (&e.rule, &e.matcher))
+    }
+
+    /// Ignore entries first (the first in pack order wins); then, of the matching rules, the worst
+    /// severity wins, `immediate` breaks ties, then pack order.
     pub fn evaluate(&self, facts: &Facts<'_>) -> Verdict {
-        let _ = facts;
-        Verdict::Unmatched
+        if let Some(i) = self
+            .ignore_index
+            .candidates(facts)
+            .filter(|&i| self.ignores[i].matcher.matches(facts))
+            .min()
+        {
+            return Verdict::Ignored(Arc::clone(&self.ignores[i].rule));
+        }
+        self.rule_index
+            .candidates(facts)
+            .filter(|&i| self.entries[i].matcher.matches(facts))
+            .max_by_key(|&i| {
+                let rule = &self.entries[i].rule;
+                (rule.severity, rule.immediate, std::cmp::Reverse(i))
+            })
+            .map_or(Verdict::Unmatched, |i| {
+                Verdict::Matched(Arc::clone(&self.entries[i].rule))
+            })
     }
 }
+
+/// Deserialise one entry. Going through TOML text (rather than `Value::try_into`) makes the
+/// error quote the offending `key = value` line, so a type error names its key.
+fn entry<T: serde::de::DeserializeOwned>(table: toml::Table) -> Result<T, toml::de::Error> {
+    match toml::to_string(&table) {
+        Ok(text) => toml::from_str(&text),
+        Err(_) => toml::Value::Table(table).try_into(),
+    }
+}
+
+/// How to name an entry in an error before its `id` is known to be valid.
+fn entry_id(table: &toml::Table, n: usize) -> String {
+    match table.get("id").and_then(toml::Value::as_str) {
+        Some(id) => id.to_owned(),
+        None => format!("#{} (no id)", n + 1),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, reason = "test fixtures")]
+mod tests;

@@ -1,0 +1,386 @@
+use std::error::Error as _;
+
+use super::*;
+use crate::event::EventKind;
+
+fn api(source: &'static str, name: &'static str) -> Facts<'static> {
+    Facts {
+        kind: EventKind::ApiCall,
+        source,
+        name,
+        error_code: None,
+        identity_type: Some("AssumedRole"),
+        read_only: Some(false),
+        mfa_used: None,
+        login_result: None,
+        state: None,
+        user_agent: Some("aws-cli/2.17.32"),
+        role_name: Some("deployer"),
+        user_name: None,
+        invoked_by: None,
+    }
+}
+
+fn matched_id(pack: &RulePack, facts: &Facts<'_>) -> Option<String> {
+    match pack.evaluate(facts) {
+        Verdict::Matched(rule) => Some(rule.id.clone()),
+        _ => None,
+    }
+}
+
+/// The error and all its causes, as an operator would read them.
+fn chain(err: &RulesError) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+#[test]
+fn builtin_pack_parses() {
+    let pack = RulePack::try_builtin().unwrap();
+    assert!(pack.rules().len() >= 30, "{} rules", pack.rules().len());
+    for rule in pack.rules() {
+        assert!(
+            rule.title_ko.as_deref().is_some_and(|t| !t.is_empty()),
+            "{} has no Korean title",
+            rule.id
+        );
+    }
+    for rule in pack.ignore_rules() {
+        assert!(rule.title_ko.is_some(), "{} has no Korean title", rule.id);
+    }
+    // Every CIS CloudWatch monitoring control 1..=14 is covered.
+    for n in 1..=14 {
+        let tag = format!("CIS CloudWatch.{n}");
+        assert!(
+            pack.rules().iter().any(|r| r.tags.contains(&tag)),
+            "no rule tagged {tag}"
+        );
+    }
+    assert_eq!(RulePack::builtin().rules().len(), pack.rules().len());
+}
+
+#[test]
+fn builtin_verdicts() {
+    let pack = RulePack::builtin();
+    assert_eq!(
+        matched_id(&pack, &api("iam.amazonaws.com", "CreateUser")).as_deref(),
+        Some("iam-user-changed")
+    );
+    assert_eq!(
+        matched_id(&pack, &api("iam.amazonaws.com", "ListUsers")),
+        None
+    );
+    assert_eq!(
+        matched_id(&pack, &api("s3.amazonaws.com", "GetObject")),
+        None
+    );
+    assert_eq!(
+        matched_id(&pack, &api("apigateway.amazonaws.com", "CreateRoute")),
+        None
+    );
+    assert_eq!(
+        matched_id(&pack, &api("ec2.amazonaws.com", "CreateRoute")).as_deref(),
+        Some("route-table-changed")
+    );
+
+    let stop = pack.evaluate(&api("cloudtrail.amazonaws.com", "StopLogging"));
+    let Verdict::Matched(rule) = stop else {
+        panic!("StopLogging unmatched")
+    };
+    assert_eq!((rule.severity, rule.immediate), (Severity::Red, true));
+
+    let terminated = Facts {
+        kind: EventKind::StateChange,
+        state: Some("terminated"),
+        ..api("ec2.amazonaws.com", "InstanceStateChange")
+    };
+    assert_eq!(
+        matched_id(&pack, &terminated).as_deref(),
+        Some("ec2-instance-terminated")
+    );
+    assert_eq!(
+        matched_id(
+            &pack,
+            &Facts {
+                state: Some("running"),
+                ..terminated
+            }
+        ),
+        None
+    );
+
+    let root = Facts {
+        identity_type: Some("Root"),
+        read_only: Some(true),
+        ..api("s3.amazonaws.com", "ListBuckets")
+    };
+    assert_eq!(matched_id(&pack, &root).as_deref(), Some("root-usage"));
+    let by_service = Facts {
+        invoked_by: Some("cloudformation.amazonaws.com"),
+        ..root
+    };
+    assert_eq!(matched_id(&pack, &by_service), None);
+    let service_event = Facts {
+        kind: EventKind::ServiceEvent,
+        ..root
+    };
+    assert_eq!(matched_id(&pack, &service_event), None);
+
+    let root_login = Facts {
+        kind: EventKind::ConsoleSignIn,
+        mfa_used: Some("No"),
+        login_result: Some("Success"),
+        ..Facts {
+            identity_type: Some("Root"),
+            ..api("signin.amazonaws.com", "ConsoleLogin")
+        }
+    };
+    assert_eq!(
+        matched_id(&pack, &root_login).as_deref(),
+        Some("root-console-sign-in-without-mfa")
+    );
+}
+
+#[test]
+fn worst_severity_wins_then_immediate_then_order() {
+    // A denied StopLogging is both "unauthorized write" (yellow) and "trail stopped" (red).
+    let pack = RulePack::builtin();
+    let denied_stop = Facts {
+        error_code: Some("AccessDenied"),
+        ..api("cloudtrail.amazonaws.com", "StopLogging")
+    };
+    assert_eq!(
+        matched_id(&pack, &denied_stop).as_deref(),
+        Some("cloudtrail-stopped")
+    );
+    // A denied CreateUser: both yellow, not immediate; the earlier rule wins.
+    let denied = Facts {
+        error_code: Some("AccessDenied"),
+        ..api("iam.amazonaws.com", "CreateUser")
+    };
+    assert_eq!(
+        matched_id(&pack, &denied).as_deref(),
+        Some("unauthorized-write")
+    );
+
+    let pack = RulePack::from_toml(
+        r#"
+[[rule]]
+id = "first-yellow"
+title = "a"
+severity = "yellow"
+match = { name = "X*" }
+[[rule]]
+id = "red"
+title = "b"
+severity = "red"
+match = { name = "XY" }
+[[rule]]
+id = "red-immediate"
+title = "c"
+severity = "red"
+immediate = true
+match = { name = "*Z" }
+[[rule]]
+id = "second-yellow"
+title = "d"
+severity = "yellow"
+match = { source = "s", name = "XQ" }
+"#,
+    )
+    .unwrap();
+    let facts = |name| api("s", name);
+    assert_eq!(matched_id(&pack, &facts("XY")).as_deref(), Some("red"));
+    assert_eq!(
+        matched_id(&pack, &facts("XYZ")).as_deref(),
+        Some("red-immediate")
+    );
+    assert_eq!(
+        matched_id(&pack, &facts("XQ")).as_deref(),
+        Some("first-yellow")
+    );
+    assert_eq!(matched_id(&pack, &facts("Q")), None);
+}
+
+#[test]
+fn ignore_entries_come_first() {
+    let pack = RulePack::builtin();
+    let scan = Facts {
+        read_only: Some(true),
+        error_code: Some("AccessDenied"),
+        user_agent: Some("Boto3/1.34 prowler/4.2.1"),
+        ..api("iam.amazonaws.com", "GetAccountAuthorizationDetails")
+    };
+    assert!(
+        matches!(pack.evaluate(&scan), Verdict::Ignored(r) if r.id == "ignore-scanner-denied-reads")
+    );
+    // The same scanner trying a change is not noise.
+    let write = Facts {
+        read_only: Some(false),
+        ..scan
+    };
+    assert_eq!(
+        matched_id(&pack, &write).as_deref(),
+        Some("unauthorized-write")
+    );
+    // An ordinary client's denied read is CIS CloudWatch.2, green.
+    let read = Facts {
+        user_agent: Some("aws-cli/2"),
+        ..scan
+    };
+    assert_eq!(
+        matched_id(&pack, &read).as_deref(),
+        Some("unauthorized-api-call")
+    );
+
+    // An ignore beats even a red immediate rule.
+    let pack = RulePack::from_toml(
+        r#"
+[[rule]]
+id = "r"
+title = "r"
+severity = "red"
+immediate = true
+match = { name = "StopLogging" }
+[[ignore]]
+id = "i"
+title = "i"
+match = { role_name = "break-glass-*" }
+"#,
+    )
+    .unwrap();
+    let stop = api("cloudtrail.amazonaws.com", "StopLogging");
+    assert!(matches!(pack.evaluate(&stop), Verdict::Matched(_)));
+    assert!(matches!(
+        pack.evaluate(&Facts { role_name: Some("break-glass-admin"), ..stop }),
+        Verdict::Ignored(r) if r.id == "i" && r.severity == Severity::Green
+    ));
+}
+
+#[test]
+fn index_finds_rules_by_source_by_name_and_without_source() {
+    let pack = RulePack::from_toml(
+        r#"
+[[rule]]
+id = "exact"
+title = "t"
+severity = "green"
+match = { source = ["a.amazonaws.com", "b.amazonaws.com"], name = ["N", "M"] }
+[[rule]]
+id = "glob-name"
+title = "t"
+severity = "green"
+match = { source = "a.amazonaws.com", name = "G*" }
+[[rule]]
+id = "glob-source"
+title = "t"
+severity = "green"
+match = { source = "c*", name = "N" }
+[[rule]]
+id = "no-source"
+title = "t"
+severity = "green"
+match = { user_name = "bob" }
+"#,
+    )
+    .unwrap();
+    let id = |source, name| matched_id(&pack, &api(source, name));
+    assert_eq!(id("a.amazonaws.com", "N").as_deref(), Some("exact"));
+    assert_eq!(id("b.amazonaws.com", "M").as_deref(), Some("exact"));
+    assert_eq!(id("b.amazonaws.com", "G1"), None);
+    assert_eq!(id("a.amazonaws.com", "G1").as_deref(), Some("glob-name"));
+    assert_eq!(id("c.amazonaws.com", "N").as_deref(), Some("glob-source"));
+    assert_eq!(id("z.amazonaws.com", "N"), None);
+    let bob = Facts {
+        user_name: Some("bob"),
+        ..api("z.amazonaws.com", "Anything")
+    };
+    assert_eq!(matched_id(&pack, &bob).as_deref(), Some("no-source"));
+}
+
+#[test]
+fn bad_packs_are_refused_with_the_rule_and_key_named() {
+    let rule = |body: &str| format!("[[rule]]\nid = \"bad-one\"\ntitle = \"t\"\n{body}\n");
+    let cases: [(String, &[&str]); 9] = [
+        (
+            rule("severity = \"purple\"\nmatch = { name = \"X\" }"),
+            &["bad-one", "purple", "red"],
+        ),
+        (
+            rule("severity = \"red\"\nimmediate = \"yes\"\nmatch = { name = \"X\" }"),
+            &["bad-one", "immediate", "boolean"],
+        ),
+        (
+            rule("severity = \"red\"\nnmae = \"X\"\nmatch = { name = \"X\" }"),
+            &["bad-one", "nmae", "expected one of"],
+        ),
+        (rule("severity = \"red\""), &["bad-one", "match"]),
+        (
+            rule("severity = \"red\"\nmatch = {}"),
+            &["bad-one", "empty"],
+        ),
+        (
+            rule("severity = \"red\"\nmatch = { name = 7 }"),
+            &["bad-one", "`name`", "glob string", "integer 7"],
+        ),
+        (
+            rule("severity = \"red\"\nmatch = { detail_type = \"AWS API Call\" }"),
+            &[
+                "bad-one",
+                "detail-type \"AWS API Call\"",
+                "AWS API Call via CloudTrail",
+            ],
+        ),
+        (
+            format!(
+                "{}{}",
+                rule("severity = \"red\"\nmatch = { name = \"X\" }"),
+                rule("severity = \"red\"\nmatch = { name = \"Y\" }")
+            ),
+            &["bad-one", "more than once"],
+        ),
+        (
+            "[[rules]]\nid = \"x\"".to_owned(),
+            &["rules", "not valid TOML"],
+        ),
+    ];
+    for (text, needles) in cases {
+        let err = RulePack::from_toml(&text).expect_err(&text);
+        let msg = chain(&err);
+        for needle in needles {
+            assert!(msg.contains(needle), "{msg:?} lacks {needle:?}");
+        }
+    }
+    let no_id = "[[rule]]\ntitle = \"t\"\nseverity = \"red\"\nmatch = { name = \"X\" }";
+    let msg = chain(&RulePack::from_toml(no_id).unwrap_err());
+    assert!(msg.contains("#1") && msg.contains("id"), "{msg}");
+    assert!(matches!(
+        RulePack::from_toml("[[ignore]]\nid = \"i\"\ntitle = \"t\"\nmatch = { name = \"X\" }"),
+        Err(RulesError::NoRules)
+    ));
+    assert!(matches!(
+        RulePack::from_toml("not toml ="),
+        Err(RulesError::Syntax(_))
+    ));
+}
+
+#[test]
+fn load_reads_a_file_and_names_it_on_failure() {
+    let err = RulePack::load("/nonexistent/rules.toml").unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/rules.toml"));
+    let dir = std::env::temp_dir().join(format!("trailwatch-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("pack.toml");
+    std::fs::write(&path, DEFAULT_PACK).unwrap();
+    assert_eq!(
+        RulePack::load(&path).unwrap().rules().len(),
+        RulePack::builtin().rules().len()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,566 @@
+//! The generated EventBridge pattern forwards exactly what the pack matches.
+//!
+//! The pattern is checked with a small EventBridge pattern evaluator written here (equals,
+//! prefix, suffix, wildcard, exists, anything-but, nested objects, arrays, `$or`), against:
+//! (a) an event synthesised for every rule (and every name it lists), (b) events the pack must
+//! not match, (c) when present, every record of the TrailDiscover corpus.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, reason = "test fixtures")]
+
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+use trailwatch::Severity;
+use trailwatch::event::{EventKind, Facts};
+use trailwatch::rules::{self, RulePack, Verdict, event_pattern, event_patterns};
+
+// ------------------------------------------------------------------------------------------------
+// A small EventBridge pattern evaluator.
+
+/// Does `pattern` match `event`? `event` is the object at the same level as `pattern`.
+fn pattern_matches(pattern: &Value, event: Option<&Value>) -> bool {
+    let Value::Object(fields) = pattern else {
+        panic!("a pattern level must be an object: {pattern}");
+    };
+    fields.iter().all(|(key, expected)| {
+        if key == "$or" {
+            let branches = expected.as_array().expect("$or takes a list");
+            assert!(!branches.is_empty(), "$or must not be empty");
+            return branches.iter().any(|b| pattern_matches(b, event));
+        }
+        let value = event.and_then(|e| e.get(key));
+        match expected {
+            Value::Object(_) => pattern_matches(expected, value.filter(|v| v.is_object())),
+            Value::Array(ops) => leaf_matches(ops, value),
+            other => panic!("pattern value for {key} must be an object or a list: {other}"),
+        }
+    })
+}
+
+/// A leaf: any operator matches the value (or, for an array value, any of its elements).
+fn leaf_matches(ops: &[Value], value: Option<&Value>) -> bool {
+    ops.iter().any(|op| match value {
+        None => op == &json!({ "exists": false }),
+        Some(Value::Array(items)) => items.iter().any(|item| op_matches(op, item)),
+        Some(v) => op_matches(op, v),
+    })
+}
+
+fn op_matches(op: &Value, value: &Value) -> bool {
+    let Value::Object(o) = op else {
+        return op == value; // string, number, bool or null: equality
+    };
+    assert_eq!(o.len(), 1, "one operator per object: {op}");
+    let (name, arg) = o.iter().next().expect("one operator");
+    let text = value.as_str();
+    match name.as_str() {
+        "exists" => arg.as_bool().expect("exists takes a bool"),
+        "prefix" => text.is_some_and(|t| t.starts_with(arg.as_str().expect("prefix string"))),
+        "suffix" => text.is_some_and(|t| t.ends_with(arg.as_str().expect("suffix string"))),
+        "wildcard" => {
+            let glob = arg.as_str().expect("wildcard string");
+            assert!(
+                !glob.contains("**"),
+                "EventBridge rejects consecutive wildcards: {glob}"
+            );
+            text.is_some_and(|t| wildcard(glob.as_bytes(), t.as_bytes()))
+        }
+        "anything-but" => match arg {
+            Value::Array(list) => !list.contains(value),
+            single => single != value,
+        },
+        other => panic!("operator {other} is not supported by this evaluator"),
+    }
+}
+
+/// `*` matches any run of bytes (a backtracking matcher, independent of the crate's glob code).
+fn wildcard(glob: &[u8], text: &[u8]) -> bool {
+    let (mut g, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if g < glob.len() && glob[g] == b'*' {
+            star = Some((g, t));
+            g += 1;
+        } else if g < glob.len() && glob[g] == text[t] {
+            g += 1;
+            t += 1;
+        } else if let Some((sg, st)) = star {
+            g = sg + 1;
+            t = st + 1;
+            star = Some((sg, st + 1));
+        } else {
+            return false;
+        }
+    }
+    glob[g..].iter().all(|&c| c == b'*')
+}
+
+#[test]
+fn evaluator_self_check() {
+    let event = json!({"source": "aws.iam", "detail": {"eventName": "CreateUser", "tags": ["a", "b"], "n": null}});
+    let yes = [
+        json!({"source": ["aws.iam"]}),
+        json!({"detail": {"eventName": [{"prefix": "Create"}]}}),
+        json!({"detail": {"eventName": [{"suffix": "User"}]}}),
+        json!({"detail": {"eventName": [{"wildcard": "C*e*r"}]}}),
+        json!({"detail": {"eventName": [{"anything-but": ["DeleteUser"]}]}}),
+        json!({"detail": {"tags": ["b"]}}),
+        json!({"detail": {"missing": [{"exists": false}], "eventName": [{"exists": true}]}}),
+        json!({"detail": {"deep": {"missing": [{"exists": false}]}}}),
+        json!({"$or": [{"source": ["aws.s3"]}, {"detail": {"eventName": ["CreateUser"]}}]}),
+    ];
+    let no = [
+        json!({"source": ["aws.s3"]}),
+        json!({"source": ["aws.iam"], "detail": {"eventName": ["DeleteUser"]}}),
+        json!({"detail": {"eventName": [{"wildcard": "C*x"}]}}),
+        json!({"detail": {"missing": ["x"]}}),
+        json!({"detail": {"eventName": [{"exists": false}]}}),
+        json!({"$or": [{"source": ["aws.s3"]}, {"detail": {"eventName": ["X"]}}]}),
+    ];
+    for p in &yes {
+        assert!(pattern_matches(p, Some(&event)), "{p} should match");
+    }
+    for p in &no {
+        assert!(!pattern_matches(p, Some(&event)), "{p} should not match");
+    }
+    assert!(wildcard(b"*", b""));
+    assert!(wildcard(b"a*b*a", b"abba"));
+    assert!(!wildcard(b"a*b*a", b"ab"));
+}
+
+// ------------------------------------------------------------------------------------------------
+// Envelopes and facts.
+
+const API: &str = "AWS API Call via CloudTrail";
+const SIGN_IN: &str = "AWS Console Sign In via CloudTrail";
+const SERVICE: &str = "AWS Service Event via CloudTrail";
+const STATE_CHANGE: &str = "EC2 Instance State-change Notification";
+
+/// The EventBridge envelope CloudTrail delivers a bare record in.
+fn envelope(record: &Value) -> Value {
+    let kind = EventKind::from_event_type(record["eventType"].as_str());
+    let event_source = record["eventSource"].as_str().unwrap_or_default();
+    let label = event_source.split('.').next().unwrap_or_default();
+    json!({
+        "version": "0",
+        "id": "00000000-0000-0000-0000-000000000000",
+        "detail-type": kind.detail_type(),
+        "source": format!("aws.{label}"),
+        "account": record["recipientAccountId"],
+        "time": record["eventTime"],
+        "region": record["awsRegion"],
+        "resources": [],
+        "detail": record,
+    })
+}
+
+fn state_change(state: &str) -> Value {
+    json!({
+        "version": "0",
+        "id": "00000000-0000-0000-0000-000000000001",
+        "detail-type": STATE_CHANGE,
+        "source": "aws.ec2",
+        "account": "111111111111",
+        "time": "2026-01-01T00:00:00Z",
+        "region": "us-east-1",
+        "resources": ["arn:aws:ec2:us-east-1:111111111111:instance/i-0123456789abcdef0"],
+        "detail": {"instance-id": "i-0123456789abcdef0", "state": state},
+    })
+}
+
+fn s(v: &Value) -> Option<&str> {
+    v.as_str()
+}
+
+/// The facts of an envelope, the way the decoder reads them.
+fn facts(envelope: &Value) -> Facts<'_> {
+    let d = &envelope["detail"];
+    let kind = EventKind::from_detail_type(envelope["detail-type"].as_str().expect("detail-type"))
+        .expect("known detail-type");
+    if kind == EventKind::StateChange {
+        return Facts {
+            kind,
+            source: "ec2.amazonaws.com",
+            name: "InstanceStateChange",
+            error_code: None,
+            identity_type: None,
+            read_only: None,
+            mfa_used: None,
+            login_result: None,
+            state: s(&d["state"]),
+            user_agent: None,
+            role_name: None,
+            user_name: None,
+            invoked_by: None,
+        };
+    }
+    let who = &d["userIdentity"];
+    Facts {
+        kind,
+        source: s(&d["eventSource"]).unwrap_or_default(),
+        name: s(&d["eventName"]).unwrap_or_default(),
+        error_code: s(&d["errorCode"]),
+        identity_type: s(&who["type"]),
+        read_only: d["readOnly"].as_bool(),
+        mfa_used: s(&d["additionalEventData"]["MFAUsed"]),
+        login_result: s(&d["responseElements"]["ConsoleLogin"]),
+        state: None,
+        user_agent: s(&d["userAgent"]),
+        role_name: s(&who["sessionContext"]["sessionIssuer"]["userName"]),
+        user_name: s(&who["userName"]),
+        invoked_by: s(&who["invokedBy"]),
+    }
+}
+
+fn matches_pattern(pattern: &Value, envelope: &Value) -> bool {
+    pattern_matches(pattern, Some(envelope))
+}
+
+// ------------------------------------------------------------------------------------------------
+// (a) Every rule's own events.
+
+/// A string that `glob` matches.
+fn sample(glob: &str) -> String {
+    glob.replace('*', "X")
+}
+
+/// Values of a match key as a list of globs, or `None` for `{ exists = ... }`.
+fn globs(value: &toml::Value) -> Option<Vec<String>> {
+    match value {
+        toml::Value::String(s) => Some(vec![s.clone()]),
+        toml::Value::Array(a) => Some(
+            a.iter()
+                .map(|v| v.as_str().expect("glob").to_owned())
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+fn set(root: &mut Value, path: &[&str], value: Value) {
+    let (last, parents) = path.split_last().expect("non-empty path");
+    let mut node = root;
+    for key in parents {
+        node = node
+            .as_object_mut()
+            .expect("object")
+            .entry(*key)
+            .or_insert_with(|| json!({}));
+    }
+    node.as_object_mut()
+        .expect("object")
+        .insert((*last).to_owned(), value);
+}
+
+const PATHS: [(&str, &[&str]); 10] = [
+    ("error_code", &["errorCode"]),
+    ("identity_type", &["userIdentity", "type"]),
+    ("read_only", &["readOnly"]),
+    ("mfa_used", &["additionalEventData", "MFAUsed"]),
+    ("login_result", &["responseElements", "ConsoleLogin"]),
+    ("user_agent", &["userAgent"]),
+    (
+        "role_name",
+        &[
+            "userIdentity",
+            "sessionContext",
+            "sessionIssuer",
+            "userName",
+        ],
+    ),
+    ("user_name", &["userIdentity", "userName"]),
+    ("invoked_by", &["userIdentity", "invokedBy"]),
+    ("state", &["state"]),
+];
+
+/// One bare CloudTrail record (or a state change) per detail-type and per listed name.
+fn synthesise(m: &toml::Table) -> Vec<Value> {
+    let detail_types = m
+        .get("detail_type")
+        .and_then(globs)
+        .unwrap_or_else(|| vec![API.into(), SIGN_IN.into(), SERVICE.into()]);
+    let names = m
+        .get("name")
+        .and_then(globs)
+        .unwrap_or_else(|| vec!["SomeCall".into()]);
+    let source = m
+        .get("source")
+        .and_then(globs)
+        .map_or_else(|| "example.amazonaws.com".to_owned(), |g| sample(&g[0]));
+    let mut out = Vec::new();
+    for dt in &detail_types {
+        if dt == STATE_CHANGE {
+            let state = m
+                .get("state")
+                .and_then(globs)
+                .map_or_else(|| "stopped".to_owned(), |g| sample(&g[0]));
+            out.push(state_change(&state));
+            continue;
+        }
+        let event_type = match dt.as_str() {
+            API => "AwsApiCall",
+            SIGN_IN => "AwsConsoleSignIn",
+            _ => "AwsServiceEvent",
+        };
+        for name in &names {
+            let mut record = json!({
+                "eventVersion": "1.09",
+                "eventTime": "2026-01-01T00:00:00Z",
+                "eventSource": source,
+                "eventName": sample(name),
+                "eventType": event_type,
+                "awsRegion": "us-east-1",
+                "recipientAccountId": "111111111111",
+                "eventID": "11111111-1111-1111-1111-111111111111",
+            });
+            for (key, path) in PATHS {
+                let Some(value) = m.get(key) else { continue };
+                match value {
+                    toml::Value::Boolean(b) => set(&mut record, path, json!(b)),
+                    toml::Value::Table(t)
+                        if t.get("exists") == Some(&toml::Value::Boolean(true)) =>
+                    {
+                        set(&mut record, path, json!("present"));
+                    }
+                    toml::Value::Table(_) => {} // exists = false: leave it out
+                    v => set(
+                        &mut record,
+                        path,
+                        json!(sample(&globs(v).expect("globs")[0])),
+                    ),
+                }
+            }
+            out.push(envelope(&record));
+        }
+    }
+    out
+}
+
+fn builtin_rule_tables() -> Vec<toml::Table> {
+    let file: toml::Table = toml::from_str(rules::DEFAULT_PACK).expect("default pack is TOML");
+    file["rule"]
+        .as_array()
+        .expect("[[rule]] list")
+        .iter()
+        .map(|r| r.as_table().expect("rule table").clone())
+        .collect()
+}
+
+#[test]
+fn every_rule_matches_its_own_events_in_pack_and_pattern() {
+    let pack = RulePack::builtin();
+    let pattern = event_pattern(&pack);
+    let split = event_patterns(&pack, rules::EVENT_PATTERN_DEFAULT_LIMIT).expect("split");
+    let tables = builtin_rule_tables();
+    assert_eq!(tables.len(), pack.rules().len());
+    let mut checked = 0;
+    for (table, rule) in tables.iter().zip(pack.rules()) {
+        let m = table["match"].as_table().expect("match table");
+        for event in synthesise(m) {
+            let verdict = pack.evaluate(&facts(&event));
+            let Verdict::Matched(winner) = verdict else {
+                panic!("rule {}: pack says {verdict:?} for {event}", rule.id);
+            };
+            assert!(
+                (winner.severity, winner.immediate) >= (rule.severity, rule.immediate),
+                "rule {}: weaker rule {} won for {event}",
+                rule.id,
+                winner.id
+            );
+            assert!(
+                matches_pattern(&pattern, &event),
+                "rule {}: pattern misses {event}",
+                rule.id
+            );
+            assert!(
+                split.iter().any(|p| matches_pattern(p, &event)),
+                "rule {}: split patterns miss {event}",
+                rule.id
+            );
+            checked += 1;
+        }
+    }
+    println!("{checked} synthesised events checked");
+    assert!(checked > 150, "only {checked} events");
+}
+
+// ------------------------------------------------------------------------------------------------
+// (b) What the pack leaves alone.
+
+fn record(source: &str, name: &str, extra: &Value) -> Value {
+    let mut r = json!({
+        "eventVersion": "1.09",
+        "eventSource": source,
+        "eventName": name,
+        "eventType": "AwsApiCall",
+        "readOnly": true,
+        "awsRegion": "us-east-1",
+        "recipientAccountId": "111111111111",
+        "userIdentity": {"type": "AssumedRole", "sessionContext": {"sessionIssuer": {"userName": "dev"}}},
+        "userAgent": "aws-cli/2.17.32",
+    });
+    for (k, v) in extra.as_object().expect("object") {
+        r[k] = v.clone();
+    }
+    envelope(&r)
+}
+
+#[test]
+fn unmatched_events_are_not_forwarded() {
+    let pack = RulePack::builtin();
+    let pattern = event_pattern(&pack);
+    let split = event_patterns(&pack, rules::EVENT_PATTERN_DEFAULT_LIMIT).expect("split");
+    let none = json!({});
+    let events = [
+        record("iam.amazonaws.com", "ListUsers", &none),
+        record("iam.amazonaws.com", "GetUser", &none),
+        record("s3.amazonaws.com", "GetObject", &none),
+        record("s3.amazonaws.com", "PutObject", &json!({"readOnly": false})),
+        record("ec2.amazonaws.com", "DescribeInstances", &none),
+        record(
+            "apigateway.amazonaws.com",
+            "CreateRoute",
+            &json!({"readOnly": false}),
+        ),
+        record("organizations.amazonaws.com", "DescribeOrganization", &none),
+        record("kms.amazonaws.com", "Decrypt", &none),
+        record("sts.amazonaws.com", "AssumeRole", &none),
+        record("cloudtrail.amazonaws.com", "LookupEvents", &none),
+        record("guardduty.amazonaws.com", "GetFindings", &none),
+        // The root rules exclude calls a service made on root's behalf, and service events.
+        record(
+            "s3.amazonaws.com",
+            "ListBuckets",
+            &json!({"userIdentity": {"type": "Root", "invokedBy": "support.amazonaws.com"}}),
+        ),
+        record(
+            "kms.amazonaws.com",
+            "RotateKey",
+            &json!({"eventType": "AwsServiceEvent", "userIdentity": {"type": "Root"}}),
+        ),
+        // Successful sign-in with MFA.
+        record(
+            "signin.amazonaws.com",
+            "ConsoleLogin",
+            &json!({"eventType": "AwsConsoleSignIn", "userIdentity": {"type": "IAMUser"},
+                    "additionalEventData": {"MFAUsed": "Yes"}, "responseElements": {"ConsoleLogin": "Success"}}),
+        ),
+        state_change("running"),
+        state_change("stopped"),
+    ];
+    for event in &events {
+        assert_eq!(
+            pack.evaluate(&facts(event)),
+            Verdict::Unmatched,
+            "pack matches {event}"
+        );
+        assert!(!matches_pattern(&pattern, event), "pattern matches {event}");
+        assert!(
+            !split.iter().any(|p| matches_pattern(p, event)),
+            "a split pattern matches {event}"
+        );
+    }
+}
+
+#[test]
+fn ignored_noise_and_immediate_alerts() {
+    let pack = RulePack::builtin();
+    let scanner = record(
+        "iam.amazonaws.com",
+        "ListUsers",
+        &json!({"errorCode": "AccessDenied", "userAgent": "Boto3/1.34.0 prowler/4.2.1"}),
+    );
+    assert!(matches!(
+        pack.evaluate(&facts(&scanner)),
+        Verdict::Ignored(_)
+    ));
+
+    let root = record(
+        "iam.amazonaws.com",
+        "CreateAccessKey",
+        &json!({"readOnly": false, "userIdentity": {"type": "Root"}}),
+    );
+    let Verdict::Matched(rule) = pack.evaluate(&facts(&root)) else {
+        panic!("root unmatched")
+    };
+    assert_eq!(
+        (rule.id.as_str(), rule.severity, rule.immediate),
+        ("root-usage", Severity::Red, true)
+    );
+}
+
+// ------------------------------------------------------------------------------------------------
+// (c) The TrailDiscover corpus.
+
+fn corpus_file() -> Option<PathBuf> {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let candidates = [
+        std::env::var_os("TRAILWATCH_CORPUS").map(PathBuf::from),
+        Some(manifest.join("../shared/corpus")),
+        // A git worktree under /work/wt/<branch> sits one level deeper than /work/main.
+        Some(manifest.join("../../shared/corpus")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .map(|dir| dir.join("traildiscover/examples.jsonl"))
+        .find(|path| path.is_file())
+}
+
+#[test]
+fn traildiscover_corpus_pattern_agrees_with_pack() {
+    let Some(path) = corpus_file() else {
+        println!(
+            "SKIPPED: traildiscover/examples.jsonl not found under ../shared/corpus (or $TRAILWATCH_CORPUS)"
+        );
+        return;
+    };
+    let text = std::fs::read_to_string(&path).expect("read corpus");
+    let pack = RulePack::builtin();
+    let pattern = event_pattern(&pack);
+    let split = event_patterns(&pack, rules::EVENT_PATTERN_DEFAULT_LIMIT).expect("split");
+    let (mut matched, mut ignored, mut unmatched) = (0, 0, 0);
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let record: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("line {}: {e}", n + 1));
+        let event = envelope(&record);
+        let forwarded = matches_pattern(&pattern, &event);
+        assert_eq!(
+            forwarded,
+            split.iter().any(|p| matches_pattern(p, &event)),
+            "line {}: split disagrees",
+            n + 1
+        );
+        match pack.evaluate(&facts(&event)) {
+            Verdict::Matched(rule) => {
+                matched += 1;
+                assert!(
+                    forwarded,
+                    "line {}: pack matched {} but the pattern drops it",
+                    n + 1,
+                    rule.id
+                );
+            }
+            Verdict::Unmatched => {
+                unmatched += 1;
+                assert!(
+                    !forwarded,
+                    "line {}: pattern forwards {} {} the pack ignores",
+                    n + 1,
+                    record["eventSource"],
+                    record["eventName"]
+                );
+            }
+            Verdict::Ignored(_) => ignored += 1,
+        }
+    }
+    println!(
+        "{}: {matched} matched, {ignored} ignored, {unmatched} unmatched",
+        path.display()
+    );
+    assert!(matched > 0 && unmatched > 0);
+}
