@@ -1,1 +1,140 @@
-fn main() {}
+//! decode -> match -> enrich -> window on real-looking CloudTrail, beside a plain
+//! `serde_json::Value` parse of the same bytes, in the same run.
+//!
+//! Input: every fixture record plus, when `../shared/corpus` exists, every corpus record,
+//! cycled with fresh event ids into ~30,000 JSON lines (built before timing starts).
+
+use std::hint::black_box;
+use std::path::Path;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use serde_json::Value;
+use trailwatch::adapters::memory::{CollectingNotifier, MemoryStore};
+use trailwatch::config::Settings;
+use trailwatch::engine::Engine;
+use trailwatch::rules::RulePack;
+use trailwatch::summary::OfflineSummarizer;
+use trailwatch::window::{EventTimeClock, WindowBook};
+
+const TARGET_EVENTS: usize = 30_000;
+
+/// One JSON value per record, from fixtures and corpus (unwrapping labelled lines).
+fn seed_records() -> Vec<Value> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in [
+        root.join("fixtures"),
+        root.join("../shared/corpus/traildiscover"),
+    ] {
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                files.push(entry.path());
+            }
+        }
+    }
+    for file in [
+        "../shared/corpus/panther/labelled.jsonl",
+        "../shared/corpus/stratus-red-team/detonations.jsonl",
+    ] {
+        files.push(root.join(file));
+    }
+    files.sort();
+    let mut records = Vec::new();
+    for file in files {
+        let name = file.to_string_lossy();
+        if !name.ends_with(".jsonl")
+            || name.contains("malformed")
+            || name.contains("threat-metadata")
+        {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        for line in text.lines() {
+            if let Ok(mut value) = serde_json::from_str::<Value>(line) {
+                if let Some(inner) = value.get_mut("event").map(Value::take) {
+                    value = inner;
+                }
+                records.push(value);
+            }
+        }
+    }
+    records
+}
+
+/// ~30,000 JSON lines with unique event ids.
+fn mixed_input() -> (Vec<u8>, usize) {
+    let seeds = seed_records();
+    let mut out = Vec::new();
+    let mut count = 0;
+    while count < TARGET_EVENTS && !seeds.is_empty() {
+        for seed in &seeds {
+            let mut record = seed.clone();
+            let id = Value::String(format!("bench-{count:08}"));
+            if let Some(detail) = record
+                .get_mut("detail")
+                .filter(|d| d.get("eventID").is_some())
+            {
+                detail["eventID"] = id.clone();
+            }
+            if record.get("eventID").is_some() {
+                record["eventID"] = id.clone();
+            }
+            if record.get("id").is_some() {
+                record["id"] = id;
+            }
+            out.extend(serde_json::to_vec(&record).unwrap_or_default());
+            out.push(b'\n');
+            count += 1;
+        }
+    }
+    (out, count)
+}
+
+fn pipeline(c: &mut Criterion) {
+    let (input, events) = mixed_input();
+    let rules = RulePack::builtin();
+    let settings = Settings::default();
+    let mut group = c.benchmark_group("pipeline");
+    group.throughput(Throughput::Elements(events as u64));
+    group.sample_size(10);
+    group.bench_function("serde_json_value", |b| {
+        b.iter(|| {
+            let values = serde_json::Deserializer::from_slice(black_box(&input))
+                .into_iter::<Value>()
+                .filter_map(Result::ok)
+                .count();
+            black_box(values)
+        });
+    });
+    group.bench_function("decode_match_enrich_window", |b| {
+        b.iter(|| {
+            let mut engine = Engine::new(
+                rules.clone(),
+                settings.clone(),
+                MemoryStore::default(),
+                OfflineSummarizer,
+                CollectingNotifier::default(),
+                EventTimeClock::default(),
+            );
+            let matched = engine.decode(black_box(&input));
+            let mut book = WindowBook::new(settings.window);
+            let mut added = 0usize;
+            for event in matched {
+                let time = event.event.time;
+                if matches!(book.add(event, time), trailwatch::window::Added::New { .. }) {
+                    added += 1;
+                }
+            }
+            black_box((
+                added,
+                book.due(chrono::DateTime::<chrono::Utc>::MAX_UTC).len(),
+            ))
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, pipeline);
+criterion_main!(benches);

@@ -1,7 +1,12 @@
 //! trailwatch: CloudTrail changes across an organisation, explained in Slack.
 
+pub mod adapters;
+pub mod app;
+pub mod config;
+pub mod engine;
 pub mod enrich;
 pub mod event;
+pub mod ports;
 pub mod render;
 pub mod rules;
 pub mod severity;

@@ -32,7 +32,12 @@ const SECRET_KEY_PARTS: &[&str] = &[
 ];
 
 /// True when a field of this name holds a secret (`sessionToken`, `newPassword`, `SecretString`).
+/// Names of secrets (`secretId`, `secretArn`, `tokenName`) are identifiers, not secrets.
 pub fn is_secret_key(key: &str) -> bool {
+    const NAMING: &[&str] = &["Id", "Ids", "Arn", "ARN", "Name", "Type", "Version"];
+    if NAMING.iter().any(|suffix| key.ends_with(suffix)) {
+        return false;
+    }
     let folded: String = key
         .chars()
         .filter(char::is_ascii_alphanumeric)
@@ -219,7 +224,14 @@ mod tests {
         ] {
             assert!(is_secret_key(key), "{key}");
         }
-        for key in ["userName", "bucketName", "accessKeyId", "instanceId"] {
+        for key in [
+            "userName",
+            "bucketName",
+            "accessKeyId",
+            "instanceId",
+            "secretId",
+            "secretArn",
+        ] {
             assert!(!is_secret_key(key), "{key}");
         }
     }

@@ -602,12 +602,13 @@ fn is_identifier_key(key: &str) -> bool {
             || key.ends_with("ARN"))
         && !matches!(
             key,
-            "requestId" | "imageId" | "ownerId" | "reservationId" | "clientToken"
+            "requestId" | "imageId" | "ownerId" | "groupOwnerId" | "reservationId" | "clientToken"
         )
 }
 
 fn push_resource(found: &mut Vec<Resource>, kind: &str, name: &str) {
-    if found.len() >= MAX_RESOURCES || name.is_empty() {
+    let account_number = name.len() == 12 && name.bytes().all(|b| b.is_ascii_digit());
+    if found.len() >= MAX_RESOURCES || name.is_empty() || account_number {
         return;
     }
     let name = clean(name, MAX_RESOURCE_CHARS);
@@ -626,7 +627,18 @@ fn collect_identifiers(
     found: &mut Vec<Resource>,
 ) {
     use serde_json::Value;
-    if depth > 5 || found.len() >= MAX_RESOURCES || is_secret_key(key) {
+    // States (`currentState.name`), tags and policy documents are not what was touched.
+    const SKIPPED: &[&str] = &[
+        "currentState",
+        "previousState",
+        "stateReason",
+        "tagSet",
+        "tags",
+        "tagSpecificationSet",
+        "policyDocument",
+        "assumeRolePolicyDocument",
+    ];
+    if depth > 5 || found.len() >= MAX_RESOURCES || is_secret_key(key) || SKIPPED.contains(&key) {
         return;
     }
     match value {

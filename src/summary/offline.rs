@@ -220,7 +220,7 @@ fn distinct_resources(events: &[&BatchEvent]) -> (Vec<String>, usize) {
     let shown = names
         .into_iter()
         .take(NAMED_RESOURCES)
-        .map(|n| format!("`{n}`"))
+        .map(|n| format!("'{n}'"))
         .collect();
     (shown, more)
 }

@@ -1,0 +1,106 @@
+//! In-memory store and a notifier that keeps what it was given: replay and tests.
+
+use std::convert::Infallible;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use chrono::{DateTime, Utc};
+
+use crate::ports::{Delivery, Notifier, Receipt, Store};
+use crate::render::audit::AuditLine;
+use crate::window::{Added, BatchEvent, BatchId, Claimed, WindowBook, WindowConfig};
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The window engine held in memory, with the audit of sent batches.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    book: Mutex<WindowBook>,
+    audit: Mutex<Vec<AuditLine>>,
+}
+
+impl MemoryStore {
+    pub fn new(config: WindowConfig) -> Self {
+        Self {
+            book: Mutex::new(WindowBook::new(config)),
+            audit: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Audit lines of sent batches, in send order.
+    pub fn audit(&self) -> Vec<AuditLine> {
+        lock(&self.audit).clone()
+    }
+
+    /// Events stored but not yet in a sent batch.
+    pub fn unsent(&self) -> usize {
+        lock(&self.book).unsent()
+    }
+
+    pub fn next_due(&self) -> Option<DateTime<Utc>> {
+        lock(&self.book).next_due()
+    }
+}
+
+impl Store for MemoryStore {
+    type Error = Infallible;
+
+    async fn add(&self, event: BatchEvent, now: DateTime<Utc>) -> Result<Added, Infallible> {
+        Ok(lock(&self.book).add(event, now))
+    }
+
+    async fn due(&self, now: DateTime<Utc>) -> Result<Vec<BatchId>, Infallible> {
+        Ok(lock(&self.book).due(now))
+    }
+
+    async fn claim(
+        &self,
+        id: &BatchId,
+        _now: DateTime<Utc>,
+    ) -> Result<Option<Claimed>, Infallible> {
+        Ok(lock(&self.book).claim(id))
+    }
+
+    async fn mark_sent(&self, id: &BatchId, audit: &AuditLine) -> Result<(), Infallible> {
+        if id.event.is_some() || lock(&self.book).mark_sent(id) {
+            lock(&self.audit).push(audit.clone());
+        }
+        Ok(())
+    }
+
+    async fn release(
+        &self,
+        id: &BatchId,
+        retry_at: DateTime<Utc>,
+        _reason: &str,
+    ) -> Result<(), Infallible> {
+        lock(&self.book).release(id, retry_at);
+        Ok(())
+    }
+}
+
+/// Keeps every delivery: replay renders them afterwards in the chosen format.
+#[derive(Debug, Default)]
+pub struct CollectingNotifier {
+    deliveries: Mutex<Vec<Delivery>>,
+}
+
+impl CollectingNotifier {
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        lock(&self.deliveries).clone()
+    }
+
+    pub fn take(&self) -> Vec<Delivery> {
+        std::mem::take(&mut *lock(&self.deliveries))
+    }
+}
+
+impl Notifier for CollectingNotifier {
+    type Error = Infallible;
+
+    async fn deliver(&self, delivery: &Delivery) -> Result<Receipt, Infallible> {
+        lock(&self.deliveries).push(delivery.clone());
+        Ok(Receipt::default())
+    }
+}

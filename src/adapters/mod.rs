@@ -1,0 +1,4 @@
+//! Adapters: the ports' implementations that do I/O (or keep state in memory).
+
+pub mod memory;
+pub mod system_clock;

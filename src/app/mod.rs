@@ -1,0 +1,94 @@
+//! The command line: thin wiring of config -> adapters -> engine.
+
+mod pattern;
+mod replay;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub use pattern::pattern;
+pub use replay::{render, replay, stats_line};
+
+/// trailwatch: what changed in your AWS accounts, who did it, how bad it is.
+#[derive(Debug, Parser)]
+#[command(name = "trailwatch", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Replay CloudTrail files through the engine and show the Slack messages it would send.
+    Replay(ReplayArgs),
+    /// Print the EventBridge event pattern for member accounts, generated from the rule pack.
+    Pattern(PatternArgs),
+}
+
+/// Output formats of `replay`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Slack payloads (Block Kit JSON), one per message.
+    Slack,
+    /// A self-contained HTML preview page.
+    Html,
+    /// One JSON line per sent batch.
+    Audit,
+    /// Plain text for a terminal.
+    Text,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// CloudTrail files: S3 log files (.json, .json.gz), JSON Lines, envelopes, Kinesis batches.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value = "slack")]
+    pub format: Format,
+    /// Write the output here instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Configuration file (TOML): account names, automation roles, window, language, zone.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Rule pack (TOML) to use instead of the built-in one.
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+    /// Language of the messages: en or ko.
+    #[arg(long)]
+    pub lang: Option<String>,
+    /// Time zone of the messages, e.g. Asia/Seoul (default UTC).
+    #[arg(long)]
+    pub tz: Option<String>,
+    /// Write quarantined records (redacted) here as JSON Lines.
+    #[arg(long)]
+    pub quarantine: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PatternArgs {
+    /// Rule pack (TOML) to use instead of the built-in one.
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+    /// Indent the JSON.
+    #[arg(long)]
+    pub pretty: bool,
+}
+
+/// Run one command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Replay(args) => replay(args).await,
+        Command::Pattern(args) => pattern(&args),
+    }
+}
+
+fn load_rules(path: Option<&std::path::Path>) -> anyhow::Result<crate::rules::RulePack> {
+    use anyhow::Context as _;
+    match path {
+        Some(path) => crate::rules::RulePack::load(path)
+            .with_context(|| format!("rule pack {}", path.display())),
+        None => crate::rules::RulePack::try_builtin().context("built-in rule pack"),
+    }
+}

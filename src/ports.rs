@@ -1,0 +1,89 @@
+//! The ports the engine talks through. Adapters in `src/adapters/` implement them.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::render::audit::AuditLine;
+use crate::render::slack::SlackMessage;
+pub use crate::summary::Summarizer;
+use crate::summary::Summary;
+pub use crate::window::Clock;
+use crate::window::{Added, Batch, BatchEvent, BatchId, Claimed};
+
+/// Errors an adapter returns say whether trying again can help.
+pub trait Retryable {
+    fn is_retryable(&self) -> bool;
+}
+
+impl Retryable for std::convert::Infallible {
+    fn is_retryable(&self) -> bool {
+        match *self {}
+    }
+}
+
+/// Port: where events, windows and the audit of sent batches live.
+pub trait Store {
+    type Error: std::error::Error + Retryable + Send + Sync + 'static;
+
+    /// Store a matched event (exact dedupe by event id) into its window.
+    fn add(
+        &self,
+        event: BatchEvent,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Added, Self::Error>> + Send;
+
+    /// Batches due at `now`.
+    fn due(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<BatchId>, Self::Error>> + Send;
+
+    /// Take a due batch; `None` when another flusher holds it or it is no longer pending.
+    fn claim(
+        &self,
+        id: &BatchId,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<Claimed>, Self::Error>> + Send;
+
+    /// The batch went out: record it in the audit.
+    fn mark_sent(
+        &self,
+        id: &BatchId,
+        audit: &AuditLine,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// The batch could not go out: it stays due, from `retry_at`.
+    fn release(
+        &self,
+        id: &BatchId,
+        retry_at: DateTime<Utc>,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+/// A batch ready to post: the batch, what the summarizer said, and the rendered messages.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub batch: Batch,
+    pub summary: Summary,
+    pub messages: Vec<SlackMessage>,
+}
+
+/// Where a delivery landed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Receipt {
+    pub channel: Option<String>,
+    pub ts: Option<String>,
+}
+
+/// Port: posts deliveries (Slack, a file, memory).
+pub trait Notifier {
+    type Error: std::error::Error + Retryable + Send + Sync + 'static;
+
+    fn deliver(
+        &self,
+        delivery: &Delivery,
+    ) -> impl Future<Output = Result<Receipt, Self::Error>> + Send;
+}

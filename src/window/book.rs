@@ -1,0 +1,184 @@
+//! The window engine as a pure state machine: assign, dedupe, due, claim, sent, release.
+//!
+//! The in-memory store wraps it directly; the DynamoDB store applies the same transitions
+//! with conditional writes. Time is passed in, never read.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use chrono::{DateTime, Utc};
+
+use super::{BatchEvent, BatchId, BatchKind, WindowConfig};
+use crate::event::{AccountId, EventId};
+
+/// What happened to an added event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Added {
+    /// Stored, in the batch `batch`; `late` when its window's digest was already sent.
+    New { batch: BatchId, late: bool },
+    /// Its event id was seen before: dropped exactly.
+    Duplicate,
+}
+
+/// A batch taken for sending: nobody else can take it until it is sent or released.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    pub id: BatchId,
+    pub kind: BatchKind,
+    pub window_end: DateTime<Utc>,
+    pub events: Vec<BatchEvent>,
+}
+
+type SlotKey = (AccountId, DateTime<Utc>);
+
+#[derive(Debug, Default)]
+struct Slot {
+    pending: Vec<BatchEvent>,
+    pending_due: Option<DateTime<Utc>>,
+    in_flight: Option<Vec<BatchEvent>>,
+    /// Batches of this window already sent (0: the digest is still to come).
+    sent: u32,
+}
+
+/// Every window of every account, with the ids seen so far.
+#[derive(Debug, Default)]
+pub struct WindowBook {
+    config: WindowConfig,
+    seen: HashSet<EventId>,
+    slots: BTreeMap<SlotKey, Slot>,
+    due: BTreeSet<(DateTime<Utc>, SlotKey)>,
+}
+
+impl WindowBook {
+    pub fn new(config: WindowConfig) -> Self {
+        Self {
+            config,
+            ..Self::default()
+        }
+    }
+
+    pub fn config(&self) -> WindowConfig {
+        self.config
+    }
+
+    /// Add a matched event at time `now`.
+    pub fn add(&mut self, event: BatchEvent, now: DateTime<Utc>) -> Added {
+        if !self.seen.insert(event.event.id.clone()) {
+            return Added::Duplicate;
+        }
+        let start = self.config.start_of(event.event.time);
+        let key = (event.event.account.clone(), start);
+        let slot = self.slots.entry(key.clone()).or_default();
+        let late = slot.sent > 0 || slot.in_flight.is_some();
+        let seq = slot.sent + u32::from(slot.in_flight.is_some());
+        slot.pending.push(event);
+        if slot.pending_due.is_none() {
+            let window_due = self.config.due_at(start);
+            let due = if late {
+                window_due.max(now.checked_add_signed(self.config.grace).unwrap_or(now))
+            } else {
+                window_due
+            };
+            slot.pending_due = Some(due);
+            self.due.insert((due, key.clone()));
+        }
+        Added::New {
+            batch: BatchId {
+                account: key.0,
+                window_start: start,
+                seq,
+                event: None,
+            },
+            late,
+        }
+    }
+
+    /// Batches due at `now`, in due order (then account, then window).
+    pub fn due(&self, now: DateTime<Utc>) -> Vec<BatchId> {
+        self.due
+            .iter()
+            .take_while(|(due, _)| *due <= now)
+            .filter_map(|(_, key)| {
+                let slot = self.slots.get(key)?;
+                slot.in_flight.is_none().then(|| BatchId {
+                    account: key.0.clone(),
+                    window_start: key.1,
+                    seq: slot.sent,
+                    event: None,
+                })
+            })
+            .collect()
+    }
+
+    /// When the next batch falls due, if any.
+    pub fn next_due(&self) -> Option<DateTime<Utc>> {
+        self.due.first().map(|(due, _)| *due)
+    }
+
+    /// Take a due batch for sending. `None` when it is not pending (taken, sent, or stale id).
+    pub fn claim(&mut self, id: &BatchId) -> Option<Claimed> {
+        let key = (id.account.clone(), id.window_start);
+        let slot = self.slots.get_mut(&key)?;
+        if slot.in_flight.is_some() || slot.pending.is_empty() || slot.sent != id.seq {
+            return None;
+        }
+        if let Some(due) = slot.pending_due.take() {
+            self.due.remove(&(due, key));
+        }
+        let mut events = std::mem::take(&mut slot.pending);
+        events.sort_by(|a, b| (a.event.time, &a.event.id).cmp(&(b.event.time, &b.event.id)));
+        slot.in_flight = Some(events.clone());
+        Some(Claimed {
+            id: id.clone(),
+            kind: if id.seq == 0 {
+                BatchKind::Window
+            } else {
+                BatchKind::Late
+            },
+            window_end: self.config.end_of(id.window_start),
+            events,
+        })
+    }
+
+    /// The claimed batch went out.
+    pub fn mark_sent(&mut self, id: &BatchId) -> bool {
+        let key = (id.account.clone(), id.window_start);
+        match self.slots.get_mut(&key) {
+            Some(slot) if slot.in_flight.is_some() && slot.sent == id.seq => {
+                slot.in_flight = None;
+                slot.sent += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The claimed batch could not be sent: its events are pending again, due at `retry_at`.
+    pub fn release(&mut self, id: &BatchId, retry_at: DateTime<Utc>) -> bool {
+        let key = (id.account.clone(), id.window_start);
+        let Some(slot) = self.slots.get_mut(&key) else {
+            return false;
+        };
+        if slot.sent != id.seq {
+            return false;
+        }
+        let Some(mut events) = slot.in_flight.take() else {
+            return false;
+        };
+        events.append(&mut slot.pending);
+        slot.pending = events;
+        if let Some(due) = slot.pending_due.take() {
+            self.due.remove(&(due, key.clone()));
+        }
+        slot.pending_due = Some(retry_at);
+        self.due.insert((retry_at, key));
+        true
+    }
+
+    /// Events stored and not yet in a sent batch.
+    pub fn unsent(&self) -> usize {
+        self.slots
+            .values()
+            .map(|s| s.pending.len() + s.in_flight.as_ref().map_or(0, Vec::len))
+            .sum()
+    }
+}

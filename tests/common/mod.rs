@@ -1,0 +1,110 @@
+//! Shared helpers for integration tests: replay files through the real engine.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use trailwatch::adapters::memory::{CollectingNotifier, MemoryStore};
+use trailwatch::app::{Format, render};
+use trailwatch::config::Settings;
+use trailwatch::engine::{Engine, Stats};
+use trailwatch::event::Quarantined;
+use trailwatch::ports::Delivery;
+use trailwatch::rules::RulePack;
+use trailwatch::summary::{Lang, Locale, OfflineSummarizer};
+use trailwatch::window::EventTimeClock;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    root().join("fixtures").join(name)
+}
+
+/// `../shared/corpus`, or `None` (with a message) when this clone has no shared folder.
+pub fn corpus() -> Option<PathBuf> {
+    let dir = root().join("../shared/corpus");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "skipped: {} is absent (a fresh clone has no shared corpus)",
+            dir.display()
+        );
+        None
+    }
+}
+
+/// The settings of `fixtures/config.toml`, with the given locale.
+pub fn settings(lang: Lang, tz: chrono_tz::Tz) -> Settings {
+    let mut settings = Settings::load(Some(&fixture("config.toml")), &|_| None).unwrap_or_default();
+    settings.locale = Locale { lang, tz };
+    settings
+}
+
+pub struct Replayed {
+    pub deliveries: Vec<Delivery>,
+    pub stats: Stats,
+    pub quarantined: Vec<Quarantined>,
+}
+
+impl Replayed {
+    pub fn output(&self, format: Format) -> String {
+        render(&self.deliveries, format).unwrap_or_default()
+    }
+}
+
+pub fn replay_bytes(inputs: &[Vec<u8>], settings: Settings) -> Replayed {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap_or_else(|err| panic!("runtime: {err}"));
+    runtime.block_on(async {
+        let rules = RulePack::builtin();
+        let window = settings.window;
+        let mut engine = Engine::new(
+            rules,
+            settings,
+            MemoryStore::new(window),
+            OfflineSummarizer,
+            CollectingNotifier::default(),
+            EventTimeClock::default(),
+        );
+        for input in inputs {
+            engine
+                .ingest_bytes(input)
+                .await
+                .unwrap_or_else(|err| panic!("ingest: {err}"));
+        }
+        engine
+            .flush_all()
+            .await
+            .unwrap_or_else(|err| panic!("flush: {err}"));
+        Replayed {
+            deliveries: engine.notifier.take(),
+            stats: engine.stats(),
+            quarantined: engine.quarantined().to_vec(),
+        }
+    })
+}
+
+pub fn replay_files(files: &[&Path], settings: Settings) -> Replayed {
+    let inputs: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(f).unwrap_or_else(|err| panic!("{}: {err}", f.display())))
+        .collect();
+    replay_bytes(&inputs, settings)
+}
+
+/// Every fixture input file (not the generator, config, notes or planted list).
+pub fn fixture_inputs() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("fixtures"))
+        .map(|entries| entries.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| {
+        let name = p.to_string_lossy();
+        name.ends_with(".json") || name.ends_with(".jsonl") || name.ends_with(".json.gz")
+    });
+    files.sort();
+    files
+}
