@@ -153,4 +153,12 @@ fn pattern_prints_the_generated_pattern() {
     let text = text(&out.stdout);
     assert!(text.contains("AWS Console Sign In via CloudTrail"));
     assert!(text.contains("EC2 Instance State-change Notification"));
+
+    let out = trailwatch(&["pattern", "--split", "2048"]);
+    assert!(out.status.success());
+    let pieces: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert!(pieces.len() >= 2);
+    for piece in &pieces {
+        assert!(serde_json::to_string(piece).unwrap_or_default().len() <= 2048);
+    }
 }

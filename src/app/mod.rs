@@ -74,6 +74,10 @@ pub struct PatternArgs {
     /// Indent the JSON.
     #[arg(long)]
     pub pretty: bool,
+    /// Split into several patterns of at most this many characters each (EventBridge allows
+    /// 2048 by default, 4096 at most) and print them as a JSON array: one rule per pattern.
+    #[arg(long, value_name = "CHARS")]
+    pub split: Option<usize>,
 }
 
 /// Run one command.

@@ -309,9 +309,13 @@ fn severity_line(summary: &Summary, severity: Severity, l: &Labels) -> String {
 }
 
 fn fields(batch: &Batch, locale: Locale, l: &Labels) -> Vec<Text> {
+    // One entry per performer, however many tools they used.
     let mut actors: Vec<&Actor> = Vec::new();
     for e in &batch.events {
-        if !actors.contains(&&e.actor) {
+        if !actors
+            .iter()
+            .any(|a| a.name == e.actor.name && a.kind == e.actor.kind)
+        {
             actors.push(&e.actor);
         }
     }
