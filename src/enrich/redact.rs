@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
-use regex::{Captures, Regex};
+use regex::{Captures, Regex, RegexSet};
 use serde_json::Value;
 
 /// What replaces a secret.
@@ -57,29 +57,42 @@ pub fn shorten_access_key(key: &str) -> String {
     format!("{head}…{tail}")
 }
 
+const PATTERN_TABLE: [(&str, Replace); 9] = [
+    (
+        r"-----BEGIN[A-Z ]*PRIVATE KEY-----(?s:.*?)(-----END[A-Z ]*PRIVATE KEY-----|$)",
+        Replace::Whole,
+    ),
+    (
+        r#"(?i)((?:pass(?:word|wd)?|pwd|secret|token|api[_-]?key|passphrase)[A-Za-z_]*"?\s*[:=]\s*"?)([^"\s,;&}]+)"#,
+        Replace::AfterPrefix,
+    ),
+    (r"(?i)(bearer\s+)(\S+)", Replace::AfterPrefix),
+    (
+        r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*",
+        Replace::Whole,
+    ),
+    (r"xox[abposre]-[A-Za-z0-9-]{8,}", Replace::Whole),
+    (r"https://hooks\.slack\.com/[A-Za-z0-9/_-]+", Replace::Whole),
+    (
+        r"(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})",
+        Replace::Whole,
+    ),
+    (r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b", Replace::ShortenKey),
+    (r"[A-Za-z0-9+/]{32,}={0,2}", Replace::IfHighEntropy),
+];
+
 #[allow(clippy::unwrap_used)] // The patterns are constants, checked by the tests below.
 static PATTERNS: LazyLock<Vec<(Regex, Replace)>> = LazyLock::new(|| {
-    [
-        (
-            r"-----BEGIN[A-Z ]*PRIVATE KEY-----(?s:.*?)(-----END[A-Z ]*PRIVATE KEY-----|$)",
-            Replace::Whole,
-        ),
-        (
-            r#"(?i)((?:pass(?:word|wd)?|pwd|secret|token|api[_-]?key|passphrase)[A-Za-z_]*"?\s*[:=]\s*"?)([^"\s,;&}]+)"#,
-            Replace::AfterPrefix,
-        ),
-        (r"(?i)(bearer\s+)(\S+)", Replace::AfterPrefix),
-        (r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*", Replace::Whole),
-        (r"xox[abposre]-[A-Za-z0-9-]{8,}", Replace::Whole),
-        (r"https://hooks\.slack\.com/[A-Za-z0-9/_-]+", Replace::Whole),
-        (r"(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})", Replace::Whole),
-        (r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b", Replace::ShortenKey),
-        (r"[A-Za-z0-9+/]{32,}={0,2}", Replace::IfHighEntropy),
-    ]
-    .into_iter()
-    .map(|(pattern, replace)| (Regex::new(pattern).unwrap(), replace))
-    .collect()
+    PATTERN_TABLE
+        .iter()
+        .map(|(pattern, replace)| (Regex::new(pattern).unwrap(), *replace))
+        .collect()
 });
+
+/// All patterns at once: one pass over the text tells whether any can match.
+#[allow(clippy::unwrap_used)] // The patterns are constants, checked by the tests below.
+static ANY_PATTERN: LazyLock<RegexSet> =
+    LazyLock::new(|| RegexSet::new(PATTERN_TABLE.iter().map(|(p, _)| p)).unwrap());
 
 #[derive(Debug, Clone, Copy)]
 enum Replace {
@@ -89,21 +102,31 @@ enum Replace {
     IfHighEntropy,
 }
 
-/// Mixed case with digits or `/`/`+` over a long run: a key or token, not a word or an id.
+/// Mixed case with digits over a long run: a key or token, not a word, a path or an id.
+/// (`role/AmazonSSMManagedInstanceCore` has no digit; a 40-character AWS secret key almost
+/// always has several, and the documented example key has one beside a `/`.)
 fn looks_random(s: &str) -> bool {
     let upper = s.chars().any(|c| c.is_ascii_uppercase());
     let lower = s.chars().any(|c| c.is_ascii_lowercase());
-    let marked = s
-        .chars()
-        .any(|c| c.is_ascii_digit() || c == '/' || c == '+');
-    upper && lower && marked
+    let digits = s.chars().filter(char::is_ascii_digit).count();
+    let slashes = s.chars().any(|c| c == '/' || c == '+');
+    upper && lower && (digits >= 2 || (digits == 1 && slashes))
 }
 
 /// Redact every known secret format in `text`. Borrowed when nothing was found.
 pub fn redact_text(text: &str) -> Cow<'_, str> {
+    // Every pattern needs 20 characters, or a `:`, `=` or space (`pwd=x`, `Bearer x`).
+    let short_and_plain = text.len() < 20 && !text.bytes().any(|b| matches!(b, b':' | b'=' | b' '));
+    if short_and_plain {
+        return Cow::Borrowed(text);
+    }
+    let hits = ANY_PATTERN.matches(text);
+    if !hits.matched_any() {
+        return Cow::Borrowed(text);
+    }
     let mut out = Cow::Borrowed(text);
-    for (regex, replace) in PATTERNS.iter() {
-        if !regex.is_match(&out) {
+    for (index, (regex, replace)) in PATTERNS.iter().enumerate() {
+        if !hits.matched(index) || !regex.is_match(&out) {
             continue;
         }
         let replaced = regex.replace_all(&out, |caps: &Captures<'_>| match replace {
@@ -113,7 +136,9 @@ pub fn redact_text(text: &str) -> Cow<'_, str> {
             Replace::IfHighEntropy if looks_random(&caps[0]) => REDACTED.to_owned(),
             Replace::IfHighEntropy => caps[0].to_owned(),
         });
-        out = Cow::Owned(replaced.into_owned());
+        if replaced != out.as_ref() {
+            out = Cow::Owned(replaced.into_owned());
+        }
     }
     out
 }
@@ -194,6 +219,7 @@ mod tests {
             "terraform-provider-aws/5.72.1",
             "3f0c8a52-7c33-4c57-9e0d-0a4b0c1d2e3f",
             "my-bucket-name",
+            "arn:aws:iam::aws:policy/service-role/AmazonSSMManagedInstanceCore",
         ] {
             assert!(matches!(redact_text(text), Cow::Borrowed(_)), "{text}");
         }

@@ -63,38 +63,59 @@ fn decode_buffer(input: &[u8], sink: &mut dyn FnMut(Decoded<'_>), depth: usize) 
     }
 }
 
-/// A whole JSON document or a stream of them; when that fails, line by line (JSON Lines with
-/// bad lines), so one broken line costs one record.
+/// JSON Lines line by line (one broken line costs one record); anything else as a whole JSON
+/// document or a stream of them, falling back to lines when that fails.
 fn decode_text(input: &[u8], sink: &mut dyn FnMut(Decoded<'_>), depth: usize) {
+    if looks_like_json_lines(input) {
+        decode_lines(input, sink, depth);
+        return;
+    }
     let stream: Result<Vec<&RawValue>, _> = serde_json::Deserializer::from_slice(input)
         .into_iter::<&RawValue>()
         .collect();
     match stream {
         Ok(values) => {
             for value in values {
-                decode_value(value, sink, depth);
+                decode_value(value.get(), sink, depth);
             }
         }
-        Err(_) => {
-            for line in input.split(|b| *b == b'\n') {
-                let line = line.trim_ascii();
-                if line.is_empty() {
-                    continue;
-                }
-                match serde_json::from_slice::<&RawValue>(line) {
-                    Ok(value) => decode_value(value, sink, depth),
-                    Err(err) => sink(quarantine(
-                        format!("invalid JSON: {err}"),
-                        &String::from_utf8_lossy(line),
-                    )),
-                }
-            }
+        Err(_) => decode_lines(input, sink, depth),
+    }
+}
+
+/// Two or more non-empty lines, the first a whole JSON object.
+fn looks_like_json_lines(input: &[u8]) -> bool {
+    let mut lines = input
+        .split(|b| *b == b'\n')
+        .map(<[u8]>::trim_ascii)
+        .filter(|l| !l.is_empty());
+    match (lines.next(), lines.next()) {
+        (Some(first), Some(_)) => {
+            first.starts_with(b"{")
+                && first.ends_with(b"}")
+                && serde_json::from_slice::<serde::de::IgnoredAny>(first).is_ok()
+        }
+        _ => false,
+    }
+}
+
+fn decode_lines(input: &[u8], sink: &mut dyn FnMut(Decoded<'_>), depth: usize) {
+    for line in input.split(|b| *b == b'\n') {
+        let line = line.trim_ascii();
+        if line.is_empty() {
+            continue;
+        }
+        match std::str::from_utf8(line) {
+            Ok(text) => decode_value(text, sink, depth),
+            Err(err) => sink(quarantine(
+                format!("not UTF-8 text: {err}"),
+                &String::from_utf8_lossy(line),
+            )),
         }
     }
 }
 
-fn decode_value(raw: &RawValue, sink: &mut dyn FnMut(Decoded<'_>), depth: usize) {
-    let text = raw.get();
+fn decode_value(text: &str, sink: &mut dyn FnMut(Decoded<'_>), depth: usize) {
     if depth > MAX_DEPTH {
         sink(quarantine("nested too deeply", text));
         return;
@@ -103,7 +124,7 @@ fn decode_value(raw: &RawValue, sink: &mut dyn FnMut(Decoded<'_>), depth: usize)
         Some(b'[') => match serde_json::from_str::<Vec<&RawValue>>(text) {
             Ok(items) if !items.is_empty() && items.iter().all(|i| i.get().starts_with('{')) => {
                 for item in items {
-                    decode_value(item, sink, depth + 1);
+                    decode_value(item.get(), sink, depth + 1);
                 }
             }
             Ok(_) => sink(quarantine("array without records", text)),
@@ -111,25 +132,52 @@ fn decode_value(raw: &RawValue, sink: &mut dyn FnMut(Decoded<'_>), depth: usize)
         },
         Some(b'{') => match serde_json::from_str::<Probe<'_>>(text) {
             Ok(probe) => decode_object(probe, text, sink, depth),
-            Err(err) => sink(quarantine(format!("not a CloudTrail record: {err}"), text)),
+            Err(err) => sink(quarantine(probe_failure(text, &err), text)),
         },
         _ => sink(quarantine("not a JSON object", text)),
     }
 }
 
-fn decode_object(probe: Probe<'_>, text: &str, sink: &mut dyn FnMut(Decoded<'_>), depth: usize) {
+/// Why an object did not parse: broken JSON, an envelope of another kind, or a record whose
+/// fields have the wrong types.
+fn probe_failure(text: &str, err: &serde_json::Error) -> String {
+    #[derive(Deserialize)]
+    struct Head<'a> {
+        #[serde(rename = "detail-type", borrow)]
+        detail_type: Str<'a>,
+    }
+    if err.is_syntax() || err.is_eof() {
+        return format!("invalid JSON: {err}");
+    }
+    match serde_json::from_str::<Head<'_>>(text) {
+        Ok(Head {
+            detail_type: Some(detail_type),
+        }) if EventKind::from_detail_type(&detail_type).is_none() => {
+            format!("unsupported detail-type {detail_type:?}")
+        }
+        _ => format!("not a CloudTrail record: {err}"),
+    }
+}
+
+fn decode_object(
+    mut probe: Probe<'_>,
+    text: &str,
+    sink: &mut dyn FnMut(Decoded<'_>),
+    depth: usize,
+) {
     if let Some(records) = &probe.records {
         for record in records {
-            decode_value(record, sink, depth + 1);
+            decode_value(record.get(), sink, depth + 1);
         }
     } else if let Some(kinesis) = &probe.kinesis {
         decode_base64(kinesis.data.as_deref(), text, sink, depth);
     } else if probe.partition_key.is_some() && probe.data.is_some() {
         decode_base64(probe.data.as_deref(), text, sink, depth);
     } else if let (Some(event), None) = (probe.event, &probe.event_name) {
-        decode_value(event, sink, depth + 1);
-    } else if let Some(detail_type) = probe.detail_type.as_deref() {
-        sink(decode_envelope(&probe, detail_type, text));
+        decode_value(event.get(), sink, depth + 1);
+    } else if let Some(detail_type) = probe.detail_type.clone() {
+        let detail = probe.detail.take();
+        sink(decode_envelope(&probe, detail, &detail_type, text));
     } else if probe.event_name.is_some() {
         sink(match Record::new(probe, None) {
             Ok(record) => Decoded::Record(record),
@@ -161,19 +209,22 @@ fn decode_base64(data: Option<&str>, text: &str, sink: &mut dyn FnMut(Decoded<'_
     }
 }
 
-fn decode_envelope<'a>(envelope: &Probe<'a>, detail_type: &str, text: &'a str) -> Decoded<'a> {
+fn decode_envelope<'a>(
+    envelope: &Probe<'a>,
+    detail: Option<Box<Probe<'a>>>,
+    detail_type: &str,
+    text: &str,
+) -> Decoded<'a> {
     let Some(kind) = EventKind::from_detail_type(detail_type) else {
         return quarantine(format!("unsupported detail-type {detail_type:?}"), text);
     };
-    let Some(detail) = envelope.detail else {
+    let Some(detail) = detail else {
         return quarantine("envelope without detail", text);
     };
     let decoded = if kind == EventKind::StateChange {
-        Record::state_change(envelope, detail)
+        Record::state_change(envelope, *detail)
     } else {
-        serde_json::from_str::<Probe<'a>>(detail.get())
-            .map_err(|err| format!("detail is not a CloudTrail record: {err}"))
-            .and_then(|record| Record::new(record, Some((envelope, kind))))
+        Record::new(*detail, Some((envelope, kind)))
     };
     match decoded {
         Ok(record) => Decoded::Record(record),
@@ -199,7 +250,7 @@ type Str<'a> = Option<Cow<'a, str>>;
 
 /// Every shape's top-level fields at once: envelopes, containers and CloudTrail records.
 /// Unknown fields are skipped without being built.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 struct Probe<'a> {
     #[serde(rename = "Records", borrow)]
     records: Option<Vec<&'a RawValue>>,
@@ -214,8 +265,14 @@ struct Probe<'a> {
     // EventBridge envelope
     #[serde(rename = "detail-type", borrow)]
     detail_type: Str<'a>,
+    /// The CloudTrail record (or EC2 state change) inside an envelope, parsed in the same pass.
     #[serde(borrow)]
-    detail: Option<&'a RawValue>,
+    detail: Option<Box<Probe<'a>>>,
+    // EC2 state-change detail
+    #[serde(rename = "instance-id", borrow)]
+    instance_id: Str<'a>,
+    #[serde(borrow)]
+    state: Str<'a>,
     #[serde(borrow)]
     id: Str<'a>,
     #[serde(borrow)]
@@ -323,14 +380,6 @@ struct ConsoleResponseProbe<'a> {
     console_login: Str<'a>,
 }
 
-#[derive(Debug, Deserialize)]
-struct StateChangeDetail<'a> {
-    #[serde(rename = "instance-id", borrow)]
-    instance_id: Str<'a>,
-    #[serde(borrow)]
-    state: Str<'a>,
-}
-
 /// A decoded record, borrowing from the input: rules see its [`Facts`] before anything is
 /// allocated; [`Record::to_event`] builds the owned, redacted [`Event`].
 #[derive(Debug)]
@@ -421,9 +470,7 @@ impl<'a> Record<'a> {
         })
     }
 
-    fn state_change(envelope: &Probe<'a>, detail: &'a RawValue) -> Result<Self, String> {
-        let detail: StateChangeDetail<'a> = serde_json::from_str(detail.get())
-            .map_err(|err| format!("state-change detail: {err}"))?;
+    fn state_change(envelope: &Probe<'a>, detail: Probe<'a>) -> Result<Self, String> {
         let envelope_resources = detail.instance_id.iter().map(ToString::to_string).collect();
         Ok(Self {
             id: required(envelope.id.clone(), "id")?,
@@ -549,9 +596,16 @@ impl<'a> Record<'a> {
             push_resource(&mut found, "instanceId", name);
         }
         for raw in [self.request, self.response].into_iter().flatten() {
-            if let Ok(value) = serde_json::from_str::<serde_json::Value>(raw.get()) {
-                collect_identifiers(&value, "", 0, &mut found);
-            }
+            let walk = Identifiers {
+                key: "",
+                depth: 0,
+                found: &mut found,
+            };
+            // A value that does not fit is skipped; the raw text was valid JSON already.
+            let _ = serde::de::DeserializeSeed::deserialize(
+                walk,
+                &mut serde_json::Deserializer::from_str(raw.get()),
+            );
         }
         if let Some(raw) = self.resources
             && let Ok(list) = serde_json::from_str::<Vec<ArnResource<'_>>>(raw.get())
@@ -620,40 +674,133 @@ fn push_resource(found: &mut Vec<Resource>, kind: &str, name: &str) {
     }
 }
 
-fn collect_identifiers(
-    value: &serde_json::Value,
-    key: &str,
+/// States (`currentState.name`), tags and policy documents are not what was touched.
+const SKIPPED_KEYS: &[&str] = &[
+    "currentState",
+    "previousState",
+    "instanceState",
+    "stateReason",
+    "tagSet",
+    "tags",
+    "tagSpecificationSet",
+    "policyDocument",
+    "assumeRolePolicyDocument",
+];
+
+/// Walks request parameters or response elements without building them, keeping the string
+/// values of identifier keys (`userName`, `bucketName`, `instanceId`, ...).
+struct Identifiers<'k, 'f> {
+    key: &'k str,
     depth: usize,
-    found: &mut Vec<Resource>,
-) {
-    use serde_json::Value;
-    // States (`currentState.name`), tags and policy documents are not what was touched.
-    const SKIPPED: &[&str] = &[
-        "currentState",
-        "previousState",
-        "stateReason",
-        "tagSet",
-        "tags",
-        "tagSpecificationSet",
-        "policyDocument",
-        "assumeRolePolicyDocument",
-    ];
-    if depth > 5 || found.len() >= MAX_RESOURCES || is_secret_key(key) || SKIPPED.contains(&key) {
-        return;
+    found: &'f mut Vec<Resource>,
+}
+
+impl Identifiers<'_, '_> {
+    fn wants_more(&self) -> bool {
+        self.depth <= 6 && self.found.len() < MAX_RESOURCES
     }
-    match value {
-        Value::String(s) if is_identifier_key(key) => push_resource(found, key, s),
-        Value::Array(items) => {
-            for item in items {
-                collect_identifiers(item, key, depth + 1, found);
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Identifiers<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Identifiers<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<(), E> {
+        if is_identifier_key(self.key) {
+            push_resource(self.found, self.key, value);
+        }
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let wants_more = self.wants_more();
+        let Identifiers { key, depth, found } = self;
+        if !wants_more {
+            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+            return Ok(());
+        }
+        while seq
+            .next_element_seed(Identifiers {
+                key,
+                depth: depth + 1,
+                found: &mut *found,
+            })?
+            .is_some()
+        {}
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let wants_more = self.wants_more();
+        let Identifiers { depth, found, .. } = self;
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            if !wants_more || is_secret_key(&key) || SKIPPED_KEYS.contains(&key.as_ref()) {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            } else {
+                map.next_value_seed(Identifiers {
+                    key: &key,
+                    depth: depth + 1,
+                    found: &mut *found,
+                })?;
             }
         }
-        Value::Object(map) => {
-            for (child_key, child) in map {
-                collect_identifiers(child, child_key, depth + 1, found);
+        Ok(())
+    }
+}
+
+/// An object key, borrowed from the input when it has no escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> serde::de::Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object key")
+            }
+
+            fn visit_borrowed_str<E>(self, value: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(value)))
+            }
+
+            fn visit_str<E>(self, value: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(value.to_owned())))
             }
         }
-        _ => {}
+        deserializer.deserialize_str(KeyVisitor)
     }
 }
 
