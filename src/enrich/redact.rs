@@ -38,12 +38,20 @@ pub fn is_secret_key(key: &str) -> bool {
     if NAMING.iter().any(|suffix| key.ends_with(suffix)) {
         return false;
     }
-    let folded: String = key
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    SECRET_KEY_PARTS.iter().any(|part| folded.contains(part))
+    // Fold to lower-case letters and digits without allocating: keys are short.
+    let mut folded = [0u8; 128];
+    let mut len = 0;
+    for b in key.bytes().filter(u8::is_ascii_alphanumeric) {
+        if len == folded.len() {
+            break;
+        }
+        folded[len] = b.to_ascii_lowercase();
+        len += 1;
+    }
+    let folded = &folded[..len];
+    SECRET_KEY_PARTS
+        .iter()
+        .any(|part| folded.windows(part.len()).any(|w| w == part.as_bytes()))
 }
 
 /// `AKIAIOSFODNN7EXAMPLE` -> `AKIA…MPLE`: enough to recognise, not enough to use.
@@ -120,10 +128,10 @@ pub fn redact_text(text: &str) -> Cow<'_, str> {
     if short_and_plain {
         return Cow::Borrowed(text);
     }
-    let hits = ANY_PATTERN.matches(text);
-    if !hits.matched_any() {
+    if !ANY_PATTERN.is_match(text) {
         return Cow::Borrowed(text);
     }
+    let hits = ANY_PATTERN.matches(text);
     let mut out = Cow::Borrowed(text);
     for (index, (regex, replace)) in PATTERNS.iter().enumerate() {
         if !hits.matched(index) || !regex.is_match(&out) {

@@ -85,8 +85,7 @@ fn decode_text(input: &[u8], sink: &mut dyn FnMut(Decoded<'_>), depth: usize) {
 
 /// Two or more non-empty lines, the first a whole JSON object.
 fn looks_like_json_lines(input: &[u8]) -> bool {
-    let mut lines = input
-        .split(|b| *b == b'\n')
+    let mut lines = lines(input)
         .map(<[u8]>::trim_ascii)
         .filter(|l| !l.is_empty());
     match (lines.next(), lines.next()) {
@@ -99,8 +98,20 @@ fn looks_like_json_lines(input: &[u8]) -> bool {
     }
 }
 
+/// Each line of `input`, found with a vectorised search.
+fn lines(input: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut start = 0;
+    memchr::memchr_iter(b'\n', input)
+        .chain(std::iter::once(input.len()))
+        .map(move |end| {
+            let line = &input[start.min(end)..end];
+            start = end + 1;
+            line
+        })
+}
+
 fn decode_lines(input: &[u8], sink: &mut dyn FnMut(Decoded<'_>), depth: usize) {
-    for line in input.split(|b| *b == b'\n') {
+    for line in lines(input) {
         let line = line.trim_ascii();
         if line.is_empty() {
             continue;
@@ -601,7 +612,7 @@ impl<'a> Record<'a> {
                 depth: 0,
                 found: &mut found,
             };
-            // A value that does not fit is skipped; the raw text was valid JSON already.
+            // Stops early (an `ENOUGH` error) once enough were found; the text was valid JSON.
             let _ = serde::de::DeserializeSeed::deserialize(
                 walk,
                 &mut serde_json::Deserializer::from_str(raw.get()),
@@ -687,6 +698,9 @@ const SKIPPED_KEYS: &[&str] = &[
     "assumeRolePolicyDocument",
 ];
 
+/// Stops a walk early once enough resources were found (not a failure).
+const ENOUGH: &str = "enough resources";
+
 /// Walks request parameters or response elements without building them, keeping the string
 /// values of identifier keys (`userName`, `bucketName`, `instanceId`, ...).
 struct Identifiers<'k, 'f> {
@@ -744,6 +758,9 @@ impl<'de> serde::de::Visitor<'de> for Identifiers<'_, '_> {
     }
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        if self.found.len() >= MAX_RESOURCES {
+            return Err(serde::de::Error::custom(ENOUGH));
+        }
         let wants_more = self.wants_more();
         let Identifiers { key, depth, found } = self;
         if !wants_more {
@@ -762,6 +779,9 @@ impl<'de> serde::de::Visitor<'de> for Identifiers<'_, '_> {
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        if self.found.len() >= MAX_RESOURCES {
+            return Err(serde::de::Error::custom(ENOUGH));
+        }
         let wants_more = self.wants_more();
         let Identifiers { depth, found, .. } = self;
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
