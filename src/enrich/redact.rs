@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
-use regex::{Captures, Regex, RegexSet};
+use regex::{Captures, Regex};
 use serde_json::Value;
 
 /// What replaces a secret.
@@ -65,42 +65,116 @@ pub fn shorten_access_key(key: &str) -> String {
     format!("{head}…{tail}")
 }
 
-const PATTERN_TABLE: [(&str, Replace); 9] = [
+/// Each secret shape: a cheap test that must hold before its regex runs, the regex, and what
+/// replaces a match. The cheap tests keep regexes off the hot path: most strings are ids.
+const PATTERN_TABLE: [(Needle, &str, Replace); 9] = [
     (
+        Needle::Any(&["PRIVATE KEY"]),
         r"-----BEGIN[A-Z ]*PRIVATE KEY-----(?s:.*?)(-----END[A-Z ]*PRIVATE KEY-----|$)",
         Replace::Whole,
     ),
     (
-        r#"(?i)((?:pass(?:word|wd)?|pwd|secret|token|api[_-]?key|passphrase)[A-Za-z_]*"?\s*[:=]\s*"?)([^"\s,;&}]+)"#,
+        Needle::KeyValue,
+        r#"(?i)((?:^|[\s"'{,;&?(])(?:pass(?:word|wd)?|pwd|secret|token|api[_-]?key|passphrase)[A-Za-z_]*"?\s*[:=]\s*"?)([^"\s,;&}]+)"#,
         Replace::AfterPrefix,
     ),
-    (r"(?i)(bearer\s+)(\S+)", Replace::AfterPrefix),
     (
+        Needle::AnyNoCase(&["bearer"]),
+        r"(?i)(bearer\s+)(\S+)",
+        Replace::AfterPrefix,
+    ),
+    (
+        Needle::Any(&["eyJ"]),
         r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*",
         Replace::Whole,
     ),
-    (r"xox[abposre]-[A-Za-z0-9-]{8,}", Replace::Whole),
-    (r"https://hooks\.slack\.com/[A-Za-z0-9/_-]+", Replace::Whole),
     (
+        Needle::Any(&["xox"]),
+        r"xox[abposre]-[A-Za-z0-9-]{8,}",
+        Replace::Whole,
+    ),
+    (
+        Needle::Any(&["hooks.slack.com"]),
+        r"https://hooks\.slack\.com/[A-Za-z0-9/_-]+",
+        Replace::Whole,
+    ),
+    (
+        Needle::Any(&["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"]),
         r"(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})",
         Replace::Whole,
     ),
-    (r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b", Replace::ShortenKey),
-    (r"[A-Za-z0-9+/]{32,}={0,2}", Replace::IfHighEntropy),
+    (
+        Needle::Any(&["AKIA", "ASIA"]),
+        r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b",
+        Replace::ShortenKey,
+    ),
+    (
+        Needle::Run(32),
+        r"[A-Za-z0-9+/]{32,}={0,2}",
+        Replace::IfHighEntropy,
+    ),
 ];
 
+/// Words that make a `key: value` or `key=value` pair secret (see the second pattern).
+const SECRET_WORDS: &[&str] = &[
+    "pass", "pwd", "secret", "token", "apikey", "api_key", "api-key",
+];
+
+#[derive(Debug, Clone, Copy)]
+enum Needle {
+    /// One of these substrings occurs.
+    Any(&'static [&'static str]),
+    /// One of these occurs, ignoring ASCII case.
+    AnyNoCase(&'static [&'static str]),
+    /// A `:` or `=` and a secret word occur.
+    KeyValue,
+    /// A run of at least this many base64 characters occurs.
+    Run(usize),
+}
+
+fn contains_no_case(text: &str, word: &str) -> bool {
+    text.as_bytes()
+        .windows(word.len())
+        .any(|w| w.eq_ignore_ascii_case(word.as_bytes()))
+}
+
+fn longest_base64_run(text: &str) -> usize {
+    let mut longest = 0;
+    let mut run = 0;
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'+' || b == b'/' {
+            run += 1;
+            longest = longest.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    longest
+}
+
+impl Needle {
+    fn holds(self, text: &str) -> bool {
+        match self {
+            Self::Any(words) => words
+                .iter()
+                .any(|w| memchr::memmem::find(text.as_bytes(), w.as_bytes()).is_some()),
+            Self::AnyNoCase(words) => words.iter().any(|w| contains_no_case(text, w)),
+            Self::KeyValue => {
+                text.bytes().any(|b| b == b':' || b == b'=')
+                    && SECRET_WORDS.iter().any(|w| contains_no_case(text, w))
+            }
+            Self::Run(length) => longest_base64_run(text) >= length,
+        }
+    }
+}
+
 #[allow(clippy::unwrap_used)] // The patterns are constants, checked by the tests below.
-static PATTERNS: LazyLock<Vec<(Regex, Replace)>> = LazyLock::new(|| {
+static PATTERNS: LazyLock<Vec<Regex>> = LazyLock::new(|| {
     PATTERN_TABLE
         .iter()
-        .map(|(pattern, replace)| (Regex::new(pattern).unwrap(), *replace))
+        .map(|(_, pattern, _)| Regex::new(pattern).unwrap())
         .collect()
 });
-
-/// All patterns at once: one pass over the text tells whether any can match.
-#[allow(clippy::unwrap_used)] // The patterns are constants, checked by the tests below.
-static ANY_PATTERN: LazyLock<RegexSet> =
-    LazyLock::new(|| RegexSet::new(PATTERN_TABLE.iter().map(|(p, _)| p)).unwrap());
 
 #[derive(Debug, Clone, Copy)]
 enum Replace {
@@ -123,18 +197,9 @@ fn looks_random(s: &str) -> bool {
 
 /// Redact every known secret format in `text`. Borrowed when nothing was found.
 pub fn redact_text(text: &str) -> Cow<'_, str> {
-    // Every pattern needs 20 characters, or a `:`, `=` or space (`pwd=x`, `Bearer x`).
-    let short_and_plain = text.len() < 20 && !text.bytes().any(|b| matches!(b, b':' | b'=' | b' '));
-    if short_and_plain {
-        return Cow::Borrowed(text);
-    }
-    if !ANY_PATTERN.is_match(text) {
-        return Cow::Borrowed(text);
-    }
-    let hits = ANY_PATTERN.matches(text);
     let mut out = Cow::Borrowed(text);
-    for (index, (regex, replace)) in PATTERNS.iter().enumerate() {
-        if !hits.matched(index) || !regex.is_match(&out) {
+    for ((needle, _, replace), regex) in PATTERN_TABLE.iter().zip(PATTERNS.iter()) {
+        if !needle.holds(&out) || !regex.is_match(&out) {
             continue;
         }
         let replaced = regex.replace_all(&out, |caps: &Captures<'_>| match replace {
@@ -228,6 +293,7 @@ mod tests {
             "3f0c8a52-7c33-4c57-9e0d-0a4b0c1d2e3f",
             "my-bucket-name",
             "arn:aws:iam::aws:policy/service-role/AmazonSSMManagedInstanceCore",
+            "arn:aws:secretsmanager:us-east-1:111111111111:secret:prod/db-Xk2P9q",
         ] {
             assert!(matches!(redact_text(text), Cow::Borrowed(_)), "{text}");
         }
