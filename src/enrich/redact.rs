@@ -75,7 +75,7 @@ const PATTERN_TABLE: [(Needle, &str, Replace); 9] = [
     ),
     (
         Needle::KeyValue,
-        r#"(?i)((?:^|[\s"'{,;&?(])(?:pass(?:word|wd)?|pwd|secret|token|api[_-]?key|passphrase)[A-Za-z_]*"?\s*[:=]\s*"?)([^"\s,;&}]+)"#,
+        r#"(?i)((?:^|[\s"'{,;&?(])[A-Za-z_]*(?:pass(?:word|wd)?|pwd|secret|token|api[_-]?key|passphrase)[A-Za-z_]*"?\s*[:=]\s*"?)([^"\s,;&}]+)"#,
         Replace::AfterPrefix,
     ),
     (
@@ -132,10 +132,22 @@ enum Needle {
     Run(usize),
 }
 
-fn contains_no_case(text: &str, word: &str) -> bool {
-    text.as_bytes()
-        .windows(word.len())
-        .any(|w| w.eq_ignore_ascii_case(word.as_bytes()))
+/// Whether `text` contains one of `words` (given in lower case), ignoring ASCII case.
+fn contains_any_no_case(text: &str, words: &[&str]) -> bool {
+    let mut stack = [0u8; 512];
+    let heap;
+    let lower: &[u8] = if text.len() <= stack.len() {
+        for (slot, b) in stack.iter_mut().zip(text.bytes()) {
+            *slot = b.to_ascii_lowercase();
+        }
+        &stack[..text.len()]
+    } else {
+        heap = text.to_ascii_lowercase();
+        heap.as_bytes()
+    };
+    words
+        .iter()
+        .any(|w| memchr::memmem::find(lower, w.as_bytes()).is_some())
 }
 
 fn longest_base64_run(text: &str) -> usize {
@@ -158,10 +170,10 @@ impl Needle {
             Self::Any(words) => words
                 .iter()
                 .any(|w| memchr::memmem::find(text.as_bytes(), w.as_bytes()).is_some()),
-            Self::AnyNoCase(words) => words.iter().any(|w| contains_no_case(text, w)),
+            Self::AnyNoCase(words) => contains_any_no_case(text, words),
             Self::KeyValue => {
-                text.bytes().any(|b| b == b':' || b == b'=')
-                    && SECRET_WORDS.iter().any(|w| contains_no_case(text, w))
+                memchr::memchr2(b':', b'=', text.as_bytes()).is_some()
+                    && contains_any_no_case(text, SECRET_WORDS)
             }
             Self::Run(length) => longest_base64_run(text) >= length,
         }
@@ -277,6 +289,8 @@ mod tests {
 
     #[test]
     fn key_value_pairs_lose_their_value() {
+        let out = redact_text(r#"{"sessionToken": "FwoGZXIvYXdz", "user": "bob"}"#);
+        assert!(!out.contains("FwoGZXIvYXdz"), "{out}");
         let out = redact_text(r#"{"password": "Tr0ub4dor&3-planted", "user": "bob"}"#);
         assert!(!out.contains("Tr0ub4dor"), "{out}");
         assert!(out.contains("bob"));

@@ -417,10 +417,16 @@ pub struct Record<'a> {
     envelope_resources: Vec<String>,
 }
 
+/// RFC 3339 (CloudTrail), or `2022-12-11 19:42:55` in UTC as some log pipelines rewrite it.
 fn parse_time(text: Option<&str>, field: &str) -> Result<DateTime<Utc>, String> {
     let text = text.ok_or_else(|| format!("missing {field}"))?;
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
+        .or_else(|err| {
+            chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f")
+                .map(|t| t.and_utc())
+                .map_err(|_| err)
+        })
         .map_err(|err| format!("{field} {:?} is not a time: {err}", bounded(text, 40)))
 }
 
@@ -939,6 +945,9 @@ mod tests {
         let input = RECORD.replace("\"eventTime\":\"2026-11-02T03:01:07Z\",", "");
         let (_, quarantined) = decode_all(input.as_bytes());
         assert_eq!(quarantined[0].reason, "missing eventTime");
+        let input = RECORD.replace("2026-11-02T03:01:07Z", "2026-11-02 03:01:07");
+        let (events, _) = decode_all(input.as_bytes());
+        assert_eq!(events[0].time.to_rfc3339(), "2026-11-02T03:01:07+00:00");
         let input = RECORD.replace("2026-11-02T03:01:07Z", "yesterday");
         let (_, quarantined) = decode_all(input.as_bytes());
         assert!(
