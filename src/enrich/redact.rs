@@ -9,6 +9,7 @@
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
+use aho_corasick::AhoCorasick;
 use regex::{Captures, Regex};
 use serde_json::Value;
 
@@ -79,7 +80,7 @@ const PATTERN_TABLE: [(Needle, &str, Replace); 9] = [
         Replace::AfterPrefix,
     ),
     (
-        Needle::AnyNoCase(&["bearer"]),
+        Needle::Any(&["bearer"]),
         r"(?i)(bearer\s+)(\S+)",
         Replace::AfterPrefix,
     ),
@@ -122,33 +123,36 @@ const SECRET_WORDS: &[&str] = &[
 
 #[derive(Debug, Clone, Copy)]
 enum Needle {
-    /// One of these substrings occurs.
+    /// One of these substrings occurs (tested ignoring case: a prefilter may say yes too often).
     Any(&'static [&'static str]),
-    /// One of these occurs, ignoring ASCII case.
-    AnyNoCase(&'static [&'static str]),
     /// A `:` or `=` and a secret word occur.
     KeyValue,
     /// A run of at least this many base64 characters occurs.
     Run(usize),
 }
 
-/// Whether `text` contains one of `words` (given in lower case), ignoring ASCII case.
-fn contains_any_no_case(text: &str, words: &[&str]) -> bool {
-    let mut stack = [0u8; 512];
-    let heap;
-    let lower: &[u8] = if text.len() <= stack.len() {
-        for (slot, b) in stack.iter_mut().zip(text.bytes()) {
-            *slot = b.to_ascii_lowercase();
+/// Every needle word, and which entry of `PATTERN_TABLE` it stands for.
+fn needle_words() -> Vec<(&'static str, usize)> {
+    let mut words = Vec::new();
+    for (index, (needle, _, _)) in PATTERN_TABLE.iter().enumerate() {
+        match needle {
+            Needle::Any(list) => words.extend(list.iter().map(|w| (*w, index))),
+            Needle::KeyValue => words.extend(SECRET_WORDS.iter().map(|w| (*w, index))),
+            Needle::Run(_) => {}
         }
-        &stack[..text.len()]
-    } else {
-        heap = text.to_ascii_lowercase();
-        heap.as_bytes()
-    };
+    }
     words
-        .iter()
-        .any(|w| memchr::memmem::find(lower, w.as_bytes()).is_some())
 }
+
+#[allow(clippy::unwrap_used)] // Built from the constant table above, checked by the tests below.
+static NEEDLES: LazyLock<(AhoCorasick, Vec<usize>)> = LazyLock::new(|| {
+    let (words, entries): (Vec<&str>, Vec<usize>) = needle_words().into_iter().unzip();
+    let automaton = AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .build(words)
+        .unwrap();
+    (automaton, entries)
+});
 
 fn longest_base64_run(text: &str) -> usize {
     let mut longest = 0;
@@ -164,20 +168,24 @@ fn longest_base64_run(text: &str) -> usize {
     longest
 }
 
-impl Needle {
-    fn holds(self, text: &str) -> bool {
-        match self {
-            Self::Any(words) => words
-                .iter()
-                .any(|w| memchr::memmem::find(text.as_bytes(), w.as_bytes()).is_some()),
-            Self::AnyNoCase(words) => contains_any_no_case(text, words),
-            Self::KeyValue => {
-                memchr::memchr2(b':', b'=', text.as_bytes()).is_some()
-                    && contains_any_no_case(text, SECRET_WORDS)
+/// Which entries of `PATTERN_TABLE` may match `text`, as a bit set: one pass over the text for
+/// all the words, one for the longest base64 run.
+fn candidates(text: &str) -> u32 {
+    let (automaton, entries) = &*NEEDLES;
+    let mut set = 0u32;
+    for found in automaton.find_overlapping_iter(aho_corasick::Input::new(text)) {
+        set |= 1 << entries[found.pattern().as_usize()];
+    }
+    for (index, (needle, _, _)) in PATTERN_TABLE.iter().enumerate() {
+        match needle {
+            Needle::KeyValue if memchr::memchr2(b':', b'=', text.as_bytes()).is_none() => {
+                set &= !(1 << index);
             }
-            Self::Run(length) => longest_base64_run(text) >= length,
+            Needle::Run(length) if longest_base64_run(text) >= *length => set |= 1 << index,
+            _ => {}
         }
     }
+    set
 }
 
 #[allow(clippy::unwrap_used)] // The patterns are constants, checked by the tests below.
@@ -209,9 +217,13 @@ fn looks_random(s: &str) -> bool {
 
 /// Redact every known secret format in `text`. Borrowed when nothing was found.
 pub fn redact_text(text: &str) -> Cow<'_, str> {
+    let candidates = candidates(text);
     let mut out = Cow::Borrowed(text);
-    for ((needle, _, replace), regex) in PATTERN_TABLE.iter().zip(PATTERNS.iter()) {
-        if !needle.holds(&out) || !regex.is_match(&out) {
+    if candidates == 0 {
+        return out;
+    }
+    for (index, ((_, _, replace), regex)) in PATTERN_TABLE.iter().zip(PATTERNS.iter()).enumerate() {
+        if candidates & (1 << index) == 0 || !regex.is_match(&out) {
             continue;
         }
         let replaced = regex.replace_all(&out, |caps: &Captures<'_>| match replace {
