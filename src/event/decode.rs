@@ -557,22 +557,22 @@ impl<'a> Record<'a> {
     /// The owned, redacted event, with the resources it touched.
     pub fn to_event(&self) -> Event {
         Event {
-            id: EventId::new(clean(&self.id, MAX_RESOURCE_CHARS)),
-            account: AccountId::new(clean(&self.account, 40)),
+            id: EventId::new(ident(&self.id, MAX_RESOURCE_CHARS)),
+            account: AccountId::new(ident(&self.account, 40)),
             time: self.time,
-            region: clean(&self.region, 40),
+            region: ident(&self.region, 40),
             kind: self.kind,
-            source: clean(&self.source, 100),
-            name: clean(&self.name, 100),
+            source: ident(&self.source, 100),
+            name: ident(&self.name, 100),
             identity: self.owned_identity(),
             user_agent: clean_opt(self.user_agent.as_deref(), MAX_TEXT_CHARS),
             source_ip: clean_opt(self.source_ip.as_deref(), 100),
-            error_code: clean_opt(self.error_code.as_deref(), 100),
+            error_code: ident_opt(self.error_code.as_deref(), 100),
             error_message: clean_opt(self.error_message.as_deref(), MAX_TEXT_CHARS),
             read_only: self.read_only,
-            mfa_used: clean_opt(self.mfa_used.as_deref(), 20),
-            login_result: clean_opt(self.login_result.as_deref(), 20),
-            state: clean_opt(self.state.as_deref(), 40),
+            mfa_used: ident_opt(self.mfa_used.as_deref(), 20),
+            login_result: ident_opt(self.login_result.as_deref(), 20),
+            state: ident_opt(self.state.as_deref(), 40),
             resources: self.extract_resources(),
         }
     }
@@ -585,12 +585,12 @@ impl<'a> Record<'a> {
             .filter(|i| i.kind.as_deref() != Some("IAMUser"))
             .and_then(|i| i.user_name.as_deref());
         Identity {
-            kind: clean_opt(id.kind.as_deref(), 40),
+            kind: ident_opt(id.kind.as_deref(), 40),
             arn: clean_opt(id.arn.as_deref(), MAX_RESOURCE_CHARS),
-            account_id: clean_opt(id.account_id.as_deref(), 40),
+            account_id: ident_opt(id.account_id.as_deref(), 40),
             user_name: clean_opt(id.user_name.as_deref(), MAX_RESOURCE_CHARS),
             principal_id: clean_opt(id.principal_id.as_deref(), MAX_RESOURCE_CHARS),
-            invoked_by: clean_opt(id.invoked_by.as_deref(), 100),
+            invoked_by: ident_opt(id.invoked_by.as_deref(), 100),
             access_key_id: id
                 .access_key_id
                 .as_deref()
@@ -646,6 +646,17 @@ struct ArnResource<'a> {
     kind: Str<'a>,
 }
 
+/// Fields AWS fills from a closed vocabulary (ids, names, regions, codes): bounded, and not
+/// scanned for secrets, since no credential is ever written there.
+fn ident(text: &str, max: usize) -> String {
+    bounded(text, max).into_owned()
+}
+
+fn ident_opt(text: Option<&str>, max: usize) -> Option<String> {
+    text.map(|t| ident(t, max))
+}
+
+/// Free text and names a person chose: bounded and redacted.
 fn clean(text: &str, max: usize) -> String {
     bounded(&redact_text(text), max).into_owned()
 }
