@@ -16,7 +16,20 @@ pub enum SecretsError {
 
 impl Retryable for SecretsError {
     fn is_retryable(&self) -> bool {
-        matches!(self, Self::Read { .. })
+        // Throttling, a service error or no answer: try again. A missing secret, a denied
+        // read or a key that cannot decrypt it needs a person.
+        match self {
+            Self::Read { kind, .. } => !matches!(
+                kind.as_str(),
+                "ResourceNotFoundException"
+                    | "AccessDeniedException"
+                    | "AccessDenied"
+                    | "DecryptionFailure"
+                    | "InvalidParameterException"
+                    | "InvalidRequestException"
+            ),
+            Self::NotString { .. } => false,
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod pattern;
 mod replay;
+mod slack;
 
 use std::path::PathBuf;
 
@@ -9,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 pub use pattern::pattern;
 pub use replay::{render, replay, stats_line};
+pub use slack::lambda_slack_notifier;
 
 /// trailwatch: what changed in your AWS accounts, who did it, how bad it is.
 #[derive(Debug, Parser)]
