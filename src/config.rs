@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::enrich::ActorConfig;
 use crate::event::AccountId;
+use crate::severity::Severity;
 use crate::summary::{Lang, Locale};
 use crate::window::WindowConfig;
 
@@ -26,6 +27,18 @@ pub mod env {
     pub const WINDOW: &str = "TRAILWATCH_WINDOW";
     /// Grace after a window ends, e.g. `2m`.
     pub const GRACE: &str = "TRAILWATCH_GRACE";
+    /// Slack bot token (`xoxb-...`), CLI only; the Lambda reads [`SLACK_SECRET_ARN`].
+    pub const SLACK_TOKEN: &str = "TRAILWATCH_SLACK_TOKEN";
+    /// Slack incoming-webhook URL, CLI only; the Lambda reads [`SLACK_SECRET_ARN`].
+    pub const SLACK_WEBHOOK_URL: &str = "TRAILWATCH_SLACK_WEBHOOK_URL";
+    /// ARN of the Secrets Manager secret holding the token or webhook URL (Lambda).
+    pub const SLACK_SECRET_ARN: &str = "TRAILWATCH_SLACK_SECRET_ARN";
+    /// The default Slack channel (id like `C0123ABCD` or name).
+    pub const SLACK_CHANNEL: &str = "TRAILWATCH_SLACK_CHANNEL";
+    /// `111111111111=C0PROD,222222222222=C0DEV`: a channel per account.
+    pub const SLACK_CHANNELS: &str = "TRAILWATCH_SLACK_CHANNELS";
+    /// Slack Web API base URL (default `https://slack.com/api/`): tests point it at a fake.
+    pub const SLACK_API_URL: &str = "TRAILWATCH_SLACK_API_URL";
 }
 
 /// A configuration problem, naming the key and what was expected.
@@ -62,6 +75,16 @@ struct FileConfig {
     actors: ActorsFile,
     window: WindowFile,
     output: OutputFile,
+    slack: SlackFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct SlackFile {
+    default_channel: Option<String>,
+    api_url: Option<String>,
+    accounts: BTreeMap<String, String>,
+    severity: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -106,6 +129,43 @@ impl AccountNames {
     }
 }
 
+/// Where Slack messages go: a channel per account (else the default), plus extra channels for
+/// batches at or above a severity.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SlackRoutes {
+    pub default_channel: Option<String>,
+    pub accounts: BTreeMap<AccountId, String>,
+    pub severity: BTreeMap<Severity, Vec<String>>,
+}
+
+impl SlackRoutes {
+    /// The channels for a batch of `account` with final colour `severity`: the account's
+    /// channel (or the default) first, then the extras, each once. Empty when nothing routes.
+    pub fn channels(&self, account: &AccountId, severity: Severity) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let primary = self.accounts.get(account).or(self.default_channel.as_ref());
+        let extras = self
+            .severity
+            .iter()
+            .filter(|(level, _)| **level <= severity)
+            .flat_map(|(_, channels)| channels);
+        for channel in primary.into_iter().chain(extras) {
+            if !out.contains(channel) {
+                out.push(channel.clone());
+            }
+        }
+        out
+    }
+}
+
+/// Slack settings that are not secret (the token or webhook URL is read by the app).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SlackSettings {
+    pub routes: SlackRoutes,
+    /// Web API base URL; `None` means Slack's own.
+    pub api_url: Option<String>,
+}
+
 /// Validated settings the engine runs with.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Settings {
@@ -113,6 +173,7 @@ pub struct Settings {
     pub actors: ActorConfig,
     pub window: WindowConfig,
     pub locale: Locale,
+    pub slack: SlackSettings,
 }
 
 impl Settings {
@@ -159,6 +220,64 @@ impl Settings {
         if let Some(tz) = file.output.tz {
             self.locale.tz = parse_tz("output.tz", &tz)?;
         }
+        self.apply_slack_file(file.slack)
+    }
+
+    fn apply_slack_file(&mut self, file: SlackFile) -> Result<(), ConfigError> {
+        let routes = &mut self.slack.routes;
+        if let Some(channel) = file.default_channel {
+            routes.default_channel = Some(parse_channel("slack.default_channel", &channel)?);
+        }
+        for (account, channel) in file.accounts {
+            let key = format!("slack.accounts.{account}");
+            routes.accounts.insert(
+                parse_account(&key, &account)?,
+                parse_channel(&key, &channel)?,
+            );
+        }
+        for (level, channels) in file.severity {
+            let key = format!("slack.severity.{level}");
+            let severity = level
+                .parse::<Severity>()
+                .map_err(|_| invalid(&key, "red, yellow or green", &level))?;
+            let channels = channels
+                .iter()
+                .map(|c| parse_channel(&key, c))
+                .collect::<Result<Vec<_>, _>>()?;
+            routes
+                .severity
+                .entry(severity)
+                .or_default()
+                .extend(channels);
+        }
+        if let Some(url) = file.api_url {
+            self.slack.api_url = Some(parse_url("slack.api_url", &url)?);
+        }
+        Ok(())
+    }
+
+    fn apply_slack_env(&mut self, var: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(channel) = var(env::SLACK_CHANNEL) {
+            self.slack.routes.default_channel = Some(parse_channel(env::SLACK_CHANNEL, &channel)?);
+        }
+        if let Some(list) = var(env::SLACK_CHANNELS) {
+            for pair in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                let (account, channel) = pair.split_once('=').ok_or_else(|| {
+                    invalid(
+                        env::SLACK_CHANNELS,
+                        "comma-separated ACCOUNT=CHANNEL pairs",
+                        pair,
+                    )
+                })?;
+                self.slack.routes.accounts.insert(
+                    parse_account(env::SLACK_CHANNELS, account.trim())?,
+                    parse_channel(env::SLACK_CHANNELS, channel)?,
+                );
+            }
+        }
+        if let Some(url) = var(env::SLACK_API_URL) {
+            self.slack.api_url = Some(parse_url(env::SLACK_API_URL, &url)?);
+        }
         Ok(())
     }
 
@@ -186,6 +305,7 @@ impl Settings {
         if let Some(grace) = var(env::GRACE) {
             self.window.grace = parse_duration(env::GRACE, &grace)?;
         }
+        self.apply_slack_env(var)?;
         self.set_locale(
             var(env::LANG).as_deref(),
             var(env::TZ).as_deref(),
@@ -217,6 +337,42 @@ fn parse_account(key: &str, text: &str) -> Result<AccountId, ConfigError> {
         Ok(AccountId::new(text))
     } else {
         Err(invalid(key, "a 12-digit AWS account number", text))
+    }
+}
+
+/// A channel id (`C0123ABCD`) or name (`#aws-changes`, `aws-changes`).
+fn parse_channel(key: &str, text: &str) -> Result<String, ConfigError> {
+    let name = text.trim();
+    let body = name.strip_prefix('#').unwrap_or(name);
+    let ok = !body.is_empty()
+        && body.len() <= 80
+        && body
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(name.to_owned())
+    } else {
+        Err(invalid(
+            key,
+            "a Slack channel id like \"C0123ABCD\" or a name like \"#aws-changes\"",
+            text,
+        ))
+    }
+}
+
+/// An http(s) base URL, kept with a trailing slash.
+fn parse_url(key: &str, text: &str) -> Result<String, ConfigError> {
+    let url = text.trim();
+    if (url.starts_with("https://") || url.starts_with("http://"))
+        && !url.contains(char::is_whitespace)
+    {
+        Ok(if url.ends_with('/') {
+            url.to_owned()
+        } else {
+            format!("{url}/")
+        })
+    } else {
+        Err(invalid(key, "an http(s) URL", text))
     }
 }
 
@@ -307,6 +463,44 @@ mod tests {
     }
 
     #[test]
+    fn slack_routes_from_file_and_env() {
+        let file = write(
+            "[slack]\ndefault_channel = \"#aws-changes\"\n[slack.accounts]\n\"111111111111\" = \"C0PROD\"\n[slack.severity]\nred = [\"#security\"]\nyellow = [\"C0WATCH\", \"C0PROD\"]\n",
+        );
+        let env = |key: &str| match key {
+            env::SLACK_CHANNELS => Some("222222222222=C0DEV".to_owned()),
+            env::SLACK_API_URL => Some("http://127.0.0.1:9/api".to_owned()),
+            _ => None,
+        };
+        let settings = Settings::load(Some(&file.0), &env).unwrap_or_default();
+        let routes = &settings.slack.routes;
+        let prod = AccountId::new("111111111111");
+        let dev = AccountId::new("222222222222");
+        let other = AccountId::new("999999999999");
+        assert_eq!(routes.channels(&prod, Severity::Green), ["C0PROD"]);
+        // Extras at or above their level, each channel once, the account's channel first.
+        assert_eq!(
+            routes.channels(&prod, Severity::Yellow),
+            ["C0PROD", "C0WATCH"]
+        );
+        assert_eq!(
+            routes.channels(&prod, Severity::Red),
+            ["C0PROD", "C0WATCH", "#security"]
+        );
+        assert_eq!(routes.channels(&dev, Severity::Green), ["C0DEV"]);
+        assert_eq!(routes.channels(&other, Severity::Green), ["#aws-changes"]);
+        assert_eq!(
+            settings.slack.api_url.as_deref(),
+            Some("http://127.0.0.1:9/api/")
+        );
+        assert!(
+            SlackRoutes::default()
+                .channels(&other, Severity::Red)
+                .is_empty()
+        );
+    }
+
+    #[test]
     fn errors_name_the_key_and_expectation() {
         let cases = [
             (
@@ -322,6 +516,14 @@ mod tests {
                 "accounts.12: expected a 12-digit",
             ),
             ("[outptu]\nlang = \"ko\"\n", "unknown field `outptu`"),
+            (
+                "[slack.severity]\npurple = [\"C1\"]\n",
+                "slack.severity.purple: expected red, yellow or green",
+            ),
+            (
+                "[slack.accounts]\n\"111111111111\" = \"<!channel>\"\n",
+                "slack.accounts.111111111111: expected a Slack channel id",
+            ),
         ];
         for (text, expected) in cases {
             let file = write(text);

@@ -34,6 +34,8 @@ pub struct Stats {
     pub immediate: u64,
     pub batches: u64,
     pub send_failures: u64,
+    /// Send failures that retrying cannot fix (bad token, unknown channel): an operator alarm.
+    pub send_failures_permanent: u64,
     pub fallbacks: u64,
 }
 
@@ -61,6 +63,18 @@ fn store_error<E: std::error::Error + Retryable + Send + Sync + 'static>(err: E)
         retryable: err.is_retryable(),
         source: Box::new(err),
     }
+}
+
+/// An error and its causes, `: `-joined: what is recorded on a batch that failed.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// The engine with its ports and settings.
@@ -283,13 +297,20 @@ where
             }
             Err(err) => {
                 self.stats.send_failures += 1;
-                tracing::warn!(batch = %id.key(), error = %err, "Delivery failed; batch stays due.");
+                let permanent = !err.is_retryable();
+                self.stats.send_failures_permanent += u64::from(permanent);
+                tracing::warn!(
+                    batch = %id.key(),
+                    permanent,
+                    error = %error_chain(&err),
+                    "Delivery failed; batch stays due."
+                );
                 let retry_at = now
                     .checked_add_signed(self.settings.window.grace)
                     .unwrap_or(now);
                 if id.event.is_none() {
                     self.store
-                        .release(&id, retry_at, &err.to_string())
+                        .release(&id, retry_at, &error_chain(&err))
                         .await
                         .map_err(store_error)?;
                 }

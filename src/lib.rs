@@ -9,6 +9,7 @@ pub mod event;
 pub mod ports;
 pub mod render;
 pub mod rules;
+pub mod secret;
 pub mod severity;
 pub mod summary;
 pub mod window;

@@ -1,5 +1,6 @@
 //! In-memory store and a notifier that keeps what it was given: replay and tests.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -18,6 +19,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct MemoryStore {
     book: Mutex<WindowBook>,
     audit: Mutex<Vec<AuditLine>>,
+    failures: Mutex<BTreeMap<String, Vec<String>>>,
 }
 
 impl MemoryStore {
@@ -25,7 +27,13 @@ impl MemoryStore {
         Self {
             book: Mutex::new(WindowBook::new(config)),
             audit: Mutex::new(Vec::new()),
+            failures: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Why each released batch (by `BatchId::key`) could not be sent, oldest first.
+    pub fn failures(&self) -> BTreeMap<String, Vec<String>> {
+        lock(&self.failures).clone()
     }
 
     /// Audit lines of sent batches, in send order.
@@ -73,9 +81,14 @@ impl Store for MemoryStore {
         &self,
         id: &BatchId,
         retry_at: DateTime<Utc>,
-        _reason: &str,
+        reason: &str,
     ) -> Result<(), Infallible> {
-        lock(&self.book).release(id, retry_at);
+        if lock(&self.book).release(id, retry_at) {
+            lock(&self.failures)
+                .entry(id.key())
+                .or_default()
+                .push(reason.to_owned());
+        }
         Ok(())
     }
 }

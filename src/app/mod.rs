@@ -2,6 +2,7 @@
 
 mod pattern;
 mod replay;
+mod slack;
 
 use std::path::PathBuf;
 
@@ -9,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 pub use pattern::pattern;
 pub use replay::{render, replay, stats_line};
+pub use slack::lambda_slack_notifier;
 
 /// trailwatch: what changed in your AWS accounts, who did it, how bad it is.
 #[derive(Debug, Parser)]
@@ -64,6 +66,15 @@ pub struct ReplayArgs {
     /// Write quarantined records (redacted) here as JSON Lines.
     #[arg(long)]
     pub quarantine: Option<PathBuf>,
+    /// Also post each batch to this Slack incoming webhook (at least once).
+    #[arg(long, value_name = "URL", env = crate::config::env::SLACK_WEBHOOK_URL, hide_env_values = true, conflicts_with = "slack_token")]
+    pub slack_webhook: Option<String>,
+    /// Also post each batch with this Slack bot token (chat.postMessage, threads, no duplicates).
+    #[arg(long, value_name = "TOKEN", env = crate::config::env::SLACK_TOKEN, hide_env_values = true)]
+    pub slack_token: Option<String>,
+    /// With --slack-token: post every batch to this channel (else the config's [slack] routes).
+    #[arg(long, value_name = "CHANNEL")]
+    pub channel: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -8,10 +8,12 @@ use anyhow::Context as _;
 
 use super::{Format, ReplayArgs, load_rules};
 use crate::adapters::memory::{CollectingNotifier, MemoryStore};
-use crate::config::Settings;
+use crate::adapters::slack::{Credential, RetryPolicy, SlackError, SlackNotifier, TokioSleeper};
+use crate::config::{Settings, SlackRoutes};
 use crate::engine::{Engine, Stats};
-use crate::ports::Delivery;
+use crate::ports::{Delivery, Notifier, Receipt};
 use crate::render::{audit::audit_line, html::preview, slack::SlackMessage, text::text};
+use crate::secret::Secret;
 use crate::summary::OfflineSummarizer;
 use crate::window::EventTimeClock;
 
@@ -20,12 +22,16 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     settings.set_locale(args.lang.as_deref(), args.tz.as_deref(), "--lang", "--tz")?;
     let rules = load_rules(args.rules.as_deref())?;
     let store = MemoryStore::new(settings.window);
+    let notifier = ReplayNotifier {
+        collected: CollectingNotifier::default(),
+        slack: slack_notifier(&args, &settings)?,
+    };
     let mut engine = Engine::new(
         rules,
         settings,
         store,
         OfflineSummarizer,
-        CollectingNotifier::default(),
+        notifier,
         EventTimeClock::default(),
     );
     let started = Instant::now();
@@ -35,14 +41,86 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     }
     engine.flush_all().await?;
     let elapsed = started.elapsed();
-    let deliveries = engine.notifier.take();
+    let deliveries = engine.notifier.collected.take();
     let output = render(&deliveries, args.format)?;
     write_output(args.out.as_deref(), &output)?;
     if let Some(path) = &args.quarantine {
         write_quarantine(path, &engine)?;
     }
-    eprintln!("{}", stats_line(&engine.stats(), elapsed.as_secs_f64()));
+    let stats = engine.stats();
+    eprintln!("{}", stats_line(&stats, elapsed.as_secs_f64()));
+    if stats.send_failures > 0 {
+        anyhow::bail!(
+            "{} batch(es) could not be posted to Slack (see the warnings above)",
+            stats.send_failures
+        );
+    }
     Ok(())
+}
+
+/// Collects every delivery for the output and, when asked, posts it to Slack first: a batch
+/// that Slack refused is not in the output either (it stays unsent).
+struct ReplayNotifier {
+    collected: CollectingNotifier,
+    slack: Option<SlackNotifier<TokioSleeper>>,
+}
+
+impl Notifier for ReplayNotifier {
+    type Error = SlackError;
+
+    async fn deliver(&self, delivery: &Delivery) -> Result<Receipt, SlackError> {
+        let receipt = match &self.slack {
+            Some(slack) => slack.deliver(delivery).await?,
+            None => Receipt::default(),
+        };
+        let _ = self.collected.deliver(delivery).await;
+        Ok(receipt)
+    }
+}
+
+/// The Slack notifier `--slack-webhook` or `--slack-token` asks for, if any.
+fn slack_notifier(
+    args: &ReplayArgs,
+    settings: &Settings,
+) -> anyhow::Result<Option<SlackNotifier<TokioSleeper>>> {
+    let credential = match (&args.slack_webhook, &args.slack_token) {
+        (Some(_), Some(_)) => anyhow::bail!("give --slack-webhook or --slack-token, not both"),
+        (Some(url), None) => match Credential::from_secret(&Secret::new(url.as_str()))? {
+            webhook @ Credential::Webhook(_) => webhook,
+            Credential::Token(_) => anyhow::bail!("--slack-webhook: expected an https:// URL"),
+        },
+        (None, Some(token)) => match Credential::from_secret(&Secret::new(token.as_str()))? {
+            token @ Credential::Token(_) => token,
+            Credential::Webhook(_) => anyhow::bail!("--slack-token: expected a token (xoxb-...)"),
+        },
+        (None, None) => {
+            if args.channel.is_some() {
+                anyhow::bail!("--channel needs --slack-token");
+            }
+            return Ok(None);
+        }
+    };
+    let routes = match &args.channel {
+        Some(channel) => SlackRoutes {
+            default_channel: Some(channel.clone()),
+            ..SlackRoutes::default()
+        },
+        None => settings.slack.routes.clone(),
+    };
+    if matches!(credential, Credential::Token(_))
+        && routes.default_channel.is_none()
+        && routes.accounts.is_empty()
+    {
+        anyhow::bail!("--slack-token needs --channel, or [slack] routes in the config file");
+    }
+    let notifier = SlackNotifier::new(
+        credential,
+        settings.slack.api_url.as_deref(),
+        routes,
+        RetryPolicy::default(),
+        TokioSleeper::default(),
+    )?;
+    Ok(Some(notifier))
 }
 
 fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {

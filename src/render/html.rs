@@ -13,25 +13,46 @@ use super::slack::{Block, Button, SlackMessage, Text};
 const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; \
                    base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
+/// Slack's light theme, close enough to judge a rule or a prompt by: the message column, the
+/// app's avatar and name, the attachment's colour bar, Block Kit sections, fields, context,
+/// buttons and dividers, inline code, and threads shown as Slack's thread pane would.
 const STYLE: &str = "\
-body{font-family:-apple-system,'Segoe UI',Roboto,'Noto Sans KR',sans-serif;background:#f8f8f8;\
-color:#1d1c1d;margin:0;padding:24px;font-size:15px;line-height:1.46}\
-h1{font-size:18px;margin:0 0 16px}\
-.thread{margin-bottom:24px}\
-.replies{margin-left:40px;border-left:2px solid #ddd;padding-left:12px}\
-.msg{background:#fff;border:1px solid #e2e2e2;border-radius:8px;padding:12px 16px;margin:8px 0;\
-max-width:860px}\
-.meta{color:#616061;font-size:12px;margin-bottom:6px}\
-.att{border-left:4px solid #ddd;padding:2px 0 2px 12px}\
-.section{margin:6px 0;overflow-wrap:anywhere}\
-.fields{display:grid;grid-template-columns:1fr 1fr;gap:8px 24px;margin:8px 0}\
-.context{color:#616061;font-size:13px;margin:6px 0}\
-.actions{margin:8px 0}\
-.button{display:inline-block;border:1px solid #bbb;border-radius:4px;padding:3px 10px;\
-margin:0 6px 6px 0;color:#1d1c1d;text-decoration:none;font-weight:600;font-size:13px}\
-hr{border:0;border-top:1px solid #e2e2e2;margin:10px 0}\
-code{font-family:Menlo,Consolas,monospace;font-size:12px;background:#f6f6f6;\
-border:1px solid #e0e0e0;border-radius:3px;padding:0 3px;color:#c01343}";
+*{box-sizing:border-box}\
+body{font-family:Lato,'Slack-Lato',-apple-system,BlinkMacSystemFont,'Segoe UI',Roboto,\
+'Helvetica Neue','Noto Sans KR','Noto Sans CJK KR',sans-serif;background:#fff;color:#1d1c1d;\
+margin:0;font-size:15px;line-height:1.46668;-webkit-font-smoothing:antialiased}\
+header{position:sticky;top:0;background:#fff;border-bottom:1px solid #dddddd;padding:10px 20px;\
+z-index:1}\
+h1{font-size:18px;font-weight:900;margin:0}\
+h1::before{content:'# ';color:#616061;font-weight:400}\
+.thread{border-bottom:1px solid #f2f2f2;padding:4px 0}\
+.replies{margin:0 0 8px 68px;border-left:2px solid #e8e8e8;padding-left:4px}\
+.replies::before{content:attr(data-count);display:block;color:#1264a3;font-size:13px;\
+font-weight:700;padding:2px 16px}\
+.msg{display:grid;grid-template-columns:36px minmax(0,1fr);column-gap:8px;padding:8px 20px;\
+max-width:1000px}\
+.msg:hover{background:#f8f8f8}\
+.avatar{width:36px;height:36px;border-radius:6px;background:#4a154b;color:#fff;font-weight:900;\
+font-size:14px;display:flex;align-items:center;justify-content:center}\
+.name{font-weight:900;font-size:15px}\
+.badge{background:rgba(29,28,29,.13);color:rgba(29,28,29,.7);font-size:10px;font-weight:700;\
+border-radius:2px;padding:1px 3px;margin:0 6px;vertical-align:1px}\
+.meta{color:#616061;font-size:12px}\
+.text{margin:2px 0}\
+.att{border-left:4px solid #dddddd;border-radius:4px 0 0 4px;padding:2px 0 2px 12px;margin:4px 0}\
+.section{margin:4px 0;overflow-wrap:anywhere;white-space:normal}\
+.fields{display:grid;grid-template-columns:1fr 1fr;gap:8px 16px;margin:8px 0}\
+.context{color:#616061;font-size:12px;margin:6px 0}\
+.context code{font-size:11px}\
+.actions{margin:8px 0;display:flex;flex-wrap:wrap;gap:8px}\
+.button{display:inline-flex;align-items:center;height:28px;border:1px solid rgba(29,28,29,.3);\
+border-radius:4px;padding:0 12px;color:#1d1c1d;background:#fff;text-decoration:none;\
+font-weight:700;font-size:13px}\
+hr{border:0;border-top:1px solid #dddddd;margin:12px 0}\
+b{font-weight:700}\
+code{font-family:Monaco,Menlo,Consolas,'Courier New',monospace;font-size:12px;\
+background:rgba(29,28,29,.04);border:1px solid rgba(29,28,29,.13);border-radius:3px;\
+padding:2px 3px 1px;color:#e01e5a;overflow-wrap:anywhere}";
 
 /// The page for `messages`; continuations are shown indented under their parent.
 pub fn preview(messages: &[SlackMessage], title: &str) -> String {
@@ -47,14 +68,23 @@ pub fn preview(messages: &[SlackMessage], title: &str) -> String {
         out,
         "<title>{title}</title>\n<style>{STYLE}</style>\n</head>"
     );
-    let _ = writeln!(out, "<body>\n<h1>{title}</h1>");
+    let _ = writeln!(out, "<body>\n<header><h1>{title}</h1></header>\n<main>");
     for (parent, replies) in threads(messages) {
         out.push_str("<div class=\"thread\">\n");
         if let Some(parent) = parent {
             card(&mut out, parent);
         }
         if !replies.is_empty() {
-            out.push_str("<div class=\"replies\">\n");
+            let _ = writeln!(
+                out,
+                "<div class=\"replies\" data-count=\"{} {}\">",
+                replies.len(),
+                if replies.len() == 1 {
+                    "reply"
+                } else {
+                    "replies"
+                }
+            );
             for reply in replies {
                 card(&mut out, reply);
             }
@@ -62,7 +92,7 @@ pub fn preview(messages: &[SlackMessage], title: &str) -> String {
         }
         out.push_str("</div>\n");
     }
-    out.push_str("</body>\n</html>\n");
+    out.push_str("</main>\n</body>\n</html>\n");
     out
 }
 
@@ -91,10 +121,17 @@ fn threads(messages: &[SlackMessage]) -> Vec<Thread<'_>> {
 fn card(out: &mut String, m: &SlackMessage) {
     let _ = writeln!(
         out,
-        "<article class=\"msg\">\n<div class=\"meta\">{} · {}/{}</div>",
+        "<article class=\"msg\">\n<div class=\"avatar\">tw</div>\n<div class=\"body\">\n\
+         <div><span class=\"name\">trailwatch</span><span class=\"badge\">APP</span>\
+         <span class=\"meta\">{} · {}/{}</span></div>",
         html_escape(&m.batch_key),
         m.part + 1,
         m.parts
+    );
+    let _ = writeln!(
+        out,
+        "<div class=\"text\">{}</div>",
+        spans_html(&mrkdwn::parse(&m.payload.text))
     );
     for att in &m.payload.attachments {
         let _ = writeln!(
@@ -107,7 +144,7 @@ fn card(out: &mut String, m: &SlackMessage) {
         }
         out.push_str("</div>\n");
     }
-    out.push_str("</article>\n");
+    out.push_str("</div>\n</article>\n");
 }
 
 fn render_block(out: &mut String, block: &Block) {
@@ -278,7 +315,10 @@ mod tests {
             messages.len()
         );
         assert_eq!(page.matches("<div class=\"thread\">").count(), 2);
-        assert_eq!(page.matches("<div class=\"replies\">").count(), 1);
+        assert_eq!(
+            page.matches("<div class=\"replies\" data-count=").count(),
+            1
+        );
         for i in 0..3000 {
             assert!(
                 page.contains(&format!("<code>Event{i:05}</code>")),

@@ -1,0 +1,1041 @@
+//! Slack delivery: the [`Notifier`] that posts rendered batches. The only place that calls Slack.
+//!
+//! Two transports:
+//! - **Bot token**: `chat.postMessage` into the routed channels; part 0 of a batch is the parent,
+//!   continuations are thread replies (`thread_ts` of part 0); every message carries the batch id
+//!   in its metadata. Before posting, the channel's recent history (with metadata) is searched
+//!   for the batch id, and the thread for parts already there: a batch posted just before a crash
+//!   is not posted twice.
+//! - **Incoming webhook**: one fixed channel, no threads, no history: at least once.
+//!
+//! Every call is paced (about one message per second per channel) and retried when that can
+//! help: HTTP 429 after its `Retry-After`, 5xx, Slack's transient error codes, timeouts and
+//! connection failures after an exponential backoff with jitter, all bounded. Errors such as
+//! `invalid_auth` or `channel_not_found` fail at once and say so. All waiting goes through a
+//! [`Sleeper`], so tests assert the waits instead of measuring wall time. The token and the
+//! webhook URL never appear in an error or a log line: reqwest's errors (which carry URLs) are
+//! reduced to their kind.
+
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
+use reqwest::{RequestBuilder, StatusCode};
+use serde::{Deserialize, Serialize};
+
+use crate::config::SlackRoutes;
+use crate::event::AccountId;
+use crate::ports::{Delivery, Notifier, Receipt, Retryable};
+use crate::render::slack::{Attachment, EVENT_TYPE, Metadata, SlackMessage};
+use crate::secret::Secret;
+
+/// Slack's Web API.
+pub const DEFAULT_API_URL: &str = "https://slack.com/api/";
+/// History pages searched for a batch id before giving up and posting.
+const HISTORY_PAGES: usize = 5;
+/// Seconds before a batch's window start from which its messages are looked for.
+const HISTORY_MARGIN_SECS: i64 = 3600;
+/// Messages per history page.
+const HISTORY_LIMIT: usize = 200;
+
+/// Where waiting happens: a real timer in production, a manual one in tests.
+pub trait Sleeper: Send + Sync {
+    /// Monotonic time since some fixed start.
+    fn elapsed(&self) -> Duration;
+
+    fn sleep(&self, wait: Duration) -> impl Future<Output = ()> + Send;
+}
+
+/// Sleeps on tokio's timer.
+#[derive(Debug, Clone, Copy)]
+pub struct TokioSleeper {
+    start: Instant,
+}
+
+impl Default for TokioSleeper {
+    fn default() -> Self {
+        Self {
+            start: Instant::now(),
+        }
+    }
+}
+
+impl Sleeper for TokioSleeper {
+    fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    async fn sleep(&self, wait: Duration) {
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// A sleeper for tests: sleeping returns at once, advances its time and records the wait.
+#[derive(Debug, Default)]
+pub struct ManualSleeper {
+    state: Mutex<(Duration, Vec<Duration>)>,
+}
+
+impl ManualSleeper {
+    /// Every wait asked for, in order.
+    pub fn waits(&self) -> Vec<Duration> {
+        lock(&self.state).1.clone()
+    }
+
+    /// Let time pass without a recorded wait (work happening between calls).
+    pub fn advance(&self, by: Duration) {
+        lock(&self.state).0 += by;
+    }
+}
+
+impl Sleeper for ManualSleeper {
+    fn elapsed(&self) -> Duration {
+        lock(&self.state).0
+    }
+
+    async fn sleep(&self, wait: Duration) {
+        let mut state = lock(&self.state);
+        state.0 += wait;
+        state.1.push(wait);
+    }
+}
+
+impl<S: Sleeper> Sleeper for std::sync::Arc<S> {
+    fn elapsed(&self) -> Duration {
+        (**self).elapsed()
+    }
+
+    fn sleep(&self, wait: Duration) -> impl Future<Output = ()> + Send {
+        (**self).sleep(wait)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// How hard to try.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts per call, the first included.
+    pub attempts: u32,
+    /// Backoff before the second attempt; doubles each time, jittered to `[b/2, b]`.
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+    /// A `Retry-After` longer than this is not waited out: the call fails (retryable).
+    pub max_retry_after: Duration,
+    /// Timeout of one HTTP request.
+    pub timeout: Duration,
+    /// Least time between two posts to the same channel.
+    pub pace: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 5,
+            base_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(30),
+            max_retry_after: Duration::from_mins(2),
+            timeout: Duration::from_secs(10),
+            pace: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What Slack is reached with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A bot token (`xoxb-...`) for the Web API.
+    Token(Secret),
+    /// An incoming-webhook URL.
+    Webhook(Secret),
+}
+
+impl Credential {
+    /// A secret as stored in Secrets Manager: a bare token or webhook URL, or a JSON object
+    /// with `token` or `webhook_url`.
+    pub fn from_secret(secret: &Secret) -> Result<Self, SlackError> {
+        #[derive(Deserialize)]
+        struct Stored {
+            token: Option<String>,
+            webhook_url: Option<String>,
+        }
+        let text = secret.expose().trim();
+        if text.starts_with('{') {
+            let stored: Stored =
+                serde_json::from_str(text).map_err(|_| SlackError::BadCredential)?;
+            return match (stored.token, stored.webhook_url) {
+                (Some(token), None) => Self::from_text(&token),
+                (None, Some(url)) => Self::from_text(&url),
+                _ => Err(SlackError::BadCredential),
+            };
+        }
+        Self::from_text(text)
+    }
+
+    fn from_text(text: &str) -> Result<Self, SlackError> {
+        let text = text.trim();
+        if text.starts_with("https://") || text.starts_with("http://") {
+            Ok(Self::Webhook(Secret::new(text)))
+        } else if text.starts_with("xox") && !text.contains(char::is_whitespace) {
+            Ok(Self::Token(Secret::new(text)))
+        } else {
+            Err(SlackError::BadCredential)
+        }
+    }
+}
+
+/// A Slack delivery failure. Never carries the token or a URL.
+#[derive(Debug, thiserror::Error)]
+pub enum SlackError {
+    #[error(
+        "no Slack channel for account {account}: set [slack] default_channel or a channel for the account"
+    )]
+    NoRoute { account: AccountId },
+    #[error("Slack {method} in {channel} refused: {code}{}", hint(code))]
+    Api {
+        method: &'static str,
+        channel: String,
+        code: String,
+        retryable: bool,
+    },
+    #[error("Slack {method} answered HTTP {status}")]
+    Status {
+        method: &'static str,
+        status: u16,
+        retryable: bool,
+    },
+    #[error("Slack {method} asked to wait {wait:?}, longer than the {max:?} allowed")]
+    RateLimited {
+        method: &'static str,
+        wait: Duration,
+        max: Duration,
+    },
+    #[error("Slack {method} failed: {kind}")]
+    Transport {
+        method: &'static str,
+        kind: &'static str,
+    },
+    #[error("Slack {method} answered with a body that is not the expected JSON")]
+    Body { method: &'static str },
+    #[error("Slack {method} still failing after {attempts} attempts")]
+    GaveUp {
+        method: &'static str,
+        attempts: u32,
+        #[source]
+        last: Box<SlackError>,
+    },
+    #[error(
+        "the Slack secret is neither a bot token (xoxb-...) nor a webhook URL (nor JSON with token or webhook_url)"
+    )]
+    BadCredential,
+    #[error("cannot build the HTTP client: {0}")]
+    Client(&'static str),
+}
+
+/// A reader's hint for the error codes people meet when setting Slack up.
+fn hint(code: &str) -> &'static str {
+    match code {
+        "invalid_auth" | "not_authed" | "token_revoked" | "account_inactive" | "token_expired" => {
+            " (the token is wrong or revoked)"
+        }
+        "channel_not_found" => " (no such channel, or the app cannot see it)",
+        "not_in_channel" => " (invite the app to the channel)",
+        "missing_scope" => {
+            " (the app needs chat:write, and channels:history or groups:history for idempotency)"
+        }
+        "is_archived" => " (the channel is archived)",
+        _ => "",
+    }
+}
+
+impl Retryable for SlackError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            Self::Api { retryable, .. } | Self::Status { retryable, .. } => *retryable,
+            Self::RateLimited { .. } | Self::Transport { .. } | Self::GaveUp { .. } => true,
+            Self::NoRoute { .. } | Self::Body { .. } | Self::BadCredential | Self::Client(_) => {
+                false
+            }
+        }
+    }
+}
+
+impl SlackError {
+    /// After this failure Slack may still have taken the message (the answer was lost).
+    fn may_have_landed(&self) -> bool {
+        match self {
+            Self::Transport { kind, .. } => *kind != "cannot connect",
+            Self::Status { status, .. } => *status >= 500,
+            Self::Api { code, .. } => code != "ratelimited" && code != "rate_limited",
+            _ => false,
+        }
+    }
+}
+
+/// Slack error codes worth another try.
+fn transient_code(code: &str) -> bool {
+    matches!(
+        code,
+        "ratelimited"
+            | "rate_limited"
+            | "internal_error"
+            | "fatal_error"
+            | "service_unavailable"
+            | "request_timeout"
+            | "team_added_to_org"
+    )
+}
+
+/// An error code from Slack, reduced to what such codes look like (they go into logs).
+fn clean_code(code: &str) -> String {
+    let code: String = code
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(60)
+        .collect();
+    if code.is_empty() {
+        "unknown_error".to_owned()
+    } else {
+        code
+    }
+}
+
+/// What one attempt came to.
+enum Attempt<T> {
+    Done(T),
+    /// Try again, after `wait` (Slack's `Retry-After`) or a backoff.
+    Again {
+        wait: Option<Duration>,
+        error: SlackError,
+    },
+    Fail(SlackError),
+}
+
+/// The Slack notifier: transport, routing, pacing and retries.
+pub struct SlackNotifier<S> {
+    http: reqwest::Client,
+    credential: Credential,
+    api_url: String,
+    routes: SlackRoutes,
+    policy: RetryPolicy,
+    sleeper: S,
+    last_post: Mutex<HashMap<String, Duration>>,
+    rng: Mutex<fastrand::Rng>,
+    retries: AtomicU64,
+}
+
+impl<S> std::fmt::Debug for SlackNotifier<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlackNotifier")
+            .field("credential", &self.credential)
+            .field("api_url", &self.api_url)
+            .field("routes", &self.routes)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Sleeper> SlackNotifier<S> {
+    /// `api_url` is the Web API base (`None`: Slack's); `routes` is unused with a webhook.
+    pub fn new(
+        credential: Credential,
+        api_url: Option<&str>,
+        routes: SlackRoutes,
+        policy: RetryPolicy,
+        sleeper: S,
+    ) -> Result<Self, SlackError> {
+        let http = reqwest::Client::builder()
+            .timeout(policy.timeout)
+            .connect_timeout(policy.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("trailwatch/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|_| SlackError::Client("TLS or resolver setup failed"))?;
+        let mut api_url = api_url.unwrap_or(DEFAULT_API_URL).to_owned();
+        if !api_url.ends_with('/') {
+            api_url.push('/');
+        }
+        Ok(Self {
+            http,
+            credential,
+            api_url,
+            routes,
+            policy,
+            sleeper,
+            last_post: Mutex::new(HashMap::new()),
+            rng: Mutex::new(fastrand::Rng::new()),
+            retries: AtomicU64::new(0),
+        })
+    }
+
+    /// Retries so far (an operator counter).
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    pub fn sleeper(&self) -> &S {
+        &self.sleeper
+    }
+
+    /// Waits so that posts to `channel` are at least `policy.pace` apart.
+    async fn pace(&self, channel: &str) {
+        let now = self.sleeper.elapsed();
+        let wait = lock(&self.last_post)
+            .get(channel)
+            .map(|last| (*last + self.policy.pace).saturating_sub(now))
+            .filter(|w| !w.is_zero());
+        if let Some(wait) = wait {
+            self.sleeper.sleep(wait).await;
+        }
+    }
+
+    /// A message went into `channel` now: the next one waits its turn.
+    fn posted(&self, channel: &str) {
+        lock(&self.last_post).insert(channel.to_owned(), self.sleeper.elapsed());
+    }
+
+    /// The backoff before attempt `attempt + 1`: doubling, capped, jittered to `[b/2, b]`.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
+        let full = self
+            .policy
+            .base_backoff
+            .saturating_mul(factor)
+            .min(self.policy.max_backoff);
+        let half = full / 2;
+        let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
+        half + Duration::from_nanos(lock(&self.rng).u64(0..=nanos))
+    }
+
+    /// Runs `once` until it is done, fails for good, or the attempts run out.
+    async fn retrying<T, F, Fut>(
+        &self,
+        method: &'static str,
+        channel: &str,
+        pace: bool,
+        once: F,
+    ) -> Result<T, SlackError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Attempt<T>>,
+    {
+        let attempts = self.policy.attempts.max(1);
+        let mut attempt = 1;
+        loop {
+            if pace {
+                self.pace(channel).await;
+            }
+            let (wait, error) = match once().await {
+                Attempt::Done(value) => {
+                    if pace {
+                        self.posted(channel);
+                    }
+                    return Ok(value);
+                }
+                Attempt::Fail(error) => return Err(error),
+                Attempt::Again { wait, error } => (wait, error),
+            };
+            if attempt >= attempts {
+                return Err(SlackError::GaveUp {
+                    method,
+                    attempts,
+                    last: Box::new(error),
+                });
+            }
+            let wait = match wait {
+                Some(wait) if wait > self.policy.max_retry_after => {
+                    return Err(SlackError::RateLimited {
+                        method,
+                        wait,
+                        max: self.policy.max_retry_after,
+                    });
+                }
+                Some(wait) => wait,
+                None => self.backoff(attempt),
+            };
+            self.retries.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                method,
+                channel,
+                attempt,
+                wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                error = %error,
+                "Slack call failed; retrying."
+            );
+            self.sleeper.sleep(wait).await;
+            attempt += 1;
+        }
+    }
+
+    /// One Web API call: HTTP status, `Retry-After` and `ok`/`error` read into an [`Attempt`].
+    async fn api_once(
+        &self,
+        method: &'static str,
+        channel: &str,
+        request: RequestBuilder,
+    ) -> Attempt<ApiResponse> {
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(err) => return transport_failure(method, &err),
+        };
+        let status = response.status();
+        let retry_after = retry_after(&response);
+        if let Some(again) = status_failure(method, status, retry_after) {
+            return again;
+        }
+        let body: ApiResponse = match response.json().await {
+            Ok(body) => body,
+            Err(err) if err.is_timeout() => return transport_failure(method, &err),
+            Err(_) => return Attempt::Fail(SlackError::Body { method }),
+        };
+        if body.ok {
+            return Attempt::Done(body);
+        }
+        let code = clean_code(body.error.as_deref().unwrap_or(""));
+        let retryable = transient_code(&code);
+        let error = SlackError::Api {
+            method,
+            channel: channel.to_owned(),
+            code,
+            retryable,
+        };
+        if retryable {
+            Attempt::Again {
+                wait: retry_after,
+                error,
+            }
+        } else {
+            Attempt::Fail(error)
+        }
+    }
+
+    fn api(&self, method: &str, token: &Secret) -> Result<RequestBuilder, SlackError> {
+        let mut auth = HeaderValue::try_from(format!("Bearer {}", token.expose()))
+            .map_err(|_| SlackError::BadCredential)?;
+        auth.set_sensitive(true);
+        Ok(self
+            .http
+            .post(format!("{}{method}", self.api_url))
+            .header(AUTHORIZATION, auth))
+    }
+
+    /// Posts one message; after an answer that leaves it unclear whether Slack took the
+    /// message (a timeout, a 5xx), looks for it before posting again.
+    async fn post_message(
+        &self,
+        token: &Secret,
+        channel: &str,
+        message: &SlackMessage,
+        thread_ts: Option<&str>,
+        oldest: i64,
+    ) -> Result<String, SlackError> {
+        let body = PostMessage {
+            channel,
+            thread_ts,
+            text: &message.payload.text,
+            attachments: &message.payload.attachments,
+            metadata: &message.payload.metadata,
+            unfurl_links: false,
+            unfurl_media: false,
+        };
+        let method = "chat.postMessage";
+        let unclear = AtomicBool::new(false);
+        self.retrying(method, channel, true, || async {
+            if unclear.load(Ordering::Relaxed) {
+                match self
+                    .find_message(token, channel, message, thread_ts, oldest)
+                    .await
+                {
+                    Ok(Some(ts)) => return Attempt::Done(ts),
+                    Ok(None) => {}
+                    Err(err) => return Attempt::Fail(err),
+                }
+            }
+            let request = match self.api(method, token) {
+                Ok(request) => request.json(&body),
+                Err(err) => return Attempt::Fail(err),
+            };
+            match self.api_once(method, channel, request).await {
+                Attempt::Done(response) => match response.ts {
+                    Some(ts) => Attempt::Done(ts),
+                    None => Attempt::Fail(SlackError::Body { method }),
+                },
+                Attempt::Again { wait, error } => {
+                    if error.may_have_landed() {
+                        unclear.store(true, Ordering::Relaxed);
+                    }
+                    Attempt::Again { wait, error }
+                }
+                Attempt::Fail(error) => Attempt::Fail(error),
+            }
+        })
+        .await
+    }
+
+    /// The ts of `message` if it is already in `channel` (its thread's for continuations).
+    async fn find_message(
+        &self,
+        token: &Secret,
+        channel: &str,
+        message: &SlackMessage,
+        thread_ts: Option<&str>,
+        oldest: i64,
+    ) -> Result<Option<String>, SlackError> {
+        match thread_ts {
+            None => {
+                self.find_parent(token, channel, &message.batch_key, oldest)
+                    .await
+            }
+            Some(parent) => Ok(self
+                .parts_in_thread(token, channel, &message.batch_key, parent)
+                .await?
+                .contains(&message.part)
+                .then(|| parent.to_owned())),
+        }
+    }
+
+    /// Messages of `channel` since `oldest` (parents only), or one thread's messages.
+    async fn history(
+        &self,
+        token: &Secret,
+        method: &'static str,
+        channel: &str,
+        query: &[(&str, String)],
+    ) -> Result<Vec<HistoryMessage>, SlackError> {
+        let mut found = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..HISTORY_PAGES {
+            let mut params: Vec<(&str, String)> = vec![
+                ("channel", channel.to_owned()),
+                ("include_all_metadata", "true".to_owned()),
+                ("limit", HISTORY_LIMIT.to_string()),
+            ];
+            params.extend(query.iter().cloned());
+            if let Some(cursor) = &cursor {
+                params.push(("cursor", cursor.clone()));
+            }
+            let response = self
+                .retrying(method, channel, false, || async {
+                    match self.api(method, token) {
+                        Ok(request) => self.api_once(method, channel, request.form(&params)).await,
+                        Err(err) => Attempt::Fail(err),
+                    }
+                })
+                .await?;
+            found.extend(response.messages);
+            cursor = response
+                .response_metadata
+                .and_then(|m| m.next_cursor)
+                .filter(|c| !c.is_empty());
+            if cursor.is_none() {
+                break;
+            }
+        }
+        Ok(found)
+    }
+
+    /// The ts of part 0 of `batch_key` if it is already in `channel`.
+    async fn find_parent(
+        &self,
+        token: &Secret,
+        channel: &str,
+        batch_key: &str,
+        oldest: i64,
+    ) -> Result<Option<String>, SlackError> {
+        let messages = self
+            .history(
+                token,
+                "conversations.history",
+                channel,
+                &[("oldest", oldest.to_string())],
+            )
+            .await?;
+        Ok(messages
+            .into_iter()
+            .find(|m| m.is_part_of(batch_key) == Some(0))
+            .map(|m| m.ts))
+    }
+
+    /// Parts of `batch_key` already in the thread under `parent`.
+    async fn parts_in_thread(
+        &self,
+        token: &Secret,
+        channel: &str,
+        batch_key: &str,
+        parent: &str,
+    ) -> Result<BTreeSet<usize>, SlackError> {
+        let messages = self
+            .history(
+                token,
+                "conversations.replies",
+                channel,
+                &[("ts", parent.to_owned())],
+            )
+            .await?;
+        Ok(messages
+            .iter()
+            .filter_map(|m| m.is_part_of(batch_key))
+            .collect())
+    }
+
+    /// Posts every part of the delivery to `channel` that is not there yet; the parent's ts.
+    async fn post_batch(
+        &self,
+        token: &Secret,
+        channel: &str,
+        delivery: &Delivery,
+    ) -> Result<String, SlackError> {
+        let Some((first, rest)) = delivery.messages.split_first() else {
+            return Err(SlackError::Body {
+                method: "chat.postMessage",
+            });
+        };
+        let key = &first.batch_key;
+        // Nothing of this batch can predate its window (a margin for clock skew).
+        let oldest = delivery.batch.id.window_start.timestamp() - HISTORY_MARGIN_SECS;
+        let found = self.find_parent(token, channel, key, oldest).await?;
+        let parent = match &found {
+            Some(ts) => {
+                tracing::info!(channel, batch = %key, "Batch already in Slack; not posting it again.");
+                ts.clone()
+            }
+            None => {
+                self.post_message(token, channel, first, None, oldest)
+                    .await?
+            }
+        };
+        if rest.is_empty() {
+            return Ok(parent);
+        }
+        let present = match found {
+            Some(_) => self.parts_in_thread(token, channel, key, &parent).await?,
+            None => BTreeSet::new(),
+        };
+        for message in rest.iter().filter(|m| !present.contains(&m.part)) {
+            self.post_message(token, channel, message, Some(&parent), oldest)
+                .await?;
+        }
+        Ok(parent)
+    }
+
+    async fn deliver_bot(
+        &self,
+        token: &Secret,
+        delivery: &Delivery,
+    ) -> Result<Receipt, SlackError> {
+        let batch = &delivery.batch;
+        let severity = batch.rule_severity().max(delivery.summary.severity);
+        let channels = self.routes.channels(&batch.id.account, severity);
+        if channels.is_empty() {
+            return Err(SlackError::NoRoute {
+                account: batch.id.account.clone(),
+            });
+        }
+        let mut receipt = Receipt::default();
+        for channel in &channels {
+            let ts = self.post_batch(token, channel, delivery).await?;
+            if receipt.channel.is_none() {
+                receipt = Receipt {
+                    channel: Some(channel.clone()),
+                    ts: Some(ts),
+                };
+            }
+        }
+        Ok(receipt)
+    }
+
+    async fn webhook_once(&self, url: &Secret, message: &SlackMessage) -> Attempt<()> {
+        let method = "webhook";
+        let body = WebhookMessage {
+            text: &message.payload.text,
+            attachments: &message.payload.attachments,
+            unfurl_links: false,
+            unfurl_media: false,
+        };
+        let response = match self.http.post(url.expose()).json(&body).send().await {
+            Ok(response) => response,
+            Err(err) => return transport_failure(method, &err),
+        };
+        let status = response.status();
+        let retry_after = retry_after(&response);
+        if status.is_success() {
+            return Attempt::Done(());
+        }
+        if let Some(again) = status_failure(method, status, retry_after) {
+            if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS {
+                // Webhooks answer errors as a short text code: `invalid_payload`, `no_service`.
+                let code = response
+                    .text()
+                    .await
+                    .map(|t| clean_code(&t))
+                    .unwrap_or_default();
+                return Attempt::Fail(SlackError::Api {
+                    method,
+                    channel: "(webhook)".to_owned(),
+                    code,
+                    retryable: false,
+                });
+            }
+            return again;
+        }
+        Attempt::Fail(SlackError::Status {
+            method,
+            status: status.as_u16(),
+            retryable: false,
+        })
+    }
+
+    async fn deliver_webhook(
+        &self,
+        url: &Secret,
+        delivery: &Delivery,
+    ) -> Result<Receipt, SlackError> {
+        for message in &delivery.messages {
+            self.retrying("webhook", "webhook", true, || {
+                self.webhook_once(url, message)
+            })
+            .await?;
+        }
+        Ok(Receipt::default())
+    }
+}
+
+impl<S: Sleeper> Notifier for SlackNotifier<S> {
+    type Error = SlackError;
+
+    async fn deliver(&self, delivery: &Delivery) -> Result<Receipt, SlackError> {
+        match &self.credential {
+            Credential::Token(token) => self.deliver_bot(token, delivery).await,
+            Credential::Webhook(url) => self.deliver_webhook(url, delivery).await,
+        }
+    }
+}
+
+/// A reqwest error reduced to its kind: its text would carry the URL.
+fn transport_failure<T>(method: &'static str, err: &reqwest::Error) -> Attempt<T> {
+    let kind = if err.is_timeout() {
+        "timed out"
+    } else if err.is_connect() {
+        "cannot connect"
+    } else if err.is_body() || err.is_decode() {
+        "the answer broke off"
+    } else {
+        "the request failed"
+    };
+    Attempt::Again {
+        wait: None,
+        error: SlackError::Transport { method, kind },
+    }
+}
+
+/// 429 and 5xx: try again; other non-success statuses: fail; success: `None`.
+fn status_failure<T>(
+    method: &'static str,
+    status: StatusCode,
+    retry_after: Option<Duration>,
+) -> Option<Attempt<T>> {
+    if status.is_success() {
+        return None;
+    }
+    let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+    let error = SlackError::Status {
+        method,
+        status: status.as_u16(),
+        retryable,
+    };
+    Some(if retryable {
+        Attempt::Again {
+            wait: retry_after
+                .or((status == StatusCode::TOO_MANY_REQUESTS).then_some(Duration::from_secs(1))),
+            error,
+        }
+    } else {
+        Attempt::Fail(error)
+    })
+}
+
+/// `Retry-After` in seconds (Slack sends seconds).
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    response
+        .headers()
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+#[derive(Serialize)]
+struct PostMessage<'a> {
+    channel: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thread_ts: Option<&'a str>,
+    text: &'a str,
+    attachments: &'a [Attachment],
+    metadata: &'a Metadata,
+    unfurl_links: bool,
+    unfurl_media: bool,
+}
+
+#[derive(Serialize)]
+struct WebhookMessage<'a> {
+    text: &'a str,
+    attachments: &'a [Attachment],
+    unfurl_links: bool,
+    unfurl_media: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ApiResponse {
+    ok: bool,
+    error: Option<String>,
+    ts: Option<String>,
+    messages: Vec<HistoryMessage>,
+    response_metadata: Option<ResponseMetadata>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ResponseMetadata {
+    next_cursor: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct HistoryMessage {
+    ts: String,
+    metadata: Option<HistoryMetadata>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct HistoryMetadata {
+    event_type: String,
+    event_payload: HistoryPayload,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct HistoryPayload {
+    batch_id: Option<String>,
+    part: Option<usize>,
+}
+
+impl HistoryMessage {
+    /// The part number when this message is one of ours for `batch_key`.
+    fn is_part_of(&self, batch_key: &str) -> Option<usize> {
+        let meta = self.metadata.as_ref()?;
+        (meta.event_type == EVENT_TYPE && meta.event_payload.batch_id.as_deref() == Some(batch_key))
+            .then(|| meta.event_payload.part.unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_from_stored_secrets() {
+        let token = Credential::from_secret(&Secret::new(" xoxb-1-2-abc\n"));
+        assert_eq!(
+            token.ok(),
+            Some(Credential::Token(Secret::new("xoxb-1-2-abc")))
+        );
+        let json = Credential::from_secret(&Secret::new(
+            r#"{"webhook_url":"https://hooks.slack.com/services/T/B/x"}"#,
+        ));
+        assert_eq!(
+            json.ok(),
+            Some(Credential::Webhook(Secret::new(
+                "https://hooks.slack.com/services/T/B/x"
+            )))
+        );
+        for bad in [
+            "",
+            "hunter2",
+            r#"{"token":"a","webhook_url":"b"}"#,
+            "{not json",
+        ] {
+            let err = Credential::from_secret(&Secret::new(bad)).err();
+            assert!(matches!(err, Some(SlackError::BadCredential)), "{bad}");
+        }
+        assert_eq!(
+            format!("{:?}", Credential::Token(Secret::new("xoxb-9"))),
+            "Token([redacted])"
+        );
+    }
+
+    #[test]
+    fn codes_are_cleaned_and_classified() {
+        assert_eq!(clean_code("invalid_auth"), "invalid_auth");
+        assert_eq!(clean_code("<!channel> x\ny"), "channelxy");
+        assert_eq!(clean_code(""), "unknown_error");
+        assert!(transient_code("ratelimited"));
+        assert!(!transient_code("channel_not_found"));
+        let err = SlackError::Api {
+            method: "chat.postMessage",
+            channel: "C1".to_owned(),
+            code: "not_in_channel".to_owned(),
+            retryable: false,
+        };
+        assert!(!err.is_retryable());
+        assert_eq!(
+            err.to_string(),
+            "Slack chat.postMessage in C1 refused: not_in_channel (invite the app to the channel)"
+        );
+    }
+
+    #[tokio::test]
+    async fn backoff_doubles_within_jitter_and_cap() {
+        let policy = RetryPolicy {
+            base_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(4),
+            ..RetryPolicy::default()
+        };
+        let notifier = SlackNotifier::new(
+            Credential::Webhook(Secret::new("http://127.0.0.1:9/x")),
+            None,
+            SlackRoutes::default(),
+            policy,
+            ManualSleeper::default(),
+        )
+        .unwrap_or_else(|err| panic!("{err}"));
+        for _ in 0..200 {
+            for (attempt, full) in [(1, 1000), (2, 2000), (3, 4000), (4, 4000), (9, 4000)] {
+                let wait = notifier.backoff(attempt).as_millis();
+                assert!(wait >= full / 2 && wait <= full, "{attempt}: {wait}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn pacing_spaces_posts_per_channel() {
+        let notifier = SlackNotifier::new(
+            Credential::Webhook(Secret::new("http://127.0.0.1:9/x")),
+            None,
+            SlackRoutes::default(),
+            RetryPolicy::default(),
+            ManualSleeper::default(),
+        )
+        .unwrap_or_else(|err| panic!("{err}"));
+        for (channel, advance) in [("A", 0), ("B", 0), ("A", 0), ("A", 300), ("A", 5000)] {
+            notifier.sleeper().advance(Duration::from_millis(advance));
+            notifier.pace(channel).await;
+            notifier.posted(channel);
+        }
+        assert_eq!(
+            notifier.sleeper().waits(),
+            [Duration::from_secs(1), Duration::from_millis(700)]
+        );
+    }
+}

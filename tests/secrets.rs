@@ -1,0 +1,123 @@
+//! The Slack secret from Secrets Manager, against an in-process fake of GetSecretValue.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+use trailwatch::adapters::secrets::fetch_secret;
+use trailwatch::adapters::slack::Credential;
+use trailwatch::app::lambda_slack_notifier;
+use trailwatch::config::{Settings, env};
+use trailwatch::ports::Retryable;
+
+const TOKEN: &str = "xoxb-1111-fake-SECRET-from-secrets-manager";
+const ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:slack-AbCdEf";
+
+async fn fake(
+    State(calls): State<Arc<Mutex<Vec<String>>>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    calls
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(target.clone());
+    let request: Value = serde_json::from_str(&body).unwrap_or_default();
+    if target != "secretsmanager.GetSecretValue" {
+        return StatusCode::BAD_REQUEST.into_response();
+    }
+    if request["SecretId"] == ARN {
+        return axum::Json(json!({"ARN": ARN, "Name": "slack", "SecretString": TOKEN}))
+            .into_response();
+    }
+    (
+        StatusCode::BAD_REQUEST,
+        [("content-type", "application/x-amz-json-1.1")],
+        json!({"__type": "ResourceNotFoundException", "message": "Secrets Manager can't find the specified secret."}).to_string(),
+    )
+        .into_response()
+}
+
+async fn client() -> (aws_sdk_secretsmanager::Client, Arc<Mutex<Vec<String>>>) {
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let app = Router::new()
+        .route("/", post(fake))
+        .with_state(calls.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    let addr = listener.local_addr().unwrap_or_else(|err| panic!("{err}"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let config = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            "AKIDFAKE",
+            "fake-secret-key",
+            None,
+            None,
+            "test",
+        ))
+        .endpoint_url(format!("http://{addr}"))
+        .build();
+    (aws_sdk_secretsmanager::Client::from_conf(config), calls)
+}
+
+#[tokio::test]
+async fn the_secret_is_read_once_and_never_printed() {
+    let (client, calls) = client().await;
+    let secret = fetch_secret(&client, ARN)
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(secret.expose(), TOKEN);
+    assert_eq!(format!("{secret:?} {secret}"), "[redacted] [redacted]");
+    assert_eq!(
+        Credential::from_secret(&secret).ok(),
+        Some(Credential::Token(secret.clone()))
+    );
+
+    let var = |key: &str| (key == env::SLACK_SECRET_ARN).then(|| ARN.to_owned());
+    let notifier = lambda_slack_notifier(&client, &Settings::default(), &var)
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    let shown = format!("{notifier:?}");
+    assert!(notifier.is_some());
+    assert!(!shown.contains(TOKEN), "{shown}");
+    assert_eq!(
+        calls.lock().unwrap_or_else(PoisonError::into_inner).len(),
+        2,
+        "one call per start"
+    );
+    let none = lambda_slack_notifier(&client, &Settings::default(), &|_| None).await;
+    assert!(none.is_ok_and(|n| n.is_none()), "no ARN, no Slack");
+}
+
+#[tokio::test]
+async fn a_missing_secret_fails_clearly() {
+    let (client, _) = client().await;
+    let err = fetch_secret(
+        &client,
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:nope",
+    )
+    .await
+    .err();
+    let text = err.as_ref().map(ToString::to_string).unwrap_or_default();
+    assert!(text.contains("ResourceNotFoundException"), "{text}");
+    assert!(text.contains("secret:nope"), "{text}");
+    assert!(
+        err.is_some_and(|e| !e.is_retryable()),
+        "a person must fix it"
+    );
+}
