@@ -170,6 +170,7 @@ export class CentralStack extends cdk.Stack {
             sid: 'EncryptRecords',
             actions: ['kms:GenerateDataKey'],
             resources: [this.key.keyArn],
+            conditions: { StringEquals: { 'kms:ViaService': viaServices(region, 'kinesis') } },
           }),
         ],
       }),
@@ -260,6 +261,7 @@ export class CentralStack extends cdk.Stack {
             sid: 'KeyForTableAndSecret',
             actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
             resources: [this.key.keyArn],
+            conditions: { StringEquals: { 'kms:ViaService': viaServices(region, 'dynamodb', 'secretsmanager') } },
           }),
           ...bedrockStatements(cfg.bedrock.modelId, model, partition, region, account, cfg.bedrock.profileRegions),
         ],
@@ -336,6 +338,7 @@ export class CentralStack extends cdk.Stack {
           sid: 'KeyForStreamAndDlq',
           actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
           resources: [this.key.keyArn],
+          conditions: { StringEquals: { 'kms:ViaService': viaServices(region, 'kinesis', 'sqs') } },
         }),
       ],
     });
@@ -501,7 +504,12 @@ export class CentralStack extends cdk.Stack {
 
 /** A cdk-nag finding acknowledged on one construct, with the reason it is acceptable. */
 export function acknowledge(scope: Construct, id: string, reason: string): void {
-  cdk.Validations.of(scope).acknowledge({ id, reason });
+  cdk.Validations.of(scope).acknowledge({ id: `AwsSolutions::${id}`, reason });
+}
+
+/** KMS use only through these services, in this region. */
+function viaServices(region: string, ...services: string[]): string[] {
+  return services.map((s) => `${s}.${region}.amazonaws.com`);
 }
 
 function retentionDays(days: number): logs.RetentionDays {
