@@ -40,6 +40,9 @@ fn every_checked_in_pattern_fits_one_rule() {
     for pattern in &patterns {
         assert!(pattern.is_object(), "each pattern is an object: {pattern}");
         let len = pattern.to_string().chars().count();
-        assert!(len <= LIMIT, "a pattern of {len} characters exceeds {LIMIT}");
+        assert!(
+            len <= LIMIT,
+            "a pattern of {len} characters exceeds {LIMIT}"
+        );
     }
 }

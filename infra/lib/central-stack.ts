@@ -298,6 +298,12 @@ export class CentralStack extends cdk.Stack {
         [ENV.log]: 'info',
       },
     });
+    if (path.resolve(props.codeDir) === path.resolve(LAMBDA_PLACEHOLDER_DIR)) {
+      cdk.Annotations.of(this.fn).addWarningV2(
+        'trailwatch:placeholder-code',
+        'The Lambda code is the placeholder (it fails every invocation). Build it with `cargo lambda build --release --arm64` and deploy with `npm run deploy`.',
+      );
+    }
     // The role's policy must exist before the function can run.
     this.fn.node.addDependency(fnPolicy);
 

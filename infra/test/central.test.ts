@@ -3,11 +3,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { Template } from 'aws-cdk-lib/assertions';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 
 import { TrailwatchConfig } from '../config';
+import { buildApp } from '../lib/app';
 import { checkAlarms, checkBusAndStream, checkFunction, checkLeastPrivilege, checkPipe, checkTable, checkTick } from './checks';
-import { accountsConfig, baseConfig, build, centralTemplate, getAtt, logicalIdByPath, only, resourcesOfType, usProfileConfig } from './helpers';
+import { accountsConfig, baseConfig, build, centralTemplate, getAtt, logicalIdByPath, newApp, only, resourcesOfType, tempDir, usProfileConfig } from './helpers';
 
 const variants: [string, TrailwatchConfig][] = [
   ['organisation, global inference profile', baseConfig],
@@ -110,5 +114,13 @@ describe('central stack details', () => {
 
   it('outputs the bus, secret and topic ARNs', () => {
     assert.deepEqual(Object.keys(t.toJSON().Outputs).sort(), ['AlarmTopicArn', 'CentralBusArn', 'SlackSecretArn']);
+  });
+
+  it('warns when the Lambda code is the placeholder, not when it is built', () => {
+    Annotations.fromStack(build().central).hasWarning('/TrailwatchCentral/Function', Match.stringLikeRegexp('placeholder'));
+    const dir = tempDir('trailwatch-built-');
+    fs.writeFileSync(path.join(dir, 'bootstrap'), '');
+    const built = buildApp(baseConfig, { app: newApp(), codeDir: dir });
+    Annotations.fromStack(built.central).hasNoWarning('*', Match.stringLikeRegexp('placeholder'));
   });
 });
