@@ -39,6 +39,12 @@ import {
 /** The name of the central bus; MemberStack targets it by ARN. */
 export const CENTRAL_BUS_NAME = 'trailwatch';
 export const FUNCTION_NAME = 'trailwatch';
+/** The central bus's rule to Kinesis (named, so the key policy can name it without a cycle). */
+export const BUS_RULE_NAME = 'trailwatch-to-stream';
+
+function busRuleArn(partition: string, region: string, account: string): string {
+  return `arn:${partition}:events:${region}:${account}:rule/${CENTRAL_BUS_NAME}/${BUS_RULE_NAME}`;
+}
 
 export function centralBusArn(cfg: TrailwatchConfig): string {
   return `arn:aws:events:${cfg.central.region}:${cfg.central.account}:event-bus/${CENTRAL_BUS_NAME}`;
@@ -99,22 +105,24 @@ export class CentralStack extends cdk.Stack {
         },
       }),
     );
+    // As the EventBridge guide writes it for a DLQ under a customer-managed key: only that rule.
     this.key.addToResourcePolicy(
       new iam.PolicyStatement({
         sid: 'EventBridgeIntoTheBusDlq',
         principals: [new iam.ServicePrincipal('events.amazonaws.com')],
         actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
         resources: ['*'],
-        conditions: { StringEquals: { 'aws:SourceAccount': account } },
+        conditions: { ArnEquals: { 'aws:SourceArn': busRuleArn(partition, region, account) } },
       }),
     );
+    // As the CloudWatch guide writes it for alarms into an encrypted topic (no condition there:
+    // alarm actions are not documented to carry a source account or ARN to KMS).
     this.key.addToResourcePolicy(
       new iam.PolicyStatement({
         sid: 'CloudWatchAlarmsIntoTheTopic',
         principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
         actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
         resources: ['*'],
-        conditions: { StringEquals: { 'aws:SourceAccount': account } },
       }),
     );
 
@@ -176,6 +184,7 @@ export class CentralStack extends cdk.Stack {
       }),
     );
     const busRule = new events.Rule(this, 'BusToStream', {
+      ruleName: BUS_RULE_NAME,
       eventBus: this.bus,
       description: 'Every CloudTrail-derived event the member rules forward',
       eventPattern: { source: events.Match.prefix('aws.') },
@@ -259,7 +268,8 @@ export class CentralStack extends cdk.Stack {
           }),
           new iam.PolicyStatement({
             sid: 'KeyForTableAndSecret',
-            actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
+            // What CDK's own grants give a writer of a table under a customer-managed key.
+            actions: ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey'],
             resources: [this.key.keyArn],
             conditions: { StringEquals: { 'kms:ViaService': viaServices(region, 'dynamodb', 'secretsmanager') } },
           }),

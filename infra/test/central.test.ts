@@ -69,7 +69,16 @@ describe('central stack details', () => {
     assert.equal(key.DeletionPolicy, 'Retain');
     const services = (key.Properties.KeyPolicy.Statement as any[]).filter((s) => s.Principal.Service);
     assert.deepEqual(services.map((s) => s.Principal.Service).sort(), ['cloudwatch.amazonaws.com', 'events.amazonaws.com', 'logs.us-east-1.amazonaws.com']);
-    for (const s of services) assert.ok(s.Condition, `${s.Sid} is conditioned`);
+    const bySid = Object.fromEntries(services.map((s) => [s.Sid, s.Condition]));
+    assert.deepEqual(bySid.EventBridgeIntoTheBusDlq, {
+      ArnEquals: { 'aws:SourceArn': { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':events:us-east-1:123456789012:rule/trailwatch/trailwatch-to-stream']] } },
+    });
+    assert.deepEqual(bySid.CloudWatchLogsForTheLambdaLogGroup, {
+      ArnEquals: { 'kms:EncryptionContext:aws:logs:arn': { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':logs:us-east-1:123456789012:log-group:/aws/lambda/trailwatch']] } },
+    });
+    assert.equal(bySid.CloudWatchAlarmsIntoTheTopic, undefined, 'as the CloudWatch guide writes it');
+    const rule = only(t, 'AWS::Events::Rule')[1].Properties;
+    assert.equal(rule.Name, 'trailwatch-to-stream', 'the name the key policy uses');
   });
 
   it('encrypts the secret, the queues and the logs with the key', () => {

@@ -136,6 +136,8 @@ export function checkFunction(t: Template, cfg: TrailwatchConfig): void {
   assert.ok(!asList(statement(s, 'Table').Action).includes('dynamodb:Scan'), 'no Scan');
   assert.deepEqual(statement(s, 'Table').Resource, [getAtt(id.table), { 'Fn::Join': ['', [getAtt(id.table), `/index/${TABLE.dueIndex}`]] }]);
   assert.deepEqual(statement(s, 'SlackSecret'), { Sid: 'SlackSecret', Effect: 'Allow', Action: 'secretsmanager:GetSecretValue', Resource: { Ref: id.secret } });
+  assert.deepEqual(statement(s, 'KeyForTableAndSecret').Action, ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey']);
+  assert.deepEqual(statement(s, 'KeyForTableAndSecret').Resource, getAtt(id.key));
   assert.deepEqual(statement(s, 'KeyForTableAndSecret').Condition, {
     StringEquals: { 'kms:ViaService': [`dynamodb.${region}.amazonaws.com`, `secretsmanager.${region}.amazonaws.com`] },
   });
