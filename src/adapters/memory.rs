@@ -28,6 +28,14 @@ impl MemoryStore {
         }
     }
 
+    /// A store whose claims expire after `lease`, like the DynamoDB store's.
+    pub fn with_lease(config: WindowConfig, lease: chrono::TimeDelta) -> Self {
+        Self {
+            book: Mutex::new(WindowBook::with_lease(config, lease)),
+            audit: Mutex::new(Vec::new()),
+        }
+    }
+
     /// Audit lines of sent batches, in send order.
     pub fn audit(&self) -> Vec<AuditLine> {
         lock(&self.audit).clone()
@@ -54,15 +62,16 @@ impl Store for MemoryStore {
         Ok(lock(&self.book).due(now))
     }
 
-    async fn claim(
-        &self,
-        id: &BatchId,
-        _now: DateTime<Utc>,
-    ) -> Result<Option<Claimed>, Infallible> {
-        Ok(lock(&self.book).claim(id))
+    async fn claim(&self, id: &BatchId, now: DateTime<Utc>) -> Result<Option<Claimed>, Infallible> {
+        Ok(lock(&self.book).claim_at(id, now))
     }
 
-    async fn mark_sent(&self, id: &BatchId, audit: &AuditLine) -> Result<(), Infallible> {
+    async fn mark_sent(
+        &self,
+        id: &BatchId,
+        audit: &AuditLine,
+        _now: DateTime<Utc>,
+    ) -> Result<(), Infallible> {
         if id.event.is_some() || lock(&self.book).mark_sent(id) {
             lock(&self.audit).push(audit.clone());
         }
