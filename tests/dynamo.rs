@@ -7,6 +7,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use aws_sdk_dynamodb::Client;
@@ -878,4 +879,211 @@ async fn audit_command_lists_sent_batches() {
         .unwrap_or_else(|err| panic!("{err}"));
     assert!(out.status.success());
     assert!(out.stdout.is_empty(), "windows before --since are left out");
+}
+
+/// An HTTP server on 127.0.0.1 that answers every request with one canned DynamoDB error
+/// and counts the requests.
+async fn fake_dynamodb(status: u16, error_type: &'static str) -> (String, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind: {e}"));
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("addr: {e}"));
+    let count = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&count);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let counter = Arc::clone(&counter);
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    // One request: headers, then Content-Length bytes of body.
+                    let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match socket.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buffer[..end]).to_lowercase();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    while buffer.len() < end + 4 + length {
+                        match socket.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    buffer.drain(..end + 4 + length);
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let body = format!(
+                        "{{\"__type\":\"com.amazonaws.dynamodb.v20120810#{error_type}\",\"message\":\"injected\"}}"
+                    );
+                    let response = format!(
+                        "HTTP/1.1 {status} Injected\r\ncontent-type: application/x-amz-json-1.0\r\nx-amzn-requestid: fake\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if socket.write_all(response.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), count)
+}
+
+fn fake_client(endpoint: &str, attempts: u32) -> Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "fake",
+        ))
+        .retry_config(
+            aws_sdk_dynamodb::config::retry::RetryConfig::standard()
+                .with_max_attempts(attempts)
+                .with_initial_backoff(std::time::Duration::from_millis(5)),
+        )
+        .build();
+    Client::from_conf(config)
+}
+
+/// (e) Throttling and 5xx are retried by the client with backoff (every attempt reaches the
+/// server) and then reported as retryable; an unexpected ConditionalCheckFailed and a
+/// validation error are tried once and reported as not retryable. The engine passes the
+/// verdict on, so the Lambda reports only retryable failures back to the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_client_errors_are_retried_only_when_retryable() {
+    let cases = [
+        (400, "ThrottlingException", true),
+        (400, "ProvisionedThroughputExceededException", true),
+        (500, "InternalServerError", true),
+        (503, "ServiceUnavailable", true),
+        (400, "ConditionalCheckFailedException", false),
+        (400, "ValidationException", false),
+    ];
+    for (status, error_type, retryable) in cases {
+        let (endpoint, count) = fake_dynamodb(status, error_type).await;
+        let store = DynamoStore::new(
+            fake_client(&endpoint, 3),
+            DynamoSettings::new("t", settings().window),
+        );
+        let now = at("2026-11-02T04:00:00Z");
+        let err = store
+            .due(now)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{error_type}: no error"));
+        assert_eq!(err.is_retryable(), retryable, "{error_type}: {err:?}");
+        let attempts = count.swap(0, Ordering::SeqCst);
+        assert_eq!(attempts, if retryable { 3 } else { 1 }, "{error_type}");
+        if error_type == "ConditionalCheckFailedException" {
+            assert!(matches!(err, DynamoError::Conflict { .. }), "{err:?}");
+        }
+
+        // Through the engine: the flush fails with the same verdict.
+        let mut flusher = engine(store, CollectingNotifier::default(), now);
+        let err = flusher
+            .flush_due()
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{error_type}: the engine hid the failure"));
+        assert_eq!(err.is_retryable(), retryable, "{error_type}");
+        assert!(!err.to_string().contains("injected"), "{err}");
+    }
+}
+
+/// (e) A store wrapper that fails with a retryable error, then a non-retryable one: the
+/// engine stops and says which, and nothing is sent or lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_store_wrapper_surfaces_the_verdict() {
+    let Some(client) = moto().await else { return };
+    let table = table(&client, "failing").await;
+    let store = dynamo(&client, &table);
+    let matched = ingest_only(&store, "late-event.jsonl").await;
+    for retryable in [true, false] {
+        let failing = FailingDue {
+            inner: store.clone(),
+            retryable,
+        };
+        let mut flusher = engine(
+            failing,
+            CollectingNotifier::default(),
+            at("2026-11-02T05:00:00Z"),
+        );
+        let err = flusher.flush_due().await.err();
+        assert_eq!(err.map(|e| e.is_retryable()), Some(retryable));
+        assert!(flusher.notifier.deliveries().is_empty());
+    }
+    let mut flusher = engine(
+        store,
+        CollectingNotifier::default(),
+        at("2026-11-02T05:00:00Z"),
+    );
+    flusher
+        .flush_due()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let ids = window_ids(&flusher.notifier.deliveries());
+    assert_eq!(u64::try_from(ids.len()).unwrap_or(0), matched);
+}
+
+/// A store whose `due` always fails.
+struct FailingDue<S> {
+    inner: S,
+    retryable: bool,
+}
+
+impl<S: Store + Sync> Store for FailingDue<S> {
+    type Error = Wrapped<S::Error>;
+
+    async fn add(&self, event: BatchEvent, now: DateTime<Utc>) -> Result<Added, Self::Error> {
+        self.inner.add(event, now).await.map_err(Wrapped::Inner)
+    }
+
+    async fn due(&self, _now: DateTime<Utc>) -> Result<Vec<BatchId>, Self::Error> {
+        Err(Wrapped::Injected(Injected {
+            retryable: self.retryable,
+        }))
+    }
+
+    async fn claim(
+        &self,
+        id: &BatchId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Claimed>, Self::Error> {
+        self.inner.claim(id, now).await.map_err(Wrapped::Inner)
+    }
+
+    async fn mark_sent(
+        &self,
+        id: &BatchId,
+        audit: &AuditLine,
+        now: DateTime<Utc>,
+    ) -> Result<(), Self::Error> {
+        self.inner
+            .mark_sent(id, audit, now)
+            .await
+            .map_err(Wrapped::Inner)
+    }
+
+    async fn release(
+        &self,
+        id: &BatchId,
+        retry_at: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<(), Self::Error> {
+        self.inner
+            .release(id, retry_at, reason)
+            .await
+            .map_err(Wrapped::Inner)
+    }
 }
