@@ -286,10 +286,12 @@ where
         };
         let id = delivery.batch.id.clone();
         match self.notifier.deliver(&delivery).await {
-            Ok(_receipt) => {
-                let audit = audit_line(&delivery.batch, &delivery.summary);
+            Ok(receipt) => {
+                let mut audit = audit_line(&delivery.batch, &delivery.summary);
+                audit.channel = receipt.channel;
+                audit.ts = receipt.ts;
                 self.store
-                    .mark_sent(&id, &audit)
+                    .mark_sent(&id, &audit, self.clock.now())
                     .await
                     .map_err(store_error)?;
                 self.stats.batches += 1;

@@ -41,17 +41,20 @@ pub trait Store {
     ) -> impl Future<Output = Result<Vec<BatchId>, Self::Error>> + Send;
 
     /// Take a due batch; `None` when another flusher holds it or it is no longer pending.
+    /// A store may hold the claim for a lease only: once it ends, the batch is due again
+    /// (with whatever was added meanwhile) and another claim takes it over.
     fn claim(
         &self,
         id: &BatchId,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Option<Claimed>, Self::Error>> + Send;
 
-    /// The batch went out: record it in the audit.
+    /// The batch went out at `now`: record it in the audit.
     fn mark_sent(
         &self,
         id: &BatchId,
         audit: &AuditLine,
+        now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
     /// The batch could not go out: it stays due, from `retry_at`.

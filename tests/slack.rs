@@ -591,11 +591,16 @@ impl Store for CrashOnMarkSent {
         Ok(self.inner.claim(id, now).await.unwrap_or_default())
     }
 
-    async fn mark_sent(&self, id: &BatchId, audit: &AuditLine) -> Result<(), Crash> {
+    async fn mark_sent(
+        &self,
+        id: &BatchId,
+        audit: &AuditLine,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), Crash> {
         if !self.crashed.swap(true, std::sync::atomic::Ordering::SeqCst) {
             return Err(Crash);
         }
-        let _ = self.inner.mark_sent(id, audit).await;
+        let _ = self.inner.mark_sent(id, audit, now).await;
         Ok(())
     }
 

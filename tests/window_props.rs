@@ -229,3 +229,41 @@ fn late_event_goes_to_a_labelled_follow_up() {
         ]
     );
 }
+
+/// With a lease, a claim that is never sent nor released (the flusher crashed) makes the
+/// batch due again when the lease ends; the takeover carries what was added meanwhile, and
+/// nothing can take it before then.
+#[test]
+fn an_expired_lease_makes_the_batch_due_again() {
+    let config = WindowConfig::default();
+    let mut book = WindowBook::with_lease(config, TimeDelta::minutes(5));
+    let now = base() + TimeDelta::minutes(10);
+    book.add(event(1, 1, 10), base());
+    let id = book.due(now).remove(0);
+    assert!(book.claim_at(&id, now).is_some());
+    assert!(book.due(now).is_empty());
+    assert!(book.claim_at(&id, now + TimeDelta::minutes(4)).is_none());
+    assert_eq!(
+        book.add(event(2, 1, 20), now),
+        Added::New {
+            batch: trailwatch::window::BatchId {
+                seq: 1,
+                ..id.clone()
+            },
+            late: true
+        }
+    );
+    let later = now + TimeDelta::minutes(5);
+    assert_eq!(book.due(later), vec![id.clone()]);
+    let taken = book.claim_at(&id, later).map(|c| c.events.len());
+    assert_eq!(taken, Some(2));
+    assert!(book.mark_sent(&id));
+    assert_eq!(book.unsent(), 0);
+    // Without a lease, a claim holds until sent or released.
+    let mut book = WindowBook::new(config);
+    book.add(event(3, 1, 10), base());
+    let id = book.due(now).remove(0);
+    assert!(book.claim_at(&id, now).is_some());
+    assert!(book.due(DateTime::<Utc>::MAX_UTC).is_empty());
+    assert!(book.claim_at(&id, DateTime::<Utc>::MAX_UTC).is_none());
+}

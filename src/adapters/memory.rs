@@ -31,6 +31,15 @@ impl MemoryStore {
         }
     }
 
+    /// A store whose claims expire after `lease`, like the DynamoDB store's.
+    pub fn with_lease(config: WindowConfig, lease: chrono::TimeDelta) -> Self {
+        Self {
+            book: Mutex::new(WindowBook::with_lease(config, lease)),
+            audit: Mutex::new(Vec::new()),
+            failures: Mutex::new(BTreeMap::new()),
+        }
+    }
+
     /// Why each released batch (by `BatchId::key`) could not be sent, oldest first.
     pub fn failures(&self) -> BTreeMap<String, Vec<String>> {
         lock(&self.failures).clone()
@@ -62,15 +71,16 @@ impl Store for MemoryStore {
         Ok(lock(&self.book).due(now))
     }
 
-    async fn claim(
-        &self,
-        id: &BatchId,
-        _now: DateTime<Utc>,
-    ) -> Result<Option<Claimed>, Infallible> {
-        Ok(lock(&self.book).claim(id))
+    async fn claim(&self, id: &BatchId, now: DateTime<Utc>) -> Result<Option<Claimed>, Infallible> {
+        Ok(lock(&self.book).claim_at(id, now))
     }
 
-    async fn mark_sent(&self, id: &BatchId, audit: &AuditLine) -> Result<(), Infallible> {
+    async fn mark_sent(
+        &self,
+        id: &BatchId,
+        audit: &AuditLine,
+        _now: DateTime<Utc>,
+    ) -> Result<(), Infallible> {
         if id.event.is_some() || lock(&self.book).mark_sent(id) {
             lock(&self.audit).push(audit.clone());
         }

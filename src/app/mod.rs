@@ -1,5 +1,6 @@
 //! The command line: thin wiring of config -> adapters -> engine.
 
+mod audit;
 mod pattern;
 mod replay;
 mod slack;
@@ -8,6 +9,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+pub use audit::{audit, parse_since};
 pub use pattern::pattern;
 pub use replay::{render, replay, stats_line};
 pub use slack::lambda_slack_notifier;
@@ -26,6 +28,8 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Print the EventBridge event pattern for member accounts, generated from the rule pack.
     Pattern(PatternArgs),
+    /// List the batches sent, from the DynamoDB table's audit items (JSON Lines).
+    Audit(AuditArgs),
 }
 
 /// Output formats of `replay`.
@@ -91,11 +95,22 @@ pub struct PatternArgs {
     pub split: Option<usize>,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// The DynamoDB table (as the CDK stack created it).
+    #[arg(long)]
+    pub table: String,
+    /// Windows that started at or after this time (RFC 3339) or this long ago (`24h`, `7d`).
+    #[arg(long, default_value = "24h")]
+    pub since: String,
+}
+
 /// Run one command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Replay(args) => replay(args).await,
         Command::Pattern(args) => pattern(&args),
+        Command::Audit(args) => audit(args).await,
     }
 }
 

@@ -41,6 +41,16 @@ pub struct AuditLine {
     pub severity: Severity,
     pub summary_by: SummaryBy,
     pub events: Vec<AuditEvent>,
+    /// The model that wrote the summary, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_version: Option<String>,
+    /// Where the first message landed, when the notifier knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ts: Option<String>,
 }
 
 /// One event of the batch, as audited.
@@ -55,6 +65,14 @@ pub struct AuditEvent {
 }
 
 pub fn audit_line(batch: &Batch, summary: &Summary) -> AuditLine {
+    let (model_id, prompt_version) = match &summary.source {
+        SummarySource::Model {
+            model_id,
+            prompt_version,
+            ..
+        } => (Some(model_id.clone()), Some(prompt_version.clone())),
+        SummarySource::Offline | SummarySource::Fallback { .. } => (None, None),
+    };
     AuditLine {
         batch_id: batch.id.key(),
         kind: batch.kind,
@@ -77,6 +95,10 @@ pub fn audit_line(batch: &Batch, summary: &Summary) -> AuditLine {
                 severity: e.severity(),
             })
             .collect(),
+        model_id,
+        prompt_version,
+        channel: None,
+        ts: None,
     }
 }
 

@@ -35,7 +35,7 @@ use matcher::Matcher;
 pub const DEFAULT_PACK: &str = include_str!("default.toml");
 
 /// One detection rule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rule {
     pub id: String,
     pub title: String,

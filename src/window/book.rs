@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 use super::{BatchEvent, BatchId, BatchKind, WindowConfig};
 use crate::event::{AccountId, EventId};
@@ -35,6 +35,8 @@ struct Slot {
     pending: Vec<BatchEvent>,
     pending_due: Option<DateTime<Utc>>,
     in_flight: Option<Vec<BatchEvent>>,
+    /// When the flusher's hold on `in_flight` ends (a crash after claim); `None`: never.
+    lease_until: Option<DateTime<Utc>>,
     /// Batches of this window already sent (0: the digest is still to come).
     sent: u32,
 }
@@ -46,12 +48,26 @@ pub struct WindowBook {
     seen: HashSet<EventId>,
     slots: BTreeMap<SlotKey, Slot>,
     due: BTreeSet<(DateTime<Utc>, SlotKey)>,
+    /// In-flight batches by the end of their lease.
+    leases: BTreeSet<(DateTime<Utc>, SlotKey)>,
+    /// How long a claim holds a batch; `None`: until it is sent or released.
+    lease: Option<TimeDelta>,
 }
 
 impl WindowBook {
     pub fn new(config: WindowConfig) -> Self {
         Self {
             config,
+            ..Self::default()
+        }
+    }
+
+    /// A book whose claims expire after `lease`: a flusher that crashed after claiming
+    /// leaves its batch due again once the lease ends (what the DynamoDB store does).
+    pub fn with_lease(config: WindowConfig, lease: TimeDelta) -> Self {
+        Self {
+            config,
+            lease: Some(lease),
             ..Self::default()
         }
     }
@@ -92,14 +108,21 @@ impl WindowBook {
         }
     }
 
-    /// Batches due at `now`, in due order (then account, then window).
+    /// Batches due at `now`, in due order (then account, then window): pending ones whose
+    /// due time has come, and in-flight ones whose lease ended.
     pub fn due(&self, now: DateTime<Utc>) -> Vec<BatchId> {
-        self.due
+        let pending = self
+            .due
             .iter()
             .take_while(|(due, _)| *due <= now)
+            .filter(|(_, key)| self.slots.get(key).is_some_and(|s| s.in_flight.is_none()));
+        let expired = self.leases.iter().take_while(|(until, _)| *until <= now);
+        let mut due: Vec<_> = pending.chain(expired).collect();
+        due.sort();
+        due.into_iter()
             .filter_map(|(_, key)| {
                 let slot = self.slots.get(key)?;
-                slot.in_flight.is_none().then(|| BatchId {
+                Some(BatchId {
                     account: key.0.clone(),
                     window_start: key.1,
                     seq: slot.sent,
@@ -115,18 +138,46 @@ impl WindowBook {
     }
 
     /// Take a due batch for sending. `None` when it is not pending (taken, sent, or stale id).
+    /// A claim made this way never expires.
     pub fn claim(&mut self, id: &BatchId) -> Option<Claimed> {
+        self.take(id, None)
+    }
+
+    /// Take a due batch at `now`, holding it for the book's lease. An in-flight batch whose
+    /// lease ended is taken over, with whatever was added since.
+    pub fn claim_at(&mut self, id: &BatchId, now: DateTime<Utc>) -> Option<Claimed> {
+        self.take(id, Some(now))
+    }
+
+    fn take(&mut self, id: &BatchId, now: Option<DateTime<Utc>>) -> Option<Claimed> {
         let key = (id.account.clone(), id.window_start);
         let slot = self.slots.get_mut(&key)?;
-        if slot.in_flight.is_some() || slot.pending.is_empty() || slot.sent != id.seq {
+        let expired = match (slot.lease_until, now) {
+            (Some(until), Some(now)) => until <= now,
+            _ => false,
+        };
+        if slot.sent != id.seq || (slot.in_flight.is_some() && !expired) {
             return None;
         }
-        if let Some(due) = slot.pending_due.take() {
-            self.due.remove(&(due, key));
+        let mut events = slot.in_flight.take().unwrap_or_default();
+        if events.is_empty() && slot.pending.is_empty() {
+            return None;
         }
-        let mut events = std::mem::take(&mut slot.pending);
+        events.append(&mut slot.pending);
+        if let Some(due) = slot.pending_due.take() {
+            self.due.remove(&(due, key.clone()));
+        }
+        if let Some(until) = slot.lease_until.take() {
+            self.leases.remove(&(until, key.clone()));
+        }
         events.sort_by(|a, b| (a.event.time, &a.event.id).cmp(&(b.event.time, &b.event.id)));
         slot.in_flight = Some(events.clone());
+        slot.lease_until = now
+            .zip(self.lease)
+            .map(|(now, lease)| now.checked_add_signed(lease).unwrap_or(now));
+        if let Some(until) = slot.lease_until {
+            self.leases.insert((until, key));
+        }
         Some(Claimed {
             id: id.clone(),
             kind: if id.seq == 0 {
@@ -146,6 +197,9 @@ impl WindowBook {
             Some(slot) if slot.in_flight.is_some() && slot.sent == id.seq => {
                 slot.in_flight = None;
                 slot.sent += 1;
+                if let Some(until) = slot.lease_until.take() {
+                    self.leases.remove(&(until, key));
+                }
                 true
             }
             _ => false,
@@ -164,6 +218,9 @@ impl WindowBook {
         let Some(mut events) = slot.in_flight.take() else {
             return false;
         };
+        if let Some(until) = slot.lease_until.take() {
+            self.leases.remove(&(until, key.clone()));
+        }
         events.append(&mut slot.pending);
         slot.pending = events;
         if let Some(due) = slot.pending_due.take() {

@@ -1,0 +1,1295 @@
+//! The DynamoDB store: windows, events, audit and Kinesis checkpoints in one table.
+//!
+//! Every SDK call of the DynamoDB side lives here. The transitions are those of
+//! [`WindowBook`](crate::window::WindowBook), each made with a conditional write, so that
+//! retries, redelivery, concurrent flushers and crashes between steps cannot lose an event
+//! or put one into two sent batches. README "State (DynamoDB)" documents the items and
+//! every transition with its condition.
+//!
+//! Items (one table, `pk`/`sk` strings):
+//! - event id marker `EID#<event id>` / `EID`: exact dedupe, written with
+//!   `attribute_not_exists(pk)` in the same transaction as the event and its window;
+//! - window `W#<account>#<start>` / `WIN`: generation counters, lease, due time (the sparse
+//!   index `due` holds only windows with unsent events);
+//! - event `W#<account>#<start>` / `E#<event id>`: the redacted event and the generation it
+//!   was added in;
+//! - audit `AUDIT#<day of window start>` / `<start>#<account>#<seq>`: one per sent batch;
+//! - checkpoint `CKPT#<stream>` / `<shard id>`: the last sequence number processed.
+
+use std::collections::HashMap;
+use std::io::{Read as _, Write as _};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{BuildError, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, Put, ScalarAttributeType, TimeToLiveSpecification,
+    TransactWriteItem, Update,
+};
+use chrono::{DateTime, NaiveDate, SecondsFormat, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::enrich::Actor;
+use crate::event::{AccountId, Event};
+use crate::ports::{Retryable, Store};
+use crate::render::audit::AuditLine;
+use crate::rules::Rule;
+use crate::window::{Added, BatchEvent, BatchId, BatchKind, Claimed, WindowConfig};
+
+/// Name of the sparse index of due windows.
+pub const DUE_INDEX: &str = "due";
+/// Partition key attribute of the due index (one value: `DUE`).
+pub const DUE_PK: &str = "due_pk";
+/// Sort key attribute of the due index: epoch milliseconds.
+pub const DUE_AT: &str = "due_at";
+/// The TTL attribute (epoch seconds).
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+
+const DUE_PARTITION: &str = "DUE";
+/// How often `add`/`mark_sent` re-read a window that changed under them before giving up.
+const MAX_RACES: usize = 16;
+/// Longest release reason kept in the window's attempt history.
+const REASON_CHARS: usize = 200;
+/// Audit records larger than this are stored gzip-compressed.
+const AUDIT_PLAIN_BYTES: usize = 100 * 1024;
+/// `audit` reads at most this many days.
+const AUDIT_MAX_DAYS: i64 = 400;
+
+/// What failed in the DynamoDB store.
+#[derive(Debug, thiserror::Error)]
+pub enum DynamoError {
+    /// The service or the connection failed; `retryable` for throttling, 5xx and timeouts.
+    #[error("DynamoDB {op} failed: {code}")]
+    Service {
+        op: &'static str,
+        code: String,
+        retryable: bool,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A condition failed where none should have: the state is not what this flusher holds.
+    #[error("DynamoDB {op}: condition failed on {what}")]
+    Conflict { op: &'static str, what: String },
+    /// The window kept changing under us (many concurrent writers): try again later.
+    #[error("DynamoDB {op}: window {window} changed {MAX_RACES} times in a row")]
+    Contention { op: &'static str, window: String },
+    /// An item does not have the shape this code writes.
+    #[error("DynamoDB item {key} is malformed: {reason}")]
+    Malformed { key: String, reason: String },
+    /// A request could not be built or a value could not be encoded.
+    #[error("DynamoDB {op}: cannot build the request")]
+    Build {
+        op: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl Retryable for DynamoError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            Self::Service { retryable, .. } => *retryable,
+            Self::Contention { .. } => true,
+            Self::Conflict { .. } | Self::Malformed { .. } | Self::Build { .. } => false,
+        }
+    }
+}
+
+/// Error codes that mean "try again later".
+const RETRYABLE_CODES: [&str; 9] = [
+    "ThrottlingException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "TransactionConflictException",
+    "TransactionInProgressException",
+    "InternalServerError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "LimitExceededException",
+];
+
+fn classify<E>(op: &'static str, err: SdkError<E>) -> DynamoError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    let code = err.code().map(str::to_owned);
+    let (code, retryable) = match &err {
+        SdkError::TimeoutError(_) => ("timeout".to_owned(), true),
+        SdkError::DispatchFailure(_) => ("dispatch failure".to_owned(), true),
+        SdkError::ResponseError(_) => ("unreadable response".to_owned(), true),
+        SdkError::ConstructionFailure(_) => ("request construction".to_owned(), false),
+        _ => {
+            let code = code.unwrap_or_else(|| format!("HTTP {}", status.unwrap_or(0)));
+            if code == "ConditionalCheckFailedException" {
+                return DynamoError::Conflict {
+                    op,
+                    what: "an item this store did not expect to change".to_owned(),
+                };
+            }
+            let retryable =
+                RETRYABLE_CODES.contains(&code.as_str()) || status.is_some_and(|s| s >= 500);
+            (code, retryable)
+        }
+    };
+    DynamoError::Service {
+        op,
+        code,
+        retryable,
+        source: Box::new(err),
+    }
+}
+
+fn build_error(op: &'static str) -> impl FnOnce(BuildError) -> DynamoError {
+    move |err| DynamoError::Build {
+        op,
+        source: Box::new(err),
+    }
+}
+
+/// Table name, window arithmetic, lease and TTLs.
+#[derive(Debug, Clone)]
+pub struct DynamoSettings {
+    pub table: String,
+    pub window: WindowConfig,
+    /// How long a flush holds a claimed batch; after a crash the batch is due again then.
+    pub lease: TimeDelta,
+    /// How long event items (and their dedupe markers) live.
+    pub event_ttl: TimeDelta,
+    /// How long audit items live.
+    pub audit_ttl: TimeDelta,
+}
+
+impl DynamoSettings {
+    /// Defaults: 5-minute lease, events kept 7 days, audit 90 days.
+    pub fn new(table: impl Into<String>, window: WindowConfig) -> Self {
+        Self {
+            table: table.into(),
+            window,
+            lease: TimeDelta::minutes(5),
+            event_ttl: TimeDelta::days(7),
+            audit_ttl: TimeDelta::days(90),
+        }
+    }
+}
+
+/// Write requests issued and the write units they cost, estimated with DynamoDB's metering
+/// rules (1 unit per started KiB per item written, twice that inside a transaction, plus
+/// the due index's writes). moto reports fixed capacities, so this counter is the measure.
+#[derive(Debug, Default)]
+pub struct WriteMeter {
+    requests: AtomicU64,
+    items: AtomicU64,
+    units: AtomicU64,
+}
+
+/// A snapshot of [`WriteMeter`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct WriteCounts {
+    pub requests: u64,
+    pub items: u64,
+    pub units: u64,
+}
+
+impl WriteMeter {
+    fn record(&self, items: u64, units: u64) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.items.fetch_add(items, Ordering::Relaxed);
+        self.units.fetch_add(units, Ordering::Relaxed);
+    }
+
+    pub fn counts(&self) -> WriteCounts {
+        WriteCounts {
+            requests: self.requests.load(Ordering::Relaxed),
+            items: self.items.load(Ordering::Relaxed),
+            units: self.units.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The [`Store`] port on DynamoDB.
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    settings: DynamoSettings,
+    meter: Arc<WriteMeter>,
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+/// What an event item carries (the event is already redacted).
+#[derive(Serialize, Deserialize)]
+struct StoredEvent {
+    event: Event,
+    rule: Rule,
+    actor: Actor,
+    already_alerted: bool,
+}
+
+/// A window item, read.
+#[derive(Debug, Default)]
+struct WindowState {
+    exists: bool,
+    open_gen: i64,
+    sent: i64,
+    sent_gen: i64,
+    claim_gen: Option<i64>,
+    lease_until: Option<i64>,
+    pend_due: Option<i64>,
+    due_at: Option<i64>,
+    claimed_at: Option<i64>,
+    attempts: Vec<StatusChange>,
+    size: usize,
+}
+
+/// One step in a batch's life, as the audit records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusChange {
+    /// `prepared` (claimed), `failed` (released), `lease_expired` (taken over), `sent`.
+    pub status: String,
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The audit item of one sent batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    #[serde(flatten)]
+    pub line: AuditLine,
+    pub event_count: usize,
+    pub history: Vec<StatusChange>,
+    pub sent_at: DateTime<Utc>,
+    /// From claim to sent, when the batch was claimed (immediate alerts are not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flush_ms: Option<i64>,
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn ms(time: DateTime<Utc>) -> i64 {
+    time.timestamp_millis()
+}
+
+fn from_ms(millis: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(millis).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+fn rfc3339(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn ttl(now: DateTime<Utc>, keep: TimeDelta) -> AttributeValue {
+    n(now.checked_add_signed(keep).unwrap_or(now).timestamp())
+}
+
+fn window_pk(account: &AccountId, start: DateTime<Utc>) -> String {
+    format!("W#{account}#{}", rfc3339(start))
+}
+
+fn audit_key(id: &BatchId) -> (String, String) {
+    let start = rfc3339(id.window_start);
+    let pk = format!("AUDIT#{}", id.window_start.format("%Y-%m-%d"));
+    let sk = match &id.event {
+        Some(event) => format!("{start}#{}#i#{event}", id.account),
+        None => format!("{start}#{}#{:05}", id.account, id.seq),
+    };
+    (pk, sk)
+}
+
+fn get_n(item: &Item, name: &str) -> Option<i64> {
+    item.get(name)?.as_n().ok()?.parse().ok()
+}
+
+fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)?.as_s().ok().map(String::as_str)
+}
+
+fn malformed(key: &str, reason: impl Into<String>) -> DynamoError {
+    DynamoError::Malformed {
+        key: key.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// DynamoDB's item size: attribute names plus values (numbers about a byte per two digits).
+fn value_size(value: &AttributeValue) -> usize {
+    match value {
+        AttributeValue::S(v) => v.len(),
+        AttributeValue::N(v) => v.len().div_ceil(2) + 1,
+        AttributeValue::B(v) => v.as_ref().len(),
+        AttributeValue::L(items) => 3 + items.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
+        AttributeValue::M(map) => {
+            3 + map
+                .iter()
+                .map(|(k, v)| 1 + k.len() + value_size(v))
+                .sum::<usize>()
+        }
+        _ => 1,
+    }
+}
+
+fn item_size(item: &Item) -> usize {
+    item.iter().map(|(k, v)| k.len() + value_size(v)).sum()
+}
+
+fn units(size: usize) -> u64 {
+    u64::try_from(size.div_ceil(1024).max(1)).unwrap_or(u64::MAX)
+}
+
+fn status_to_av(change: &StatusChange) -> AttributeValue {
+    let mut map = HashMap::from([
+        ("status".to_owned(), s(change.status.clone())),
+        ("at".to_owned(), n(ms(change.at))),
+    ]);
+    if let Some(reason) = &change.reason {
+        map.insert("reason".to_owned(), s(reason.clone()));
+    }
+    AttributeValue::M(map)
+}
+
+fn status_from_av(value: &AttributeValue) -> Option<StatusChange> {
+    let map = value.as_m().ok()?;
+    Some(StatusChange {
+        status: get_s(map, "status")?.to_owned(),
+        at: from_ms(get_n(map, "at")?),
+        reason: get_s(map, "reason").map(str::to_owned),
+    })
+}
+
+impl WindowState {
+    fn parse(item: Option<&Item>) -> Self {
+        let Some(item) = item else {
+            return Self {
+                open_gen: 1,
+                ..Self::default()
+            };
+        };
+        Self {
+            exists: true,
+            open_gen: get_n(item, "w_gen").unwrap_or(1),
+            sent: get_n(item, "w_sent").unwrap_or(0),
+            sent_gen: get_n(item, "w_sent_gen").unwrap_or(0),
+            claim_gen: get_n(item, "w_claim_gen"),
+            lease_until: get_n(item, "lease_until"),
+            pend_due: get_n(item, "pend_due"),
+            due_at: get_n(item, DUE_AT),
+            claimed_at: get_n(item, "claimed_at"),
+            attempts: item
+                .get("w_attempts")
+                .and_then(|v| v.as_l().ok())
+                .map(|l| l.iter().filter_map(status_from_av).collect())
+                .unwrap_or_default(),
+            size: item_size(item),
+        }
+    }
+
+    fn in_flight(&self) -> bool {
+        self.claim_gen.is_some()
+    }
+
+    fn seq(&self) -> Option<u32> {
+        u32::try_from(self.sent).ok()
+    }
+}
+
+/// Why a transaction did not happen.
+enum TxError {
+    /// Cancelled; one code per item (`None` where the item was fine).
+    Cancelled(Vec<Option<String>>),
+    Failed(DynamoError),
+}
+
+fn cancelled_at(codes: &[Option<String>], index: usize) -> bool {
+    codes
+        .get(index)
+        .and_then(Option::as_deref)
+        .is_some_and(|c| c == "ConditionalCheckFailed")
+}
+
+fn is_conflict(codes: &[Option<String>]) -> bool {
+    codes
+        .iter()
+        .flatten()
+        .any(|c| c == "TransactionConflict" || c == "ThrottlingError")
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, settings: DynamoSettings) -> Self {
+        Self {
+            client,
+            settings,
+            meter: Arc::new(WriteMeter::default()),
+        }
+    }
+
+    /// A client from the environment (region, credentials, `AWS_ENDPOINT_URL`).
+    pub async fn client_from_env() -> Client {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Client::new(&config)
+    }
+
+    pub fn settings(&self) -> &DynamoSettings {
+        &self.settings
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Write requests and units issued so far by this store (and its clones).
+    pub fn writes(&self) -> WriteCounts {
+        self.meter.counts()
+    }
+
+    fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
+        HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+    }
+
+    async fn get(&self, op: &'static str, key: Item) -> Result<Option<Item>, DynamoError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.settings.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(op, e))?;
+        Ok(out.item)
+    }
+
+    async fn window(&self, pk: &str) -> Result<WindowState, DynamoError> {
+        let item = self.get("get window", Self::key(pk, "WIN")).await?;
+        Ok(WindowState::parse(item.as_ref()))
+    }
+
+    async fn transact(
+        &self,
+        op: &'static str,
+        items: Vec<TransactWriteItem>,
+        units: u64,
+    ) -> Result<(), TxError> {
+        let count = u64::try_from(items.len()).unwrap_or(u64::MAX);
+        self.meter.record(count, units);
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) => {
+                if let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) =
+                    err.as_service_error()
+                {
+                    let codes = cancel
+                        .cancellation_reasons()
+                        .iter()
+                        .map(|r| r.code().filter(|c| *c != "None").map(str::to_owned))
+                        .collect();
+                    return Err(TxError::Cancelled(codes));
+                }
+                Err(TxError::Failed(classify(op, err)))
+            }
+        }
+    }
+
+    fn put(&self, item: Item, condition: Option<&str>) -> Result<TransactWriteItem, DynamoError> {
+        let put = Put::builder()
+            .table_name(&self.settings.table)
+            .set_item(Some(item))
+            .set_condition_expression(condition.map(str::to_owned))
+            .build()
+            .map_err(build_error("put"))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn update(
+        &self,
+        key: Item,
+        expression: &str,
+        condition: &str,
+        values: Item,
+    ) -> Result<TransactWriteItem, DynamoError> {
+        let update = Update::builder()
+            .table_name(&self.settings.table)
+            .set_key(Some(key))
+            .update_expression(expression)
+            .condition_expression(condition)
+            .set_expression_attribute_values((!values.is_empty()).then_some(values))
+            .build()
+            .map_err(build_error("update"))?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Run a single conditional update; `Ok(false)` when the condition failed.
+    async fn update_if(
+        &self,
+        op: &'static str,
+        key: Item,
+        expression: &str,
+        condition: &str,
+        values: Item,
+        size: usize,
+    ) -> Result<bool, DynamoError> {
+        self.meter.record(1, units(size) + 1);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.settings.table)
+            .set_key(Some(key))
+            .update_expression(expression)
+            .condition_expression(condition)
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if err.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(err) => Err(classify(op, err)),
+        }
+    }
+
+    /// Run a single put; `Ok(false)` when the condition failed.
+    async fn put_if(
+        &self,
+        op: &'static str,
+        item: Item,
+        condition: &str,
+        values: Option<Item>,
+    ) -> Result<bool, DynamoError> {
+        self.meter.record(1, units(item_size(&item)));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.settings.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .set_expression_attribute_values(values)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if err.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(err) => Err(classify(op, err)),
+        }
+    }
+
+    /// The window update of `add`: the event joins the open generation; the window becomes
+    /// due (or, while a batch is in flight, remembers when its next batch is due).
+    fn add_window_update(
+        &self,
+        pk: &str,
+        window: &WindowState,
+        start: DateTime<Utc>,
+        account: &AccountId,
+        due: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<TransactWriteItem, DynamoError> {
+        let mut values = HashMap::from([
+            (":due".to_owned(), n(ms(due))),
+            (":one".to_owned(), n(1)),
+            (":ttl".to_owned(), ttl(now, self.settings.event_ttl)),
+        ]);
+        let (expression, condition) = if window.in_flight() {
+            values.insert(":g".to_owned(), n(window.open_gen));
+            values.insert(":s".to_owned(), n(window.sent));
+            (
+                "SET pend_due = if_not_exists(pend_due, :due), expires_at = :ttl \
+                 ADD w_events :one",
+                "w_gen = :g AND w_sent = :s AND attribute_exists(w_claim_gen)",
+            )
+        } else {
+            values.insert(":dp".to_owned(), s(DUE_PARTITION));
+            values.insert(":zero".to_owned(), n(0));
+            values.insert(":acct".to_owned(), s(account.as_str()));
+            values.insert(":start".to_owned(), s(rfc3339(start)));
+            let condition = if window.exists {
+                values.insert(":g".to_owned(), n(window.open_gen));
+                "w_gen = :g AND attribute_not_exists(w_claim_gen)"
+            } else {
+                "attribute_not_exists(pk)"
+            };
+            (
+                "SET w_gen = if_not_exists(w_gen, :one), w_sent = if_not_exists(w_sent, :zero), \
+                 w_sent_gen = if_not_exists(w_sent_gen, :zero), acct = :acct, w_start = :start, \
+                 due_pk = :dp, due_at = if_not_exists(due_at, :due), expires_at = :ttl \
+                 ADD w_events :one",
+                condition,
+            )
+        };
+        self.update(Self::key(pk, "WIN"), expression, condition, values)
+    }
+
+    /// The events of generations `(after, upto]` of a window, ordered by time then id.
+    async fn events(
+        &self,
+        pk: &str,
+        after: i64,
+        upto: i64,
+    ) -> Result<Vec<BatchEvent>, DynamoError> {
+        let mut events = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.settings.table)
+                .consistent_read(true)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :e)")
+                .filter_expression("ev_gen > :after AND ev_gen <= :upto")
+                .expression_attribute_values(":pk", s(pk))
+                .expression_attribute_values(":e", s("E#"))
+                .expression_attribute_values(":after", n(after))
+                .expression_attribute_values(":upto", n(upto))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| classify("query events", e))?;
+            for item in out.items() {
+                let body = get_s(item, "ev_body").ok_or_else(|| malformed(pk, "event body"))?;
+                let stored: StoredEvent = serde_json::from_str(body)
+                    .map_err(|err| malformed(pk, format!("event body: {err}")))?;
+                events.push(BatchEvent {
+                    event: stored.event,
+                    rule: Arc::new(stored.rule),
+                    actor: stored.actor,
+                    already_alerted: stored.already_alerted,
+                });
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        events.sort_by(|a, b| (a.event.time, &a.event.id).cmp(&(b.event.time, &b.event.id)));
+        Ok(events)
+    }
+
+    fn audit_item(
+        &self,
+        id: &BatchId,
+        audit: &AuditLine,
+        history: Vec<StatusChange>,
+        claimed_at: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<Item, DynamoError> {
+        let record = AuditRecord {
+            line: audit.clone(),
+            event_count: audit.events.len(),
+            history,
+            sent_at: now,
+            flush_ms: claimed_at.map(|c| ms(now) - c),
+        };
+        let json = serde_json::to_vec(&record).map_err(|err| DynamoError::Build {
+            op: "audit",
+            source: Box::new(err),
+        })?;
+        let (pk, sk) = audit_key(id);
+        let mut item = Self::key(pk, sk);
+        item.insert("batch_key".to_owned(), s(id.key()));
+        item.insert("acct".to_owned(), s(id.account.as_str()));
+        item.insert("w_start".to_owned(), s(rfc3339(id.window_start)));
+        item.insert("severity".to_owned(), s(format!("{:?}", audit.severity)));
+        item.insert(
+            "event_count".to_owned(),
+            n(i64::try_from(audit.events.len()).unwrap_or(i64::MAX)),
+        );
+        item.insert("sent_at".to_owned(), n(ms(now)));
+        item.insert(TTL_ATTRIBUTE.to_owned(), ttl(now, self.settings.audit_ttl));
+        if json.len() <= AUDIT_PLAIN_BYTES {
+            item.insert(
+                "audit_json".to_owned(),
+                s(String::from_utf8_lossy(&json).into_owned()),
+            );
+        } else {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            gz.write_all(&json)
+                .and_then(|()| gz.finish())
+                .map(|bytes| {
+                    item.insert("audit_gz".to_owned(), AttributeValue::B(Blob::new(bytes)))
+                })
+                .map_err(|err| DynamoError::Build {
+                    op: "audit",
+                    source: Box::new(err),
+                })?;
+        }
+        Ok(item)
+    }
+
+    async fn mark_immediate_sent(
+        &self,
+        id: &BatchId,
+        audit: &AuditLine,
+        now: DateTime<Utc>,
+    ) -> Result<(), DynamoError> {
+        let history = vec![StatusChange {
+            status: "sent".to_owned(),
+            at: now,
+            reason: None,
+        }];
+        let item = self.audit_item(id, audit, history, None, now)?;
+        // Already there: an earlier attempt recorded it.
+        self.put_if("put audit", item, "attribute_not_exists(pk)", None)
+            .await
+            .map(|_| ())
+    }
+
+    /// The last sequence number `consume` processed on a shard.
+    pub async fn checkpoint(
+        &self,
+        stream: &str,
+        shard: &str,
+    ) -> Result<Option<String>, DynamoError> {
+        let item = self
+            .get("get checkpoint", Self::key(format!("CKPT#{stream}"), shard))
+            .await?;
+        Ok(item.and_then(|i| get_s(&i, "ck_seq").map(str::to_owned)))
+    }
+
+    /// Record `seq` as processed on a shard. Never moves backwards: `Ok(false)` when a later
+    /// sequence number is already stored. Sequence numbers are decimal strings; compared by
+    /// length first, then text, which is their numeric order.
+    pub async fn set_checkpoint(
+        &self,
+        stream: &str,
+        shard: &str,
+        seq: &str,
+    ) -> Result<bool, DynamoError> {
+        if seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(DynamoError::Build {
+                op: "set checkpoint",
+                source: "a sequence number is a decimal string".into(),
+            });
+        }
+        let len = i64::try_from(seq.len()).unwrap_or(i64::MAX);
+        let mut item = Self::key(format!("CKPT#{stream}"), shard);
+        item.insert("ck_seq".to_owned(), s(seq));
+        item.insert("ck_len".to_owned(), n(len));
+        let values = HashMap::from([(":s".to_owned(), s(seq)), (":l".to_owned(), n(len))]);
+        self.put_if(
+            "set checkpoint",
+            item,
+            "attribute_not_exists(pk) OR ck_len < :l OR (ck_len = :l AND ck_seq <= :s)",
+            Some(values),
+        )
+        .await
+    }
+
+    /// Audit records of batches whose window started at or after `since`, up to `until`,
+    /// oldest window first.
+    pub async fn audit(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<AuditRecord>, DynamoError> {
+        let mut records = Vec::new();
+        let first = since.date_naive();
+        let last = until
+            .date_naive()
+            .min(first + chrono::Days::new(u64::try_from(AUDIT_MAX_DAYS).unwrap_or(0)));
+        let mut day: NaiveDate = first;
+        while day <= last {
+            self.audit_day(day, since, &mut records).await?;
+            let Some(next) = day.succ_opt() else { break };
+            day = next;
+        }
+        Ok(records)
+    }
+
+    async fn audit_day(
+        &self,
+        day: NaiveDate,
+        since: DateTime<Utc>,
+        records: &mut Vec<AuditRecord>,
+    ) -> Result<(), DynamoError> {
+        let pk = format!("AUDIT#{}", day.format("%Y-%m-%d"));
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.settings.table)
+                .key_condition_expression("pk = :pk AND sk >= :since")
+                .expression_attribute_values(":pk", s(&pk))
+                .expression_attribute_values(":since", s(rfc3339(since)))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| classify("query audit", e))?;
+            for item in out.items() {
+                records.push(parse_audit(&pk, item)?);
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn parse_audit(pk: &str, item: &Item) -> Result<AuditRecord, DynamoError> {
+    let json = if let Some(text) = get_s(item, "audit_json") {
+        text.as_bytes().to_vec()
+    } else {
+        let blob = item
+            .get("audit_gz")
+            .and_then(|v| v.as_b().ok())
+            .ok_or_else(|| malformed(pk, "audit record"))?;
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(blob.as_ref())
+            .read_to_end(&mut out)
+            .map_err(|err| malformed(pk, format!("audit record: {err}")))?;
+        out
+    };
+    serde_json::from_slice(&json).map_err(|err| malformed(pk, format!("audit record: {err}")))
+}
+
+impl Store for DynamoStore {
+    type Error = DynamoError;
+
+    async fn add(&self, event: BatchEvent, now: DateTime<Utc>) -> Result<Added, DynamoError> {
+        let config = self.settings.window;
+        let start = config.start_of(event.event.time);
+        let account = event.event.account.clone();
+        let pk = window_pk(&account, start);
+        let id = event.event.id.to_string();
+        let body = serde_json::to_string(&StoredEvent {
+            event: event.event.clone(),
+            rule: (*event.rule).clone(),
+            actor: event.actor.clone(),
+            already_alerted: event.already_alerted,
+        })
+        .map_err(|err| DynamoError::Build {
+            op: "add",
+            source: Box::new(err),
+        })?;
+        let event_ttl = ttl(now, self.settings.event_ttl);
+        for _ in 0..MAX_RACES {
+            let window = self.window(&pk).await?;
+            let in_flight = window.in_flight();
+            let late = window.sent > 0 || in_flight;
+            let seq = window.sent + i64::from(in_flight);
+            let window_due = config.due_at(start);
+            let due = if late {
+                window_due.max(now.checked_add_signed(config.grace).unwrap_or(now))
+            } else {
+                window_due
+            };
+            let mut marker = Self::key(format!("EID#{id}"), "EID");
+            marker.insert("ev_window".to_owned(), s(&pk));
+            marker.insert(TTL_ATTRIBUTE.to_owned(), event_ttl.clone());
+            let mut item = Self::key(&pk, format!("E#{id}"));
+            item.insert("ev_gen".to_owned(), n(window.open_gen));
+            item.insert("ev_time".to_owned(), n(ms(event.event.time)));
+            item.insert("ev_body".to_owned(), s(&body));
+            item.insert(TTL_ATTRIBUTE.to_owned(), event_ttl.clone());
+            // Every item twice (transaction), the window once more for the due index.
+            let cost = 2
+                * (units(item_size(&marker)) + units(item_size(&item)) + units(window.size))
+                + u64::from(!in_flight);
+            let writes = vec![
+                self.put(marker, Some("attribute_not_exists(pk)"))?,
+                self.put(item, None)?,
+                self.add_window_update(&pk, &window, start, &account, due, now)?,
+            ];
+            match self.transact("add", writes, cost).await {
+                Ok(()) => {
+                    return Ok(Added::New {
+                        batch: BatchId {
+                            account,
+                            window_start: start,
+                            seq: u32::try_from(seq).unwrap_or(u32::MAX),
+                            event: None,
+                        },
+                        late,
+                    });
+                }
+                Err(TxError::Cancelled(codes)) if cancelled_at(&codes, 0) => {
+                    return Ok(Added::Duplicate);
+                }
+                Err(TxError::Cancelled(codes))
+                    if cancelled_at(&codes, 2) || is_conflict(&codes) => {}
+                Err(TxError::Cancelled(codes)) => {
+                    return Err(DynamoError::Conflict {
+                        op: "add",
+                        what: format!("transaction cancelled: {codes:?}"),
+                    });
+                }
+                Err(TxError::Failed(err)) => return Err(err),
+            }
+        }
+        Err(DynamoError::Contention {
+            op: "add",
+            window: pk,
+        })
+    }
+
+    async fn due(&self, now: DateTime<Utc>) -> Result<Vec<BatchId>, DynamoError> {
+        let mut due = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.settings.table)
+                .index_name(DUE_INDEX)
+                .key_condition_expression("due_pk = :dp AND due_at <= :now")
+                .expression_attribute_values(":dp", s(DUE_PARTITION))
+                .expression_attribute_values(":now", n(ms(now)))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| classify("query due", e))?;
+            for item in out.items() {
+                let window = WindowState::parse(Some(item));
+                if window.in_flight() && window.lease_until.is_some_and(|l| l > ms(now)) {
+                    continue;
+                }
+                let key = get_s(item, "pk").unwrap_or_default();
+                let account = get_s(item, "acct").ok_or_else(|| malformed(key, "account"))?;
+                let window_start = get_s(item, "w_start")
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .ok_or_else(|| malformed(key, "window start"))?
+                    .with_timezone(&Utc);
+                let seq = window.seq().ok_or_else(|| malformed(key, "sent count"))?;
+                let at = get_n(item, DUE_AT).unwrap_or_default();
+                due.push((
+                    at,
+                    BatchId {
+                        account: AccountId::new(account),
+                        window_start,
+                        seq,
+                        event: None,
+                    },
+                ));
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        due.sort();
+        Ok(due.into_iter().map(|(_, id)| id).collect())
+    }
+
+    async fn claim(
+        &self,
+        id: &BatchId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Claimed>, DynamoError> {
+        let pk = window_pk(&id.account, id.window_start);
+        let window = self.window(&pk).await?;
+        let expired = window.lease_until.is_none_or(|l| l <= ms(now));
+        if !window.exists
+            || window.seq() != Some(id.seq)
+            || (window.in_flight() && !expired)
+            || window.due_at.is_none()
+        {
+            return Ok(None);
+        }
+        let lease = now.checked_add_signed(self.settings.lease).unwrap_or(now);
+        let mut values = HashMap::from([
+            (":g".to_owned(), n(window.open_gen)),
+            (":g1".to_owned(), n(window.open_gen + 1)),
+            (":s".to_owned(), n(window.sent)),
+            (":now".to_owned(), n(ms(now))),
+            (":lease".to_owned(), n(ms(lease))),
+            (":dp".to_owned(), s(DUE_PARTITION)),
+        ]);
+        let mut expression = "SET w_claim_gen = :g, w_gen = :g1, lease_until = :lease, \
+             due_at = :lease, due_pk = :dp, claimed_at = :now"
+            .to_owned();
+        if let (true, Some(claimed)) = (window.in_flight(), window.claimed_at) {
+            // Taking over from a flusher whose lease ended: say so in the history.
+            let change = StatusChange {
+                status: "lease_expired".to_owned(),
+                at: from_ms(claimed),
+                reason: None,
+            };
+            values.insert(
+                ":att".to_owned(),
+                AttributeValue::L(vec![status_to_av(&change)]),
+            );
+            values.insert(":empty".to_owned(), AttributeValue::L(Vec::new()));
+            expression
+                .push_str(", w_attempts = list_append(if_not_exists(w_attempts, :empty), :att)");
+        }
+        expression.push_str(" REMOVE pend_due");
+        let taken = self
+            .update_if(
+                "claim",
+                Self::key(&pk, "WIN"),
+                &expression,
+                "w_gen = :g AND w_sent = :s AND attribute_exists(due_at) AND \
+                 (attribute_not_exists(w_claim_gen) OR lease_until <= :now)",
+                values,
+                window.size,
+            )
+            .await?;
+        if !taken {
+            return Ok(None);
+        }
+        let events = self.events(&pk, window.sent_gen, window.open_gen).await?;
+        if events.is_empty() {
+            return Err(malformed(&pk, "claimed a window without unsent events"));
+        }
+        Ok(Some(Claimed {
+            id: id.clone(),
+            kind: if id.seq == 0 {
+                BatchKind::Window
+            } else {
+                BatchKind::Late
+            },
+            window_end: self.settings.window.end_of(id.window_start),
+            events,
+        }))
+    }
+
+    async fn mark_sent(
+        &self,
+        id: &BatchId,
+        audit: &AuditLine,
+        now: DateTime<Utc>,
+    ) -> Result<(), DynamoError> {
+        if id.event.is_some() {
+            return self.mark_immediate_sent(id, audit, now).await;
+        }
+        let pk = window_pk(&id.account, id.window_start);
+        for _ in 0..MAX_RACES {
+            let window = self.window(&pk).await?;
+            let Some(claim_gen) = window.claim_gen.filter(|_| window.seq() == Some(id.seq)) else {
+                return Err(DynamoError::Conflict {
+                    op: "mark sent",
+                    what: format!("batch {}: no longer held by this flusher", id.key()),
+                });
+            };
+            let mut history = Vec::new();
+            history.extend(window.attempts.iter().cloned());
+            if let Some(claimed) = window.claimed_at {
+                history.push(StatusChange {
+                    status: "prepared".to_owned(),
+                    at: from_ms(claimed),
+                    reason: None,
+                });
+            }
+            history.push(StatusChange {
+                status: "sent".to_owned(),
+                at: now,
+                reason: None,
+            });
+            let audit_item = self.audit_item(id, audit, history, window.claimed_at, now)?;
+            let mut values = HashMap::from([
+                (":c".to_owned(), n(claim_gen)),
+                (":s".to_owned(), n(window.sent)),
+                (":s1".to_owned(), n(window.sent + 1)),
+            ]);
+            let (expression, condition) = if let Some(pend) = window.pend_due {
+                values.insert(":p".to_owned(), n(pend));
+                (
+                    "SET w_sent = :s1, w_sent_gen = :c, due_at = :p \
+                     REMOVE w_claim_gen, lease_until, claimed_at, w_attempts, pend_due",
+                    "w_claim_gen = :c AND w_sent = :s AND pend_due = :p",
+                )
+            } else {
+                (
+                    "SET w_sent = :s1, w_sent_gen = :c \
+                     REMOVE w_claim_gen, lease_until, claimed_at, w_attempts, due_at, due_pk",
+                    "w_claim_gen = :c AND w_sent = :s AND attribute_not_exists(pend_due)",
+                )
+            };
+            let cost = 2 * (units(window.size) + units(item_size(&audit_item))) + 1;
+            let writes = vec![
+                self.update(Self::key(&pk, "WIN"), expression, condition, values)?,
+                self.put(audit_item, Some("attribute_not_exists(pk)"))?,
+            ];
+            match self.transact("mark sent", writes, cost).await {
+                Ok(()) => return Ok(()),
+                Err(TxError::Cancelled(codes))
+                    if cancelled_at(&codes, 0) || is_conflict(&codes) => {}
+                Err(TxError::Cancelled(codes)) => {
+                    return Err(DynamoError::Conflict {
+                        op: "mark sent",
+                        what: format!("batch {}: {codes:?}", id.key()),
+                    });
+                }
+                Err(TxError::Failed(err)) => return Err(err),
+            }
+        }
+        Err(DynamoError::Contention {
+            op: "mark sent",
+            window: pk,
+        })
+    }
+
+    async fn release(
+        &self,
+        id: &BatchId,
+        retry_at: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<(), DynamoError> {
+        let pk = window_pk(&id.account, id.window_start);
+        let window = self.window(&pk).await?;
+        let Some(claim_gen) = window.claim_gen.filter(|_| window.seq() == Some(id.seq)) else {
+            // Not held (any more): like the in-memory book, nothing to give back.
+            return Ok(());
+        };
+        let change = StatusChange {
+            status: "failed".to_owned(),
+            at: window.claimed_at.map_or(retry_at, from_ms),
+            reason: Some(reason.chars().take(REASON_CHARS).collect()),
+        };
+        let values = HashMap::from([
+            (":c".to_owned(), n(claim_gen)),
+            (":s".to_owned(), n(window.sent)),
+            (":r".to_owned(), n(ms(retry_at))),
+            (":dp".to_owned(), s(DUE_PARTITION)),
+            (
+                ":att".to_owned(),
+                AttributeValue::L(vec![status_to_av(&change)]),
+            ),
+            (":empty".to_owned(), AttributeValue::L(Vec::new())),
+        ]);
+        // A failed condition means another flusher took the batch over: nothing to do.
+        self.update_if(
+            "release",
+            Self::key(&pk, "WIN"),
+            "SET due_at = :r, due_pk = :dp, \
+             w_attempts = list_append(if_not_exists(w_attempts, :empty), :att) \
+             REMOVE w_claim_gen, lease_until, pend_due, claimed_at",
+            "w_claim_gen = :c AND w_sent = :s",
+            values,
+            window.size,
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+/// Create the table as the CDK stack does: `pk`/`sk` strings, on-demand, the sparse `due`
+/// index (`due_pk` string, `due_at` number, all attributes) and TTL on `expires_at`.
+pub async fn create_table(client: &Client, table: &str) -> Result<(), DynamoError> {
+    let attribute = |name: &str, kind| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(kind)
+            .build()
+            .map_err(build_error("create table"))
+    };
+    let key = |name: &str, kind| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .map_err(build_error("create table"))
+    };
+    let index = GlobalSecondaryIndex::builder()
+        .index_name(DUE_INDEX)
+        .key_schema(key(DUE_PK, KeyType::Hash)?)
+        .key_schema(key(DUE_AT, KeyType::Range)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .map_err(build_error("create table"))?;
+    client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("pk", ScalarAttributeType::S)?)
+        .attribute_definitions(attribute("sk", ScalarAttributeType::S)?)
+        .attribute_definitions(attribute(DUE_PK, ScalarAttributeType::S)?)
+        .attribute_definitions(attribute(DUE_AT, ScalarAttributeType::N)?)
+        .key_schema(key("pk", KeyType::Hash)?)
+        .key_schema(key("sk", KeyType::Range)?)
+        .global_secondary_indexes(index)
+        .send()
+        .await
+        .map_err(|e| classify("create table", e))?;
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name(TTL_ATTRIBUTE)
+                .build()
+                .map_err(build_error("create table"))?,
+        )
+        .send()
+        .await
+        .map_err(|e| classify("update time to live", e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_follow_dynamodb_metering() {
+        let item = HashMap::from([
+            ("pk".to_owned(), s("abc")),
+            ("n".to_owned(), n(12345)),
+            ("l".to_owned(), AttributeValue::L(vec![s("x")])),
+        ]);
+        // pk:2+3, n:1+(5 digits -> 3+1), l:1+3+1+1
+        assert_eq!(item_size(&item), 5 + 5 + 6);
+        assert_eq!(units(0), 1);
+        assert_eq!(units(1024), 1);
+        assert_eq!(units(1025), 2);
+    }
+
+    #[test]
+    fn audit_keys_sort_by_window_then_account() {
+        let id = BatchId {
+            account: AccountId::new("111111111111"),
+            window_start: DateTime::from_timestamp(1_793_588_400, 0).unwrap_or_default(),
+            seq: 2,
+            event: None,
+        };
+        let (pk, sk) = audit_key(&id);
+        assert_eq!(pk, "AUDIT#2026-11-02");
+        assert_eq!(sk, "2026-11-02T03:00:00Z#111111111111#00002");
+    }
+
+    #[test]
+    fn only_throttling_5xx_and_timeouts_are_retryable() {
+        let service = |code: &str, retryable| DynamoError::Service {
+            op: "x",
+            code: code.to_owned(),
+            retryable,
+            source: "x".into(),
+        };
+        assert!(service("ThrottlingException", true).is_retryable());
+        assert!(!service("ValidationException", false).is_retryable());
+        assert!(
+            !DynamoError::Conflict {
+                op: "x",
+                what: String::new()
+            }
+            .is_retryable()
+        );
+        assert!(
+            DynamoError::Contention {
+                op: "x",
+                window: String::new()
+            }
+            .is_retryable()
+        );
+    }
+}

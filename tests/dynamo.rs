@@ -1,0 +1,1089 @@
+//! The DynamoDB store against moto server (`bash .ci/test` starts one and sets
+//! `AWS_ENDPOINT_URL`); the SDK's error handling against an in-process fake.
+//!
+//! Without `AWS_ENDPOINT_URL` the moto tests say so and return, unless `TRAILWATCH_MOTO` is
+//! set (as `.ci/test` does), in which case they fail: under CI they must run.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, TimeDelta, Utc};
+use trailwatch::adapters::dynamo::{DynamoError, DynamoSettings, DynamoStore, create_table};
+use trailwatch::adapters::memory::{CollectingNotifier, MemoryStore};
+use trailwatch::config::Settings;
+use trailwatch::engine::{Engine, Stats};
+use trailwatch::ports::{Delivery, Notifier, Receipt, Retryable, Store};
+use trailwatch::render::audit::AuditLine;
+use trailwatch::rules::RulePack;
+use trailwatch::summary::{Lang, OfflineSummarizer};
+use trailwatch::window::{Added, BatchEvent, BatchId, Claimed, Clock as _, ManualClock};
+
+const FIXTURES: [&str; 8] = [
+    "duplicates.jsonl",
+    "hostile-text.jsonl",
+    "late-event.jsonl",
+    "malformed.jsonl",
+    "multi-account.jsonl",
+    "root-login-no-mfa.jsonl",
+    "secrets.jsonl",
+    "terraform-burst.jsonl",
+];
+
+static TABLES: AtomicUsize = AtomicUsize::new(0);
+
+/// A client for moto, or `None` (with a message) when no moto server is configured.
+async fn moto() -> Option<Client> {
+    if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
+        assert!(
+            std::env::var_os("TRAILWATCH_MOTO").is_none(),
+            "TRAILWATCH_MOTO is set but AWS_ENDPOINT_URL is not: the moto tests must run"
+        );
+        eprintln!("skipped: AWS_ENDPOINT_URL is unset (run `bash .ci/test` to start moto)");
+        return None;
+    }
+    Some(DynamoStore::client_from_env().await)
+}
+
+/// A fresh table with a name of its own, so tests run in parallel.
+async fn table(client: &Client, name: &str) -> String {
+    let table = format!(
+        "tw-{name}-{}-{}",
+        std::process::id(),
+        TABLES.fetch_add(1, Ordering::Relaxed)
+    );
+    create_table(client, &table)
+        .await
+        .unwrap_or_else(|err| panic!("create table {table}: {err:?}"));
+    table
+}
+
+fn settings() -> Settings {
+    common::settings(Lang::En, chrono_tz::UTC)
+}
+
+fn dynamo(client: &Client, table: &str) -> DynamoStore {
+    DynamoStore::new(
+        client.clone(),
+        DynamoSettings::new(table, settings().window),
+    )
+}
+
+fn at(text: &str) -> DateTime<Utc> {
+    text.parse().unwrap_or_default()
+}
+
+type TestEngine<S, N = CollectingNotifier> = Engine<S, OfflineSummarizer, N, ManualClock>;
+
+fn engine<S: Store, N: Notifier>(store: S, notifier: N, now: DateTime<Utc>) -> TestEngine<S, N> {
+    Engine::new(
+        RulePack::builtin(),
+        settings(),
+        store,
+        OfflineSummarizer,
+        notifier,
+        ManualClock::new(now),
+    )
+}
+
+fn read(name: &str) -> Vec<u8> {
+    std::fs::read(common::fixture(name)).unwrap_or_else(|err| panic!("{name}: {err}"))
+}
+
+/// Feed events one at a time with the manual clock following event time (never back), as a
+/// stream consumer sees them; then let time run an hour past the last event and flush.
+async fn drive<S: Store, N: Notifier>(engine: &mut TestEngine<S, N>, events: Vec<BatchEvent>) {
+    for event in events {
+        if event.event.time > engine.clock.now() {
+            engine.clock.set(event.event.time);
+        }
+        engine
+            .ingest(vec![event])
+            .await
+            .unwrap_or_else(|err| panic!("ingest: {err:?}"));
+    }
+}
+
+async fn finish<S: Store, N: Notifier>(engine: &mut TestEngine<S, N>) -> usize {
+    engine.clock.advance(TimeDelta::hours(1));
+    engine
+        .flush_due()
+        .await
+        .unwrap_or_else(|err| panic!("flush: {err:?}"))
+}
+
+/// Batch key -> event ids, in delivery order per key.
+fn batches(deliveries: &[Delivery]) -> BTreeMap<String, Vec<Vec<String>>> {
+    let mut out: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
+    for d in deliveries {
+        out.entry(d.batch.id.key()).or_default().push(
+            d.batch
+                .events
+                .iter()
+                .map(|e| e.event.id.to_string())
+                .collect(),
+        );
+    }
+    out
+}
+
+async fn run_fixture<S: Store>(store: S, name: &str) -> (Vec<Delivery>, Stats, S) {
+    let mut engine = engine(
+        store,
+        CollectingNotifier::default(),
+        at("2026-11-02T00:00:00Z"),
+    );
+    let events = engine.decode(&read(name));
+    drive(&mut engine, events).await;
+    finish(&mut engine).await;
+    (engine.notifier.deliveries(), engine.stats(), engine.store)
+}
+
+/// (a) Every fixture through the engine with DynamoDB: the same batches as the in-memory
+/// store, one delivery per batch, every matched event in exactly one window batch, and an
+/// audit item per delivery that says what went out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixtures_through_dynamodb_match_memory_and_are_audited() {
+    let Some(client) = moto().await else { return };
+    for name in FIXTURES {
+        let table = table(&client, "fixtures").await;
+        let (memory, memory_stats, _) =
+            run_fixture(MemoryStore::new(settings().window), name).await;
+        let (deliveries, stats, store) = run_fixture(dynamo(&client, &table), name).await;
+        assert_eq!(stats, memory_stats, "{name}: stats");
+        assert_eq!(batches(&deliveries), batches(&memory), "{name}: batches");
+
+        let keys = batches(&deliveries);
+        assert!(
+            keys.values().all(|v| v.len() == 1),
+            "{name}: a batch sent twice"
+        );
+        let mut seen = BTreeSet::new();
+        for delivery in deliveries.iter().filter(|d| d.batch.id.event.is_none()) {
+            for event in &delivery.batch.events {
+                assert!(seen.insert(event.event.id.to_string()), "{name}: twice");
+            }
+        }
+        assert_eq!(
+            u64::try_from(seen.len()).unwrap_or(0),
+            stats.matched,
+            "{name}: every matched event in exactly one batch"
+        );
+
+        let audit = store
+            .audit(at("2026-11-01T00:00:00Z"), at("2026-11-03T00:00:00Z"))
+            .await
+            .unwrap_or_else(|err| panic!("audit: {err:?}"));
+        assert_eq!(
+            audit.len(),
+            deliveries.len(),
+            "{name}: one audit item per batch"
+        );
+        for delivery in &deliveries {
+            let key = delivery.batch.id.key();
+            let record = audit
+                .iter()
+                .find(|r| r.line.batch_id == key)
+                .unwrap_or_else(|| panic!("{name}: no audit item for {key}"));
+            let ids: Vec<String> = delivery
+                .batch
+                .events
+                .iter()
+                .map(|e| e.event.id.to_string())
+                .collect();
+            let audited: Vec<String> = record.line.events.iter().map(|e| e.id.clone()).collect();
+            assert_eq!(audited, ids, "{name}: {key} event ids");
+            assert_eq!(record.event_count, ids.len());
+            assert_eq!(record.line.account, delivery.batch.id.account.to_string());
+            assert_eq!(record.line.kind, delivery.batch.kind);
+            let statuses: Vec<&str> = record.history.iter().map(|h| h.status.as_str()).collect();
+            if delivery.batch.id.event.is_none() {
+                assert_eq!(statuses, ["prepared", "sent"], "{name}: {key}");
+                assert!(record.flush_ms.is_some_and(|ms| ms >= 0));
+            } else {
+                assert_eq!(statuses, ["sent"], "{name}: {key}");
+            }
+            assert!(
+                record.line.severity >= delivery.batch.rule_severity(),
+                "{name}: severity"
+            );
+        }
+    }
+}
+
+/// (b) The same records again, in order and reversed, in a new invocation: no new event,
+/// no new message, no new audit item.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redelivery_adds_nothing() {
+    let Some(client) = moto().await else { return };
+    for name in [
+        "multi-account.jsonl",
+        "late-event.jsonl",
+        "duplicates.jsonl",
+    ] {
+        let table = table(&client, "redelivery").await;
+        let (first, stats, store) = run_fixture(dynamo(&client, &table), name).await;
+        assert!(!first.is_empty(), "{name}");
+        let later = at("2026-11-02T06:00:00Z");
+        for reverse in [false, true] {
+            let mut again = engine(store.clone(), CollectingNotifier::default(), later);
+            let mut events = again.decode(&read(name));
+            if reverse {
+                events.reverse();
+            }
+            drive(&mut again, events).await;
+            finish(&mut again).await;
+            assert!(again.notifier.deliveries().is_empty(), "{name}: resent");
+            assert_eq!(again.stats().matched, 0, "{name}: an event added twice");
+            assert_eq!(
+                again.stats().duplicates,
+                stats.matched + stats.duplicates,
+                "{name}"
+            );
+        }
+        let audit = store
+            .audit(at("2026-11-01T00:00:00Z"), at("2026-11-03T00:00:00Z"))
+            .await
+            .unwrap_or_default();
+        assert_eq!(audit.len(), first.len(), "{name}: audit items");
+    }
+}
+
+/// Where a flush is made to fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Crash {
+    /// The claim succeeded, then the process died.
+    AfterClaim,
+    /// Notified, then died before marking the batch sent.
+    BeforeMarkSent,
+    /// Marked sent, then died before the engine heard back.
+    AfterMarkSent,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("injected failure")]
+struct Injected {
+    retryable: bool,
+}
+
+impl Retryable for Injected {
+    fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum Wrapped<E: std::error::Error + 'static> {
+    #[error(transparent)]
+    Inner(E),
+    #[error(transparent)]
+    Injected(Injected),
+}
+
+impl<E: std::error::Error + Retryable + 'static> Retryable for Wrapped<E> {
+    fn is_retryable(&self) -> bool {
+        match self {
+            Self::Inner(e) => e.is_retryable(),
+            Self::Injected(e) => e.is_retryable(),
+        }
+    }
+}
+
+/// A store that fails once at the chosen step.
+struct Crashing<S> {
+    inner: S,
+    at: Crash,
+    armed: AtomicBool,
+}
+
+impl<S> Crashing<S> {
+    fn new(inner: S, at: Crash) -> Self {
+        Self {
+            inner,
+            at,
+            armed: AtomicBool::new(true),
+        }
+    }
+
+    fn fires(&self, step: Crash) -> bool {
+        step == self.at && self.armed.swap(false, Ordering::SeqCst)
+    }
+}
+
+fn crash<E: std::error::Error>() -> Wrapped<E> {
+    Wrapped::Injected(Injected { retryable: false })
+}
+
+impl<S: Store + Sync> Store for Crashing<S> {
+    type Error = Wrapped<S::Error>;
+
+    async fn add(&self, event: BatchEvent, now: DateTime<Utc>) -> Result<Added, Self::Error> {
+        self.inner.add(event, now).await.map_err(Wrapped::Inner)
+    }
+
+    async fn due(&self, now: DateTime<Utc>) -> Result<Vec<BatchId>, Self::Error> {
+        self.inner.due(now).await.map_err(Wrapped::Inner)
+    }
+
+    async fn claim(
+        &self,
+        id: &BatchId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Claimed>, Self::Error> {
+        let claimed = self.inner.claim(id, now).await.map_err(Wrapped::Inner)?;
+        if claimed.is_some() && self.fires(Crash::AfterClaim) {
+            return Err(crash());
+        }
+        Ok(claimed)
+    }
+
+    async fn mark_sent(
+        &self,
+        id: &BatchId,
+        audit: &AuditLine,
+        now: DateTime<Utc>,
+    ) -> Result<(), Self::Error> {
+        if self.fires(Crash::BeforeMarkSent) {
+            return Err(crash());
+        }
+        self.inner
+            .mark_sent(id, audit, now)
+            .await
+            .map_err(Wrapped::Inner)?;
+        if self.fires(Crash::AfterMarkSent) {
+            return Err(crash());
+        }
+        Ok(())
+    }
+
+    async fn release(
+        &self,
+        id: &BatchId,
+        retry_at: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<(), Self::Error> {
+        self.inner
+            .release(id, retry_at, reason)
+            .await
+            .map_err(Wrapped::Inner)
+    }
+}
+
+/// A notifier that posts, then reports a failure once (the post went out, the answer was
+/// lost): the engine releases the batch and it is sent again later.
+#[derive(Default)]
+struct LostAck {
+    inner: CollectingNotifier,
+    failed: AtomicBool,
+}
+
+impl Notifier for LostAck {
+    type Error = Injected;
+
+    async fn deliver(&self, delivery: &Delivery) -> Result<Receipt, Injected> {
+        let receipt = self
+            .inner
+            .deliver(delivery)
+            .await
+            .unwrap_or_else(|never| match never {});
+        if self.failed.swap(true, Ordering::SeqCst) {
+            Ok(receipt)
+        } else {
+            Err(Injected { retryable: true })
+        }
+    }
+}
+
+/// Ingest a fixture with the clock before any window is due (nothing flushes).
+async fn ingest_only(store: &DynamoStore, name: &str) -> u64 {
+    let mut engine = engine(
+        store.clone(),
+        CollectingNotifier::default(),
+        at("2026-11-02T00:00:00Z"),
+    );
+    let events = engine.decode(&read(name));
+    engine
+        .ingest(events)
+        .await
+        .unwrap_or_else(|err| panic!("ingest: {err:?}"));
+    // Only immediate alerts go out while no window is due.
+    assert!(
+        engine
+            .notifier
+            .deliveries()
+            .iter()
+            .all(|d| d.batch.id.event.is_some())
+    );
+    engine.stats().matched
+}
+
+fn window_ids(deliveries: &[Delivery]) -> Vec<String> {
+    let mut ids: Vec<String> = deliveries
+        .iter()
+        .filter(|d| d.batch.id.event.is_none())
+        .flat_map(|d| d.batch.events.iter().map(|e| e.event.id.to_string()))
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// (c) A flush dies at each step; a rerun after the lease ends sends what was not sent. No
+/// event is lost; a batch already posted is posted again at most once (exactly once needs
+/// the notifier to confirm an earlier post: the Slack idempotency check of a later issue).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_at_each_flush_step_loses_nothing() {
+    let Some(client) = moto().await else { return };
+    let name = "multi-account.jsonl";
+    let due_at = at("2026-11-02T04:00:00Z");
+    for step in [
+        Crash::AfterClaim,
+        Crash::BeforeMarkSent,
+        Crash::AfterMarkSent,
+    ] {
+        let table = table(&client, "crash").await;
+        let store = dynamo(&client, &table);
+        let matched = ingest_only(&store, name).await;
+
+        let crashing = Crashing::new(store.clone(), step);
+        let mut first = engine(crashing, CollectingNotifier::default(), due_at);
+        let err = first.flush_due().await.err();
+        assert!(
+            err.as_ref().is_some_and(|e| !e.is_retryable()),
+            "{step:?}: the crash surfaces"
+        );
+        let posted_before = first.notifier.deliveries();
+        assert_eq!(
+            posted_before.len(),
+            usize::from(step != Crash::AfterClaim),
+            "{step:?}"
+        );
+
+        // Before the lease ends, a rerun cannot take the crashed batch.
+        let mut early = engine(store.clone(), CollectingNotifier::default(), due_at);
+        early.flush_due().await.unwrap_or_else(|e| panic!("{e:?}"));
+        let early_ids: BTreeSet<String> = early
+            .notifier
+            .deliveries()
+            .iter()
+            .map(|d| d.batch.id.key())
+            .collect();
+        let crashed_key = posted_before.first().map(|d| d.batch.id.key());
+        if let Some(key) = &crashed_key {
+            assert!(
+                step == Crash::AfterMarkSent || !early_ids.contains(key),
+                "{step:?}: taken while leased"
+            );
+        }
+
+        let mut rerun = engine(
+            store.clone(),
+            CollectingNotifier::default(),
+            due_at + TimeDelta::minutes(10),
+        );
+        rerun.flush_due().await.unwrap_or_else(|e| panic!("{e:?}"));
+        let mut all = posted_before.clone();
+        all.extend(early.notifier.deliveries());
+        all.extend(rerun.notifier.deliveries());
+        let mut unique = window_ids(&all);
+        unique.dedup();
+        assert_eq!(
+            u64::try_from(unique.len()).unwrap_or(0),
+            matched,
+            "{step:?}: an event was lost"
+        );
+        let per_batch = batches(&all);
+        for (key, sends) in &per_batch {
+            let allowed = if step == Crash::BeforeMarkSent && Some(key) == crashed_key.as_ref() {
+                2
+            } else {
+                1
+            };
+            assert_eq!(
+                sends.len(),
+                allowed,
+                "{step:?}: {key} sent {} times",
+                sends.len()
+            );
+            assert!(
+                sends.windows(2).all(|w| w[0] == w[1]),
+                "{step:?}: {key} changed"
+            );
+        }
+        check_crash_audit(&store, step, crashed_key, per_batch.len()).await;
+    }
+}
+
+/// One audit item per window batch; a takeover after a crash shows in its history.
+async fn check_crash_audit(
+    store: &DynamoStore,
+    step: Crash,
+    crashed_key: Option<String>,
+    batches: usize,
+) {
+    let audit = store
+        .audit(at("2026-11-01T00:00:00Z"), at("2026-11-03T00:00:00Z"))
+        .await
+        .unwrap_or_default();
+    let window_audit = audit
+        .iter()
+        .filter(|r| r.line.kind != trailwatch::window::BatchKind::Immediate)
+        .count();
+    assert_eq!(window_audit, batches, "{step:?}: one audit item per batch");
+    if step == Crash::AfterClaim || step == Crash::BeforeMarkSent {
+        let key = crashed_key.clone().or_else(|| {
+            audit
+                .iter()
+                .find(|r| r.history.iter().any(|h| h.status == "lease_expired"))
+                .map(|r| r.line.batch_id.clone())
+        });
+        let record = audit
+            .iter()
+            .find(|r| Some(&r.line.batch_id) == key.as_ref());
+        assert!(
+            record.is_some_and(|r| r
+                .history
+                .first()
+                .is_some_and(|h| h.status == "lease_expired")),
+            "{step:?}: the takeover is in the history: {record:?}"
+        );
+    }
+}
+
+/// (c) The post went out but its answer was lost: the batch is released and posted once more,
+/// with nothing lost and the failure in the audit history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_delivery_answer_resends_once() {
+    let Some(client) = moto().await else { return };
+    let table = table(&client, "lostack").await;
+    let store = dynamo(&client, &table);
+    let matched = ingest_only(&store, "root-login-no-mfa.jsonl").await;
+    let due_at = at("2026-11-02T04:00:00Z");
+    let mut flusher = engine(store.clone(), LostAck::default(), due_at);
+    flusher
+        .flush_due()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(flusher.stats().send_failures, 1);
+    flusher.clock.advance(TimeDelta::minutes(5));
+    flusher
+        .flush_due()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let all = flusher.notifier.inner.deliveries();
+    let per_batch = batches(&all);
+    assert_eq!(per_batch.values().filter(|v| v.len() == 2).count(), 1);
+    assert!(per_batch.values().all(|v| v.len() <= 2));
+    let mut ids = window_ids(&all);
+    ids.dedup();
+    assert_eq!(u64::try_from(ids.len()).unwrap_or(0), matched);
+    let audit = store
+        .audit(at("2026-11-01T00:00:00Z"), at("2026-11-03T00:00:00Z"))
+        .await
+        .unwrap_or_default();
+    assert!(audit.iter().any(|r| {
+        r.history
+            .iter()
+            .any(|h| h.status == "failed" && h.reason.as_deref() == Some("injected failure"))
+    }));
+}
+
+/// (d) Flushers racing on the same due windows, as concurrent tasks: each batch goes out
+/// exactly once, whichever flusher wins it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_flushers_send_each_batch_once() {
+    let Some(client) = moto().await else { return };
+    for round in 0..3 {
+        let table = table(&client, "race").await;
+        let store = dynamo(&client, &table);
+        let matched = ingest_only(&store, "multi-account.jsonl").await;
+        let due_at = at("2026-11-02T04:00:00Z");
+        let tasks: Vec<_> = (0..4)
+            .map(|_| {
+                let mut flusher = engine(store.clone(), CollectingNotifier::default(), due_at);
+                tokio::spawn(
+                    async move { flusher.flush_due().await.map(|_| flusher.notifier.take()) },
+                )
+            })
+            .collect();
+        let mut all = Vec::new();
+        let mut winners = 0;
+        for task in tasks {
+            let sent = task
+                .await
+                .unwrap_or_else(|e| panic!("join: {e}"))
+                .unwrap_or_else(|e| panic!("flush: {e:?}"));
+            winners += usize::from(!sent.is_empty());
+            all.extend(sent);
+        }
+        let per_batch = batches(&all);
+        assert!(
+            per_batch.values().all(|v| v.len() == 1),
+            "round {round}: a batch sent twice: {:?}",
+            per_batch
+                .iter()
+                .filter(|(_, v)| v.len() > 1)
+                .collect::<Vec<_>>()
+        );
+        let ids = window_ids(&all);
+        assert_eq!(
+            u64::try_from(ids.len()).unwrap_or(0),
+            matched,
+            "round {round}"
+        );
+        assert!(winners >= 1);
+    }
+}
+
+/// (d) Two claims on one window at the same instant: exactly one gets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_claims_on_one_window_have_one_winner() {
+    let Some(client) = moto().await else { return };
+    let table = table(&client, "claim").await;
+    let store = dynamo(&client, &table);
+    ingest_only(&store, "root-login-no-mfa.jsonl").await;
+    let now = at("2026-11-02T04:00:00Z");
+    let due = store.due(now).await.unwrap_or_default();
+    let id = due
+        .first()
+        .cloned()
+        .unwrap_or_else(|| panic!("nothing due"));
+    let claims: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            let id = id.clone();
+            tokio::spawn(async move { store.claim(&id, now).await })
+        })
+        .collect();
+    let mut won = 0;
+    for claim in claims {
+        let claimed = claim.await.unwrap_or_else(|e| panic!("{e}"));
+        won += usize::from(claimed.unwrap_or_else(|e| panic!("{e:?}")).is_some());
+    }
+    assert_eq!(won, 1);
+    // The holder's lease keeps it out of `due` until it ends.
+    assert!(store.due(now).await.unwrap_or_default().is_empty());
+    let after = now + TimeDelta::minutes(6);
+    assert_eq!(store.due(after).await.unwrap_or_default(), vec![id]);
+}
+
+/// Add one event, claim it, add the rest while in flight, mark sent, claim the follow-up.
+async fn steps<S: Store>(
+    store: &S,
+    first: &BatchEvent,
+    rest: &[BatchEvent],
+    now: DateTime<Utc>,
+) -> Vec<(Added, Vec<String>)> {
+    let mut out = Vec::new();
+    let added = store
+        .add(first.clone(), now)
+        .await
+        .ok()
+        .unwrap_or(Added::Duplicate);
+    let id = store.due(now).await.ok().unwrap_or_default().remove(0);
+    let claimed = store
+        .claim(&id, now)
+        .await
+        .ok()
+        .flatten()
+        .map(|c| c.events.len());
+    assert_eq!(claimed, Some(1));
+    out.push((added, Vec::new()));
+    for event in rest {
+        let added = store
+            .add(event.clone(), now)
+            .await
+            .ok()
+            .unwrap_or(Added::Duplicate);
+        out.push((added, Vec::new()));
+    }
+    assert!(
+        store.due(now).await.ok().unwrap_or_default().is_empty(),
+        "in flight"
+    );
+    let audit = AuditLine {
+        batch_id: id.key(),
+        kind: trailwatch::window::BatchKind::Window,
+        account: id.account.to_string(),
+        account_name: None,
+        window_start: String::new(),
+        late: false,
+        severity: trailwatch::Severity::Green,
+        summary_by: trailwatch::render::audit::SummaryBy::Offline,
+        events: Vec::new(),
+        model_id: None,
+        prompt_version: None,
+        channel: None,
+        ts: None,
+    };
+    store.mark_sent(&id, &audit, now).await.ok();
+    let later = now + TimeDelta::minutes(3);
+    let due = store.due(later).await.ok().unwrap_or_default();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].seq, 1);
+    let claimed = store.claim(&due[0], later).await.ok().flatten();
+    let ids = claimed
+        .map(|c| c.events.iter().map(|e| e.event.id.to_string()).collect())
+        .unwrap_or_default();
+    out.push((Added::Duplicate, ids));
+    out
+}
+
+/// Events added while a batch is in flight form the late follow-up, due once it is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_added_during_a_flush_go_to_the_next_batch() {
+    let Some(client) = moto().await else { return };
+    let table = table(&client, "inflight").await;
+    let store = dynamo(&client, &table);
+    let memory = MemoryStore::with_lease(settings().window, TimeDelta::minutes(5));
+    let mut decoder = engine(
+        MemoryStore::default(),
+        CollectingNotifier::default(),
+        at("2026-11-02T00:00:00Z"),
+    );
+    let mut events = decoder.decode(&read("late-event.jsonl"));
+    events.sort_by_key(|e| e.event.time);
+    let (first, rest) = events.split_at(1);
+    let start = settings().window.start_of(first[0].event.time);
+    let rest: Vec<BatchEvent> = rest
+        .iter()
+        .filter(|e| settings().window.start_of(e.event.time) == start)
+        .cloned()
+        .collect();
+    assert!(!rest.is_empty());
+    let now = at("2026-11-02T05:00:00Z");
+    // Both stores, step by step: add one, claim, add the rest while in flight, send.
+    let from_dynamo = steps(&store, &first[0], &rest, now).await;
+    let from_memory = steps(&memory, &first[0], &rest, now).await;
+    assert_eq!(from_dynamo, from_memory);
+    let last = from_dynamo.last().map(|(_, ids)| ids.len());
+    assert_eq!(last, Some(rest.len()));
+}
+
+/// Checkpoints never move backwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_only_move_forward() {
+    let Some(client) = moto().await else { return };
+    let table = table(&client, "ckpt").await;
+    let store = dynamo(&client, &table);
+    let ok = |r: Result<bool, DynamoError>| r.unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(store.checkpoint("s", "shard-1").await.ok().flatten(), None);
+    assert!(ok(store
+        .set_checkpoint(
+            "s",
+            "shard-1",
+            "49590338271490256608559692538361571095921575989136588898"
+        )
+        .await));
+    assert!(!ok(store
+        .set_checkpoint(
+            "s",
+            "shard-1",
+            "49590338271490256608559692538361571095921575989136588897"
+        )
+        .await));
+    assert!(!ok(store.set_checkpoint("s", "shard-1", "9").await));
+    assert!(ok(store
+        .set_checkpoint(
+            "s",
+            "shard-1",
+            "49590338271490256608559692538361571095921575989136588898"
+        )
+        .await));
+    assert!(ok(store
+        .set_checkpoint(
+            "s",
+            "shard-1",
+            "149590338271490256608559692538361571095921575989136588898"
+        )
+        .await));
+    assert_eq!(
+        store
+            .checkpoint("s", "shard-1")
+            .await
+            .ok()
+            .flatten()
+            .as_deref(),
+        Some("149590338271490256608559692538361571095921575989136588898")
+    );
+    assert_eq!(store.checkpoint("s", "shard-2").await.ok().flatten(), None);
+    assert!(store.set_checkpoint("s", "shard-1", "12a").await.is_err());
+}
+
+/// (f) Write units per event for the Terraform burst (README "State (DynamoDB)").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_units_per_event_for_the_terraform_burst() {
+    let Some(client) = moto().await else { return };
+    let table = table(&client, "wcu").await;
+    let (deliveries, stats, store) =
+        run_fixture(dynamo(&client, &table), "terraform-burst.jsonl").await;
+    let writes = store.writes();
+    #[allow(clippy::cast_precision_loss)] // Counts far below 2^52.
+    let per_event = writes.units as f64 / stats.matched as f64;
+    eprintln!(
+        "terraform-burst: matched={} batches={} write requests={} items={} units={} units/event={per_event:.2}",
+        stats.matched,
+        deliveries.len(),
+        writes.requests,
+        writes.items,
+        writes.units
+    );
+    assert_eq!(deliveries.len(), 2);
+    // One transaction per event (marker, event, window) plus claims and sends.
+    assert!(writes.requests >= stats.matched);
+    assert!((4.0..12.0).contains(&per_event), "{per_event}");
+}
+
+/// `trailwatch audit --table T --since ...` lists the sent batches as JSON Lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_command_lists_sent_batches() {
+    let Some(client) = moto().await else { return };
+    let table = table(&client, "cli").await;
+    let (deliveries, _, _) = run_fixture(dynamo(&client, &table), "multi-account.jsonl").await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+        .args([
+            "audit",
+            "--table",
+            &table,
+            "--since",
+            "2026-11-02T00:00:00Z",
+        ])
+        .output()
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_default())
+        .collect();
+    assert_eq!(lines.len(), deliveries.len());
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["batch_id"].is_string() && l["history"].is_array())
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+        .args([
+            "audit",
+            "--table",
+            &table,
+            "--since",
+            "2026-11-02T04:00:00Z",
+        ])
+        .output()
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty(), "windows before --since are left out");
+}
+
+/// An HTTP server on 127.0.0.1 that answers every request with one canned DynamoDB error
+/// and counts the requests.
+async fn fake_dynamodb(status: u16, error_type: &'static str) -> (String, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind: {e}"));
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("addr: {e}"));
+    let count = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&count);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let counter = Arc::clone(&counter);
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    // One request: headers, then Content-Length bytes of body.
+                    let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match socket.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buffer[..end]).to_lowercase();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    while buffer.len() < end + 4 + length {
+                        match socket.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    buffer.drain(..end + 4 + length);
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let body = format!(
+                        "{{\"__type\":\"com.amazonaws.dynamodb.v20120810#{error_type}\",\"message\":\"injected\"}}"
+                    );
+                    let response = format!(
+                        "HTTP/1.1 {status} Injected\r\ncontent-type: application/x-amz-json-1.0\r\nx-amzn-requestid: fake\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if socket.write_all(response.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), count)
+}
+
+fn fake_client(endpoint: &str, attempts: u32) -> Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "fake",
+        ))
+        .retry_config(
+            aws_sdk_dynamodb::config::retry::RetryConfig::standard()
+                .with_max_attempts(attempts)
+                .with_initial_backoff(std::time::Duration::from_millis(5)),
+        )
+        .build();
+    Client::from_conf(config)
+}
+
+/// (e) Throttling and 5xx are retried by the client with backoff (every attempt reaches the
+/// server) and then reported as retryable; an unexpected ConditionalCheckFailed and a
+/// validation error are tried once and reported as not retryable. The engine passes the
+/// verdict on, so the Lambda reports only retryable failures back to the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_client_errors_are_retried_only_when_retryable() {
+    let cases = [
+        (400, "ThrottlingException", true),
+        (400, "ProvisionedThroughputExceededException", true),
+        (500, "InternalServerError", true),
+        (503, "ServiceUnavailable", true),
+        (400, "ConditionalCheckFailedException", false),
+        (400, "ValidationException", false),
+    ];
+    for (status, error_type, retryable) in cases {
+        let (endpoint, count) = fake_dynamodb(status, error_type).await;
+        let store = DynamoStore::new(
+            fake_client(&endpoint, 3),
+            DynamoSettings::new("t", settings().window),
+        );
+        let now = at("2026-11-02T04:00:00Z");
+        let err = store
+            .due(now)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{error_type}: no error"));
+        assert_eq!(err.is_retryable(), retryable, "{error_type}: {err:?}");
+        let attempts = count.swap(0, Ordering::SeqCst);
+        assert_eq!(attempts, if retryable { 3 } else { 1 }, "{error_type}");
+        if error_type == "ConditionalCheckFailedException" {
+            assert!(matches!(err, DynamoError::Conflict { .. }), "{err:?}");
+        }
+
+        // Through the engine: the flush fails with the same verdict.
+        let mut flusher = engine(store, CollectingNotifier::default(), now);
+        let err = flusher
+            .flush_due()
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{error_type}: the engine hid the failure"));
+        assert_eq!(err.is_retryable(), retryable, "{error_type}");
+        assert!(!err.to_string().contains("injected"), "{err}");
+    }
+}
+
+/// (e) A store wrapper that fails with a retryable error, then a non-retryable one: the
+/// engine stops and says which, and nothing is sent or lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_store_wrapper_surfaces_the_verdict() {
+    let Some(client) = moto().await else { return };
+    let table = table(&client, "failing").await;
+    let store = dynamo(&client, &table);
+    let matched = ingest_only(&store, "late-event.jsonl").await;
+    for retryable in [true, false] {
+        let failing = FailingDue {
+            inner: store.clone(),
+            retryable,
+        };
+        let mut flusher = engine(
+            failing,
+            CollectingNotifier::default(),
+            at("2026-11-02T05:00:00Z"),
+        );
+        let err = flusher.flush_due().await.err();
+        assert_eq!(err.map(|e| e.is_retryable()), Some(retryable));
+        assert!(flusher.notifier.deliveries().is_empty());
+    }
+    let mut flusher = engine(
+        store,
+        CollectingNotifier::default(),
+        at("2026-11-02T05:00:00Z"),
+    );
+    flusher
+        .flush_due()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let ids = window_ids(&flusher.notifier.deliveries());
+    assert_eq!(u64::try_from(ids.len()).unwrap_or(0), matched);
+}
+
+/// A store whose `due` always fails.
+struct FailingDue<S> {
+    inner: S,
+    retryable: bool,
+}
+
+impl<S: Store + Sync> Store for FailingDue<S> {
+    type Error = Wrapped<S::Error>;
+
+    async fn add(&self, event: BatchEvent, now: DateTime<Utc>) -> Result<Added, Self::Error> {
+        self.inner.add(event, now).await.map_err(Wrapped::Inner)
+    }
+
+    async fn due(&self, _now: DateTime<Utc>) -> Result<Vec<BatchId>, Self::Error> {
+        Err(Wrapped::Injected(Injected {
+            retryable: self.retryable,
+        }))
+    }
+
+    async fn claim(
+        &self,
+        id: &BatchId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Claimed>, Self::Error> {
+        self.inner.claim(id, now).await.map_err(Wrapped::Inner)
+    }
+
+    async fn mark_sent(
+        &self,
+        id: &BatchId,
+        audit: &AuditLine,
+        now: DateTime<Utc>,
+    ) -> Result<(), Self::Error> {
+        self.inner
+            .mark_sent(id, audit, now)
+            .await
+            .map_err(Wrapped::Inner)
+    }
+
+    async fn release(
+        &self,
+        id: &BatchId,
+        retry_at: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<(), Self::Error> {
+        self.inner
+            .release(id, retry_at, reason)
+            .await
+            .map_err(Wrapped::Inner)
+    }
+}
