@@ -64,6 +64,20 @@ pub struct ReplayArgs {
     /// Write quarantined records (redacted) here as JSON Lines.
     #[arg(long)]
     pub quarantine: Option<PathBuf>,
+    /// Who writes the summaries: offline templates, or Claude on Bedrock (credentials and
+    /// region from the usual AWS chain; the templates remain the fallback).
+    #[arg(long, value_enum)]
+    pub summarizer: Option<SummarizerArg>,
+    /// Bedrock model or inference profile id (with `--summarizer bedrock`).
+    #[arg(long)]
+    pub model: Option<String>,
+}
+
+/// Values of `--summarizer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SummarizerArg {
+    Offline,
+    Bedrock,
 }
 
 #[derive(Debug, clap::Args)]
