@@ -84,6 +84,8 @@ struct Row {
     original: usize,
     bare: usize,
     one_batch: usize,
+    /// Events the one-batch digest left out to stay within the budget (counted in its prompt).
+    one_batch_cut: usize,
 }
 
 impl Row {
@@ -113,6 +115,13 @@ impl Row {
             self.one_batch,
             format!("1/{:.0}", per(self.original) / per(self.one_batch).max(1.0)),
         );
+        if self.one_batch_cut > 0 {
+            println!(
+                "  (the one-batch digest named {} of {} events; the rest were counted in the prompt)",
+                self.events - self.one_batch_cut,
+                self.events
+            );
+        }
     }
 }
 
@@ -150,6 +159,7 @@ fn measure(path: &Path, locale: Locale, budget: usize) -> Option<Row> {
         original: 0,
         bare: 0,
         one_batch: 0,
+        one_batch_cut: 0,
     };
     let mut all = Vec::new();
     for batch in &batches {
@@ -176,7 +186,12 @@ fn measure(path: &Path, locale: Locale, budget: usize) -> Option<Row> {
             window_end: first.window_end,
             events: all,
         };
-        row.one_batch = prompt::build(&one, locale, budget).input_bytes();
+        let built = prompt::build(&one, locale, budget);
+        row.one_batch = built.input_bytes();
+        row.one_batch_cut = built.digest.omitted_events;
+        if std::env::var_os("TRAILWATCH_PROMPT_SAMPLE").is_some() {
+            println!("{}", built.user);
+        }
     }
     Some(row)
 }
