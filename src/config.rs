@@ -39,6 +39,16 @@ pub mod env {
     pub const SLACK_CHANNELS: &str = "TRAILWATCH_SLACK_CHANNELS";
     /// Slack Web API base URL (default `https://slack.com/api/`): tests point it at a fake.
     pub const SLACK_API_URL: &str = "TRAILWATCH_SLACK_API_URL";
+    /// `offline` or `bedrock`.
+    pub const SUMMARIZER: &str = "TRAILWATCH_SUMMARIZER";
+    /// Bedrock model or inference profile id.
+    pub const BEDROCK_MODEL_ID: &str = "TRAILWATCH_BEDROCK_MODEL_ID";
+    /// Hard deadline for one batch's summary, retries included, e.g. `45s`.
+    pub const BEDROCK_DEADLINE: &str = "TRAILWATCH_BEDROCK_DEADLINE";
+    /// Most Converse calls for one batch.
+    pub const BEDROCK_MAX_ATTEMPTS: &str = "TRAILWATCH_BEDROCK_MAX_ATTEMPTS";
+    /// Bytes of batch digest the model may see.
+    pub const PROMPT_BUDGET: &str = "TRAILWATCH_PROMPT_BUDGET";
 }
 
 /// A configuration problem, naming the key and what was expected.
@@ -76,6 +86,7 @@ struct FileConfig {
     window: WindowFile,
     output: OutputFile,
     slack: SlackFile,
+    summary: SummaryFile,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -85,6 +96,16 @@ struct SlackFile {
     api_url: Option<String>,
     accounts: BTreeMap<String, String>,
     severity: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct SummaryFile {
+    summarizer: Option<String>,
+    model_id: Option<String>,
+    deadline: Option<String>,
+    max_attempts: Option<u32>,
+    input_budget: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -166,6 +187,45 @@ pub struct SlackSettings {
     pub api_url: Option<String>,
 }
 
+/// Which summarizer writes the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SummarizerKind {
+    /// Deterministic templates; no network.
+    #[default]
+    Offline,
+    /// Claude on Bedrock (Converse), the templates as fallback.
+    Bedrock,
+}
+
+/// The Claude Sonnet inference profile used unless configured otherwise. (The original
+/// system called `anthropic.claude-3-5-sonnet-20240620-v1:0` directly.)
+pub const DEFAULT_MODEL_ID: &str = "global.anthropic.claude-sonnet-4-5-20250929-v1:0";
+
+/// How summaries are written, and the model's budgets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SummaryConfig {
+    pub summarizer: SummarizerKind,
+    pub model_id: String,
+    /// Hard deadline for one batch, retries and backoff included.
+    pub deadline: std::time::Duration,
+    /// Most calls for one batch (at least 1).
+    pub max_attempts: u32,
+    /// Bytes of digest the model sees; the Slack listing stays complete.
+    pub input_budget: usize,
+}
+
+impl Default for SummaryConfig {
+    fn default() -> Self {
+        Self {
+            summarizer: SummarizerKind::Offline,
+            model_id: DEFAULT_MODEL_ID.to_owned(),
+            deadline: std::time::Duration::from_secs(45),
+            max_attempts: 4,
+            input_budget: crate::summary::prompt::DEFAULT_INPUT_BUDGET,
+        }
+    }
+}
+
 /// Validated settings the engine runs with.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Settings {
@@ -174,6 +234,7 @@ pub struct Settings {
     pub window: WindowConfig,
     pub locale: Locale,
     pub slack: SlackSettings,
+    pub summary: SummaryConfig,
 }
 
 impl Settings {
@@ -220,7 +281,23 @@ impl Settings {
         if let Some(tz) = file.output.tz {
             self.locale.tz = parse_tz("output.tz", &tz)?;
         }
-        self.apply_slack_file(file.slack)
+        self.apply_slack_file(file.slack)?;
+        self.apply_summary(
+            file.summary.summarizer.as_deref(),
+            file.summary.model_id,
+            file.summary.deadline.as_deref(),
+            [
+                (
+                    "summary.max_attempts",
+                    file.summary.max_attempts.map(|n| n.to_string()),
+                ),
+                (
+                    "summary.input_budget",
+                    file.summary.input_budget.map(|n| n.to_string()),
+                ),
+            ],
+            ["summary.summarizer", "summary.deadline"],
+        )
     }
 
     fn apply_slack_file(&mut self, file: SlackFile) -> Result<(), ConfigError> {
@@ -256,6 +333,47 @@ impl Settings {
         Ok(())
     }
 
+    /// Summary keys from the file or the environment, named in errors by `keys`.
+    fn apply_summary(
+        &mut self,
+        summarizer: Option<&str>,
+        model_id: Option<String>,
+        deadline: Option<&str>,
+        [(attempts_key, attempts), (budget_key, budget)]: [(&str, Option<String>); 2],
+        [summarizer_key, deadline_key]: [&str; 2],
+    ) -> Result<(), ConfigError> {
+        if let Some(kind) = summarizer {
+            self.set_summarizer(kind, summarizer_key)?;
+        }
+        if let Some(model_id) = model_id.filter(|m| !m.trim().is_empty()) {
+            model_id.trim().clone_into(&mut self.summary.model_id);
+        }
+        if let Some(deadline) = deadline {
+            self.summary.deadline = parse_duration(deadline_key, deadline)?
+                .to_std()
+                .map_err(|_| invalid(deadline_key, "a positive duration", deadline))?;
+        }
+        if let Some(text) = attempts {
+            self.summary.max_attempts = text
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=10).contains(n))
+                .ok_or_else(|| invalid(attempts_key, "a number from 1 to 10", &text))?;
+        }
+        if let Some(text) = budget {
+            self.summary.input_budget = text
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n >= 1_000)
+                .ok_or_else(|| {
+                invalid(budget_key, "a number of bytes, at least 1000", &text)
+            })?;
+        }
+        Ok(())
+    }
+
     fn apply_slack_env(&mut self, var: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(channel) = var(env::SLACK_CHANNEL) {
             self.slack.routes.default_channel = Some(parse_channel(env::SLACK_CHANNEL, &channel)?);
@@ -278,6 +396,16 @@ impl Settings {
         if let Some(url) = var(env::SLACK_API_URL) {
             self.slack.api_url = Some(parse_url(env::SLACK_API_URL, &url)?);
         }
+        Ok(())
+    }
+
+    /// Choose the summarizer (`offline` or `bedrock`), naming `key` in errors.
+    pub fn set_summarizer(&mut self, kind: &str, key: &str) -> Result<(), ConfigError> {
+        self.summary.summarizer = match kind.trim().to_ascii_lowercase().as_str() {
+            "offline" => SummarizerKind::Offline,
+            "bedrock" => SummarizerKind::Bedrock,
+            _ => return Err(invalid(key, "\"offline\" or \"bedrock\"", kind)),
+        };
         Ok(())
     }
 
@@ -306,6 +434,16 @@ impl Settings {
             self.window.grace = parse_duration(env::GRACE, &grace)?;
         }
         self.apply_slack_env(var)?;
+        self.apply_summary(
+            var(env::SUMMARIZER).as_deref(),
+            var(env::BEDROCK_MODEL_ID),
+            var(env::BEDROCK_DEADLINE).as_deref(),
+            [
+                (env::BEDROCK_MAX_ATTEMPTS, var(env::BEDROCK_MAX_ATTEMPTS)),
+                (env::PROMPT_BUDGET, var(env::PROMPT_BUDGET)),
+            ],
+            [env::SUMMARIZER, env::BEDROCK_DEADLINE],
+        )?;
         self.set_locale(
             var(env::LANG).as_deref(),
             var(env::TZ).as_deref(),
@@ -498,6 +636,72 @@ mod tests {
                 .channels(&other, Severity::Red)
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn summary_keys_from_file_then_env() {
+        assert_eq!(
+            Settings::default().summary.summarizer,
+            SummarizerKind::Offline
+        );
+        assert_eq!(Settings::default().summary.model_id, DEFAULT_MODEL_ID);
+        let file = write(
+            "[summary]\nsummarizer = \"bedrock\"\nmodel_id = \"anthropic.claude-3-5-sonnet-20240620-v1:0\"\ndeadline = \"20s\"\nmax_attempts = 3\ninput_budget = 8000\n",
+        );
+        let settings = Settings::load(Some(&file.0), &no_env).unwrap_or_default();
+        assert_eq!(settings.summary.summarizer, SummarizerKind::Bedrock);
+        assert_eq!(
+            settings.summary.model_id,
+            "anthropic.claude-3-5-sonnet-20240620-v1:0"
+        );
+        assert_eq!(
+            settings.summary.deadline,
+            std::time::Duration::from_secs(20)
+        );
+        assert_eq!(settings.summary.max_attempts, 3);
+        assert_eq!(settings.summary.input_budget, 8000);
+        let env = |key: &str| match key {
+            env::SUMMARIZER => Some("offline".to_owned()),
+            env::BEDROCK_MODEL_ID => Some("us.anthropic.claude-sonnet-4-20250514-v1:0".to_owned()),
+            env::BEDROCK_MAX_ATTEMPTS => Some("2".to_owned()),
+            _ => None,
+        };
+        let settings = Settings::load(Some(&file.0), &env).unwrap_or_default();
+        assert_eq!(settings.summary.summarizer, SummarizerKind::Offline);
+        assert_eq!(
+            settings.summary.model_id,
+            "us.anthropic.claude-sonnet-4-20250514-v1:0"
+        );
+        assert_eq!(settings.summary.max_attempts, 2);
+        for (key, value, expected) in [
+            (
+                env::SUMMARIZER,
+                "gpt",
+                "TRAILWATCH_SUMMARIZER: expected \"offline\" or \"bedrock\"",
+            ),
+            (
+                env::BEDROCK_MAX_ATTEMPTS,
+                "0",
+                "TRAILWATCH_BEDROCK_MAX_ATTEMPTS: expected a number from 1 to 10",
+            ),
+            (
+                env::PROMPT_BUDGET,
+                "12",
+                "TRAILWATCH_PROMPT_BUDGET: expected a number of bytes",
+            ),
+            (
+                env::BEDROCK_DEADLINE,
+                "soon",
+                "TRAILWATCH_BEDROCK_DEADLINE: expected a duration",
+            ),
+        ] {
+            let env = |k: &str| (k == key).then(|| value.to_owned());
+            let err = Settings::load(None, &env)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.starts_with(expected), "{err}");
+        }
     }
 
     #[test]

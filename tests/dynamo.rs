@@ -715,6 +715,11 @@ async fn steps<S: Store>(
         events: Vec::new(),
         model_id: None,
         prompt_version: None,
+        input_tokens: None,
+        output_tokens: None,
+        latency_ms: None,
+        attempts: None,
+        fallback_reason: None,
         channel: None,
         ts: None,
     };

@@ -1,5 +1,6 @@
 //! Adapters: the ports' implementations that do I/O (or keep state in memory).
 
+pub mod bedrock;
 pub mod dynamo;
 pub mod memory;
 pub mod secrets;

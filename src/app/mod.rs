@@ -25,7 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Replay CloudTrail files through the engine and show the Slack messages it would send.
-    Replay(ReplayArgs),
+    Replay(Box<ReplayArgs>),
     /// Print the EventBridge event pattern for member accounts, generated from the rule pack.
     Pattern(PatternArgs),
     /// List the batches sent, from the DynamoDB table's audit items (JSON Lines).
@@ -79,6 +79,20 @@ pub struct ReplayArgs {
     /// With --slack-token: post every batch to this channel (else the config's [slack] routes).
     #[arg(long, value_name = "CHANNEL")]
     pub channel: Option<String>,
+    /// Who writes the summaries: offline templates, or Claude on Bedrock (credentials and
+    /// region from the usual AWS chain; the templates remain the fallback).
+    #[arg(long, value_enum)]
+    pub summarizer: Option<SummarizerArg>,
+    /// Bedrock model or inference profile id (with `--summarizer bedrock`).
+    #[arg(long)]
+    pub model: Option<String>,
+}
+
+/// Values of `--summarizer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SummarizerArg {
+    Offline,
+    Bedrock,
 }
 
 #[derive(Debug, clap::Args)]
@@ -108,7 +122,7 @@ pub struct AuditArgs {
 /// Run one command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Replay(args) => replay(args).await,
+        Command::Replay(args) => replay(*args).await,
         Command::Pattern(args) => pattern(&args),
         Command::Audit(args) => audit(args).await,
     }

@@ -6,21 +6,47 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 
-use super::{Format, ReplayArgs, load_rules};
+use super::{Format, ReplayArgs, SummarizerArg, load_rules};
+use crate::adapters::bedrock::{BedrockConfig, BedrockSummarizer};
 use crate::adapters::memory::{CollectingNotifier, MemoryStore};
 use crate::adapters::slack::{Credential, RetryPolicy, SlackError, SlackNotifier, TokioSleeper};
-use crate::config::{Settings, SlackRoutes};
+use crate::config::{Settings, SlackRoutes, SummarizerKind};
 use crate::engine::{Engine, Stats};
 use crate::ports::{Delivery, Notifier, Receipt};
 use crate::render::{audit::audit_line, html::preview, slack::SlackMessage, text::text};
+use crate::rules::RulePack;
 use crate::secret::Secret;
-use crate::summary::OfflineSummarizer;
+use crate::summary::{OfflineSummarizer, Summarizer};
 use crate::window::EventTimeClock;
 
 pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let mut settings = Settings::load(args.config.as_deref(), &|key| std::env::var(key).ok())?;
     settings.set_locale(args.lang.as_deref(), args.tz.as_deref(), "--lang", "--tz")?;
+    match args.summarizer {
+        Some(SummarizerArg::Offline) => settings.set_summarizer("offline", "--summarizer")?,
+        Some(SummarizerArg::Bedrock) => settings.set_summarizer("bedrock", "--summarizer")?,
+        None => {}
+    }
+    if let Some(model) = args.model.as_deref().filter(|m| !m.trim().is_empty()) {
+        settings.summary.model_id = model.trim().to_owned();
+    }
     let rules = load_rules(args.rules.as_deref())?;
+    match settings.summary.summarizer {
+        SummarizerKind::Offline => run(args, settings, rules, OfflineSummarizer).await,
+        SummarizerKind::Bedrock => {
+            let config = BedrockConfig::from_settings(&settings.summary);
+            let summarizer = BedrockSummarizer::from_environment(config).await;
+            run(args, settings, rules, summarizer).await
+        }
+    }
+}
+
+async fn run<M: Summarizer>(
+    args: ReplayArgs,
+    settings: Settings,
+    rules: RulePack,
+    summarizer: M,
+) -> anyhow::Result<()> {
     let store = MemoryStore::new(settings.window);
     let notifier = ReplayNotifier {
         collected: CollectingNotifier::default(),
@@ -30,7 +56,7 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         rules,
         settings,
         store,
-        OfflineSummarizer,
+        summarizer,
         notifier,
         EventTimeClock::default(),
     );
@@ -189,7 +215,7 @@ pub fn stats_line(stats: &Stats, seconds: f64) -> String {
         0.0
     };
     format!(
-        "replay: read={} decoded={} quarantined={} matched={} ignored={} unmatched={} duplicates={} late={} immediate={} batches={} elapsed={seconds:.3}s events/s={rate:.0}",
+        "replay: read={} decoded={} quarantined={} matched={} ignored={} unmatched={} duplicates={} late={} immediate={} batches={} fallbacks={} elapsed={seconds:.3}s events/s={rate:.0}",
         stats.read,
         stats.decoded,
         stats.quarantined,
@@ -200,5 +226,6 @@ pub fn stats_line(stats: &Stats, seconds: f64) -> String {
         stats.late,
         stats.immediate,
         stats.batches,
+        stats.fallbacks,
     )
 }

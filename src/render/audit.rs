@@ -40,12 +40,24 @@ pub struct AuditLine {
     /// Final: the worse of the rules' and the summary's.
     pub severity: Severity,
     pub summary_by: SummaryBy,
-    pub events: Vec<AuditEvent>,
-    /// The model that wrote the summary, when one did.
+    /// The model that wrote the summary (absent for offline summaries).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_id: Option<String>,
+    /// `prompts/VERSION` of the prompt the model saw.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    /// Why the model's summary was replaced by the offline one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_reason: Option<String>,
+    pub events: Vec<AuditEvent>,
     /// Where the first message landed, when the notifier knows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
@@ -65,15 +77,7 @@ pub struct AuditEvent {
 }
 
 pub fn audit_line(batch: &Batch, summary: &Summary) -> AuditLine {
-    let (model_id, prompt_version) = match &summary.source {
-        SummarySource::Model {
-            model_id,
-            prompt_version,
-            ..
-        } => (Some(model_id.clone()), Some(prompt_version.clone())),
-        SummarySource::Offline | SummarySource::Fallback { .. } => (None, None),
-    };
-    AuditLine {
+    let mut line = AuditLine {
         batch_id: batch.id.key(),
         kind: batch.kind,
         account: batch.id.account.to_string(),
@@ -85,6 +89,13 @@ pub fn audit_line(batch: &Batch, summary: &Summary) -> AuditLine {
         late: batch.is_late(),
         severity: batch.rule_severity().max(summary.severity),
         summary_by: SummaryBy::from(&summary.source),
+        model_id: None,
+        prompt_version: None,
+        input_tokens: None,
+        output_tokens: None,
+        latency_ms: None,
+        attempts: None,
+        fallback_reason: None,
         events: batch
             .events
             .iter()
@@ -95,11 +106,29 @@ pub fn audit_line(batch: &Batch, summary: &Summary) -> AuditLine {
                 severity: e.severity(),
             })
             .collect(),
-        model_id,
-        prompt_version,
         channel: None,
         ts: None,
+    };
+    match &summary.source {
+        SummarySource::Offline => {}
+        SummarySource::Fallback { reason } => line.fallback_reason = Some(reason.clone()),
+        SummarySource::Model {
+            model_id,
+            prompt_version,
+            input_tokens,
+            output_tokens,
+            latency_ms,
+            attempts,
+        } => {
+            line.model_id = Some(model_id.clone());
+            line.prompt_version = Some(prompt_version.clone());
+            line.input_tokens = Some(*input_tokens);
+            line.output_tokens = Some(*output_tokens);
+            line.latency_ms = Some(*latency_ms);
+            line.attempts = Some(*attempts);
+        }
     }
+    line
 }
 
 #[cfg(test)]
@@ -142,10 +171,24 @@ mod tests {
         s.source = SummarySource::Model {
             model_id: "m".to_owned(),
             prompt_version: "v1".to_owned(),
-            input_tokens: 1,
-            output_tokens: 1,
+            input_tokens: 1200,
+            output_tokens: 300,
+            latency_ms: 2500,
+            attempts: 2,
         };
         let line = audit_line(&batch, &s);
+        assert_eq!(line.model_id.as_deref(), Some("m"));
+        assert_eq!(line.prompt_version.as_deref(), Some("v1"));
+        assert_eq!(
+            (
+                line.input_tokens,
+                line.output_tokens,
+                line.latency_ms,
+                line.attempts
+            ),
+            (Some(1200), Some(300), Some(2500), Some(2))
+        );
+        assert_eq!(line.fallback_reason, None);
         assert!(line.late);
         assert_eq!(line.kind, BatchKind::Late);
         assert_eq!(line.batch_id, "111111111111/20240101T0000Z/1");
@@ -154,7 +197,10 @@ mod tests {
         s.source = SummarySource::Fallback {
             reason: "timeout".to_owned(),
         };
-        assert_eq!(audit_line(&batch, &s).summary_by, SummaryBy::Fallback);
+        let fallback = audit_line(&batch, &s);
+        assert_eq!(fallback.summary_by, SummaryBy::Fallback);
+        assert_eq!(fallback.fallback_reason.as_deref(), Some("timeout"));
+        assert_eq!(fallback.model_id, None);
         let text = serde_json::to_string(&line).unwrap_or_default();
         let back: AuditLine =
             serde_json::from_str(&text).unwrap_or_else(|_| audit_line(&small_batch(), &s));

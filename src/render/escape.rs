@@ -36,6 +36,48 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// Neutralises links and broadcast mentions in prose that is not ours (a model's answer):
+/// `scheme://` becomes `scheme[:]//`, `www.` becomes `www[.]`, and the `@` of `@channel`,
+/// `@here` and `@everyone` becomes a full-width `＠`. Escaping (`<`, `>`, `&`) still follows:
+/// this only covers what a Slack client might link or notify without angle brackets.
+pub fn defang(s: &str) -> String {
+    const MENTIONS: [&str; 3] = ["channel", "here", "everyone"];
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(c) = rest.chars().next() {
+        let head = rest
+            .char_indices()
+            .nth(12)
+            .map_or(rest, |(i, _)| &rest[..i]);
+        let lower_rest = head.to_ascii_lowercase();
+        if rest.starts_with("://")
+            && out
+                .chars()
+                .last()
+                .is_some_and(|p| p.is_ascii_alphanumeric())
+        {
+            out.push_str("[:]//");
+            rest = &rest[3..];
+            continue;
+        }
+        if lower_rest.starts_with("www.") && !out.chars().last().is_some_and(char::is_alphanumeric)
+        {
+            out.push_str(&rest[..3]);
+            out.push_str("[.]");
+            rest = &rest[4..];
+            continue;
+        }
+        if c == '@' && MENTIONS.iter().any(|m| lower_rest[1..].starts_with(m)) {
+            out.push('＠');
+            rest = &rest[1..];
+            continue;
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
 /// Free event text for `mrkdwn`: escaped, formatting characters replaced by look-alikes,
 /// whitespace (newlines included) collapsed to single spaces, control and bidi characters removed.
 pub fn plain(s: &str) -> String {
@@ -204,6 +246,25 @@ mod tests {
             let out = plain(h);
             assert!(!out.contains(['<', '>', '*']), "{out}");
         }
+    }
+
+    #[test]
+    fn defang_neutralises_links_and_broadcasts() {
+        assert_eq!(
+            defang("see https://evil.example/x or HTTP://a.b and www.evil.example"),
+            "see https[:]//evil.example/x or HTTP[:]//a.b and www[.]evil.example"
+        );
+        assert_eq!(
+            defang("@channel @Here @everyone @alice"),
+            "＠channel ＠Here ＠everyone @alice"
+        );
+        assert_eq!(defang("a://b ://c 계정 www"), "a[:]//b ://c 계정 www");
+        assert_eq!(defang(""), "");
+        let out = plain(&defang("<https://evil|click> <!channel> @here"));
+        assert!(
+            !out.contains("https://") && !out.contains('<') && !out.contains("@here"),
+            "{out}"
+        );
     }
 
     #[test]

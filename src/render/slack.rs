@@ -13,7 +13,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
-use super::escape::{code_within, plain_within};
+use super::escape::{code_within, defang, plain_within};
 use crate::enrich::{Actor, ActorKind, Via};
 use crate::severity::Severity;
 use crate::summary::{Lang, Locale, Summary, SummarySource};
@@ -210,8 +210,14 @@ pub fn render_batch(batch: &Batch, summary: &Summary, locale: Locale) -> Vec<Sla
     messages
 }
 
+/// Summary text (a model's or the templates'): links and mentions defanged, then escaped
+/// like event text.
+fn prose(text: &str, max: usize) -> String {
+    plain_within(&defang(text), max)
+}
+
 fn fallback_text(batch: &Batch, summary: &Summary, l: &Labels) -> String {
-    let headline = plain_within(&summary.headline, 300);
+    let headline = prose(&summary.headline, 300);
     let account = plain_within(&batch.account_label(), 200);
     match batch.kind {
         BatchKind::Late => format!("[{}] {headline} · {account}", l.late),
@@ -244,7 +250,7 @@ fn head_blocks(
 }
 
 fn headline_text(batch: &Batch, summary: &Summary, severity: Severity, l: &Labels) -> String {
-    let headline = non_empty(plain_within(&summary.headline, 1000));
+    let headline = non_empty(prose(&summary.headline, 1000));
     let mut text = format!("{} *{headline}*", severity.emoji());
     match batch.kind {
         BatchKind::Late => {
@@ -264,11 +270,11 @@ fn headline_text(batch: &Batch, summary: &Summary, severity: Severity, l: &Label
 
 /// The summary body, then its notes as bullets; `None` when both are empty.
 fn body_text(summary: &Summary) -> Option<String> {
-    let mut text = plain_within(&summary.body, 2000);
+    let mut text = prose(&summary.body, 2000);
     let notes: Vec<String> = summary
         .notes
         .iter()
-        .map(|n| plain_within(n, 300))
+        .map(|n| prose(n, 300))
         .filter(|n| !n.is_empty())
         .collect();
     for (i, note) in notes.iter().enumerate() {
@@ -294,7 +300,7 @@ fn severity_line(summary: &Summary, severity: Severity, l: &Labels) -> String {
             format!("{} {}", l.by_model, plain_within(model_id, 100))
         }
     };
-    let reason = plain_within(&summary.severity_reason, 1000);
+    let reason = prose(&summary.severity_reason, 1000);
     let mut line = format!(
         "{} {}: *{}*",
         severity.emoji(),
@@ -465,7 +471,7 @@ fn continuation_head(
         severity.emoji(),
         l.continued,
         part + 1,
-        plain_within(&summary.headline, 300)
+        prose(&summary.headline, 300)
     ))
 }
 

@@ -2,6 +2,7 @@
 
 pub mod digest;
 pub mod offline;
+pub mod prompt;
 
 pub use digest::{Digest, digest};
 pub use offline::{OfflineSummarizer, offline_summary};
@@ -53,6 +54,10 @@ pub enum SummarySource {
         prompt_version: String,
         input_tokens: u64,
         output_tokens: u64,
+        /// Wall time of the call that answered, retries and backoff included.
+        latency_ms: u64,
+        /// Calls made (1 when the first one answered).
+        attempts: u32,
     },
 }
 

@@ -1,0 +1,508 @@
+//! Claude on Bedrock (Converse): the [`Summarizer`] that asks a model. The only module with
+//! Bedrock SDK calls.
+//!
+//! One batch, one prompt ([`prompt::build`]), one forced tool call whose input is the answer.
+//! Throttling, unavailability, model timeouts, 5xx and slow answers are retried with backoff
+//! and jitter, within `max_attempts` calls and a hard deadline per batch; an answer that does
+//! not pass validation is tried once more; a refused request (validation, access, unknown
+//! model) is not retried and is logged as such. Whatever fails, the summarizer returns an
+//! error and the engine falls back to the offline summary, marked in the footer and the audit.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use aws_sdk_bedrockruntime::Client;
+use aws_sdk_bedrockruntime::config::http::HttpResponse;
+use aws_sdk_bedrockruntime::error::{ProvideErrorMetadata as _, SdkError};
+use aws_sdk_bedrockruntime::operation::converse::ConverseError;
+use aws_sdk_bedrockruntime::types::{
+    ContentBlock, ConversationRole, ConverseOutput, InferenceConfiguration, Message,
+    SpecificToolChoice, SystemContentBlock, Tool, ToolChoice, ToolConfiguration, ToolInputSchema,
+    ToolSpecification,
+};
+use aws_smithy_types::{Document, Number};
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::config::SummaryConfig;
+use crate::summary::prompt::{self, ModelAnswer, Prompt};
+use crate::summary::{Locale, Summarizer, Summary, SummarySource};
+use crate::window::Batch;
+
+/// Output tokens per call. The schema caps the answer at about 2,450 characters (headline 150,
+/// summary 1,000, five notes of 200, reason 300); Korean runs near one token per character, so
+/// this bounds a batch's output whatever its size.
+pub const MAX_OUTPUT_TOKENS: i32 = 3_000;
+/// An answer that fails validation is retried this many times (the rest are transient errors).
+const INVALID_ANSWER_RETRIES: u32 = 1;
+/// Bedrock's messages are cut to this many chars in errors and logs.
+const MESSAGE_MAX: usize = 300;
+
+/// How the adapter calls the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BedrockConfig {
+    pub model_id: String,
+    /// Hard deadline for one batch: calls, retries and backoff.
+    pub deadline: Duration,
+    /// Most calls for one batch.
+    pub max_attempts: u32,
+    /// Longest one call may take (cut short by the deadline).
+    pub attempt_timeout: Duration,
+    /// First backoff; doubles per retry up to `backoff_max`, with jitter.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Bytes of digest in the prompt.
+    pub input_budget: usize,
+    pub max_tokens: i32,
+    pub temperature: f32,
+}
+
+impl BedrockConfig {
+    pub fn from_settings(settings: &SummaryConfig) -> Self {
+        Self {
+            model_id: settings.model_id.clone(),
+            deadline: settings.deadline,
+            max_attempts: settings.max_attempts.max(1),
+            attempt_timeout: Duration::from_secs(30).min(settings.deadline),
+            backoff_base: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(8),
+            input_budget: settings.input_budget,
+            max_tokens: MAX_OUTPUT_TOKENS,
+            temperature: 0.0,
+        }
+    }
+}
+
+/// Why one call did not give an answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// Worth another try: throttling, unavailable, model timeout or not ready, 5xx, I/O.
+    #[error("{0}")]
+    Transient(String),
+    /// The call took longer than its time.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The model answered, but not with a valid tool call.
+    #[error("invalid answer: {0}")]
+    Invalid(String),
+    /// Bedrock refused the request (validation, access, unknown model): retrying cannot help.
+    #[error("request refused ({code}): {message}")]
+    Refused { code: String, message: String },
+}
+
+impl CallError {
+    fn retry_allowed(&self, invalid_seen: u32) -> bool {
+        match self {
+            Self::Transient(_) | Self::Timeout(_) => true,
+            Self::Invalid(_) => invalid_seen <= INVALID_ANSWER_RETRIES,
+            Self::Refused { .. } => false,
+        }
+    }
+}
+
+/// The summary could not be had from the model; the engine uses the offline one.
+#[derive(Debug, thiserror::Error)]
+#[error("bedrock {model_id}: {cause} ({attempts} attempts, {elapsed_ms} ms{deadline})", deadline = if *.deadline_hit { ", deadline reached" } else { "" })]
+pub struct BedrockError {
+    pub model_id: String,
+    pub attempts: u32,
+    pub elapsed_ms: u64,
+    pub deadline_hit: bool,
+    #[source]
+    pub cause: CallError,
+}
+
+impl crate::ports::Retryable for BedrockError {
+    fn is_retryable(&self) -> bool {
+        !matches!(self.cause, CallError::Refused { .. })
+    }
+}
+
+/// A valid answer and what it cost.
+struct Answered {
+    answer: ModelAnswer,
+    input_tokens: u64,
+    output_tokens: u64,
+}
+
+/// The Bedrock summarizer.
+#[derive(Debug, Clone)]
+pub struct BedrockSummarizer {
+    client: Client,
+    config: BedrockConfig,
+}
+
+impl BedrockSummarizer {
+    /// With a client built by the caller (tests point it at a fake endpoint).
+    pub fn new(client: Client, config: BedrockConfig) -> Self {
+        Self { client, config }
+    }
+
+    /// A client from the usual AWS chain (environment, profile, container or instance role;
+    /// `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` honoured), with the SDK's own retries off: this
+    /// adapter retries within the batch deadline.
+    pub async fn from_environment(config: BedrockConfig) -> Self {
+        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        let client_config = aws_sdk_bedrockruntime::config::Builder::from(&shared)
+            .retry_config(aws_smithy_types::retry::RetryConfig::disabled())
+            .build();
+        Self::new(Client::from_conf(client_config), config)
+    }
+
+    pub fn config(&self) -> &BedrockConfig {
+        &self.config
+    }
+
+    async fn summarize_batch(
+        &self,
+        batch: &Batch,
+        locale: Locale,
+    ) -> Result<Summary, BedrockError> {
+        let prompt = prompt::build(batch, locale, self.config.input_budget);
+        let started = Instant::now();
+        let deadline = started + self.config.deadline;
+        let mut attempts = 0;
+        let mut invalid_seen = 0;
+        loop {
+            attempts += 1;
+            let left = deadline.saturating_duration_since(Instant::now());
+            let limit = left.min(self.config.attempt_timeout);
+            let result = tokio::time::timeout(limit, self.call(&prompt))
+                .await
+                .unwrap_or(Err(CallError::Timeout(limit)));
+            let cause = match result {
+                Ok(answered) => {
+                    return Ok(answered.answer.into_summary(SummarySource::Model {
+                        model_id: self.config.model_id.clone(),
+                        prompt_version: prompt::prompt_version().to_owned(),
+                        input_tokens: answered.input_tokens,
+                        output_tokens: answered.output_tokens,
+                        latency_ms: millis(started.elapsed()),
+                        attempts,
+                    }));
+                }
+                Err(cause) => cause,
+            };
+            invalid_seen += u32::from(matches!(cause, CallError::Invalid(_)));
+            let fail = |deadline_hit: bool, cause: CallError| BedrockError {
+                model_id: self.config.model_id.clone(),
+                attempts,
+                elapsed_ms: millis(started.elapsed()),
+                deadline_hit,
+                cause,
+            };
+            if let CallError::Refused { code, message } = &cause {
+                tracing::error!(model = %self.config.model_id, code = %code, message = %message, attempts, "Bedrock refused the request; not retried, using the offline summary. Check the model id, the region and model access.");
+                return Err(fail(false, cause));
+            }
+            if !cause.retry_allowed(invalid_seen) || attempts >= self.config.max_attempts {
+                tracing::warn!(model = %self.config.model_id, error = %cause, attempts, "Bedrock gave no usable answer; using the offline summary.");
+                return Err(fail(false, cause));
+            }
+            let delay = backoff(&self.config, attempts);
+            if Instant::now() + delay >= deadline {
+                tracing::warn!(model = %self.config.model_id, error = %cause, attempts, "Bedrock deadline reached; using the offline summary.");
+                return Err(fail(true, cause));
+            }
+            tracing::info!(model = %self.config.model_id, error = %cause, attempt = attempts, delay_ms = millis(delay), "Bedrock call failed; retrying.");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// One Converse call that must answer through the tool.
+    async fn call(&self, prompt: &Prompt) -> Result<Answered, CallError> {
+        let request = self.request(prompt).map_err(|message| CallError::Refused {
+            code: "request".to_owned(),
+            message,
+        })?;
+        let (system, message, tools, inference) = request;
+        let response = self
+            .client
+            .converse()
+            .model_id(&self.config.model_id)
+            .system(system)
+            .messages(message)
+            .tool_config(tools)
+            .inference_config(inference)
+            .send()
+            .await
+            .map_err(classify)?;
+        let (input_tokens, output_tokens) = response.usage().map_or((0, 0), |u| {
+            (
+                u64::try_from(u.input_tokens()).unwrap_or(0),
+                u64::try_from(u.output_tokens()).unwrap_or(0),
+            )
+        });
+        let Some(ConverseOutput::Message(message)) = response.output() else {
+            return Err(CallError::Invalid("no message in the response".to_owned()));
+        };
+        let input = message.content().iter().find_map(|block| match block {
+            ContentBlock::ToolUse(tool) if tool.name() == prompt::TOOL_NAME => Some(tool.input()),
+            _ => None,
+        });
+        let Some(input) = input else {
+            return Err(CallError::Invalid(format!(
+                "no {} tool call (stop reason {})",
+                prompt::TOOL_NAME,
+                response.stop_reason().as_str()
+            )));
+        };
+        let answer = ModelAnswer::from_value(document_to_value(input))
+            .map_err(|err| CallError::Invalid(err.to_string()))?;
+        Ok(Answered {
+            answer,
+            input_tokens,
+            output_tokens,
+        })
+    }
+
+    #[allow(
+        clippy::type_complexity,
+        reason = "the four parts of one request, taken apart at the one call site"
+    )]
+    fn request(
+        &self,
+        prompt: &Prompt,
+    ) -> Result<
+        (
+            SystemContentBlock,
+            Message,
+            ToolConfiguration,
+            InferenceConfiguration,
+        ),
+        String,
+    > {
+        let schema: Value =
+            serde_json::from_str(prompt::ANSWER_SCHEMA).map_err(|err| err.to_string())?;
+        let message = Message::builder()
+            .role(ConversationRole::User)
+            .content(ContentBlock::Text(prompt.user.clone()))
+            .build()
+            .map_err(|err| err.to_string())?;
+        let spec = ToolSpecification::builder()
+            .name(prompt::TOOL_NAME)
+            .description(prompt::TOOL_DESCRIPTION)
+            .input_schema(ToolInputSchema::Json(value_to_document(&schema)))
+            .build()
+            .map_err(|err| err.to_string())?;
+        let choice = SpecificToolChoice::builder()
+            .name(prompt::TOOL_NAME)
+            .build()
+            .map_err(|err| err.to_string())?;
+        let tools = ToolConfiguration::builder()
+            .tools(Tool::ToolSpec(spec))
+            .tool_choice(ToolChoice::Tool(choice))
+            .build()
+            .map_err(|err| err.to_string())?;
+        let inference = InferenceConfiguration::builder()
+            .max_tokens(self.config.max_tokens)
+            .temperature(self.config.temperature)
+            .build();
+        Ok((
+            SystemContentBlock::Text(prompt.system.to_owned()),
+            message,
+            tools,
+            inference,
+        ))
+    }
+}
+
+impl Summarizer for BedrockSummarizer {
+    type Error = BedrockError;
+
+    fn summarize(
+        &self,
+        batch: &Batch,
+        locale: Locale,
+    ) -> impl Future<Output = Result<Summary, Self::Error>> + Send {
+        self.summarize_batch(batch, locale)
+    }
+}
+
+/// Sorts an SDK error into retry or not.
+fn classify(err: SdkError<ConverseError, HttpResponse>) -> CallError {
+    match err {
+        SdkError::TimeoutError(_) => CallError::Transient("the HTTP call timed out".to_owned()),
+        SdkError::DispatchFailure(_) => {
+            CallError::Transient("the request could not be sent".to_owned())
+        }
+        SdkError::ResponseError(_) => {
+            CallError::Transient("the response could not be read".to_owned())
+        }
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            let err = service.into_err();
+            let code = err.code().unwrap_or("unknown").to_owned();
+            let message = cut(err.message().unwrap_or(""));
+            match err {
+                ConverseError::ThrottlingException(_)
+                | ConverseError::ServiceUnavailableException(_)
+                | ConverseError::ModelTimeoutException(_)
+                | ConverseError::ModelNotReadyException(_)
+                | ConverseError::InternalServerException(_)
+                | ConverseError::ModelErrorException(_) => {
+                    CallError::Transient(format!("{code}: {message}"))
+                }
+                ConverseError::ValidationException(_)
+                | ConverseError::AccessDeniedException(_)
+                | ConverseError::ResourceNotFoundException(_) => {
+                    CallError::Refused { code, message }
+                }
+                // An error this SDK version does not model (e.g. ServiceQuotaExceeded): a 5xx
+                // or a throttling code is transient; a 2xx the SDK could not parse is a broken
+                // answer; anything else is a refusal.
+                _ if status >= 500 || code.contains("Throttl") || code.contains("Unavailable") => {
+                    CallError::Transient(format!("{code} (HTTP {status}): {message}"))
+                }
+                _ if (200..300).contains(&status) => {
+                    CallError::Invalid(format!("unreadable response body (HTTP {status})"))
+                }
+                _ => CallError::Refused { code, message },
+            }
+        }
+        other => CallError::Refused {
+            code: "client".to_owned(),
+            message: cut(&other.to_string()),
+        },
+    }
+}
+
+fn cut(text: &str) -> String {
+    crate::render::truncate_chars(text, MESSAGE_MAX)
+}
+
+/// Exponential backoff with equal jitter: half the step, plus a random part of the other half.
+fn backoff(config: &BedrockConfig, attempt: u32) -> Duration {
+    let shift = attempt.saturating_sub(1).min(16);
+    let step = config
+        .backoff_base
+        .saturating_mul(1 << shift)
+        .min(config.backoff_max);
+    let half = step / 2;
+    let jitter_ms = u64::try_from(half.as_millis()).unwrap_or(u64::MAX);
+    half + Duration::from_millis(fastrand::u64(0..=jitter_ms))
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// JSON to a Smithy document (the tool's input schema).
+pub fn value_to_document(value: &Value) -> Document {
+    match value {
+        Value::Null => Document::Null,
+        Value::Bool(b) => Document::Bool(*b),
+        Value::Number(n) => Document::Number(if let Some(u) = n.as_u64() {
+            Number::PosInt(u)
+        } else if let Some(i) = n.as_i64() {
+            Number::NegInt(i)
+        } else {
+            Number::Float(n.as_f64().unwrap_or(0.0))
+        }),
+        Value::String(s) => Document::String(s.clone()),
+        Value::Array(items) => Document::Array(items.iter().map(value_to_document).collect()),
+        Value::Object(map) => Document::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), value_to_document(v)))
+                .collect::<HashMap<_, _>>(),
+        ),
+    }
+}
+
+/// A Smithy document (the tool call's input) to JSON. A non-finite float becomes null.
+pub fn document_to_value(document: &Document) -> Value {
+    match document {
+        Document::Null => Value::Null,
+        Document::Bool(b) => Value::Bool(*b),
+        Document::Number(Number::PosInt(u)) => Value::from(*u),
+        Document::Number(Number::NegInt(i)) => Value::from(*i),
+        Document::Number(Number::Float(f)) => {
+            serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number)
+        }
+        Document::String(s) => Value::String(s.clone()),
+        Document::Array(items) => Value::Array(items.iter().map(document_to_value).collect()),
+        Document::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), document_to_value(v)))
+                .collect(),
+        ),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "test fixtures")]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn documents_and_json_round_trip() {
+        let value = json!({
+            "s": "계정 <!channel>",
+            "n": [0, 1, -1, u64::MAX, i64::MIN, 1.5, -2.25],
+            "b": [true, false],
+            "z": null,
+            "o": {"nested": {"deep": []}},
+        });
+        let document = value_to_document(&value);
+        assert_eq!(document_to_value(&document), value);
+        let Document::Object(map) = &document else {
+            panic!("not an object: {document:?}");
+        };
+        assert_eq!(map["s"], Document::String("계정 <!channel>".to_owned()));
+        let Document::Array(numbers) = &map["n"] else {
+            panic!("not an array");
+        };
+        assert_eq!(numbers[1], Document::Number(Number::PosInt(1)));
+        assert_eq!(numbers[2], Document::Number(Number::NegInt(-1)));
+        assert_eq!(numbers[5], Document::Number(Number::Float(1.5)));
+    }
+
+    #[test]
+    fn non_finite_floats_become_null() {
+        assert_eq!(
+            document_to_value(&Document::Number(Number::Float(f64::NAN))),
+            Value::Null
+        );
+    }
+
+    #[test]
+    fn the_schema_converts() {
+        let schema: Value = serde_json::from_str(prompt::ANSWER_SCHEMA).unwrap();
+        assert_eq!(document_to_value(&value_to_document(&schema)), schema);
+    }
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        let config = BedrockConfig {
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(1),
+            ..BedrockConfig::from_settings(&SummaryConfig::default())
+        };
+        for _ in 0..50 {
+            let first = backoff(&config, 1);
+            assert!((50..=100).contains(&first.as_millis()), "{first:?}");
+            let third = backoff(&config, 3);
+            assert!((200..=400).contains(&third.as_millis()), "{third:?}");
+            let late = backoff(&config, 30);
+            assert!((500..=1_000).contains(&late.as_millis()), "{late:?}");
+        }
+    }
+
+    #[test]
+    fn only_refusals_are_final() {
+        assert!(CallError::Transient("x".into()).retry_allowed(0));
+        assert!(CallError::Timeout(Duration::from_secs(1)).retry_allowed(0));
+        assert!(CallError::Invalid("x".into()).retry_allowed(1));
+        assert!(!CallError::Invalid("x".into()).retry_allowed(2));
+        let refused = CallError::Refused {
+            code: "AccessDeniedException".into(),
+            message: String::new(),
+        };
+        assert!(!refused.retry_allowed(0));
+    }
+}

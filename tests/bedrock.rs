@@ -1,0 +1,631 @@
+//! The Bedrock summarizer against an in-process fake of Converse: good answers, bad answers,
+//! hostile answers, transient and final errors, slow answers, and the prompt it sends.
+//!
+//! Each test starts its own fake on 127.0.0.1:0 and points an SDK client at it through the
+//! client config's `endpoint_url` (no process-wide environment, so tests cannot race); the CLI
+//! test sets `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` on its child process only.
+
+mod common;
+mod fake_bedrock;
+
+use std::time::Duration;
+
+use aws_sdk_bedrockruntime::config::{BehaviorVersion, Credentials, Region};
+use chrono_tz::{Asia, UTC};
+use common::{fixture, settings};
+use fake_bedrock::{FakeBedrock, Reply, good_answer};
+use serde_json::{Value, json};
+use trailwatch::adapters::bedrock::{BedrockConfig, BedrockSummarizer, CallError};
+use trailwatch::adapters::memory::{CollectingNotifier, MemoryStore};
+use trailwatch::config::SummaryConfig;
+use trailwatch::engine::{Engine, Stats};
+use trailwatch::ports::Delivery;
+use trailwatch::render::audit::{SummaryBy, audit_line};
+use trailwatch::rules::RulePack;
+use trailwatch::summary::prompt::{DATA_CLOSE, DATA_OPEN, prompt_version};
+use trailwatch::summary::{Lang, Summarizer as _, SummarySource};
+use trailwatch::window::EventTimeClock;
+
+const MODEL: &str = "global.anthropic.claude-sonnet-4-5-20250929-v1:0";
+const FALLBACK_MARK_EN: &str = "offline template (model unavailable)";
+
+fn config() -> BedrockConfig {
+    BedrockConfig {
+        model_id: MODEL.to_owned(),
+        deadline: Duration::from_secs(10),
+        max_attempts: 3,
+        attempt_timeout: Duration::from_secs(5),
+        backoff_base: Duration::from_millis(4),
+        backoff_max: Duration::from_millis(20),
+        ..BedrockConfig::from_settings(&SummaryConfig::default())
+    }
+}
+
+fn summarizer(fake: &FakeBedrock, config: BedrockConfig) -> BedrockSummarizer {
+    let sdk = aws_sdk_bedrockruntime::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            "AKIDFAKEFAKEFAKE",
+            "fake-secret",
+            None,
+            None,
+            "test",
+        ))
+        .endpoint_url(&fake.url)
+        .retry_config(aws_smithy_types::retry::RetryConfig::disabled())
+        .build();
+    BedrockSummarizer::new(aws_sdk_bedrockruntime::Client::from_conf(sdk), config)
+}
+
+/// The fixture through the real engine with this summarizer.
+async fn run(file: &str, lang: Lang, summarizer: BedrockSummarizer) -> (Vec<Delivery>, Stats) {
+    let tz = if lang == Lang::Ko { Asia::Seoul } else { UTC };
+    let settings = settings(lang, tz);
+    let window = settings.window;
+    let mut engine = Engine::new(
+        RulePack::builtin(),
+        settings,
+        MemoryStore::new(window),
+        summarizer,
+        CollectingNotifier::default(),
+        EventTimeClock::default(),
+    );
+    let bytes = std::fs::read(fixture(file)).unwrap_or_else(|err| panic!("{file}: {err}"));
+    engine
+        .ingest_bytes(&bytes)
+        .await
+        .unwrap_or_else(|err| panic!("ingest: {err}"));
+    engine
+        .flush_all()
+        .await
+        .unwrap_or_else(|err| panic!("flush: {err}"));
+    (engine.notifier.take(), engine.stats())
+}
+
+fn texts(delivery: &Delivery) -> Vec<String> {
+    let mut out = Vec::new();
+    for message in &delivery.messages {
+        collect_texts(
+            &serde_json::to_value(&message.payload).unwrap_or_default(),
+            &mut out,
+        );
+    }
+    out
+}
+
+fn collect_texts(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, item) in map {
+                match item {
+                    Value::String(s) if key == "text" => out.push(s.clone()),
+                    _ => collect_texts(item, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_texts(v, out)),
+        _ => {}
+    }
+}
+
+/// Every event of the batch is listed exactly once: one tree line per event, and the event
+/// names on those lines are exactly the batch's, counted.
+fn assert_every_event_listed_once(delivery: &Delivery) {
+    let mut listed: Vec<String> = texts(delivery)
+        .iter()
+        .flat_map(|t| t.lines().map(str::to_owned).collect::<Vec<_>>())
+        .filter_map(|l| {
+            let rest = l.strip_prefix("• ")?;
+            let (time, rest) = rest.split_once(' ')?;
+            (time.len() == 8 && time.as_bytes()[2] == b':').then_some(())?;
+            let name = rest.strip_prefix('`')?.split('`').next()?;
+            Some(name.to_owned())
+        })
+        .collect();
+    let mut expected: Vec<String> = delivery
+        .batch
+        .events
+        .iter()
+        .map(|e| e.event.name.clone())
+        .collect();
+    listed.sort();
+    expected.sort();
+    assert_eq!(listed, expected, "{}", delivery.batch.id.key());
+}
+
+fn colour(delivery: &Delivery) -> &str {
+    &delivery.messages[0].payload.attachments[0].color
+}
+
+fn assert_colour_not_lowered(delivery: &Delivery) {
+    for message in &delivery.messages {
+        assert_eq!(
+            message.payload.attachments[0].color,
+            delivery.batch.rule_severity().colour(),
+            "{}",
+            delivery.batch.id.key()
+        );
+    }
+}
+
+fn assert_fallback(delivery: &Delivery, expect_in_reason: &str) {
+    let SummarySource::Fallback { reason } = &delivery.summary.source else {
+        panic!("not a fallback: {:?}", delivery.summary.source);
+    };
+    assert!(reason.contains(expect_in_reason), "{reason}");
+    assert!(reason.contains(MODEL), "{reason}");
+    assert!(
+        texts(delivery).iter().any(|t| t.contains(FALLBACK_MARK_EN)),
+        "no fallback mark in the footer"
+    );
+    let audit = audit_line(&delivery.batch, &delivery.summary);
+    assert_eq!(audit.summary_by, SummaryBy::Fallback);
+    assert_eq!(audit.fallback_reason.as_deref(), Some(reason.as_str()));
+    assert_every_event_listed_once(delivery);
+    assert_colour_not_lowered(delivery);
+}
+
+#[tokio::test]
+async fn good_tool_call_in_english_and_korean() {
+    for (lang, headline, summary) in [
+        (
+            Lang::En,
+            "Terraform changed EC2 instances and security groups",
+            "The GitHub Actions Terraform role launched 200 instances",
+        ),
+        (
+            Lang::Ko,
+            "Terraform이 EC2 인스턴스와 보안 그룹을 변경했습니다",
+            "GitHub Actions의 Terraform 역할이",
+        ),
+    ] {
+        let fake = FakeBedrock::start(Vec::new(), None).await;
+        let (deliveries, stats) =
+            run("terraform-burst.jsonl", lang, summarizer(&fake, config())).await;
+        assert_eq!(stats.fallbacks, 0);
+        assert!(!deliveries.is_empty());
+        assert_eq!(fake.calls(), deliveries.len(), "one call per batch");
+        for delivery in &deliveries {
+            let SummarySource::Model {
+                model_id,
+                prompt_version: version,
+                input_tokens,
+                output_tokens,
+                attempts,
+                ..
+            } = &delivery.summary.source
+            else {
+                panic!("not a model summary: {:?}", delivery.summary.source);
+            };
+            assert_eq!(model_id, MODEL);
+            assert_eq!(version, prompt_version());
+            assert_eq!((*input_tokens, *output_tokens, *attempts), (1234, 321, 1));
+            let all = texts(delivery).join("\n");
+            assert!(all.contains(headline), "{lang:?}: {all}");
+            assert!(all.contains(summary), "{lang:?}");
+            assert_every_event_listed_once(delivery);
+            assert_colour_not_lowered(delivery);
+            let audit = audit_line(&delivery.batch, &delivery.summary);
+            assert_eq!(audit.summary_by, SummaryBy::Model);
+            assert_eq!(audit.model_id.as_deref(), Some(MODEL));
+            assert_eq!(audit.prompt_version.as_deref(), Some(prompt_version()));
+            assert_eq!(
+                (audit.input_tokens, audit.output_tokens),
+                (Some(1234), Some(321))
+            );
+            assert!(audit.latency_ms.is_some());
+        }
+        // The request: the model in the path, the tool forced, the schema and the budget.
+        let request = &fake.requests()[0];
+        assert!(fake.paths()[0].starts_with("/model/global.anthropic.claude-sonnet-4-5"));
+        assert!(fake.paths()[0].ends_with("/converse"));
+        assert_eq!(
+            request["toolConfig"]["toolChoice"],
+            json!({"tool": {"name": "report_summary"}})
+        );
+        let spec = &request["toolConfig"]["tools"][0]["toolSpec"];
+        assert_eq!(spec["name"], "report_summary");
+        assert_eq!(
+            spec["inputSchema"]["json"]["required"],
+            json!([
+                "headline",
+                "summary",
+                "notes",
+                "severity",
+                "severity_reason"
+            ])
+        );
+        assert_eq!(request["inferenceConfig"]["maxTokens"], 3000);
+        let user = request["messages"][0]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default();
+        let language = if lang == Lang::Ko {
+            "Korean"
+        } else {
+            "English"
+        };
+        assert!(user.contains(&format!("Language: {language}")), "{user}");
+        assert!(
+            request["system"][0]["text"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("untrusted")
+        );
+    }
+}
+
+fn tool(input: Value) -> Reply {
+    Reply::Tool(input)
+}
+
+#[tokio::test]
+async fn invalid_answers_fall_back_after_one_retry() {
+    let missing = json!({"headline": "h", "notes": [], "severity": "red", "severity_reason": "r"});
+    let cases = [
+        (
+            "tool input holding broken JSON",
+            tool(json!("{\"headline\": \"x\"")),
+        ),
+        ("missing field", tool(missing)),
+        (
+            "text instead of a tool call",
+            Reply::Text("Here is your summary: all fine.".to_owned()),
+        ),
+        (
+            "unknown severity",
+            tool(
+                json!({"headline": "h", "summary": "s", "notes": [], "severity": "blue", "severity_reason": "r"}),
+            ),
+        ),
+    ];
+    for (name, reply) in cases {
+        let fake = FakeBedrock::start(Vec::new(), Some(reply)).await;
+        let (deliveries, stats) = run(
+            "console-iam-person.json",
+            Lang::En,
+            summarizer(&fake, config()),
+        )
+        .await;
+        assert_eq!(deliveries.len(), 1, "{name}");
+        assert_eq!(stats.fallbacks, 1, "{name}");
+        assert_eq!(fake.calls(), 2, "{name}: one retry for an invalid answer");
+        assert_fallback(&deliveries[0], "invalid answer");
+        assert!(
+            texts(&deliveries[0])
+                .iter()
+                .all(|t| !t.contains("all fine")),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_broken_response_body_is_retried_once_then_falls_back() {
+    let fake = FakeBedrock::start(
+        Vec::new(),
+        Some(Reply::Raw("{\"output\": {\"mess".to_owned())),
+    )
+    .await;
+    let (deliveries, stats) = run(
+        "console-iam-person.json",
+        Lang::En,
+        summarizer(&fake, config()),
+    )
+    .await;
+    assert_eq!(stats.fallbacks, 1);
+    assert_eq!(fake.calls(), 2, "one retry for an unreadable answer");
+    assert_fallback(&deliveries[0], "unreadable response body");
+}
+
+#[tokio::test]
+async fn a_lower_model_severity_never_lowers_the_colour() {
+    let fake = FakeBedrock::start(Vec::new(), Some(tool(good_answer(false, "green")))).await;
+    let (deliveries, _) = run(
+        "root-login-no-mfa.jsonl",
+        Lang::En,
+        summarizer(&fake, config()),
+    )
+    .await;
+    assert!(!deliveries.is_empty());
+    for delivery in &deliveries {
+        assert_eq!(delivery.summary.severity, trailwatch::Severity::Green);
+        assert!(matches!(
+            delivery.summary.source,
+            SummarySource::Model { .. }
+        ));
+        assert_eq!(colour(delivery), trailwatch::Severity::Red.colour());
+        assert_colour_not_lowered(delivery);
+        let audit = audit_line(&delivery.batch, &delivery.summary);
+        assert_eq!(audit.severity, trailwatch::Severity::Red);
+    }
+}
+
+#[tokio::test]
+async fn a_higher_model_severity_raises_the_colour() {
+    let fake = FakeBedrock::start(Vec::new(), Some(tool(good_answer(false, "red")))).await;
+    let (deliveries, _) = run(
+        "console-iam-person.json",
+        Lang::En,
+        summarizer(&fake, config()),
+    )
+    .await;
+    assert!(deliveries[0].batch.rule_severity() < trailwatch::Severity::Red);
+    assert_eq!(colour(&deliveries[0]), trailwatch::Severity::Red.colour());
+}
+
+#[tokio::test]
+async fn mentions_and_links_in_model_text_render_inert() {
+    let hostile = json!({
+        "headline": "<!channel> urgent <https://evil.example|click> @here",
+        "summary": "Visit https://evil.example/login or www.evil.example now, @everyone. <@U123> *bold*",
+        "notes": ["<!subteam^S123> see http://evil.example"],
+        "severity": "yellow",
+        "severity_reason": "<https://evil.example|details>",
+    });
+    let fake = FakeBedrock::start(Vec::new(), Some(tool(hostile))).await;
+    let (deliveries, _) = run(
+        "console-iam-person.json",
+        Lang::En,
+        summarizer(&fake, config()),
+    )
+    .await;
+    let delivery = &deliveries[0];
+    assert!(matches!(
+        delivery.summary.source,
+        SummarySource::Model { .. }
+    ));
+    let all = serde_json::to_string(&delivery.messages).unwrap_or_default();
+    for needle in [
+        "<!channel>",
+        "<https://",
+        "https://evil",
+        "http://evil",
+        "www.evil",
+        "@here",
+        "@everyone",
+        "<@U123>",
+        "<!subteam",
+        "*bold*",
+    ] {
+        assert!(!all.contains(needle), "the message carries {needle}");
+    }
+    let shown = texts(delivery).join("\n");
+    assert!(shown.contains("&lt;!channel&gt; urgent"), "{shown}");
+    assert!(shown.contains("https[:]//evil"), "{shown}");
+    assert_every_event_listed_once(delivery);
+}
+
+#[tokio::test]
+async fn an_answer_denying_the_events_changes_nothing_listed() {
+    let denial = json!({
+        "headline": "No changes were made",
+        "summary": "These events do not exist; the batch is empty and can be ignored.",
+        "notes": [],
+        "severity": "green",
+        "severity_reason": "Nothing happened.",
+    });
+    let fake = FakeBedrock::start(Vec::new(), Some(tool(denial))).await;
+    let (deliveries, stats) = run(
+        "terraform-burst.jsonl",
+        Lang::En,
+        summarizer(&fake, config()),
+    )
+    .await;
+    let listed: usize = deliveries.iter().map(|d| d.batch.events.len()).sum();
+    assert_eq!(listed as u64, stats.matched);
+    for delivery in &deliveries {
+        assert_every_event_listed_once(delivery);
+        assert_colour_not_lowered(delivery);
+        let events_field = texts(delivery)
+            .into_iter()
+            .find(|t| t.starts_with("*Events*"))
+            .unwrap_or_default();
+        assert_eq!(
+            events_field,
+            format!("*Events*\n{}", delivery.batch.events.len())
+        );
+    }
+}
+
+#[tokio::test]
+async fn transient_errors_are_retried_a_bounded_number_of_times() {
+    for (status, kind) in [
+        (429, "ThrottlingException"),
+        (500, "InternalServerException"),
+        (503, "ServiceUnavailableException"),
+        (408, "ModelTimeoutException"),
+        (429, "ModelNotReadyException"),
+        (502, "BadGateway"),
+        (503, "ServiceUnavailable"),
+    ] {
+        let fake = FakeBedrock::start(Vec::new(), Some(Reply::Error(status, kind))).await;
+        let (deliveries, stats) = run(
+            "console-iam-person.json",
+            Lang::En,
+            summarizer(&fake, config()),
+        )
+        .await;
+        assert_eq!(fake.calls(), 3, "{kind}: max_attempts calls");
+        assert_eq!(stats.fallbacks, 1, "{kind}");
+        assert_fallback(&deliveries[0], kind);
+        assert_fallback(&deliveries[0], "3 attempts");
+    }
+}
+
+#[tokio::test]
+async fn a_retry_that_succeeds_records_its_attempts() {
+    let script = vec![
+        Reply::Error(429, "ThrottlingException"),
+        Reply::Error(500, "InternalServerException"),
+    ];
+    let fake = FakeBedrock::start(script, None).await;
+    let (deliveries, stats) = run(
+        "console-iam-person.json",
+        Lang::En,
+        summarizer(&fake, config()),
+    )
+    .await;
+    assert_eq!(stats.fallbacks, 0);
+    assert_eq!(fake.calls(), 3);
+    let audit = audit_line(&deliveries[0].batch, &deliveries[0].summary);
+    assert_eq!(audit.summary_by, SummaryBy::Model);
+    assert_eq!(audit.attempts, Some(3));
+}
+
+#[tokio::test]
+async fn refusals_are_not_retried() {
+    for (status, kind) in [
+        (400, "ValidationException"),
+        (403, "AccessDeniedException"),
+        (404, "ResourceNotFoundException"),
+    ] {
+        let fake = FakeBedrock::start(Vec::new(), Some(Reply::Error(status, kind))).await;
+        let (deliveries, _) = run(
+            "console-iam-person.json",
+            Lang::En,
+            summarizer(&fake, config()),
+        )
+        .await;
+        assert_eq!(fake.calls(), 1, "{kind}: not retried");
+        assert_fallback(&deliveries[0], "request refused");
+        assert_fallback(&deliveries[0], "1 attempts");
+    }
+}
+
+#[tokio::test]
+async fn a_slow_answer_hits_the_deadline_then_falls_back() {
+    let slow = Reply::Slow(
+        Duration::from_secs(3),
+        Box::new(tool(good_answer(false, "green"))),
+    );
+    let fake = FakeBedrock::start(Vec::new(), Some(slow)).await;
+    let config = BedrockConfig {
+        deadline: Duration::from_millis(700),
+        attempt_timeout: Duration::from_millis(250),
+        max_attempts: 10,
+        ..config()
+    };
+    // Directly: the attempts, the deadline and the time taken.
+    let bedrock = summarizer(&fake, config.clone());
+    let (deliveries, _) = run(
+        "console-iam-person.json",
+        Lang::En,
+        summarizer(&fake, config),
+    )
+    .await;
+    let calls_by_engine = fake.calls();
+    let batch = deliveries[0].batch.clone();
+    let started = std::time::Instant::now();
+    let err = bedrock
+        .summarize(&batch, trailwatch::summary::Locale::default())
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("the slow fake answered in time"));
+    let elapsed = started.elapsed();
+    assert!(err.deadline_hit, "{err}");
+    assert!(matches!(err.cause, CallError::Timeout(_)), "{err}");
+    assert!((2..10).contains(&err.attempts), "{err}");
+    assert_eq!(fake.calls() - calls_by_engine, err.attempts as usize);
+    assert!(elapsed >= Duration::from_millis(500), "{elapsed:?}");
+    assert!(elapsed < Duration::from_millis(700 + 400), "{elapsed:?}");
+    assert_fallback(&deliveries[0], "deadline reached");
+}
+
+#[tokio::test]
+async fn hostile_event_text_reaches_the_prompt_only_inside_the_data_block() {
+    let fake = FakeBedrock::start(Vec::new(), None).await;
+    let (deliveries, _) = run("hostile-text.jsonl", Lang::En, summarizer(&fake, config())).await;
+    assert!(!deliveries.is_empty());
+    let mut seen_inside = 0;
+    for request in fake.requests() {
+        let system = request["system"][0]["text"].as_str().unwrap_or_default();
+        let user = request["messages"][0]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default();
+        assert_eq!(user.matches(DATA_OPEN).count(), 1, "{user}");
+        assert_eq!(user.matches(DATA_CLOSE).count(), 1, "{user}");
+        let open = user.find(DATA_OPEN).unwrap_or_default() + DATA_OPEN.len();
+        let close = user.find(DATA_CLOSE).unwrap_or_default();
+        assert!(open < close);
+        let (before, inside, after) = (&user[..open], &user[open..close], &user[close..]);
+        assert!(!inside.contains(['<', '>']), "{inside}");
+        for needle in [
+            "evil.example",
+            "whoami",
+            "!channel",
+            "@U123",
+            "Ignore all previous",
+            "admin mode",
+            "rm -rf",
+            "uname",
+        ] {
+            assert!(!before.contains(needle), "{needle} outside the data block");
+            assert!(!after.contains(needle), "{needle} after the data block");
+            assert!(!system.contains(needle), "{needle} in the system prompt");
+            seen_inside += usize::from(inside.contains(needle));
+        }
+    }
+    // Resource names carrying links and mentions are in the data, fenced.
+    assert!(
+        seen_inside >= 3,
+        "the hostile names never reached the prompt"
+    );
+    // And the message lists them escaped.
+    let all: String = deliveries
+        .iter()
+        .flat_map(texts)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(all.contains("&lt;!channel&gt;"));
+    assert!(!all.contains("<!channel>"));
+    for delivery in &deliveries {
+        assert_colour_not_lowered(delivery);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_reaches_bedrock_through_the_standard_endpoint_variable() {
+    let fake = FakeBedrock::start(Vec::new(), None).await;
+    let url = fake.url.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+            .args([
+                "replay",
+                "--summarizer",
+                "bedrock",
+                "--model",
+                "test-model-id",
+                "--format",
+                "audit",
+                "--lang",
+                "ko",
+            ])
+            .arg(fixture("console-iam-person.json"))
+            .env_clear()
+            .env("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", url)
+            .env("AWS_ACCESS_KEY_ID", "AKIDFAKEFAKEFAKE")
+            .env("AWS_SECRET_ACCESS_KEY", "fake-secret")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", "/nonexistent")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+            .output()
+    })
+    .await
+    .unwrap_or_else(|err| panic!("join: {err}"))
+    .unwrap_or_else(|err| panic!("run: {err}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("fallbacks=0"), "{stderr}");
+    assert_eq!(fake.calls(), 1);
+    assert!(fake.paths()[0].starts_with("/model/test-model-id/"));
+    let line: Value =
+        serde_json::from_str(stdout.lines().next().unwrap_or_default()).unwrap_or_default();
+    assert_eq!(line["summary_by"], "model");
+    assert_eq!(line["model_id"], "test-model-id");
+    assert_eq!(line["prompt_version"], prompt_version());
+    assert_eq!(line["input_tokens"], 1234);
+    assert!(!stdout.contains("fake-secret") && !stderr.contains("fake-secret"));
+}
