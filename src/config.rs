@@ -26,6 +26,14 @@ pub mod env {
     pub const WINDOW: &str = "TRAILWATCH_WINDOW";
     /// Grace after a window ends, e.g. `2m`.
     pub const GRACE: &str = "TRAILWATCH_GRACE";
+    /// Path of a configuration file (TOML), read before the variables above.
+    pub const CONFIG: &str = "TRAILWATCH_CONFIG";
+    /// Path of a rule pack (TOML) used instead of the built-in one.
+    pub const RULES: &str = "TRAILWATCH_RULES";
+    /// DynamoDB table of events, windows, audit and Kinesis checkpoints.
+    pub const TABLE: &str = "TRAILWATCH_TABLE";
+    /// Log filter (`tracing` env-filter syntax), e.g. `info` or `trailwatch=debug`.
+    pub const LOG: &str = "TRAILWATCH_LOG";
 }
 
 /// A configuration problem, naming the key and what was expected.

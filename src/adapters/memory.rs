@@ -1,11 +1,12 @@
 //! In-memory store and a notifier that keeps what it was given: replay and tests.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
 
-use crate::ports::{Delivery, Notifier, Receipt, Store};
+use crate::ports::{Checkpoints, Delivery, Notifier, Receipt, Store};
 use crate::render::audit::AuditLine;
 use crate::window::{Added, BatchEvent, BatchId, Claimed, WindowBook, WindowConfig};
 
@@ -18,6 +19,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct MemoryStore {
     book: Mutex<WindowBook>,
     audit: Mutex<Vec<AuditLine>>,
+    checkpoints: Mutex<BTreeMap<(String, String), String>>,
 }
 
 impl MemoryStore {
@@ -25,6 +27,7 @@ impl MemoryStore {
         Self {
             book: Mutex::new(WindowBook::new(config)),
             audit: Mutex::new(Vec::new()),
+            checkpoints: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -76,6 +79,26 @@ impl Store for MemoryStore {
         _reason: &str,
     ) -> Result<(), Infallible> {
         lock(&self.book).release(id, retry_at);
+        Ok(())
+    }
+}
+
+impl Checkpoints for MemoryStore {
+    type Error = Infallible;
+
+    async fn checkpoint(&self, stream: &str, shard: &str) -> Result<Option<String>, Infallible> {
+        Ok(lock(&self.checkpoints)
+            .get(&(stream.to_owned(), shard.to_owned()))
+            .cloned())
+    }
+
+    async fn set_checkpoint(
+        &self,
+        stream: &str,
+        shard: &str,
+        sequence: &str,
+    ) -> Result<(), Infallible> {
+        lock(&self.checkpoints).insert((stream.to_owned(), shard.to_owned()), sequence.to_owned());
         Ok(())
     }
 }
