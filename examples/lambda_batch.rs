@@ -59,7 +59,10 @@ fn generate(count: usize, path: &str) -> anyhow::Result<()> {
 }
 
 async fn run(path: &str) -> anyhow::Result<()> {
-    let payload = std::fs::read(path)?;
+    // As lambda_runtime does: the body, then a `Box<RawValue>` copy of it (both kept alive).
+    let body = std::fs::read(path)?;
+    let raw: Box<serde_json::value::RawValue> = serde_json::from_slice(&body)?;
+    let payload = raw.get().as_bytes();
     let settings = Settings::default();
     let engine = Engine::new(
         RulePack::try_builtin()?,
@@ -71,7 +74,7 @@ async fn run(path: &str) -> anyhow::Result<()> {
     );
     let handler = Handler::new(engine).with_metrics_output(Box::new(std::io::sink()));
     let started = std::time::Instant::now();
-    let response = handler.handle(&payload).await?;
+    let response = handler.handle(payload).await?;
     let ingest = started.elapsed();
     handler
         .engine()
@@ -82,7 +85,7 @@ async fn run(path: &str) -> anyhow::Result<()> {
     let stats = handler.engine().await.stats();
     println!(
         "payload_bytes={} records={} matched={} batches={} ingest_ms={} response={} tick={}",
-        payload.len(),
+        body.len(),
         stats.read,
         stats.matched,
         stats.batches,

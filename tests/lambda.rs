@@ -422,3 +422,16 @@ fn a_failing_record_without_an_id_fails_the_whole_invocation() {
         );
     });
 }
+
+#[test]
+fn payload_survives_the_runtime_deserializer() {
+    // lambda_runtime deserializes the body with serde_path_to_error over serde_json; the
+    // handler takes `Box<RawValue>` from it and hands the text over untouched.
+    for name in ["pipe-batch.json", "esm-batch.json", "tick.json"] {
+        let bytes = payload(name);
+        let raw: Box<serde_json::value::RawValue> =
+            serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&bytes))
+                .unwrap_or_else(|err| panic!("{name}: {err}"));
+        assert_eq!(raw.get().as_bytes(), bytes.trim_ascii_end(), "{name}");
+    }
+}
