@@ -49,6 +49,14 @@ pub mod env {
     pub const BEDROCK_MAX_ATTEMPTS: &str = "TRAILWATCH_BEDROCK_MAX_ATTEMPTS";
     /// Bytes of batch digest the model may see.
     pub const PROMPT_BUDGET: &str = "TRAILWATCH_PROMPT_BUDGET";
+    /// Path of a configuration file (TOML), read before the variables above.
+    pub const CONFIG: &str = "TRAILWATCH_CONFIG";
+    /// Path of a rule pack (TOML) used instead of the built-in one.
+    pub const RULES: &str = "TRAILWATCH_RULES";
+    /// DynamoDB table of events, windows, audit and Kinesis checkpoints.
+    pub const TABLE: &str = "TRAILWATCH_TABLE";
+    /// Log filter (`tracing` env-filter syntax), e.g. `info` or `trailwatch=debug`.
+    pub const LOG: &str = "TRAILWATCH_LOG";
 }
 
 /// A configuration problem, naming the key and what was expected.

@@ -87,6 +87,7 @@ pub struct Engine<S, M, N, C> {
     settings: Settings,
     stats: Stats,
     quarantine: Vec<Quarantined>,
+    flush_on_ingest: bool,
 }
 
 impl<S, M, N, C> Engine<S, M, N, C> {
@@ -96,6 +97,15 @@ impl<S, M, N, C> Engine<S, M, N, C> {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// Whether [`Engine::ingest`] flushes due windows before each event (the default, right
+    /// for replay). The Lambda and `consume` turn it off: they flush on a tick or per batch,
+    /// so ingest does no summarising or posting beyond immediate alerts.
+    #[must_use]
+    pub fn with_flush_on_ingest(mut self, flush: bool) -> Self {
+        self.flush_on_ingest = flush;
+        self
     }
 
     /// Quarantined records kept so far (redacted, bounded).
@@ -128,6 +138,7 @@ where
             settings,
             stats: Stats::default(),
             quarantine: Vec::new(),
+            flush_on_ingest: true,
         }
     }
 
@@ -170,11 +181,14 @@ where
     }
 
     /// Store matched events in their windows, in order. Before each, the clock sees the
-    /// event's time and whatever fell due is flushed; immediate rules post at once.
+    /// event's time and (unless turned off) whatever fell due is flushed; immediate rules
+    /// post at once.
     pub async fn ingest(&mut self, events: Vec<BatchEvent>) -> Result<(), EngineError> {
         for mut event in events {
             self.clock.observe(event.event.time);
-            self.flush_due().await?;
+            if self.flush_on_ingest {
+                self.flush_due().await?;
+            }
             let immediate = event.rule.immediate;
             event.already_alerted = immediate;
             let alert = immediate.then(|| event.clone());

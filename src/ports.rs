@@ -90,3 +90,24 @@ pub trait Notifier {
         delivery: &Delivery,
     ) -> impl Future<Output = Result<Receipt, Self::Error>> + Send;
 }
+
+/// Port: how far `consume` got in each Kinesis shard (the last sequence number it processed).
+/// The DynamoDB store keeps these in its table; the in-memory store for one run.
+pub trait Checkpoints {
+    type Error: std::error::Error + Retryable + Send + Sync + 'static;
+
+    /// The last processed sequence number of `shard`, if any.
+    fn checkpoint(
+        &self,
+        stream: &str,
+        shard: &str,
+    ) -> impl Future<Output = Result<Option<String>, Self::Error>> + Send;
+
+    /// Record that everything up to and including `sequence` in `shard` was processed.
+    fn set_checkpoint(
+        &self,
+        stream: &str,
+        shard: &str,
+        sequence: &str,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}

@@ -1236,6 +1236,26 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), DynamoErro
     Ok(())
 }
 
+impl crate::ports::Checkpoints for DynamoStore {
+    type Error = DynamoError;
+
+    async fn checkpoint(&self, stream: &str, shard: &str) -> Result<Option<String>, DynamoError> {
+        DynamoStore::checkpoint(self, stream, shard).await
+    }
+
+    /// A later checkpoint already stored (another consumer got further) is not an error.
+    async fn set_checkpoint(
+        &self,
+        stream: &str,
+        shard: &str,
+        sequence: &str,
+    ) -> Result<(), DynamoError> {
+        DynamoStore::set_checkpoint(self, stream, shard, sequence)
+            .await
+            .map(|_| ())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
 
-use crate::ports::{Delivery, Notifier, Receipt, Store};
+use crate::ports::{Checkpoints, Delivery, Notifier, Receipt, Store};
 use crate::render::audit::AuditLine;
 use crate::window::{Added, BatchEvent, BatchId, Claimed, WindowBook, WindowConfig};
 
@@ -20,6 +20,7 @@ pub struct MemoryStore {
     book: Mutex<WindowBook>,
     audit: Mutex<Vec<AuditLine>>,
     failures: Mutex<BTreeMap<String, Vec<String>>>,
+    checkpoints: Mutex<BTreeMap<(String, String), String>>,
 }
 
 impl MemoryStore {
@@ -28,6 +29,7 @@ impl MemoryStore {
             book: Mutex::new(WindowBook::new(config)),
             audit: Mutex::new(Vec::new()),
             failures: Mutex::new(BTreeMap::new()),
+            checkpoints: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -37,6 +39,7 @@ impl MemoryStore {
             book: Mutex::new(WindowBook::with_lease(config, lease)),
             audit: Mutex::new(Vec::new()),
             failures: Mutex::new(BTreeMap::new()),
+            checkpoints: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -99,6 +102,26 @@ impl Store for MemoryStore {
                 .or_default()
                 .push(reason.to_owned());
         }
+        Ok(())
+    }
+}
+
+impl Checkpoints for MemoryStore {
+    type Error = Infallible;
+
+    async fn checkpoint(&self, stream: &str, shard: &str) -> Result<Option<String>, Infallible> {
+        Ok(lock(&self.checkpoints)
+            .get(&(stream.to_owned(), shard.to_owned()))
+            .cloned())
+    }
+
+    async fn set_checkpoint(
+        &self,
+        stream: &str,
+        shard: &str,
+        sequence: &str,
+    ) -> Result<(), Infallible> {
+        lock(&self.checkpoints).insert((stream.to_owned(), shard.to_owned()), sequence.to_owned());
         Ok(())
     }
 }

@@ -2,7 +2,11 @@
 
 pub mod bedrock;
 pub mod dynamo;
+pub mod either;
+pub mod kinesis;
 pub mod memory;
+pub mod metrics;
 pub mod secrets;
 pub mod slack;
+pub mod stdout;
 pub mod system_clock;

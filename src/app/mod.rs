@@ -1,8 +1,11 @@
 //! The command line: thin wiring of config -> adapters -> engine.
 
 mod audit;
+pub mod consume;
+pub mod lambda;
 mod pattern;
 mod replay;
+pub mod send;
 mod slack;
 
 use std::path::PathBuf;
@@ -30,6 +33,10 @@ pub enum Command {
     Pattern(PatternArgs),
     /// List the batches sent, from the DynamoDB table's audit items (JSON Lines).
     Audit(AuditArgs),
+    /// Put CloudTrail events on a Kinesis stream (EventBridge envelopes, key = account).
+    Send(SendArgs),
+    /// Read every shard of a Kinesis stream through the engine, resuming from checkpoints.
+    Consume(ConsumeArgs),
 }
 
 /// Output formats of `replay`.
@@ -119,12 +126,43 @@ pub struct AuditArgs {
     pub since: String,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct SendArgs {
+    /// Kinesis stream name.
+    #[arg(long)]
+    pub stream: String,
+    /// CloudTrail files, any shape `replay` reads.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ConsumeArgs {
+    /// Kinesis stream name.
+    #[arg(long)]
+    pub stream: String,
+    /// DynamoDB table for windows, audit and checkpoints.
+    #[arg(long)]
+    pub table: String,
+    /// Stop after this many seconds without a record (default: run until the shards close).
+    #[arg(long, value_name = "SECS")]
+    pub until_idle: Option<u64>,
+    /// Configuration file (TOML).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Rule pack (TOML) to use instead of the built-in one.
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+}
+
 /// Run one command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Replay(args) => replay(*args).await,
         Command::Pattern(args) => pattern(&args),
         Command::Audit(args) => audit(args).await,
+        Command::Send(args) => send::send(args).await,
+        Command::Consume(args) => consume::run(args).await,
     }
 }
 

@@ -149,7 +149,7 @@ fn slack_notifier(
     Ok(Some(notifier))
 }
 
-fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
+pub(super) fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
     if path == Path::new("-") {
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).context("reading stdin")?;

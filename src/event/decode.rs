@@ -191,7 +191,10 @@ fn decode_object(
         sink(decode_envelope(&probe, detail, &detail_type, text));
     } else if probe.event_name.is_some() {
         sink(match Record::new(probe, None) {
-            Ok(record) => Decoded::Record(record),
+            Ok(mut record) => {
+                record.text = text;
+                Decoded::Record(record)
+            }
             Err(reason) => quarantine(reason, text),
         });
     } else {
@@ -224,7 +227,7 @@ fn decode_envelope<'a>(
     envelope: &Probe<'a>,
     detail: Option<Box<Probe<'a>>>,
     detail_type: &str,
-    text: &str,
+    text: &'a str,
 ) -> Decoded<'a> {
     let Some(kind) = EventKind::from_detail_type(detail_type) else {
         return quarantine(format!("unsupported detail-type {detail_type:?}"), text);
@@ -238,7 +241,11 @@ fn decode_envelope<'a>(
         Record::new(*detail, Some((envelope, kind)))
     };
     match decoded {
-        Ok(record) => Decoded::Record(record),
+        Ok(mut record) => {
+            record.text = text;
+            record.enveloped = true;
+            Decoded::Record(record)
+        }
         Err(reason) => quarantine(reason, text),
     }
 }
@@ -415,6 +422,9 @@ pub struct Record<'a> {
     response: Option<&'a RawValue>,
     resources: Option<&'a RawValue>,
     envelope_resources: Vec<String>,
+    /// The JSON this record came in: its EventBridge envelope, or the bare CloudTrail record.
+    text: &'a str,
+    enveloped: bool,
 }
 
 /// RFC 3339 (CloudTrail), or `2022-12-11 19:42:55` in UTC as some log pipelines rewrite it.
@@ -484,6 +494,8 @@ impl<'a> Record<'a> {
             response: probe.response,
             resources: probe.resources,
             envelope_resources: Vec::new(),
+            text: "",
+            enveloped: false,
         })
     }
 
@@ -514,6 +526,8 @@ impl<'a> Record<'a> {
             response: None,
             resources: None,
             envelope_resources,
+            text: "",
+            enveloped: false,
         })
     }
 
@@ -527,6 +541,32 @@ impl<'a> Record<'a> {
 
     pub fn account(&self) -> &str {
         &self.account
+    }
+
+    /// The record as EventBridge delivers it to a Kinesis target: its own envelope when it
+    /// came in one, otherwise a CloudTrail envelope built around the bare record (`send`).
+    pub fn envelope_json(&self) -> Cow<'a, str> {
+        if self.enveloped {
+            return Cow::Borrowed(self.text);
+        }
+        let source = self
+            .source
+            .strip_suffix(".amazonaws.com")
+            .unwrap_or(&self.source);
+        let head = serde_json::json!({
+            "version": "0",
+            "id": self.id,
+            "detail-type": self.kind.detail_type(),
+            "source": format!("aws.{source}"),
+            "account": self.account,
+            "time": self.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "region": self.region,
+            "resources": [],
+        })
+        .to_string();
+        // `head` is a JSON object: splice the original record in as `detail`, byte for byte.
+        let head = head.strip_suffix('}').unwrap_or(&head);
+        Cow::Owned(format!("{head},\"detail\":{}}}", self.text))
     }
 
     /// What rules match on, borrowed.
@@ -965,5 +1005,28 @@ mod tests {
             quarantined[0].reason.starts_with("eventTime"),
             "{quarantined:?}"
         );
+    }
+
+    #[test]
+    fn envelope_json_keeps_envelopes_and_wraps_bare_records() {
+        let envelope = format!(
+            r#"{{"version":"0","id":"env-1","detail-type":"AWS API Call via CloudTrail","source":"aws.iam","account":"111111111111","time":"2026-11-02T03:01:07Z","region":"us-east-1","detail":{RECORD}}}"#
+        );
+        let mut texts = Vec::new();
+        let input = format!("{envelope}\n{}", RECORD.replace('\n', " "));
+        decode_bytes(input.as_bytes(), &mut |decoded| {
+            if let Decoded::Record(record) = decoded {
+                texts.push(record.envelope_json().into_owned());
+            }
+        });
+        assert_eq!(texts[0], envelope);
+        let wrapped: serde_json::Value = serde_json::from_str(&texts[1]).unwrap_or_default();
+        assert_eq!(wrapped["detail-type"], "AWS API Call via CloudTrail");
+        assert_eq!(wrapped["source"], "aws.iam");
+        assert_eq!(wrapped["account"], "111111111111");
+        assert_eq!(wrapped["detail"]["eventID"], "e-1");
+        let (events, quarantined) = decode_all(texts[1].as_bytes());
+        assert_eq!((events.len(), quarantined.len()), (1, 0));
+        assert_eq!(events[0].id.as_str(), "e-1");
     }
 }

@@ -1,0 +1,355 @@
+//! The Lambda handler: one entry point for Kinesis batches (from an EventBridge Pipe or an
+//! event-source mapping) and for the scheduled tick that flushes due windows.
+//!
+//! Ingest never flushes windows (immediate alerts still post at once); only the tick does.
+//! Each Kinesis record is decoded on its own: a record that cannot be decoded is quarantined,
+//! counted and acknowledged. A retryable store failure reports that record as the batch's
+//! first failure, so it and every record after it in the shard are delivered again (events
+//! already stored are dropped as duplicates on redelivery).
+
+use std::borrow::Cow;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use aws_lambda_events::event::streams::KinesisEventResponse;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use tokio::sync::{Mutex, MutexGuard};
+
+use crate::adapters::bedrock::{BedrockConfig, BedrockSummarizer};
+use crate::adapters::dynamo::{DynamoSettings, DynamoStore};
+use crate::adapters::either::Either;
+use crate::adapters::metrics::{Metric, emf_line, engine_metrics};
+use crate::adapters::slack::{SlackNotifier, TokioSleeper};
+use crate::adapters::stdout::StdoutNotifier;
+use crate::adapters::system_clock::SystemClock;
+use crate::config::{Settings, SummarizerKind, env};
+use crate::engine::{Engine, EngineError};
+use crate::ports::{Clock, Notifier, Retryable, Store, Summarizer};
+use crate::summary::OfflineSummarizer;
+
+/// The payload the EventBridge Scheduler schedule must send (its target `Input`).
+pub const TICK_PAYLOAD: &str = r#"{"trailwatch":"tick"}"#;
+
+/// The invocation could not be handled; Lambda (or the Pipe) retries it whole.
+#[derive(Debug, thiserror::Error)]
+pub enum LambdaError {
+    #[error(
+        "unrecognised payload: {0} (expected a Pipe batch, an event-source batch or {TICK_PAYLOAD})"
+    )]
+    UnknownPayload(&'static str),
+    #[error("a record failed retryably but carries no {field} to report it by")]
+    Unidentifiable {
+        field: &'static str,
+        #[source]
+        source: EngineError,
+    },
+    #[error("flushing due windows failed")]
+    Flush(#[source] EngineError),
+}
+
+impl From<LambdaError> for lambda_runtime::Diagnostic {
+    fn from(err: LambdaError) -> Self {
+        Self {
+            error_type: "trailwatch::LambdaError".to_owned(),
+            error_message: error_chain(&err),
+        }
+    }
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// What an invocation carried.
+#[derive(Debug)]
+pub enum Payload<'a> {
+    /// An EventBridge Pipe batch: a bare array of Kinesis records, failures by `eventID`.
+    Pipe(Vec<&'a RawValue>),
+    /// A Lambda event-source mapping batch: `{"Records": [...]}`, failures by sequence number.
+    EventSource(Vec<&'a RawValue>),
+    /// A scheduled tick: flush due windows.
+    Tick,
+}
+
+#[derive(Deserialize)]
+struct Object<'a> {
+    #[serde(rename = "Records", borrow)]
+    records: Option<Vec<&'a RawValue>>,
+    #[serde(borrow)]
+    trailwatch: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    source: Option<Cow<'a, str>>,
+    #[serde(rename = "detail-type", borrow)]
+    detail_type: Option<Cow<'a, str>>,
+}
+
+/// Tell the three payloads apart. Ticks: [`TICK_PAYLOAD`], or anything from EventBridge
+/// Scheduler (`"source": "aws.scheduler"`) or a scheduled rule (`"detail-type": "Scheduled
+/// Event"`). Error messages never echo payload text.
+pub fn parse_payload(bytes: &[u8]) -> Result<Payload<'_>, LambdaError> {
+    match bytes.trim_ascii_start().first() {
+        Some(b'[') => serde_json::from_slice(bytes)
+            .map(Payload::Pipe)
+            .map_err(|_| LambdaError::UnknownPayload("an array that is not valid JSON")),
+        Some(b'{') => {
+            let object: Object<'_> = serde_json::from_slice(bytes)
+                .map_err(|_| LambdaError::UnknownPayload("an object that is not valid JSON"))?;
+            if let Some(records) = object.records {
+                Ok(Payload::EventSource(records))
+            } else if object.trailwatch.as_deref() == Some("tick")
+                || object.source.as_deref() == Some("aws.scheduler")
+                || object.detail_type.as_deref() == Some("Scheduled Event")
+            {
+                Ok(Payload::Tick)
+            } else {
+                Err(LambdaError::UnknownPayload(
+                    "an object without Records that is not a tick",
+                ))
+            }
+        }
+        _ => Err(LambdaError::UnknownPayload("not a JSON object or array")),
+    }
+}
+
+/// How a failed record is named back to the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReportBy {
+    /// A Pipe wants the record's `eventID`.
+    EventId,
+    /// An event-source mapping wants `kinesis.sequenceNumber`.
+    SequenceNumber,
+}
+
+#[derive(Default, Deserialize)]
+struct RecordIds<'a> {
+    #[serde(rename = "eventID", borrow)]
+    event_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    kinesis: Option<KinesisIds<'a>>,
+}
+
+#[derive(Deserialize)]
+struct KinesisIds<'a> {
+    #[serde(rename = "sequenceNumber", borrow)]
+    sequence_number: Option<Cow<'a, str>>,
+}
+
+impl ReportBy {
+    fn field(self) -> &'static str {
+        match self {
+            Self::EventId => "eventID",
+            Self::SequenceNumber => "kinesis.sequenceNumber",
+        }
+    }
+
+    fn identifier(self, record: &str) -> Option<String> {
+        let ids: RecordIds<'_> = serde_json::from_str(record).unwrap_or_default();
+        let id = match self {
+            Self::EventId => ids.event_id,
+            Self::SequenceNumber => ids.kinesis.and_then(|k| k.sequence_number),
+        };
+        id.filter(|id| !id.is_empty()).map(Cow::into_owned)
+    }
+}
+
+/// The handler's answer: partial batch failures for Kinesis, a count for a tick.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Response {
+    Batch(KinesisEventResponse),
+    Tick { flushed: usize },
+}
+
+/// The engine, built once per Lambda instance, behind the one handler.
+pub struct Handler<S, M, N, C> {
+    engine: Mutex<Engine<S, M, N, C>>,
+    metrics: std::sync::Mutex<Box<dyn Write + Send>>,
+}
+
+impl<S, M, N, C> Handler<S, M, N, C>
+where
+    S: Store,
+    M: Summarizer,
+    N: Notifier,
+    C: Clock,
+{
+    /// Wrap `engine`, turning off its per-event flush; metrics go to standard output.
+    pub fn new(engine: Engine<S, M, N, C>) -> Self {
+        Self {
+            engine: Mutex::new(engine.with_flush_on_ingest(false)),
+            metrics: std::sync::Mutex::new(Box::new(std::io::stdout())),
+        }
+    }
+
+    /// Write embedded-metric lines here instead of standard output.
+    #[must_use]
+    pub fn with_metrics_output(mut self, out: Box<dyn Write + Send>) -> Self {
+        self.metrics = std::sync::Mutex::new(out);
+        self
+    }
+
+    /// The engine, for inspection.
+    pub async fn engine(&self) -> MutexGuard<'_, Engine<S, M, N, C>> {
+        self.engine.lock().await
+    }
+
+    /// Handle one invocation's payload.
+    pub async fn handle(&self, payload: &[u8]) -> Result<Response, LambdaError> {
+        match parse_payload(payload)? {
+            Payload::Pipe(records) => self.ingest(&records, ReportBy::EventId).await,
+            Payload::EventSource(records) => self.ingest(&records, ReportBy::SequenceNumber).await,
+            Payload::Tick => self.tick().await,
+        }
+    }
+
+    async fn ingest(&self, records: &[&RawValue], by: ReportBy) -> Result<Response, LambdaError> {
+        let mut engine = self.engine.lock().await;
+        let before = engine.stats();
+        let mut response = KinesisEventResponse::default();
+        let mut result = Ok(());
+        let mut rejected = 0_u64;
+        let mut retried = 0_u64;
+        for (index, record) in records.iter().enumerate() {
+            let events = engine.decode(record.get().as_bytes());
+            let Err(err) = engine.ingest(events).await else {
+                continue;
+            };
+            let id = by.identifier(record.get());
+            if !err.is_retryable() {
+                // A store that refuses a record for good would refuse it on every retry:
+                // acknowledge it so the shard moves on, and count it for the alarm.
+                rejected += 1;
+                tracing::error!(record = id.as_deref().unwrap_or("-"), error = %error_chain(&err), "Store rejected a record; acknowledged.");
+                continue;
+            }
+            retried = u64::try_from(records.len() - index).unwrap_or(u64::MAX);
+            match id {
+                Some(id) => {
+                    tracing::warn!(record = %id, retried, error = %error_chain(&err), "Store failed; record reported for retry with the rest of the batch.");
+                    response.add_failure(id);
+                }
+                None => {
+                    result = Err(LambdaError::Unidentifiable {
+                        field: by.field(),
+                        source: err,
+                    });
+                }
+            }
+            break;
+        }
+        let after = engine.stats();
+        let mut metrics = vec![
+            Metric::count(
+                "RecordsIn",
+                u64::try_from(records.len()).unwrap_or(u64::MAX),
+            ),
+            Metric::count("EventsMatched", after.matched - before.matched),
+            Metric::count("StoreRejected", rejected),
+            Metric::count("RecordsRetried", retried),
+        ];
+        metrics.extend(engine_metrics(&before, &after));
+        self.emit(engine.clock.now(), &metrics);
+        tracing::info!(
+            records = records.len(),
+            matched = after.matched - before.matched,
+            quarantined = after.quarantined - before.quarantined,
+            failures = response.batch_item_failures.len(),
+            "Batch ingested."
+        );
+        result.map(|()| Response::Batch(response))
+    }
+
+    async fn tick(&self) -> Result<Response, LambdaError> {
+        let mut engine = self.engine.lock().await;
+        let before = engine.stats();
+        let started = Instant::now();
+        let flushed = engine.flush_due().await.map_err(LambdaError::Flush);
+        let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+        let after = engine.stats();
+        let mut metrics = vec![Metric::millis("FlushLatency", elapsed)];
+        metrics.extend(engine_metrics(&before, &after));
+        self.emit(engine.clock.now(), &metrics);
+        let flushed = flushed?;
+        tracing::info!(batches = flushed, millis = elapsed, "Due windows flushed.");
+        Ok(Response::Tick { flushed })
+    }
+
+    fn emit(&self, now: chrono::DateTime<chrono::Utc>, metrics: &[Metric]) {
+        let mut line = emf_line(now, metrics);
+        line.push('\n');
+        let mut out = self
+            .metrics
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Err(err) = out.write_all(line.as_bytes()).and_then(|()| out.flush()) {
+            // Metrics are best effort: a closed stdout must not fail the batch.
+            tracing::warn!(error = %err, "Cannot write metrics.");
+        }
+    }
+}
+
+/// The production handler until the DynamoDB store and the Slack notifier are wired in.
+/// The summarizer the configuration chose.
+pub type AnySummarizer = Either<OfflineSummarizer, BedrockSummarizer>;
+/// Slack when a secret is configured, else JSON lines on standard output.
+pub type AnyNotifier = Either<SlackNotifier<TokioSleeper>, StdoutNotifier>;
+/// The handler the Lambda runs.
+pub type DefaultHandler = Handler<DynamoStore, AnySummarizer, AnyNotifier, SystemClock>;
+
+/// Build the handler from the environment (see [`crate::config::env`]), once per instance:
+/// settings, rules, and the AWS clients (DynamoDB, Secrets Manager, Bedrock).
+pub async fn from_env(var: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<DefaultHandler> {
+    let config = var(env::CONFIG).map(PathBuf::from);
+    let settings = Settings::load(config.as_deref(), var)?;
+    let rules = super::load_rules(var(env::RULES).as_deref().map(Path::new))?;
+    let table = var(env::TABLE)
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: expected the DynamoDB table name, found nothing",
+                env::TABLE
+            )
+        })?;
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&aws),
+        DynamoSettings::new(table.trim(), settings.window),
+    );
+    let summarizer = match settings.summary.summarizer {
+        SummarizerKind::Offline => Either::Left(OfflineSummarizer),
+        SummarizerKind::Bedrock => Either::Right(
+            BedrockSummarizer::from_environment(BedrockConfig::from_settings(&settings.summary))
+                .await,
+        ),
+    };
+    let secrets = aws_sdk_secretsmanager::Client::new(&aws);
+    let notifier =
+        if let Some(slack) = super::lambda_slack_notifier(&secrets, &settings, var).await? {
+            Either::Left(slack)
+        } else {
+            tracing::warn!("No Slack secret configured: deliveries go to standard output.");
+            Either::Right(StdoutNotifier::stdout())
+        };
+    let engine = Engine::new(rules, settings, store, summarizer, notifier, SystemClock);
+    Ok(Handler::new(engine))
+}
+
+/// Serve invocations until the runtime stops.
+pub async fn serve(handler: DefaultHandler) -> Result<(), lambda_runtime::Error> {
+    let handler = &handler;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<Box<RawValue>>| async move {
+            handler.handle(event.payload.get().as_bytes()).await
+        },
+    ))
+    .await
+}

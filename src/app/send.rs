@@ -1,0 +1,41 @@
+//! `trailwatch send`: put CloudTrail events on a Kinesis stream as EventBridge would.
+
+use anyhow::Context as _;
+
+use super::SendArgs;
+use crate::adapters::kinesis::{Entry, Kinesis};
+use crate::event::{Decoded, decode_bytes};
+
+/// Kinesis entries for every CloudTrail event in `bytes`, matched by a rule or not: the
+/// EventBridge envelope as data, the account as partition key. Returns how many records
+/// could not be decoded (they are not sent).
+pub fn entries(bytes: &[u8], out: &mut Vec<Entry>) -> u64 {
+    let mut quarantined = 0;
+    decode_bytes(bytes, &mut |decoded| match decoded {
+        Decoded::Record(record) => out.push(Entry {
+            partition_key: record.account().to_owned(),
+            data: record.envelope_json().into_owned().into_bytes(),
+        }),
+        Decoded::Quarantined(_) => quarantined += 1,
+    });
+    quarantined
+}
+
+pub async fn send(args: SendArgs) -> anyhow::Result<()> {
+    let mut all = Vec::new();
+    let mut quarantined = 0;
+    for file in &args.files {
+        let bytes = super::replay::read_input(file)?;
+        quarantined += entries(&bytes, &mut all);
+    }
+    let kinesis = Kinesis::from_env().await;
+    let report = kinesis
+        .put_records(&args.stream, &all)
+        .await
+        .with_context(|| format!("sending to stream {}", args.stream))?;
+    eprintln!(
+        "send: records={} quarantined={quarantined} requests={} retried={}",
+        report.records, report.requests, report.retried
+    );
+    Ok(())
+}
