@@ -108,6 +108,31 @@ fn pipeline(c: &mut Criterion) {
             black_box(values)
         });
     });
+    group.bench_function("decode_only", |b| {
+        b.iter(|| {
+            let mut records = 0usize;
+            trailwatch::event::decode_bytes(black_box(&input), &mut |decoded| {
+                if let trailwatch::event::Decoded::Record(record) = decoded {
+                    records += usize::from(!record.id().is_empty());
+                }
+            });
+            black_box(records)
+        });
+    });
+    group.bench_function("decode_match", |b| {
+        b.iter(|| {
+            let mut matched = 0usize;
+            trailwatch::event::decode_bytes(black_box(&input), &mut |decoded| {
+                if let trailwatch::event::Decoded::Record(record) = decoded {
+                    matched += usize::from(matches!(
+                        rules.evaluate(&record.facts()),
+                        trailwatch::rules::Verdict::Matched(_)
+                    ));
+                }
+            });
+            black_box(matched)
+        });
+    });
     group.bench_function("decode_match_enrich_window", |b| {
         b.iter(|| {
             let mut engine = Engine::new(

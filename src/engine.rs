@@ -149,6 +149,7 @@ where
         let quarantine = &mut self.quarantine;
         let rules = &self.rules;
         let actors = &self.settings.actors;
+        let mut redactions = crate::enrich::redact::RedactCache::default();
         decode_bytes(bytes, &mut |decoded| {
             stats.read += 1;
             match decoded {
@@ -156,7 +157,7 @@ where
                     stats.decoded += 1;
                     match rules.evaluate(&record.facts()) {
                         Verdict::Matched(rule) => {
-                            let event = record.to_event();
+                            let event = record.to_event_with(&mut redactions);
                             let actor = classify(&event, actors);
                             matched.push(BatchEvent {
                                 event,

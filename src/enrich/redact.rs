@@ -240,6 +240,32 @@ pub fn redact_text(text: &str) -> Cow<'_, str> {
     out
 }
 
+/// Remembers the last value redacted in each of a few slots (user agent, ARN, ...): a burst of
+/// events by one actor repeats them, and a comparison is much cheaper than a scan.
+#[derive(Debug, Default)]
+pub struct RedactCache {
+    slots: [(String, String); RedactCache::SLOTS],
+}
+
+impl RedactCache {
+    pub const SLOTS: usize = 8;
+
+    /// `bounded(redact_text(text), max)`, reusing the last answer of `slot` when `text` repeats.
+    pub fn clean(&mut self, slot: usize, text: &str, max: usize) -> String {
+        let Some((input, output)) = self.slots.get_mut(slot) else {
+            return bounded(&redact_text(text), max).into_owned();
+        };
+        if input != text || output.is_empty() {
+            let cleaned = bounded(&redact_text(text), max).into_owned();
+            input.clear();
+            input.push_str(text);
+            output.clone_from(&cleaned);
+            return cleaned;
+        }
+        output.clone()
+    }
+}
+
 /// Redact a JSON value in place: secret keys lose their values, strings are scanned.
 pub fn redact_json(value: &mut Value) {
     match value {
@@ -360,6 +386,21 @@ mod tests {
         ] {
             assert!(!is_secret_key(key), "{key}");
         }
+    }
+
+    #[test]
+    fn the_cache_answers_like_a_scan() {
+        let mut cache = RedactCache::default();
+        for text in [
+            "key AKIAIOSFODNN7EXAMPLE",
+            "key AKIAIOSFODNN7EXAMPLE",
+            "plain",
+            "plain",
+            "x",
+        ] {
+            assert_eq!(cache.clean(0, text, 100), bounded(&redact_text(text), 100));
+        }
+        assert_eq!(cache.clean(99, "pwd=hunter2", 100), "pwd=[REDACTED]");
     }
 
     #[test]

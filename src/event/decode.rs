@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::{AccountId, Event, EventId, EventKind, Facts, Identity, Resource};
-use crate::enrich::redact::{bounded, is_secret_key, redact_json, redact_text};
+use crate::enrich::redact::{RedactCache, bounded, is_secret_key, redact_json, redact_text};
 
 /// Longest quarantine excerpt kept, in characters.
 const EXCERPT_CHARS: usize = 1024;
@@ -596,6 +596,11 @@ impl<'a> Record<'a> {
 
     /// The owned, redacted event, with the resources it touched.
     pub fn to_event(&self) -> Event {
+        self.to_event_with(&mut RedactCache::default())
+    }
+
+    /// [`Record::to_event`], reusing redactions of repeated values (one cache per input).
+    pub fn to_event_with(&self, cache: &mut RedactCache) -> Event {
         Event {
             id: EventId::new(ident(&self.id, MAX_RESOURCE_CHARS)),
             account: AccountId::new(ident(&self.account, 40)),
@@ -604,11 +609,11 @@ impl<'a> Record<'a> {
             kind: self.kind,
             source: ident(&self.source, 100),
             name: ident(&self.name, 100),
-            identity: self.owned_identity(),
-            user_agent: clean_opt(self.user_agent.as_deref(), MAX_TEXT_CHARS),
-            source_ip: clean_opt(self.source_ip.as_deref(), 100),
+            identity: self.owned_identity(cache),
+            user_agent: cached(cache, 0, self.user_agent.as_deref(), MAX_TEXT_CHARS),
+            source_ip: cached(cache, 1, self.source_ip.as_deref(), 100),
             error_code: ident_opt(self.error_code.as_deref(), 100),
-            error_message: clean_opt(self.error_message.as_deref(), MAX_TEXT_CHARS),
+            error_message: cached(cache, 2, self.error_message.as_deref(), MAX_TEXT_CHARS),
             read_only: self.read_only,
             mfa_used: ident_opt(self.mfa_used.as_deref(), 20),
             login_result: ident_opt(self.login_result.as_deref(), 20),
@@ -617,7 +622,7 @@ impl<'a> Record<'a> {
         }
     }
 
-    fn owned_identity(&self) -> Identity {
+    fn owned_identity(&self, cache: &mut RedactCache) -> Identity {
         let id = &self.identity;
         let session = id.session.as_ref();
         let issuer = session.and_then(|s| s.issuer.as_ref());
@@ -626,21 +631,23 @@ impl<'a> Record<'a> {
             .and_then(|i| i.user_name.as_deref());
         Identity {
             kind: ident_opt(id.kind.as_deref(), 40),
-            arn: clean_opt(id.arn.as_deref(), MAX_RESOURCE_CHARS),
+            arn: cached(cache, 3, id.arn.as_deref(), MAX_RESOURCE_CHARS),
             account_id: ident_opt(id.account_id.as_deref(), 40),
-            user_name: clean_opt(id.user_name.as_deref(), MAX_RESOURCE_CHARS),
-            principal_id: clean_opt(id.principal_id.as_deref(), MAX_RESOURCE_CHARS),
+            user_name: cached(cache, 4, id.user_name.as_deref(), MAX_RESOURCE_CHARS),
+            principal_id: cached(cache, 5, id.principal_id.as_deref(), MAX_RESOURCE_CHARS),
             invoked_by: ident_opt(id.invoked_by.as_deref(), 100),
             access_key_id: id
                 .access_key_id
                 .as_deref()
                 .map(crate::enrich::redact::shorten_access_key),
-            role_name: clean_opt(role_name, MAX_RESOURCE_CHARS),
+            role_name: cached(cache, 6, role_name, MAX_RESOURCE_CHARS),
             mfa_authenticated: session
                 .and_then(|s| s.attributes.as_ref())
                 .and_then(|a| a.mfa_authenticated.as_deref())
                 .map(|v| v.eq_ignore_ascii_case("true")),
-            source_identity: clean_opt(
+            source_identity: cached(
+                cache,
+                7,
                 session.and_then(|s| s.source_identity.as_deref()),
                 MAX_RESOURCE_CHARS,
             ),
@@ -696,13 +703,13 @@ fn ident_opt(text: Option<&str>, max: usize) -> Option<String> {
     text.map(|t| ident(t, max))
 }
 
+fn cached(cache: &mut RedactCache, slot: usize, text: Option<&str>, max: usize) -> Option<String> {
+    text.map(|t| cache.clean(slot, t, max))
+}
+
 /// Free text and names a person chose: bounded and redacted.
 fn clean(text: &str, max: usize) -> String {
     bounded(&redact_text(text), max).into_owned()
-}
-
-fn clean_opt(text: Option<&str>, max: usize) -> Option<String> {
-    text.map(|t| clean(t, max))
 }
 
 /// Keys whose string values name what an event touched.
