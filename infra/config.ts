@@ -25,9 +25,9 @@ export const TABLE = {
   partitionKey: 'pk',
   sortKey: 'sk',
   dueIndex: 'due',
-  dueIndexPartitionKey: 'gsi1pk',
-  dueIndexSortKey: 'due',
-  ttlAttribute: 'ttl',
+  dueIndexPartitionKey: 'due_pk',
+  dueIndexSortKey: 'due_at',
+  ttlAttribute: 'expires_at',
 } as const;
 
 /**
@@ -45,12 +45,15 @@ export const TABLE_ACTIONS = [
   'dynamodb:UpdateItem',
 ] as const;
 
-/** Counters the Lambda writes as CloudWatch embedded-metric-format lines, with no dimensions. */
+/**
+ * Counters the Lambda writes as CloudWatch embedded-metric-format lines, with no dimensions
+ * (`src/adapters/metrics.rs`; a Rust test checks these names against it).
+ */
 export const METRICS = {
-  namespace: 'Trailwatch',
-  quarantined: 'QuarantinedRecords',
-  offlineFallbacks: 'OfflineFallbacks',
-  slackFailures: 'SlackFailures',
+  namespace: 'trailwatch',
+  quarantined: 'Quarantined',
+  offlineFallbacks: 'SummaryFallbacks',
+  slackFailures: 'SendFailures',
 } as const;
 
 /** The payload EventBridge Scheduler sends every minute to flush due windows. */

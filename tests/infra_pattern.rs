@@ -46,3 +46,70 @@ fn every_checked_in_pattern_fits_one_rule() {
         );
     }
 }
+
+/// The CDK creates the table the DynamoDB store expects: same key, index and TTL names.
+#[test]
+fn cdk_table_names_match_the_store() {
+    use trailwatch::adapters::dynamo::{DUE_AT, DUE_INDEX, DUE_PK, TTL_ATTRIBUTE};
+    let config = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/infra/config.ts"))
+        .unwrap_or_else(|err| panic!("infra/config.ts: {err}"));
+    for (key, value) in [
+        ("dueIndex", DUE_INDEX),
+        ("dueIndexPartitionKey", DUE_PK),
+        ("dueIndexSortKey", DUE_AT),
+        ("ttlAttribute", TTL_ATTRIBUTE),
+    ] {
+        let line = format!("{key}: '{value}',");
+        assert!(config.contains(&line), "infra/config.ts lacks `{line}`");
+    }
+}
+
+/// The alarms watch the metrics the Lambda writes: same namespace and names.
+#[test]
+fn cdk_alarm_metrics_match_the_lambda() {
+    let config = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/infra/config.ts"))
+        .unwrap_or_else(|err| panic!("infra/config.ts: {err}"));
+    let metrics = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/adapters/metrics.rs"
+    ))
+    .unwrap_or_else(|err| panic!("metrics.rs: {err}"));
+    assert!(
+        config.contains(&format!(
+            "namespace: '{}',",
+            trailwatch::adapters::metrics::NAMESPACE
+        )),
+        "namespace differs"
+    );
+    for (key, name) in [
+        ("quarantined", "Quarantined"),
+        ("offlineFallbacks", "SummaryFallbacks"),
+        ("slackFailures", "SendFailures"),
+    ] {
+        assert!(config.contains(&format!("{key}: '{name}',")), "{key}");
+        assert!(
+            metrics.contains(&format!("\"{name}\"")),
+            "the Lambda writes no {name}"
+        );
+    }
+}
+
+/// Every environment variable the CDK sets on the Lambda is one the code reads.
+#[test]
+fn cdk_environment_names_are_read_by_the_lambda() {
+    let config = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/infra/config.ts"))
+        .unwrap_or_else(|err| panic!("infra/config.ts: {err}"));
+    let code = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/config.rs"))
+        .unwrap_or_else(|err| panic!("src/config.rs: {err}"));
+    let names: Vec<&str> = config
+        .split('\'')
+        .filter(|s| s.starts_with("TRAILWATCH_"))
+        .collect();
+    assert!(names.len() >= 8, "{names:?}");
+    for name in names {
+        assert!(
+            code.contains(&format!("\"{name}\"")),
+            "the Lambda never reads {name}"
+        );
+    }
+}

@@ -226,7 +226,7 @@ export class CentralStack extends cdk.Stack {
     this.table.addGlobalSecondaryIndex({
       indexName: TABLE.dueIndex,
       partitionKey: { name: TABLE.dueIndexPartitionKey, type: dynamodb.AttributeType.STRING },
-      sortKey: { name: TABLE.dueIndexSortKey, type: dynamodb.AttributeType.STRING },
+      sortKey: { name: TABLE.dueIndexSortKey, type: dynamodb.AttributeType.NUMBER },
       projectionType: dynamodb.ProjectionType.ALL,
     });
 

@@ -258,9 +258,14 @@ export function checkTable(t: Template): void {
       Projection: { ProjectionType: 'ALL' },
     },
   ]);
-  for (const name of [TABLE.partitionKey, TABLE.sortKey, TABLE.dueIndexPartitionKey, TABLE.dueIndexSortKey]) {
+  for (const name of [TABLE.partitionKey, TABLE.sortKey, TABLE.dueIndexPartitionKey]) {
     assert.ok(p.AttributeDefinitions.some((a: Json) => a.AttributeName === name && a.AttributeType === 'S'), `${name} is a string`);
   }
+  assert.ok(
+    p.AttributeDefinitions.some((a: Json) => a.AttributeName === TABLE.dueIndexSortKey && a.AttributeType === 'N'),
+    `${TABLE.dueIndexSortKey} is a number (epoch ms)`,
+  );
+
   assert.equal(p.BillingMode, 'PAY_PER_REQUEST');
   assert.deepEqual(p.PointInTimeRecoverySpecification, { PointInTimeRecoveryEnabled: true });
   assert.deepEqual(p.TimeToLiveSpecification, { AttributeName: TABLE.ttlAttribute, Enabled: true });
