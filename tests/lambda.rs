@@ -394,15 +394,19 @@ fn redelivery_after_a_failure_adds_nothing_twice() {
 }
 
 #[test]
-fn non_retryable_failure_is_acknowledged_and_counted() {
+fn non_retryable_failure_is_reported_and_counted() {
     block_on(async {
         let (handler, lines) = handler(FailingStore::new(2, false));
         let response = handler
             .handle(&payload("pipe-batch.json"))
             .await
             .unwrap_or_else(|err| panic!("{err}"));
-        assert_eq!(response_json(&response), no_failures());
-        assert_eq!(handler.engine().await.stats().matched, 4);
+        // Reported like a retryable one, so the Pipe's retries and dead-letter queue keep it.
+        assert_eq!(
+            response_json(&response),
+            json!({"batchItemFailures": [{"itemIdentifier": PIPE_IDS[MATCHED[1]]}]})
+        );
+        assert_eq!(handler.engine().await.stats().matched, 1);
         assert_eq!(lines.values()[0]["StoreRejected"], 1.0);
     });
 }

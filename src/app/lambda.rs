@@ -225,11 +225,11 @@ where
             };
             let id = by.identifier(record.get());
             if !err.is_retryable() {
-                // A store that refuses a record for good would refuse it on every retry:
-                // acknowledge it so the shard moves on, and count it for the alarm.
+                // Reported all the same: the Pipe's bounded retries then its dead-letter queue
+                // keep the record, where acknowledging it would lose its events. Counted for
+                // the alarm.
                 rejected += 1;
-                tracing::error!(record = id.as_deref().unwrap_or("-"), error = %error_chain(&err), "Store rejected a record; acknowledged.");
-                continue;
+                tracing::error!(record = id.as_deref().unwrap_or("-"), error = %error_chain(&err), "Store rejected a record; reported so it reaches the dead-letter queue.");
             }
             retried = u64::try_from(records.len() - index).unwrap_or(u64::MAX);
             match id {
