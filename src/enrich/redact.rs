@@ -7,6 +7,7 @@
 //! high-entropy runs, `password=...` pairs).
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use aho_corasick::AhoCorasick;
@@ -50,19 +51,24 @@ pub fn is_secret_key(key: &str) -> bool {
         len += 1;
     }
     let folded = &folded[..len];
-    SECRET_KEY_PARTS
-        .iter()
-        .any(|part| folded.windows(part.len()).any(|w| w == part.as_bytes()))
+    // Every part starts with one of a few letters: only those positions are compared.
+    (0..folded.len()).any(|at| {
+        let rest = &folded[at..];
+        matches!(rest[0], b'p' | b's' | b't' | b'c' | b'k' | b'a')
+            && SECRET_KEY_PARTS
+                .iter()
+                .any(|part| rest.starts_with(part.as_bytes()))
+    })
 }
 
 /// `AKIAIOSFODNN7EXAMPLE` -> `AKIA…MPLE`: enough to recognise, not enough to use.
 pub fn shorten_access_key(key: &str) -> String {
-    let chars: Vec<char> = key.chars().collect();
-    if chars.len() <= 8 {
+    let count = key.chars().count();
+    if count <= 8 {
         return "…".to_owned();
     }
-    let head: String = chars[..4].iter().collect();
-    let tail: String = chars[chars.len() - 4..].iter().collect();
+    let head: String = key.chars().take(4).collect();
+    let tail: String = key.chars().skip(count - 4).collect();
     format!("{head}…{tail}")
 }
 
@@ -240,29 +246,37 @@ pub fn redact_text(text: &str) -> Cow<'_, str> {
     out
 }
 
-/// Remembers the last value redacted in each of a few slots (user agent, ARN, ...): a burst of
-/// events by one actor repeats them, and a comparison is much cheaper than a scan.
+/// Remembers what each string redacts to: user agents, ARNs, role and resource names and
+/// error messages repeat across a batch and across accounts, and a lookup is much cheaper
+/// than a scan. Bounded: forgets everything once it holds [`RedactCache::MAX_BYTES`].
 #[derive(Debug, Default)]
 pub struct RedactCache {
-    slots: [(String, String); RedactCache::SLOTS],
+    /// Input -> its redacted form, or `None` when it had nothing to redact.
+    seen: HashMap<Box<str>, Option<Box<str>>, foldhash::fast::RandomState>,
+    bytes: usize,
 }
 
 impl RedactCache {
-    pub const SLOTS: usize = 8;
+    pub const MAX_BYTES: usize = 4 << 20;
 
-    /// `bounded(redact_text(text), max)`, reusing the last answer of `slot` when `text` repeats.
-    pub fn clean(&mut self, slot: usize, text: &str, max: usize) -> String {
-        let Some((input, output)) = self.slots.get_mut(slot) else {
-            return bounded(&redact_text(text), max).into_owned();
-        };
-        if input != text || output.is_empty() {
-            let cleaned = bounded(&redact_text(text), max).into_owned();
-            input.clear();
-            input.push_str(text);
-            output.clone_from(&cleaned);
-            return cleaned;
+    /// `bounded(redact_text(text), max)`, without a scan when `text` was seen before.
+    pub fn clean(&mut self, text: &str, max: usize) -> String {
+        if let Some(known) = self.seen.get(text) {
+            return bounded(known.as_deref().unwrap_or(text), max).into_owned();
         }
-        output.clone()
+        let redacted = match redact_text(text) {
+            Cow::Borrowed(_) => None,
+            Cow::Owned(redacted) => Some(redacted.into_boxed_str()),
+        };
+        let cleaned = bounded(redacted.as_deref().unwrap_or(text), max).into_owned();
+        let size = text.len() + redacted.as_deref().map_or(0, str::len);
+        if self.bytes + size > Self::MAX_BYTES {
+            self.seen.clear();
+            self.bytes = 0;
+        }
+        self.bytes += size;
+        self.seen.insert(text.into(), redacted);
+        cleaned
     }
 }
 
@@ -290,6 +304,10 @@ pub fn redact_json(value: &mut Value) {
 
 /// Cut to at most `max` characters on a char boundary, marking the cut.
 pub fn bounded(text: &str, max: usize) -> Cow<'_, str> {
+    if text.len() <= max {
+        // No more bytes than `max`, so no more characters either.
+        return Cow::Borrowed(text);
+    }
     match text.char_indices().nth(max) {
         None => Cow::Borrowed(text),
         Some((cut, _)) => Cow::Owned(format!("{}…", &text[..cut])),
@@ -398,9 +416,11 @@ mod tests {
             "plain",
             "x",
         ] {
-            assert_eq!(cache.clean(0, text, 100), bounded(&redact_text(text), 100));
+            assert_eq!(cache.clean(text, 100), bounded(&redact_text(text), 100));
+            assert_eq!(cache.clean(text, 3), bounded(&redact_text(text), 3));
         }
-        assert_eq!(cache.clean(99, "pwd=hunter2", 100), "pwd=[REDACTED]");
+        assert_eq!(cache.clean("pwd=hunter2", 100), "pwd=[REDACTED]");
+        assert_eq!(cache.clean("pwd=hunter2", 100), "pwd=[REDACTED]");
     }
 
     #[test]

@@ -264,7 +264,52 @@ fn quarantine(reason: impl AsRef<str>, raw: &str) -> Decoded<'static> {
     })
 }
 
-type Str<'a> = Option<Cow<'a, str>>;
+type Str<'a> = Option<Text<'a>>;
+
+/// A string field, borrowed from the input unless it holds escapes. (serde's own impl for
+/// `Option<Cow<str>>` always copies, even with `#[serde(borrow)]`.)
+#[derive(Debug, Clone, Default)]
+struct Text<'a>(Cow<'a, str>);
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> serde::de::Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_borrowed_str<E>(self, value: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(value)))
+            }
+
+            fn visit_str<E>(self, value: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(value.to_owned())))
+            }
+
+            fn visit_string<E>(self, value: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(value)))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor)
+    }
+}
+
+impl<'a> From<&'a str> for Text<'a> {
+    fn from(text: &'a str) -> Self {
+        Self(Cow::Borrowed(text))
+    }
+}
 
 /// Every shape's top-level fields at once: envelopes, containers and CloudTrail records.
 /// Unknown fields are skipped without being built.
@@ -430,6 +475,9 @@ pub struct Record<'a> {
 /// RFC 3339 (CloudTrail), or `2022-12-11 19:42:55` in UTC as some log pipelines rewrite it.
 fn parse_time(text: Option<&str>, field: &str) -> Result<DateTime<Utc>, String> {
     let text = text.ok_or_else(|| format!("missing {field}"))?;
+    if let Some(time) = cloudtrail_time(text) {
+        return Ok(time);
+    }
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .or_else(|err| {
@@ -440,9 +488,33 @@ fn parse_time(text: Option<&str>, field: &str) -> Result<DateTime<Utc>, String> 
         .map_err(|err| format!("{field} {:?} is not a time: {err}", bounded(text, 40)))
 }
 
+/// `2026-11-02T03:00:00Z`, the one shape CloudTrail and EventBridge write, without the
+/// general parser; anything else (fractions, offsets, invalid dates) goes to chrono.
+fn cloudtrail_time(text: &str) -> Option<DateTime<Utc>> {
+    let b = text.as_bytes();
+    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
+        return None;
+    }
+    if b[16] != b':' || b[19] != b'Z' {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| {
+        b[range].iter().try_fold(0u32, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        })
+    };
+    let date = chrono::NaiveDate::from_ymd_opt(
+        i32::try_from(number(0..4)?).ok()?,
+        number(5..7)?,
+        number(8..10)?,
+    )?;
+    let time = date.and_hms_opt(number(11..13)?, number(14..16)?, number(17..19)?)?;
+    Some(time.and_utc())
+}
+
 fn required<'a>(value: Str<'a>, field: &str) -> Result<Cow<'a, str>, String> {
     match value {
-        Some(v) if !v.is_empty() => Ok(v),
+        Some(v) if !v.is_empty() => Ok(v.0),
         _ => Err(format!("missing {field}")),
     }
 }
@@ -500,7 +572,7 @@ impl<'a> Record<'a> {
     }
 
     fn state_change(envelope: &Probe<'a>, detail: Probe<'a>) -> Result<Self, String> {
-        let envelope_resources = detail.instance_id.iter().map(ToString::to_string).collect();
+        let envelope_resources = detail.instance_id.iter().map(|id| id.to_string()).collect();
         Ok(Self {
             id: required(envelope.id.clone(), "id")?,
             account: required(envelope.account.clone(), "account")?,
@@ -510,8 +582,8 @@ impl<'a> Record<'a> {
             source: Cow::Borrowed("ec2.amazonaws.com"),
             name: Cow::Borrowed("InstanceStateChange"),
             identity: IdentityProbe {
-                kind: Some(Cow::Borrowed("AWSService")),
-                invoked_by: Some(Cow::Borrowed("ec2.amazonaws.com")),
+                kind: Some("AWSService".into()),
+                invoked_by: Some("ec2.amazonaws.com".into()),
                 ..IdentityProbe::default()
             },
             user_agent: None,
@@ -521,7 +593,7 @@ impl<'a> Record<'a> {
             read_only: Some(false),
             mfa_used: None,
             login_result: None,
-            state: Some(required(detail.state, "detail.state")?),
+            state: Some(Text(required(detail.state, "detail.state")?)),
             request: None,
             response: None,
             resources: None,
@@ -610,15 +682,15 @@ impl<'a> Record<'a> {
             source: ident(&self.source, 100),
             name: ident(&self.name, 100),
             identity: self.owned_identity(cache),
-            user_agent: cached(cache, 0, self.user_agent.as_deref(), MAX_TEXT_CHARS),
-            source_ip: cached(cache, 1, self.source_ip.as_deref(), 100),
+            user_agent: cached(cache, self.user_agent.as_deref(), MAX_TEXT_CHARS),
+            source_ip: cached(cache, self.source_ip.as_deref(), 100),
             error_code: ident_opt(self.error_code.as_deref(), 100),
-            error_message: cached(cache, 2, self.error_message.as_deref(), MAX_TEXT_CHARS),
+            error_message: cached(cache, self.error_message.as_deref(), MAX_TEXT_CHARS),
             read_only: self.read_only,
             mfa_used: ident_opt(self.mfa_used.as_deref(), 20),
             login_result: ident_opt(self.login_result.as_deref(), 20),
             state: ident_opt(self.state.as_deref(), 40),
-            resources: self.extract_resources(),
+            resources: self.extract_resources(cache),
         }
     }
 
@@ -631,39 +703,39 @@ impl<'a> Record<'a> {
             .and_then(|i| i.user_name.as_deref());
         Identity {
             kind: ident_opt(id.kind.as_deref(), 40),
-            arn: cached(cache, 3, id.arn.as_deref(), MAX_RESOURCE_CHARS),
+            arn: cached(cache, id.arn.as_deref(), MAX_RESOURCE_CHARS),
             account_id: ident_opt(id.account_id.as_deref(), 40),
-            user_name: cached(cache, 4, id.user_name.as_deref(), MAX_RESOURCE_CHARS),
-            principal_id: cached(cache, 5, id.principal_id.as_deref(), MAX_RESOURCE_CHARS),
+            user_name: cached(cache, id.user_name.as_deref(), MAX_RESOURCE_CHARS),
+            principal_id: cached(cache, id.principal_id.as_deref(), MAX_RESOURCE_CHARS),
             invoked_by: ident_opt(id.invoked_by.as_deref(), 100),
             access_key_id: id
                 .access_key_id
                 .as_deref()
                 .map(crate::enrich::redact::shorten_access_key),
-            role_name: cached(cache, 6, role_name, MAX_RESOURCE_CHARS),
+            role_name: cached(cache, role_name, MAX_RESOURCE_CHARS),
             mfa_authenticated: session
                 .and_then(|s| s.attributes.as_ref())
                 .and_then(|a| a.mfa_authenticated.as_deref())
                 .map(|v| v.eq_ignore_ascii_case("true")),
             source_identity: cached(
                 cache,
-                7,
                 session.and_then(|s| s.source_identity.as_deref()),
                 MAX_RESOURCE_CHARS,
             ),
         }
     }
 
-    fn extract_resources(&self) -> Vec<Resource> {
+    fn extract_resources(&self, cache: &mut RedactCache) -> Vec<Resource> {
         let mut found = Vec::new();
         for name in &self.envelope_resources {
-            push_resource(&mut found, "instanceId", name);
+            push_resource(&mut found, cache, "instanceId", name);
         }
         for raw in [self.request, self.response].into_iter().flatten() {
             let walk = Identifiers {
                 key: "",
                 depth: 0,
                 found: &mut found,
+                cache: &mut *cache,
             };
             // Stops early (an `ENOUGH` error) once enough were found; the text was valid JSON.
             let _ = serde::de::DeserializeSeed::deserialize(
@@ -677,7 +749,7 @@ impl<'a> Record<'a> {
             for resource in list {
                 if let Some(arn) = resource.arn.as_deref() {
                     let kind = resource.kind.as_deref().unwrap_or("ARN");
-                    push_resource(&mut found, kind, arn);
+                    push_resource(&mut found, cache, kind, arn);
                 }
             }
         }
@@ -703,13 +775,9 @@ fn ident_opt(text: Option<&str>, max: usize) -> Option<String> {
     text.map(|t| ident(t, max))
 }
 
-fn cached(cache: &mut RedactCache, slot: usize, text: Option<&str>, max: usize) -> Option<String> {
-    text.map(|t| cache.clean(slot, t, max))
-}
-
 /// Free text and names a person chose: bounded and redacted.
-fn clean(text: &str, max: usize) -> String {
-    bounded(&redact_text(text), max).into_owned()
+fn cached(cache: &mut RedactCache, text: Option<&str>, max: usize) -> Option<String> {
+    text.map(|t| cache.clean(t, max))
 }
 
 /// Keys whose string values name what an event touched.
@@ -723,27 +791,27 @@ fn is_identifier_key(key: &str) -> bool {
         "cidrIp",
         "cidrBlock",
     ];
-    !is_secret_key(key)
-        && (EXACT.contains(&key)
-            || key.ends_with("Name")
-            || key.ends_with("Id")
-            || key.ends_with("Arn")
-            || key.ends_with("ARN"))
+    (EXACT.contains(&key)
+        || key.ends_with("Name")
+        || key.ends_with("Id")
+        || key.ends_with("Arn")
+        || key.ends_with("ARN"))
         && !matches!(
             key,
             "requestId" | "imageId" | "ownerId" | "groupOwnerId" | "reservationId" | "clientToken"
         )
+        && !is_secret_key(key)
 }
 
-fn push_resource(found: &mut Vec<Resource>, kind: &str, name: &str) {
+fn push_resource(found: &mut Vec<Resource>, cache: &mut RedactCache, kind: &str, name: &str) {
     let account_number = name.len() == 12 && name.bytes().all(|b| b.is_ascii_digit());
     if found.len() >= MAX_RESOURCES || name.is_empty() || account_number {
         return;
     }
-    let name = clean(name, MAX_RESOURCE_CHARS);
+    let name = cache.clean(name, MAX_RESOURCE_CHARS);
     if !found.iter().any(|r| r.name == name) {
         found.push(Resource {
-            kind: clean(kind, 60),
+            kind: cache.clean(kind, 60),
             name,
         });
     }
@@ -762,6 +830,12 @@ const SKIPPED_KEYS: &[&str] = &[
     "assumeRolePolicyDocument",
 ];
 
+/// Objects and arrays under these keys are not walked: secrets, states, tags, policies.
+/// (A string under a secret key is never kept either: see [`is_identifier_key`].)
+fn skipped(key: &str) -> bool {
+    SKIPPED_KEYS.contains(&key) || is_secret_key(key)
+}
+
 /// Stops a walk early once enough resources were found (not a failure).
 const ENOUGH: &str = "enough resources";
 
@@ -771,6 +845,7 @@ struct Identifiers<'k, 'f> {
     key: &'k str,
     depth: usize,
     found: &'f mut Vec<Resource>,
+    cache: &'f mut RedactCache,
 }
 
 impl Identifiers<'_, '_> {
@@ -796,7 +871,7 @@ impl<'de> serde::de::Visitor<'de> for Identifiers<'_, '_> {
 
     fn visit_str<E>(self, value: &str) -> Result<(), E> {
         if is_identifier_key(self.key) {
-            push_resource(self.found, self.key, value);
+            push_resource(self.found, self.cache, self.key, value);
         }
         Ok(())
     }
@@ -826,8 +901,13 @@ impl<'de> serde::de::Visitor<'de> for Identifiers<'_, '_> {
             return Err(serde::de::Error::custom(ENOUGH));
         }
         let wants_more = self.wants_more();
-        let Identifiers { key, depth, found } = self;
-        if !wants_more {
+        let Identifiers {
+            key,
+            depth,
+            found,
+            cache,
+        } = self;
+        if !wants_more || skipped(key) {
             while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
             return Ok(());
         }
@@ -836,6 +916,7 @@ impl<'de> serde::de::Visitor<'de> for Identifiers<'_, '_> {
                 key,
                 depth: depth + 1,
                 found: &mut *found,
+                cache: &mut *cache,
             })?
             .is_some()
         {}
@@ -846,17 +927,23 @@ impl<'de> serde::de::Visitor<'de> for Identifiers<'_, '_> {
         if self.found.len() >= MAX_RESOURCES {
             return Err(serde::de::Error::custom(ENOUGH));
         }
-        let wants_more = self.wants_more();
-        let Identifiers { depth, found, .. } = self;
+        let wants_more = self.wants_more() && !skipped(self.key);
+        let Identifiers {
+            depth,
+            found,
+            cache,
+            ..
+        } = self;
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            if !wants_more || is_secret_key(&key) || SKIPPED_KEYS.contains(&key.as_ref()) {
-                map.next_value::<serde::de::IgnoredAny>()?;
-            } else {
+            if wants_more {
                 map.next_value_seed(Identifiers {
                     key: &key,
                     depth: depth + 1,
                     found: &mut *found,
+                    cache: &mut *cache,
                 })?;
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
             }
         }
         Ok(())
@@ -910,6 +997,30 @@ mod tests {
           "attributes":{"mfaAuthenticated":"true"}}},
         "requestParameters":{"userName":"alice","password":"hunter2-planted"},
         "responseElements":{"credentials":{"sessionToken":"FwoGZXIvYXdzEJr-planted"}}}"#;
+
+    #[test]
+    fn the_fast_time_path_agrees_with_chrono() {
+        for text in [
+            "2026-11-02T03:00:00Z",
+            "2024-02-29T23:59:59Z",
+            "1999-12-31T00:00:01Z",
+        ] {
+            let slow = DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc));
+            assert_eq!(cloudtrail_time(text), slow.ok(), "{text}");
+        }
+        for text in [
+            "2023-02-29T00:00:00Z",
+            "2026-13-02T03:00:00Z",
+            "2026-11-02T24:00:00Z",
+            "2026-11-02T03:00:00+",
+            "2026-11-02 03:00:00Z",
+            "2026-1a-02T03:00:00Z",
+        ] {
+            assert_eq!(cloudtrail_time(text), None, "{text}");
+        }
+        assert!(parse_time(Some("2026-11-02T03:00:00.123Z"), "t").is_ok());
+        assert!(parse_time(Some("2023-02-29T00:00:00Z"), "t").is_err());
+    }
 
     #[test]
     fn bare_record() {

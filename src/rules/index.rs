@@ -11,14 +11,14 @@ use super::matcher::{Cond, Field, Matcher};
 
 #[derive(Debug, Clone, Default)]
 pub struct Index {
-    by_source: HashMap<String, Bucket>,
+    by_source: HashMap<String, Bucket, foldhash::fast::RandomState>,
     /// Rules whose `source` is absent or not all exact.
     any_source: Vec<usize>,
 }
 
 #[derive(Debug, Clone, Default)]
 struct Bucket {
-    by_name: HashMap<String, Vec<usize>>,
+    by_name: HashMap<String, Vec<usize>, foldhash::fast::RandomState>,
     /// Rules of this source whose `name` is absent or not all exact.
     any_name: Vec<usize>,
 }

@@ -45,7 +45,7 @@ struct Slot {
 #[derive(Debug, Default)]
 pub struct WindowBook {
     config: WindowConfig,
-    seen: HashSet<EventId>,
+    seen: HashSet<EventId, foldhash::fast::RandomState>,
     slots: BTreeMap<SlotKey, Slot>,
     due: BTreeSet<(DateTime<Utc>, SlotKey)>,
     /// In-flight batches by the end of their lease.
