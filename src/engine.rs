@@ -190,9 +190,10 @@ where
             if self.flush_on_ingest {
                 self.flush_due().await?;
             }
-            let immediate = event.rule.immediate;
-            event.already_alerted = immediate;
-            let alert = immediate.then(|| event.clone());
+            // Marked as alerted in its window only once the immediate alert went out
+            // (`mark_sent` of the alert does it), so a digest never claims an alert that failed.
+            event.already_alerted = false;
+            let alert = event.rule.immediate.then(|| event.clone());
             match self
                 .store
                 .add(event, self.clock.now())

@@ -49,7 +49,9 @@ pub trait Store {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Option<Claimed>, Self::Error>> + Send;
 
-    /// The batch went out at `now`: record it in the audit.
+    /// The batch went out at `now`: record it in the audit. For an immediate alert
+    /// (`id.event` set), also mark that event in its window as already alerted, so the
+    /// window's digest says so; a failed alert leaves it unmarked.
     fn mark_sent(
         &self,
         id: &BatchId,

@@ -1092,3 +1092,82 @@ impl<S: Store + Sync> Store for FailingDue<S> {
             .map_err(Wrapped::Inner)
     }
 }
+
+/// Fails every immediate alert; window batches go through.
+#[derive(Default)]
+struct NoImmediateAlerts {
+    inner: CollectingNotifier,
+}
+
+impl Notifier for NoImmediateAlerts {
+    type Error = Injected;
+
+    async fn deliver(&self, delivery: &Delivery) -> Result<Receipt, Injected> {
+        if delivery.batch.id.event.is_some() {
+            return Err(Injected { retryable: true });
+        }
+        self.inner
+            .deliver(delivery)
+            .await
+            .map_err(|never| match never {})
+    }
+}
+
+/// The root-login fixture (every event is `immediate`), with immediate alerts going out or
+/// failing: how many alerts went out, and the digest's `already_alerted` flag of each event.
+async fn digest_flags<S: Store>(store: S, alerts_fail: bool) -> (usize, Vec<bool>) {
+    let deliveries = if alerts_fail {
+        let mut engine = engine(
+            store,
+            NoImmediateAlerts::default(),
+            at("2026-11-02T00:00:00Z"),
+        );
+        let events = engine.decode(&read("root-login-no-mfa.jsonl"));
+        drive(&mut engine, events).await;
+        finish(&mut engine).await;
+        engine.notifier.inner.deliveries()
+    } else {
+        let mut engine = engine(
+            store,
+            CollectingNotifier::default(),
+            at("2026-11-02T00:00:00Z"),
+        );
+        let events = engine.decode(&read("root-login-no-mfa.jsonl"));
+        drive(&mut engine, events).await;
+        finish(&mut engine).await;
+        engine.notifier.deliveries()
+    };
+    let alerts = deliveries
+        .iter()
+        .filter(|d| d.batch.id.event.is_some())
+        .count();
+    let flags = deliveries
+        .iter()
+        .filter(|d| d.batch.id.event.is_none())
+        .flat_map(|d| d.batch.events.iter().map(|e| e.already_alerted))
+        .collect();
+    (alerts, flags)
+}
+
+/// A digest marks an event "already alerted" only when its immediate alert went out: a
+/// failed alert leaves it unmarked (the digest is then where people see it first), on both
+/// stores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digests_mark_only_the_immediate_alerts_that_went_out() {
+    let Some(client) = moto().await else { return };
+    for alerts_fail in [false, true] {
+        let memory = digest_flags(MemoryStore::default(), alerts_fail).await;
+        let table = table(&client, "alerted").await;
+        let dynamodb = digest_flags(dynamo(&client, &table), alerts_fail).await;
+        for (store, (alerts, flags)) in [("memory", memory), ("dynamodb", dynamodb)] {
+            assert_eq!(flags.len(), 3, "{store}: every event in a digest");
+            if alerts_fail {
+                assert_eq!(alerts, 0, "{store}");
+                assert!(flags.iter().all(|f| !f), "{store}: {flags:?}");
+            } else {
+                assert_eq!(alerts, 3, "{store}");
+                assert!(flags.iter().all(|f| *f), "{store}: {flags:?}");
+            }
+        }
+    }
+}

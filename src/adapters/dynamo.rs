@@ -662,11 +662,12 @@ impl DynamoStore {
                 let body = get_s(item, "ev_body").ok_or_else(|| malformed(pk, "event body"))?;
                 let stored: StoredEvent = serde_json::from_str(body)
                     .map_err(|err| malformed(pk, format!("event body: {err}")))?;
+                let alerted = matches!(item.get("ev_alerted"), Some(AttributeValue::Bool(true)));
                 events.push(BatchEvent {
                     event: stored.event,
                     rule: Arc::new(stored.rule),
                     actor: stored.actor,
-                    already_alerted: stored.already_alerted,
+                    already_alerted: stored.already_alerted || alerted,
                 });
             }
             start = out.last_evaluated_key;
@@ -743,8 +744,26 @@ impl DynamoStore {
         let item = self.audit_item(id, audit, history, None, now)?;
         // Already there: an earlier attempt recorded it.
         self.put_if("put audit", item, "attribute_not_exists(pk)", None)
-            .await
-            .map(|_| ())
+            .await?;
+        // The window's digest shows the event as already alerted. Skipped when the event item
+        // is gone (expired): there is no digest left to mark.
+        let Some(event) = &id.event else {
+            return Ok(());
+        };
+        let key = Self::key(
+            window_pk(&id.account, id.window_start),
+            format!("E#{event}"),
+        );
+        self.update_if(
+            "mark alerted",
+            key,
+            "SET ev_alerted = :t",
+            "attribute_exists(pk)",
+            HashMap::from([(":t".to_owned(), AttributeValue::Bool(true))]),
+            event.len() + 64,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// The last sequence number `consume` processed on a shard.

@@ -84,7 +84,14 @@ impl Store for MemoryStore {
         audit: &AuditLine,
         _now: DateTime<Utc>,
     ) -> Result<(), Infallible> {
-        if id.event.is_some() || lock(&self.book).mark_sent(id) {
+        let recorded = match &id.event {
+            Some(event) => {
+                lock(&self.book).mark_alerted(&id.account, id.window_start, event);
+                true
+            }
+            None => lock(&self.book).mark_sent(id),
+        };
+        if recorded {
             lock(&self.audit).push(audit.clone());
         }
         Ok(())

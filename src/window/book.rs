@@ -206,6 +206,30 @@ impl WindowBook {
         }
     }
 
+    /// The immediate alert for `event` went out: its window's digest marks it as already
+    /// alerted. False when the event is no longer held (its digest was sent meanwhile).
+    pub fn mark_alerted(
+        &mut self,
+        account: &AccountId,
+        window_start: DateTime<Utc>,
+        event: &str,
+    ) -> bool {
+        let Some(slot) = self.slots.get_mut(&(account.clone(), window_start)) else {
+            return false;
+        };
+        let held = slot
+            .pending
+            .iter_mut()
+            .chain(slot.in_flight.iter_mut().flatten());
+        for held in held {
+            if held.event.id.as_str() == event {
+                held.already_alerted = true;
+                return true;
+            }
+        }
+        false
+    }
+
     /// The claimed batch could not be sent: its events are pending again, due at `retry_at`.
     pub fn release(&mut self, id: &BatchId, retry_at: DateTime<Utc>) -> bool {
         let key = (id.account.clone(), id.window_start);
