@@ -539,7 +539,6 @@ impl<S: Sleeper> SlackNotifier<S> {
         let body = PostMessage {
             channel,
             thread_ts,
-            text: &message.payload.text,
             attachments: &message.payload.attachments,
             metadata: &message.payload.metadata,
             unfurl_links: false,
@@ -754,7 +753,6 @@ impl<S: Sleeper> SlackNotifier<S> {
     async fn webhook_once(&self, url: &Secret, message: &SlackMessage) -> Attempt<()> {
         let method = "webhook";
         let body = WebhookMessage {
-            text: &message.payload.text,
             attachments: &message.payload.attachments,
             unfurl_links: false,
             unfurl_media: false,
@@ -879,7 +877,6 @@ struct PostMessage<'a> {
     channel: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     thread_ts: Option<&'a str>,
-    text: &'a str,
     attachments: &'a [Attachment],
     metadata: &'a Metadata,
     unfurl_links: bool,
@@ -888,7 +885,6 @@ struct PostMessage<'a> {
 
 #[derive(Serialize)]
 struct WebhookMessage<'a> {
-    text: &'a str,
     attachments: &'a [Attachment],
     unfurl_links: bool,
     unfurl_media: bool,

@@ -128,11 +128,6 @@ fn card(out: &mut String, m: &SlackMessage) {
         m.part + 1,
         m.parts
     );
-    let _ = writeln!(
-        out,
-        "<div class=\"text\">{}</div>",
-        spans_html(&mrkdwn::parse(&m.payload.text))
-    );
     for att in &m.payload.attachments {
         let _ = writeln!(
             out,

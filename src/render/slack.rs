@@ -47,11 +47,11 @@ impl SlackMessage {
     }
 }
 
-/// The body of `chat.postMessage` (the Notifier adds `channel` and `thread_ts`).
+/// The body of `chat.postMessage` (the Notifier adds `channel` and `thread_ts`). No top-level
+/// `text`: Slack would show it above the attachment, repeating the headline; notifications
+/// use the attachment's `fallback` instead.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Payload {
-    /// Notification fallback: the headline, escaped.
-    pub text: String,
     pub attachments: Vec<Attachment>,
     pub metadata: Metadata,
 }
@@ -60,6 +60,8 @@ pub struct Payload {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Attachment {
     pub color: String,
+    /// What notifications and text-only clients show: the headline, escaped.
+    pub fallback: String,
     pub blocks: Vec<Block>,
 }
 
@@ -181,7 +183,7 @@ pub fn render_batch(batch: &Batch, summary: &Summary, locale: Locale) -> Vec<Sla
         };
         let room = MAX_BLOCKS - blocks.len();
         blocks.extend(remaining.by_ref().take(room));
-        let text = if part == 0 {
+        let fallback = if part == 0 {
             fallback.clone()
         } else {
             format!("({} {}/{parts}) {fallback}", l.continued, part + 1)
@@ -191,9 +193,9 @@ pub fn render_batch(batch: &Batch, summary: &Summary, locale: Locale) -> Vec<Sla
             part,
             parts,
             payload: Payload {
-                text,
                 attachments: vec![Attachment {
                     color: severity.colour().to_owned(),
+                    fallback,
                     blocks,
                 }],
                 metadata: Metadata {
@@ -217,12 +219,16 @@ fn prose(text: &str, max: usize) -> String {
 }
 
 fn fallback_text(batch: &Batch, summary: &Summary, l: &Labels) -> String {
-    let headline = prose(&summary.headline, 300);
+    let mut headline = prose(&summary.headline, 300);
     let account = plain_within(&batch.account_label(), 200);
+    // A notification names the account, once.
+    if !headline.contains(&account) {
+        headline = format!("{headline} · {account}");
+    }
     match batch.kind {
-        BatchKind::Late => format!("[{}] {headline} · {account}", l.late),
-        BatchKind::Immediate => format!("[{}] {headline} · {account}", l.immediate),
-        BatchKind::Window => format!("{headline} · {account}"),
+        BatchKind::Late => format!("[{}] {headline}", l.late),
+        BatchKind::Immediate => format!("[{}] {headline}", l.immediate),
+        BatchKind::Window => headline,
     }
 }
 

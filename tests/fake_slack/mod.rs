@@ -242,6 +242,13 @@ async fn post_message(
     if !authorised(&headers) {
         return fail("invalid_auth");
     }
+    // Like Slack: a message needs text, blocks or attachments.
+    if ["text", "blocks", "attachments"]
+        .iter()
+        .all(|k| body.get(k).is_none_or(Value::is_null))
+    {
+        return fail("no_text");
+    }
     let ts = {
         let mut inner = shared.lock();
         if let Some(code) = channel_error(&inner, &channel) {
@@ -262,7 +269,11 @@ async fn post_message(
             channel: channel.clone(),
             ts: ts.clone(),
             thread_ts,
-            text: body["text"].as_str().unwrap_or_default().to_owned(),
+            text: body["text"]
+                .as_str()
+                .or_else(|| body["attachments"][0]["fallback"].as_str())
+                .unwrap_or_default()
+                .to_owned(),
             metadata: body.get("metadata").cloned(),
             body: body.clone(),
         });

@@ -118,7 +118,11 @@ fn late_and_immediate_batches_are_labelled() {
     b.kind = BatchKind::Late;
     let m = render_batch(&b, &summary("h", Severity::Green), en());
     assert!(all_texts(&m)[0].contains("late follow-up"));
-    assert!(m[0].payload.text.starts_with("[late follow-up]"));
+    assert!(
+        m[0].payload.attachments[0]
+            .fallback
+            .starts_with("[late follow-up]")
+    );
     let m = render_batch(&b, &summary("h", Severity::Green), ko());
     assert!(all_texts(&m)[0].contains("지연 도착"));
 
@@ -265,8 +269,8 @@ fn a_large_batch_splits_within_limits_and_keeps_every_event_once() {
                 "{head}"
             );
             assert!(
-                m.payload
-                    .text
+                m.payload.attachments[0]
+                    .fallback
                     .starts_with(&format!("(continued {}/{parts})", i + 1))
             );
         }
@@ -351,7 +355,7 @@ fn hostile_text_in_every_field_renders_inert() {
         assert!(json.contains("&lt;https://evil|click&gt;"));
         for t in all_texts(&messages)
             .iter()
-            .chain([&messages[0].payload.text.as_str()])
+            .chain([&messages[0].payload.attachments[0].fallback.as_str()])
         {
             for (i, _) in t.match_indices('&') {
                 let rest = &t[i..];
