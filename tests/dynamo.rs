@@ -1093,17 +1093,18 @@ impl<S: Store + Sync> Store for FailingDue<S> {
     }
 }
 
-/// Fails every immediate alert; window batches go through.
+/// Fails every immediate alert when `fail_alerts`; window batches go through.
 #[derive(Default)]
-struct NoImmediateAlerts {
+struct AlertOutage {
     inner: CollectingNotifier,
+    fail_alerts: bool,
 }
 
-impl Notifier for NoImmediateAlerts {
+impl Notifier for AlertOutage {
     type Error = Injected;
 
     async fn deliver(&self, delivery: &Delivery) -> Result<Receipt, Injected> {
-        if delivery.batch.id.event.is_some() {
+        if self.fail_alerts && delivery.batch.id.event.is_some() {
             return Err(Injected { retryable: true });
         }
         self.inner
@@ -1115,28 +1116,16 @@ impl Notifier for NoImmediateAlerts {
 
 /// The root-login fixture (every event is `immediate`), with immediate alerts going out or
 /// failing: how many alerts went out, and the digest's `already_alerted` flag of each event.
-async fn digest_flags<S: Store>(store: S, alerts_fail: bool) -> (usize, Vec<bool>) {
-    let deliveries = if alerts_fail {
-        let mut engine = engine(
-            store,
-            NoImmediateAlerts::default(),
-            at("2026-11-02T00:00:00Z"),
-        );
-        let events = engine.decode(&read("root-login-no-mfa.jsonl"));
-        drive(&mut engine, events).await;
-        finish(&mut engine).await;
-        engine.notifier.inner.deliveries()
-    } else {
-        let mut engine = engine(
-            store,
-            CollectingNotifier::default(),
-            at("2026-11-02T00:00:00Z"),
-        );
-        let events = engine.decode(&read("root-login-no-mfa.jsonl"));
-        drive(&mut engine, events).await;
-        finish(&mut engine).await;
-        engine.notifier.deliveries()
+async fn digest_flags<S: Store>(store: S, fail_alerts: bool) -> (usize, Vec<bool>) {
+    let notifier = AlertOutage {
+        fail_alerts,
+        ..AlertOutage::default()
     };
+    let mut engine = engine(store, notifier, at("2026-11-02T00:00:00Z"));
+    let events = engine.decode(&read("root-login-no-mfa.jsonl"));
+    drive(&mut engine, events).await;
+    finish(&mut engine).await;
+    let deliveries = engine.notifier.inner.deliveries();
     let alerts = deliveries
         .iter()
         .filter(|d| d.batch.id.event.is_some())
