@@ -617,6 +617,58 @@ impl Store for CrashOnMarkSent {
 
 /// Runs `input` with a store that crashes at the first mark_sent, then reruns it from scratch
 /// (Kinesis hands the records again) with a fresh store. Returns the rerun's batches sent.
+/// An app with only `chat:write` (history reads answer `missing_scope`) still posts every
+/// batch, continuations included, and says once why it cannot check for earlier copies.
+#[test]
+fn without_history_scopes_the_bot_still_posts_everything() {
+    let (logs, _guard) = capture();
+    let input = [fixture("multi-account.jsonl"), big_batch(4000)];
+    let expected = common::replay_bytes(&input, settings());
+    let messages: usize = expected
+        .deliveries
+        .iter()
+        .map(|d| {
+            let severity = d.batch.rule_severity().max(d.summary.severity);
+            routes().channels(&d.batch.id.account, severity).len() * d.messages.len()
+        })
+        .sum();
+    rt().block_on(async {
+        let fake = FakeSlack::start(CHANNELS).await;
+        for method in ["conversations.history", "conversations.replies"] {
+            fake.script(
+                method,
+                std::iter::repeat_n(Reply::Error("missing_scope"), 500),
+            );
+        }
+        let mut engine = engine(
+            MemoryStore::new(settings().window),
+            bot(&fake, TOKEN, routes()),
+        );
+        for bytes in &input {
+            engine
+                .ingest_bytes(bytes)
+                .await
+                .unwrap_or_else(|err| panic!("{err}"));
+        }
+        engine
+            .flush_all()
+            .await
+            .unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(engine.stats().send_failures, 0);
+        assert_eq!(engine.store.unsent(), 0);
+        assert_eq!(fake.posts().len(), messages);
+        assert!(
+            fake.calls()
+                .iter()
+                .any(|c| c.starts_with("conversations.history")),
+            "history was asked for"
+        );
+        let text = logs.text();
+        assert_eq!(text.matches("lacks channels:history").count(), 1, "{text}");
+        assert_no_secret(&fake, &[text]);
+    });
+}
+
 async fn crash_then_rerun<N: Notifier>(input: &[u8], first: N, second: N) -> u64 {
     let store = CrashOnMarkSent {
         inner: MemoryStore::new(settings().window),

@@ -247,9 +247,7 @@ fn hint(code: &str) -> &'static str {
         }
         "channel_not_found" => " (no such channel, or the app cannot see it)",
         "not_in_channel" => " (invite the app to the channel)",
-        "missing_scope" => {
-            " (the app needs chat:write, and channels:history or groups:history for idempotency)"
-        }
+        "missing_scope" => " (the app needs chat:write to post)",
         "is_archived" => " (the channel is archived)",
         _ => "",
     }
@@ -329,6 +327,8 @@ pub struct SlackNotifier<S> {
     last_post: Mutex<HashMap<String, Duration>>,
     rng: Mutex<fastrand::Rng>,
     retries: AtomicU64,
+    /// Set once the app was found to lack the history scopes (warned once).
+    blind: AtomicBool,
 }
 
 impl<S> std::fmt::Debug for SlackNotifier<S> {
@@ -372,6 +372,7 @@ impl<S: Sleeper> SlackNotifier<S> {
             last_post: Mutex::new(HashMap::new()),
             rng: Mutex::new(fastrand::Rng::new()),
             retries: AtomicU64::new(0),
+            blind: AtomicBool::new(false),
         })
     }
 
@@ -601,7 +602,33 @@ impl<S: Sleeper> SlackNotifier<S> {
     }
 
     /// Messages of `channel` since `oldest` (parents only), or one thread's messages.
+    ///
+    /// An app without `channels:history`/`groups:history` still posts: it reads nothing
+    /// (warned once), so only a retry after a lost answer may post a batch twice.
     async fn history(
+        &self,
+        token: &Secret,
+        method: &'static str,
+        channel: &str,
+        query: &[(&str, String)],
+    ) -> Result<Vec<HistoryMessage>, SlackError> {
+        match self.read_history(token, method, channel, query).await {
+            Err(SlackError::Api { code, .. }) if code == "missing_scope" => {
+                if !self.blind.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        method,
+                        channel,
+                        "The Slack app lacks channels:history/groups:history: posting without \
+                         looking for an earlier copy (a retry after a lost answer may post twice)."
+                    );
+                }
+                Ok(Vec::new())
+            }
+            other => other,
+        }
+    }
+
+    async fn read_history(
         &self,
         token: &Secret,
         method: &'static str,
