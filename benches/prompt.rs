@@ -19,7 +19,7 @@ use trailwatch::adapters::memory::{CollectingNotifier, MemoryStore};
 use trailwatch::config::Settings;
 use trailwatch::engine::Engine;
 use trailwatch::rules::RulePack;
-use trailwatch::summary::prompt::{self, ANSWER_SCHEMA, SYSTEM, TOOL_DESCRIPTION};
+use trailwatch::summary::prompt::{self, SYSTEM, TOOL_DESCRIPTION};
 use trailwatch::summary::{Lang, Locale, OfflineSummarizer};
 use trailwatch::window::{Batch, BatchKind, EventTimeClock};
 
@@ -47,7 +47,7 @@ fn main() {
         tz: chrono_tz::Asia::Seoul,
     };
     let budget = prompt::DEFAULT_INPUT_BUDGET;
-    let fixed = SYSTEM.len() + ANSWER_SCHEMA.len() + TOOL_DESCRIPTION.len();
+    let fixed = SYSTEM.len() + prompt::answer_schema_wire_bytes() + TOOL_DESCRIPTION.len();
     println!(
         "prompt bytes (digest budget {budget} B; fixed per call: system + schema + tool = {fixed} B)"
     );

@@ -46,6 +46,16 @@ const NOTES_MAX: usize = 5;
 const NOTE_MAX: usize = 200;
 const REASON_MAX: usize = 300;
 
+/// Bytes of the tool schema as it goes on the wire: the request carries it as a JSON document,
+/// serialised without the file's indentation.
+pub fn answer_schema_wire_bytes() -> usize {
+    static BYTES: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| {
+        serde_json::from_str::<serde_json::Value>(ANSWER_SCHEMA)
+            .map_or(ANSWER_SCHEMA.len(), |schema| schema.to_string().len())
+    });
+    *BYTES
+}
+
 /// The prompt version recorded in the audit (`prompts/VERSION`).
 pub fn prompt_version() -> &'static str {
     VERSION_FILE.trim()
@@ -60,9 +70,9 @@ pub struct Prompt {
 }
 
 impl Prompt {
-    /// Bytes sent as input: system prompt, user message and tool schema.
+    /// Bytes sent as input: system prompt, user message, tool description and schema.
     pub fn input_bytes(&self) -> usize {
-        self.system.len() + self.user.len() + ANSWER_SCHEMA.len() + TOOL_DESCRIPTION.len()
+        self.system.len() + self.user.len() + answer_schema_wire_bytes() + TOOL_DESCRIPTION.len()
     }
 }
 
@@ -200,6 +210,14 @@ mod tests {
 
     use super::*;
     use crate::summary::offline::testkit;
+
+    #[test]
+    fn the_schema_is_counted_as_sent() {
+        let schema: serde_json::Value = serde_json::from_str(ANSWER_SCHEMA).unwrap_or_default();
+        assert!(schema.is_object());
+        assert_eq!(answer_schema_wire_bytes(), schema.to_string().len());
+        assert!(answer_schema_wire_bytes() < ANSWER_SCHEMA.len());
+    }
 
     fn ko() -> Locale {
         Locale {
