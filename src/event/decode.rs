@@ -492,10 +492,15 @@ fn parse_time(text: Option<&str>, field: &str) -> Result<DateTime<Utc>, String> 
 /// general parser; anything else (fractions, offsets, invalid dates) goes to chrono.
 fn cloudtrail_time(text: &str) -> Option<DateTime<Utc>> {
     let b = text.as_bytes();
-    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
-        return None;
-    }
-    if b[16] != b':' || b[19] != b'Z' {
+    let shape = [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'Z'),
+    ];
+    if b.len() != 20 || shape.iter().any(|&(at, c)| b[at] != c) {
         return None;
     }
     let number = |range: std::ops::Range<usize>| {

@@ -38,7 +38,6 @@ font-size:14px;display:flex;align-items:center;justify-content:center}\
 .badge{background:rgba(29,28,29,.13);color:rgba(29,28,29,.7);font-size:10px;font-weight:700;\
 border-radius:2px;padding:1px 3px;margin:0 6px;vertical-align:1px}\
 .meta{color:#616061;font-size:12px}\
-.text{margin:2px 0}\
 .att{border-left:4px solid #dddddd;border-radius:4px 0 0 4px;padding:2px 0 2px 12px;margin:4px 0}\
 .section{margin:4px 0;overflow-wrap:anywhere;white-space:normal}\
 .fields{display:grid;grid-template-columns:1fr 1fr;gap:8px 16px;margin:8px 0}\
