@@ -127,7 +127,7 @@ fn assert_every_event_listed_once(delivery: &Delivery) {
         .batch
         .events
         .iter()
-        .map(|e| e.event.name.clone())
+        .map(|e| e.event.name.to_string())
         .collect();
     listed.sort();
     expected.sort();

@@ -65,7 +65,7 @@ fn every_scenario_renders_one_message_per_batch_listing_every_event() {
             let text = serde_json::to_string(&delivery.messages).unwrap_or_default();
             for event in &delivery.batch.events {
                 assert!(
-                    text.contains(&event.event.name),
+                    text.contains(&*event.event.name),
                     "{name}: {} missing",
                     event.event.name
                 );

@@ -382,13 +382,13 @@ mod tests {
             id: EventId::new("e1"),
             account: AccountId::new("111111111111"),
             time: Utc.with_ymd_and_hms(2024, 5, 1, 5, 3, 0).unwrap(),
-            region: "us-east-1".to_owned(),
+            region: "us-east-1".into(),
             kind: EventKind::ApiCall,
-            source: "iam.amazonaws.com".to_owned(),
-            name: "CreateUser".to_owned(),
+            source: "iam.amazonaws.com".into(),
+            name: "CreateUser".into(),
             identity,
-            user_agent: user_agent.map(str::to_owned),
-            source_ip: Some("203.0.113.7".to_owned()),
+            user_agent: user_agent.map(Into::into),
+            source_ip: Some("203.0.113.7".into()),
             error_code: None,
             error_message: None,
             read_only: Some(false),
@@ -401,14 +401,12 @@ mod tests {
 
     fn assumed_role(role: &str, session: &str) -> Identity {
         Identity {
-            kind: Some("AssumedRole".to_owned()),
-            arn: Some(format!(
-                "arn:aws:sts::111111111111:assumed-role/{role}/{session}"
-            )),
-            account_id: Some("111111111111".to_owned()),
-            principal_id: Some(format!("AROA3EXAMPLEROLEID111:{session}")),
-            access_key_id: Some("ASIA…TNG5".to_owned()),
-            role_name: Some(role.to_owned()),
+            kind: Some("AssumedRole".into()),
+            arn: Some(format!("arn:aws:sts::111111111111:assumed-role/{role}/{session}").into()),
+            account_id: Some("111111111111".into()),
+            principal_id: Some(format!("AROA3EXAMPLEROLEID111:{session}").into()),
+            access_key_id: Some("ASIA…TNG5".into()),
+            role_name: Some(role.into()),
             mfa_authenticated: Some(false),
             ..Identity::default()
         }
@@ -416,12 +414,12 @@ mod tests {
 
     fn iam_user(name: &str) -> Identity {
         Identity {
-            kind: Some("IAMUser".to_owned()),
-            arn: Some(format!("arn:aws:iam::111111111111:user/{name}")),
-            account_id: Some("111111111111".to_owned()),
-            user_name: Some(name.to_owned()),
-            principal_id: Some("AIDA3EXAMPLEUSERID11".to_owned()),
-            access_key_id: Some("AKIA…WXYZ".to_owned()),
+            kind: Some("IAMUser".into()),
+            arn: Some(format!("arn:aws:iam::111111111111:user/{name}").into()),
+            account_id: Some("111111111111".into()),
+            user_name: Some(name.into()),
+            principal_id: Some("AIDA3EXAMPLEUSERID11".into()),
+            access_key_id: Some("AKIA…WXYZ".into()),
             ..Identity::default()
         }
     }
@@ -454,7 +452,7 @@ mod tests {
     #[test]
     fn sso_user_acting_through_a_service_is_still_the_person() {
         let mut identity = assumed_role("AWSReservedSSO_DevAdmin_635426549a280cc6", "bob.ross");
-        identity.invoked_by = Some("rds.amazonaws.com".to_owned());
+        identity.invoked_by = Some("rds.amazonaws.com".into());
         let actor = classify(&event(identity, Some("rds.amazonaws.com")), &none());
         assert_eq!(actor.kind, ActorKind::Human);
         assert_eq!(actor.name, "bob.ross");
@@ -480,7 +478,7 @@ mod tests {
     #[test]
     fn cloudformation_by_invoked_by_and_by_user_agent() {
         let mut identity = assumed_role("ServiceRole", "AWSCloudFormation");
-        identity.invoked_by = Some(CLOUDFORMATION.to_owned());
+        identity.invoked_by = Some(CLOUDFORMATION.into());
         let actor = classify(&event(identity, Some(CLOUDFORMATION)), &none());
         assert_eq!(actor.kind, ActorKind::Automation);
         assert_eq!(actor.via, Via::CloudFormation);
@@ -500,7 +498,7 @@ mod tests {
             "cdk-hnb659fds-cfn-exec-role-111111111111-us-east-1",
             "AWSCloudFormation",
         );
-        identity.invoked_by = Some(CLOUDFORMATION.to_owned());
+        identity.invoked_by = Some(CLOUDFORMATION.into());
         let actor = classify(&event(identity, Some(CLOUDFORMATION)), &none());
         assert_eq!(actor.via, Via::Cdk);
     }
@@ -542,9 +540,9 @@ mod tests {
     #[test]
     fn root_is_root_whatever_the_tool() {
         let identity = Identity {
-            kind: Some("Root".to_owned()),
-            arn: Some("arn:aws:iam::111111111111:root".to_owned()),
-            principal_id: Some("111111111111".to_owned()),
+            kind: Some("Root".into()),
+            arn: Some("arn:aws:iam::111111111111:root".into()),
+            principal_id: Some("111111111111".into()),
             ..Identity::default()
         };
         let mut login = event(identity, Some("Mozilla/5.0 (Macintosh)"));
@@ -585,7 +583,7 @@ mod tests {
         assert_eq!(via(None), Via::Unknown);
 
         let mut identity = iam_user("bob");
-        identity.invoked_by = Some("signin.amazonaws.com".to_owned());
+        identity.invoked_by = Some("signin.amazonaws.com".into());
         let actor = classify(&event(identity, Some("curl/8.0")), &none());
         assert_eq!((actor.kind, actor.via), (ActorKind::Human, Via::Console));
     }
@@ -593,7 +591,7 @@ mod tests {
     #[test]
     fn service_linked_role_is_the_service() {
         let mut identity = assumed_role("AWSServiceRoleForAutoScaling", "AutoScaling");
-        identity.invoked_by = Some("autoscaling.amazonaws.com".to_owned());
+        identity.invoked_by = Some("autoscaling.amazonaws.com".into());
         let actor = classify(&event(identity, Some("autoscaling.amazonaws.com")), &none());
         assert_eq!(
             actor,
@@ -613,8 +611,8 @@ mod tests {
     #[test]
     fn aws_service_identity_and_service_on_a_plain_role() {
         let identity = Identity {
-            kind: Some("AWSService".to_owned()),
-            invoked_by: Some("lambda.amazonaws.com".to_owned()),
+            kind: Some("AWSService".into()),
+            invoked_by: Some("lambda.amazonaws.com".into()),
             ..Identity::default()
         };
         let actor = classify(&event(identity, Some("lambda.amazonaws.com")), &none());
@@ -624,7 +622,7 @@ mod tests {
         );
 
         let identity = Identity {
-            kind: Some("AWSService".to_owned()),
+            kind: Some("AWSService".into()),
             ..Identity::default()
         };
         let actor = classify(&event(identity, None), &none());
@@ -634,7 +632,7 @@ mod tests {
         );
 
         let mut identity = assumed_role("SomeAWSConfig", "ConfigResourceCompositionSession");
-        identity.invoked_by = Some("config.amazonaws.com".to_owned());
+        identity.invoked_by = Some("config.amazonaws.com".into());
         let actor = classify(&event(identity, None), &none());
         assert_eq!(
             (actor.kind, actor.name.as_str()),
@@ -645,7 +643,7 @@ mod tests {
     #[test]
     fn a_person_looking_role_session_is_a_human_session() {
         let mut identity = assumed_role("Admin", "jane@example.com");
-        identity.invoked_by = Some("eks.amazonaws.com".to_owned());
+        identity.invoked_by = Some("eks.amazonaws.com".into());
         let actor = classify(&event(identity, None), &none());
         assert_eq!(actor.kind, ActorKind::Human);
         assert_eq!(actor.name, "Admin/jane@example.com");
@@ -654,9 +652,9 @@ mod tests {
     #[test]
     fn federated_user_named_from_arn() {
         let identity = Identity {
-            kind: Some("FederatedUser".to_owned()),
-            arn: Some("arn:aws:sts::111111111111:federated-user/carol".to_owned()),
-            principal_id: Some("111111111111:carol".to_owned()),
+            kind: Some("FederatedUser".into()),
+            arn: Some("arn:aws:sts::111111111111:federated-user/carol".into()),
+            principal_id: Some("111111111111:carol".into()),
             ..Identity::default()
         };
         let actor = classify(&event(identity, Some("aws-cli/2.15.0")), &none());
@@ -669,8 +667,8 @@ mod tests {
     #[test]
     fn iam_user_with_path_named_by_last_segment() {
         let identity = Identity {
-            kind: Some("IAMUser".to_owned()),
-            arn: Some("arn:aws:iam::111111111111:user/division/team/dave".to_owned()),
+            kind: Some("IAMUser".into()),
+            arn: Some("arn:aws:iam::111111111111:user/division/team/dave".into()),
             ..Identity::default()
         };
         assert_eq!(classify(&event(identity, None), &none()).name, "dave");
@@ -679,8 +677,8 @@ mod tests {
     #[test]
     fn principal_id_fallback_drops_access_keys() {
         let identity = Identity {
-            kind: Some("AWSAccount".to_owned()),
-            principal_id: Some("AIDAEXAMPLEPRINCIPAL:ASIAIJJG73VC6IW5OFVQ".to_owned()),
+            kind: Some("AWSAccount".into()),
+            principal_id: Some("AIDAEXAMPLEPRINCIPAL:ASIAIJJG73VC6IW5OFVQ".into()),
             ..Identity::default()
         };
         assert_eq!(
@@ -689,8 +687,8 @@ mod tests {
         );
 
         let identity = Identity {
-            kind: Some("Unknown".to_owned()),
-            principal_id: Some("AKIAIOSFODNN7EXAMPLE".to_owned()),
+            kind: Some("Unknown".into()),
+            principal_id: Some("AKIAIOSFODNN7EXAMPLE".into()),
             ..Identity::default()
         };
         assert_eq!(classify(&event(identity, None), &none()).name, "unknown");

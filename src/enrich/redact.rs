@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use aho_corasick::AhoCorasick;
 use regex::{Captures, Regex};
@@ -246,37 +246,69 @@ pub fn redact_text(text: &str) -> Cow<'_, str> {
     out
 }
 
-/// Remembers what each string redacts to: user agents, ARNs, role and resource names and
-/// error messages repeat across a batch and across accounts, and a lookup is much cheaper
-/// than a scan. Bounded: forgets everything once it holds [`RedactCache::MAX_BYTES`].
+/// Remembers what each string cleans to, and hands out one shared copy of it: user agents,
+/// ARNs, role and resource names, regions and error messages repeat across a batch and across
+/// accounts, and a lookup is much cheaper than a scan and a copy. Bounded: forgets everything
+/// once it holds [`RedactCache::MAX_BYTES`].
 #[derive(Debug, Default)]
 pub struct RedactCache {
-    /// Input -> its redacted form, or `None` when it had nothing to redact.
-    seen: HashMap<Box<str>, Option<Box<str>>, foldhash::fast::RandomState>,
+    /// Free text -> `bounded(redact_text(text), max)` for the `max` it was first asked with.
+    scanned: HashMap<Box<str>, Kept, foldhash::fast::RandomState>,
+    /// Text from a closed vocabulary (ids, codes, regions) -> `bounded(text, max)`, unscanned.
+    verbatim: HashMap<Box<str>, Kept, foldhash::fast::RandomState>,
     bytes: usize,
+}
+
+#[derive(Debug)]
+struct Kept {
+    max: usize,
+    text: Arc<str>,
 }
 
 impl RedactCache {
     pub const MAX_BYTES: usize = 4 << 20;
 
-    /// `bounded(redact_text(text), max)`, without a scan when `text` was seen before.
-    pub fn clean(&mut self, text: &str, max: usize) -> String {
-        if let Some(known) = self.seen.get(text) {
-            return bounded(known.as_deref().unwrap_or(text), max).into_owned();
+    /// `bounded(redact_text(text), max)`, without a scan or a copy when `text` was seen before.
+    pub fn clean(&mut self, text: &str, max: usize) -> Arc<str> {
+        if let Some(kept) = self.scanned.get(text).filter(|k| k.max == max) {
+            return Arc::clone(&kept.text);
         }
-        let redacted = match redact_text(text) {
-            Cow::Borrowed(_) => None,
-            Cow::Owned(redacted) => Some(redacted.into_boxed_str()),
-        };
-        let cleaned = bounded(redacted.as_deref().unwrap_or(text), max).into_owned();
-        let size = text.len() + redacted.as_deref().map_or(0, str::len);
+        let cleaned: Arc<str> = bounded(&redact_text(text), max).into();
+        self.keep(text, max, &cleaned, true);
+        cleaned
+    }
+
+    /// `bounded(text, max)` for text that is never scanned (AWS fills it from a closed
+    /// vocabulary), shared like [`RedactCache::clean`]. Never answers a `clean` lookup.
+    pub fn verbatim(&mut self, text: &str, max: usize) -> Arc<str> {
+        if let Some(kept) = self.verbatim.get(text).filter(|k| k.max == max) {
+            return Arc::clone(&kept.text);
+        }
+        let kept: Arc<str> = bounded(text, max).into();
+        self.keep(text, max, &kept, false);
+        kept
+    }
+
+    fn keep(&mut self, text: &str, max: usize, cleaned: &Arc<str>, scanned: bool) {
+        let size = text.len() + cleaned.len();
         if self.bytes + size > Self::MAX_BYTES {
-            self.seen.clear();
+            self.scanned.clear();
+            self.verbatim.clear();
             self.bytes = 0;
         }
         self.bytes += size;
-        self.seen.insert(text.into(), redacted);
-        cleaned
+        let map = if scanned {
+            &mut self.scanned
+        } else {
+            &mut self.verbatim
+        };
+        map.insert(
+            text.into(),
+            Kept {
+                max,
+                text: Arc::clone(cleaned),
+            },
+        );
     }
 }
 
@@ -416,11 +448,15 @@ mod tests {
             "plain",
             "x",
         ] {
-            assert_eq!(cache.clean(text, 100), bounded(&redact_text(text), 100));
-            assert_eq!(cache.clean(text, 3), bounded(&redact_text(text), 3));
+            assert_eq!(*cache.clean(text, 100), *bounded(&redact_text(text), 100));
+            assert_eq!(*cache.clean(text, 3), *bounded(&redact_text(text), 3));
+            assert_eq!(*cache.verbatim(text, 100), *bounded(text, 100));
         }
-        assert_eq!(cache.clean("pwd=hunter2", 100), "pwd=[REDACTED]");
-        assert_eq!(cache.clean("pwd=hunter2", 100), "pwd=[REDACTED]");
+        assert_eq!(&*cache.clean("pwd=hunter2", 100), "pwd=[REDACTED]");
+        assert_eq!(&*cache.clean("pwd=hunter2", 100), "pwd=[REDACTED]");
+        // Seen verbatim first, the text is still scanned when it is free text.
+        assert_eq!(&*cache.verbatim("pwd=hunter3", 100), "pwd=hunter3");
+        assert_eq!(&*cache.clean("pwd=hunter3", 100), "pwd=[REDACTED]");
     }
 
     #[test]

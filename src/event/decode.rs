@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::{AccountId, Event, EventId, EventKind, Facts, Identity, Resource};
+use super::{AccountId, Event, EventId, EventKind, Facts, Identity, Resource, SharedStr};
 use crate::enrich::redact::{RedactCache, bounded, is_secret_key, redact_json, redact_text};
 
 /// Longest quarantine excerpt kept, in characters.
@@ -679,22 +679,23 @@ impl<'a> Record<'a> {
     /// [`Record::to_event`], reusing redactions of repeated values (one cache per input).
     pub fn to_event_with(&self, cache: &mut RedactCache) -> Event {
         Event {
-            id: EventId::new(ident(&self.id, MAX_RESOURCE_CHARS)),
-            account: AccountId::new(ident(&self.account, 40)),
+            // Unique per event: not worth remembering.
+            id: EventId::new(bounded(&self.id, MAX_RESOURCE_CHARS)),
+            account: AccountId::new(cache.verbatim(&self.account, 40)),
             time: self.time,
-            region: ident(&self.region, 40),
+            region: cache.verbatim(&self.region, 40),
             kind: self.kind,
-            source: ident(&self.source, 100),
-            name: ident(&self.name, 100),
+            source: cache.verbatim(&self.source, 100),
+            name: cache.verbatim(&self.name, 100),
             identity: self.owned_identity(cache),
             user_agent: cached(cache, self.user_agent.as_deref(), MAX_TEXT_CHARS),
             source_ip: cached(cache, self.source_ip.as_deref(), 100),
-            error_code: ident_opt(self.error_code.as_deref(), 100),
+            error_code: ident(cache, self.error_code.as_deref(), 100),
             error_message: cached(cache, self.error_message.as_deref(), MAX_TEXT_CHARS),
             read_only: self.read_only,
-            mfa_used: ident_opt(self.mfa_used.as_deref(), 20),
-            login_result: ident_opt(self.login_result.as_deref(), 20),
-            state: ident_opt(self.state.as_deref(), 40),
+            mfa_used: ident(cache, self.mfa_used.as_deref(), 20),
+            login_result: ident(cache, self.login_result.as_deref(), 20),
+            state: ident(cache, self.state.as_deref(), 40),
             resources: self.extract_resources(cache),
         }
     }
@@ -707,16 +708,16 @@ impl<'a> Record<'a> {
             .filter(|i| i.kind.as_deref() != Some("IAMUser"))
             .and_then(|i| i.user_name.as_deref());
         Identity {
-            kind: ident_opt(id.kind.as_deref(), 40),
+            kind: ident(cache, id.kind.as_deref(), 40),
             arn: cached(cache, id.arn.as_deref(), MAX_RESOURCE_CHARS),
-            account_id: ident_opt(id.account_id.as_deref(), 40),
+            account_id: ident(cache, id.account_id.as_deref(), 40),
             user_name: cached(cache, id.user_name.as_deref(), MAX_RESOURCE_CHARS),
             principal_id: cached(cache, id.principal_id.as_deref(), MAX_RESOURCE_CHARS),
-            invoked_by: ident_opt(id.invoked_by.as_deref(), 100),
+            invoked_by: ident(cache, id.invoked_by.as_deref(), 100),
             access_key_id: id
                 .access_key_id
                 .as_deref()
-                .map(crate::enrich::redact::shorten_access_key),
+                .map(|key| crate::enrich::redact::shorten_access_key(key).into()),
             role_name: cached(cache, role_name, MAX_RESOURCE_CHARS),
             mfa_authenticated: session
                 .and_then(|s| s.attributes.as_ref())
@@ -772,16 +773,12 @@ struct ArnResource<'a> {
 
 /// Fields AWS fills from a closed vocabulary (ids, names, regions, codes): bounded, and not
 /// scanned for secrets, since no credential is ever written there.
-fn ident(text: &str, max: usize) -> String {
-    bounded(text, max).into_owned()
-}
-
-fn ident_opt(text: Option<&str>, max: usize) -> Option<String> {
-    text.map(|t| ident(t, max))
+fn ident(cache: &mut RedactCache, text: Option<&str>, max: usize) -> Option<SharedStr> {
+    text.map(|t| cache.verbatim(t, max))
 }
 
 /// Free text and names a person chose: bounded and redacted.
-fn cached(cache: &mut RedactCache, text: Option<&str>, max: usize) -> Option<String> {
+fn cached(cache: &mut RedactCache, text: Option<&str>, max: usize) -> Option<SharedStr> {
     text.map(|t| cache.clean(t, max))
 }
 
@@ -1014,7 +1011,7 @@ mod tests {
         assert_eq!(event.identity.access_key_id.as_deref(), Some("ASIA…MPLE"));
         assert_eq!(event.identity.mfa_authenticated, Some(true));
         assert_eq!(event.resources.len(), 1);
-        assert_eq!(event.resources[0].name, "alice");
+        assert_eq!(&*event.resources[0].name, "alice");
         let text = serde_json::to_string(event).unwrap_or_default();
         assert!(!text.contains("planted"), "{text}");
     }
@@ -1067,7 +1064,7 @@ mod tests {
         let (events, quarantined) = decode_all(input.as_bytes());
         assert!(quarantined.is_empty(), "{quarantined:?}");
         assert_eq!(events[0].state.as_deref(), Some("terminated"));
-        assert_eq!(events[0].resources[0].name, "i-0abc");
+        assert_eq!(&*events[0].resources[0].name, "i-0abc");
         assert_eq!(events[1].kind, EventKind::ConsoleSignIn);
         assert_eq!(events[1].mfa_used.as_deref(), Some("No"));
         assert_eq!(events[1].login_result.as_deref(), Some("Success"));

@@ -4,4 +4,4 @@ pub mod decode;
 mod model;
 
 pub use decode::{Decoded, Quarantined, decode_bytes};
-pub use model::{AccountId, Event, EventId, EventKind, Facts, Identity, Resource};
+pub use model::{AccountId, Event, EventId, EventKind, Facts, Identity, Resource, SharedStr};

@@ -1,17 +1,22 @@
 //! The typed CloudTrail event that flows through the engine once decoded.
 
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+/// Event text shared rather than copied: the same account, region, actor or user agent
+/// recurs across events, and a clone only counts a reference.
+pub type SharedStr = Arc<str>;
+
 /// A 12-digit AWS account number (kept as text: leading zeros matter).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct AccountId(String);
+pub struct AccountId(SharedStr);
 
 impl AccountId {
-    pub fn new(id: impl Into<String>) -> Self {
+    pub fn new(id: impl Into<SharedStr>) -> Self {
         Self(id.into())
     }
 
@@ -29,10 +34,10 @@ impl fmt::Display for AccountId {
 /// CloudTrail `eventID`, or the EventBridge envelope `id` when the record has none.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct EventId(String);
+pub struct EventId(SharedStr);
 
 impl EventId {
-    pub fn new(id: impl Into<String>) -> Self {
+    pub fn new(id: impl Into<SharedStr>) -> Self {
         Self(id.into())
     }
 
@@ -96,27 +101,27 @@ impl EventKind {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
     /// `userIdentity.type`: Root, IAMUser, AssumedRole, FederatedUser, AWSService, ...
-    pub kind: Option<String>,
-    pub arn: Option<String>,
-    pub account_id: Option<String>,
-    pub user_name: Option<String>,
-    pub principal_id: Option<String>,
-    pub invoked_by: Option<String>,
+    pub kind: Option<SharedStr>,
+    pub arn: Option<SharedStr>,
+    pub account_id: Option<SharedStr>,
+    pub user_name: Option<SharedStr>,
+    pub principal_id: Option<SharedStr>,
+    pub invoked_by: Option<SharedStr>,
     /// Shortened (`AKIA…WXYZ`): never the whole key.
-    pub access_key_id: Option<String>,
+    pub access_key_id: Option<SharedStr>,
     /// `sessionContext.sessionIssuer.userName`: the role behind an assumed-role session.
-    pub role_name: Option<String>,
+    pub role_name: Option<SharedStr>,
     pub mfa_authenticated: Option<bool>,
-    pub source_identity: Option<String>,
+    pub source_identity: Option<SharedStr>,
 }
 
 /// Something an event touched: a user, a bucket, an instance...
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Resource {
     /// The request field or ARN type it came from (`userName`, `bucketName`, `AWS::S3::Bucket`).
-    pub kind: String,
+    pub kind: SharedStr,
     /// Redacted and bounded in length.
-    pub name: String,
+    pub name: SharedStr,
 }
 
 /// One decoded, redacted event: the only shape that travels past the decoder.
@@ -125,24 +130,24 @@ pub struct Event {
     pub id: EventId,
     pub account: AccountId,
     pub time: DateTime<Utc>,
-    pub region: String,
+    pub region: SharedStr,
     pub kind: EventKind,
     /// `eventSource`, e.g. `iam.amazonaws.com`.
-    pub source: String,
+    pub source: SharedStr,
     /// `eventName`; for an EC2 state change, `InstanceStateChange`.
-    pub name: String,
+    pub name: SharedStr,
     pub identity: Identity,
-    pub user_agent: Option<String>,
-    pub source_ip: Option<String>,
-    pub error_code: Option<String>,
-    pub error_message: Option<String>,
+    pub user_agent: Option<SharedStr>,
+    pub source_ip: Option<SharedStr>,
+    pub error_code: Option<SharedStr>,
+    pub error_message: Option<SharedStr>,
     pub read_only: Option<bool>,
     /// `additionalEventData.MFAUsed` of a console sign-in (`Yes`/`No`).
-    pub mfa_used: Option<String>,
+    pub mfa_used: Option<SharedStr>,
     /// `responseElements.ConsoleLogin` (`Success`/`Failure`).
-    pub login_result: Option<String>,
+    pub login_result: Option<SharedStr>,
     /// `detail.state` of an EC2 state-change notification.
-    pub state: Option<String>,
+    pub state: Option<SharedStr>,
     pub resources: Vec<Resource>,
 }
 

@@ -101,7 +101,7 @@ pub fn audit_line(batch: &Batch, summary: &Summary) -> AuditLine {
             .iter()
             .map(|e| AuditEvent {
                 id: e.event.id.to_string(),
-                name: e.event.name.clone(),
+                name: e.event.name.to_string(),
                 actor: e.actor.name.clone(),
                 severity: e.severity(),
             })

@@ -249,7 +249,7 @@ mod tests {
         let rl = rule("r", HOSTILE, None, Severity::Red);
         let who = actor(HOSTILE, ActorKind::Human, Via::Console);
         let mut e = event(HOSTILE, 0, HOSTILE, HOSTILE, &[HOSTILE]);
-        e.error_code = Some(HOSTILE.to_owned());
+        e.error_code = Some(HOSTILE.into());
         let b = batch(
             BatchKind::Window,
             Some(HOSTILE),

@@ -373,11 +373,7 @@ fn join_within(items: &[String], sep: &str, max: usize, l: &Labels) -> String {
 }
 
 fn regions(batch: &Batch) -> BTreeSet<&str> {
-    batch
-        .events
-        .iter()
-        .map(|e| e.event.region.as_str())
-        .collect()
+    batch.events.iter().map(|e| &*e.event.region).collect()
 }
 
 /// The window in the reader's zone (`2024-01-01 09:00–09:05 KST`), or the event time for an

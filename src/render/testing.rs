@@ -42,10 +42,10 @@ pub(crate) fn event(id: &str, secs: i64, region: &str, name: &str, resources: &[
         id: EventId::new(id),
         account: AccountId::new("111111111111"),
         time: t0() + Duration::seconds(secs),
-        region: region.to_owned(),
+        region: region.into(),
         kind: EventKind::ApiCall,
-        source: "iam.amazonaws.com".to_owned(),
-        name: name.to_owned(),
+        source: "iam.amazonaws.com".into(),
+        name: name.into(),
         identity: Identity::default(),
         user_agent: None,
         source_ip: None,
@@ -58,8 +58,8 @@ pub(crate) fn event(id: &str, secs: i64, region: &str, name: &str, resources: &[
         resources: resources
             .iter()
             .map(|r| Resource {
-                kind: "name".to_owned(),
-                name: (*r).to_owned(),
+                kind: "name".into(),
+                name: (*r).into(),
             })
             .collect(),
     }
@@ -118,7 +118,7 @@ pub(crate) fn small_batch() -> Batch {
         "DeleteBucket",
         &["logs-bucket"],
     );
-    failed.error_code = Some("AccessDenied".to_owned());
+    failed.error_code = Some("AccessDenied".into());
     let mut alerted = batch_event(
         event(
             "e2",

@@ -171,11 +171,7 @@ fn group_line(group: &Group<'_>) -> String {
         key.via.as_str(),
         clean(key.source),
     );
-    let regions: BTreeSet<&str> = group
-        .events
-        .iter()
-        .map(|e| e.event.region.as_str())
-        .collect();
+    let regions: BTreeSet<&str> = group.events.iter().map(|e| &*e.event.region).collect();
     if !regions.is_empty() {
         let regions: Vec<String> = regions.into_iter().map(clean).collect();
         let _ = write!(line, " in {}", regions.join(","));
@@ -212,8 +208,8 @@ fn push_resources(line: &mut String, group: &Group<'_>) {
     let mut names = Vec::new();
     for item in &group.events {
         for resource in &item.event.resources {
-            if seen.insert(resource.name.as_str()) {
-                names.push(resource.name.as_str());
+            if seen.insert(&*resource.name) {
+                names.push(&*resource.name);
             }
         }
     }

@@ -89,7 +89,7 @@ fn group_by_actor(batch: &Batch) -> Vec<ActorGroup<'_>> {
         by_actor
             .entry(&item.actor)
             .or_default()
-            .entry(item.event.name.as_str())
+            .entry(&*item.event.name)
             .or_default()
             .push(item);
     }
@@ -211,8 +211,8 @@ fn distinct_resources(events: &[&BatchEvent]) -> (Vec<String>, usize) {
     let mut names = Vec::new();
     for item in events {
         for resource in &item.event.resources {
-            if seen.insert(resource.name.as_str()) {
-                names.push(resource.name.as_str());
+            if seen.insert(&*resource.name) {
+                names.push(&*resource.name);
             }
         }
     }
@@ -401,11 +401,7 @@ impl Text {
             (Some(first), Some(last)) => self.span(first, last),
             _ => self.span(batch.id.window_start, batch.window_end),
         };
-        let regions: BTreeSet<&str> = batch
-            .events
-            .iter()
-            .map(|e| e.event.region.as_str())
-            .collect();
+        let regions: BTreeSet<&str> = batch.events.iter().map(|e| &*e.event.region).collect();
         let mut region_list: Vec<&str> = regions.iter().copied().take(NAMED_REGIONS).collect();
         let more_regions = regions.len().saturating_sub(NAMED_REGIONS);
         let more = if more_regions == 0 {
@@ -916,13 +912,13 @@ pub(crate) mod testkit {
                 id: EventId::new(format!("ev-{seq:05}")),
                 account: AccountId::new("111111111111"),
                 time,
-                region: "us-east-1".to_owned(),
+                region: "us-east-1".into(),
                 kind: EventKind::ApiCall,
-                source: source.to_owned(),
-                name: name.to_owned(),
+                source: source.into(),
+                name: name.into(),
                 identity: Identity::default(),
                 user_agent: None,
-                source_ip: Some("203.0.113.7".to_owned()),
+                source_ip: Some("203.0.113.7".into()),
                 error_code: None,
                 error_message: None,
                 read_only: Some(false),
@@ -932,8 +928,8 @@ pub(crate) mod testkit {
                 resources: resources
                     .iter()
                     .map(|name| Resource {
-                        kind: "name".to_owned(),
-                        name: (*name).to_owned(),
+                        kind: "name".into(),
+                        name: (*name).into(),
                     })
                     .collect(),
             },
@@ -991,7 +987,7 @@ pub(crate) mod testkit {
             &membership,
             &["carol", "developers"],
         );
-        failed.event.error_code = Some("AccessDenied".to_owned());
+        failed.event.error_code = Some("AccessDenied".into());
         batch(
             BatchKind::Window,
             vec![
@@ -1131,8 +1127,8 @@ pub(crate) mod testkit {
             &[],
         );
         login.event.kind = EventKind::ConsoleSignIn;
-        login.event.mfa_used = Some("No".to_owned());
-        login.event.login_result = Some("Success".to_owned());
+        login.event.mfa_used = Some("No".into());
+        login.event.login_result = Some("Success".into());
         let mut batch = batch(BatchKind::Immediate, vec![login]);
         batch.id.event = Some("ev-00001".to_owned());
         batch
@@ -1334,12 +1330,12 @@ mod tests {
         let mut batch = testkit::console_iam();
         let mut event = batch.events[0].event.clone();
         event.identity = crate::event::Identity {
-            kind: Some("AssumedRole".to_owned()),
-            arn: Some("arn:aws:sts::111111111111:assumed-role/Dev/ASIA5PZQZ5QHE2FUNXHR".to_owned()),
-            role_name: Some("Dev".to_owned()),
+            kind: Some("AssumedRole".into()),
+            arn: Some("arn:aws:sts::111111111111:assumed-role/Dev/ASIA5PZQZ5QHE2FUNXHR".into()),
+            role_name: Some("Dev".into()),
             ..Default::default()
         };
-        event.user_agent = Some("aws-cli/2.15.0".to_owned());
+        event.user_agent = Some("aws-cli/2.15.0".into());
         for item in &mut batch.events {
             item.actor = classify(&event, &ActorConfig::default());
         }

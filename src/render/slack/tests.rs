@@ -241,7 +241,7 @@ fn big_batch(n: usize) -> Batch {
                 ],
             );
             if i % 10 == 0 {
-                e.error_code = Some("UnauthorizedOperation".to_owned());
+                e.error_code = Some("UnauthorizedOperation".into());
             }
             batch_event(e, &rl, &actors[i % actors.len()])
         })
@@ -302,7 +302,7 @@ fn oversized_fields_are_bounded_per_line_and_still_shown() {
         .collect();
     let resources: Vec<&str> = resources.iter().map(String::as_str).collect();
     let mut e = event("e", 0, &">".repeat(500), &"&".repeat(10_000), &resources);
-    e.error_code = Some("<".repeat(3000));
+    e.error_code = Some("<".repeat(3000).into());
     let events = vec![batch_event(e.clone(), &rl, &who), batch_event(e, &rl, &who)];
     let mut s = summary(&"*".repeat(10_000), Severity::Green);
     s.body = "&".repeat(10_000);
@@ -324,14 +324,14 @@ fn hostile_text_in_every_field_renders_inert() {
     let rl = rule("r", HOSTILE, Some(HOSTILE), Severity::Red);
     let who = actor(HOSTILE, ActorKind::Human, Via::Console);
     let mut e = event(HOSTILE, 0, HOSTILE, HOSTILE, &[HOSTILE, HOSTILE]);
-    e.error_code = Some(HOSTILE.to_owned());
-    e.error_message = Some(HOSTILE.to_owned());
-    e.user_agent = Some(HOSTILE.to_owned());
-    e.source_ip = Some(HOSTILE.to_owned());
-    e.source = HOSTILE.to_owned();
+    e.error_code = Some(HOSTILE.into());
+    e.error_message = Some(HOSTILE.into());
+    e.user_agent = Some(HOSTILE.into());
+    e.source_ip = Some(HOSTILE.into());
+    e.source = HOSTILE.into();
     e.resources.push(Resource {
-        kind: HOSTILE.to_owned(),
-        name: HOSTILE.to_owned(),
+        kind: HOSTILE.into(),
+        name: HOSTILE.into(),
     });
     let b = batch(
         BatchKind::Late,
@@ -409,7 +409,7 @@ mod properties {
                     let who = actor(&format!("{t}{}", i % actors), ActorKind::Human, Via::Cli);
                     let mut e = event("e", 0, t, &name(i), &[t, t, t]);
                     if i % 3 == 0 {
-                        e.error_code = Some(t.clone());
+                        e.error_code = Some(t.clone().into());
                     }
                     batch_event(e, &rl, &who)
                 })
