@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::Settings;
-use crate::enrich::classify;
+use crate::enrich::{AgentMemo, classify_with};
 use crate::event::{Decoded, Quarantined, decode_bytes};
 use crate::ports::{Delivery, Notifier, Retryable, Store};
 use crate::render::audit::audit_line;
@@ -150,6 +150,7 @@ where
         let rules = &self.rules;
         let actors = &self.settings.actors;
         let mut redactions = crate::enrich::redact::RedactCache::default();
+        let mut agents = AgentMemo::default();
         decode_bytes(bytes, &mut |decoded| {
             stats.read += 1;
             match decoded {
@@ -158,7 +159,7 @@ where
                     match rules.evaluate(&record.facts()) {
                         Verdict::Matched(rule) => {
                             let event = record.to_event_with(&mut redactions);
-                            let actor = classify(&event, actors);
+                            let actor = classify_with(&event, actors, &mut agents);
                             matched.push(BatchEvent {
                                 event,
                                 rule,

@@ -5,9 +5,13 @@
 //! `cloudformation.amazonaws.com`), configured CI roles, a service acting without a human
 //! session, then a person.
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use aho_corasick::AhoCorasick;
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Event, EventKind, Identity};
+use crate::event::{Event, EventKind, Identity, SharedStr};
 
 /// What kind of performer made the change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -89,21 +93,28 @@ const SERVICE_LINKED_ROLE_PREFIX: &str = "AWSServiceRoleFor";
 
 /// Classify the performer of `event`.
 pub fn classify(event: &Event, config: &ActorConfig) -> Actor {
+    classify_with(event, config, &mut AgentMemo::default())
+}
+
+/// [`classify`], remembering what each distinct user agent says (one memo per input: agents
+/// repeat across events, and reading one is the costly part).
+pub fn classify_with(event: &Event, config: &ActorConfig, memo: &mut AgentMemo) -> Actor {
     let identity = &event.identity;
     let agent = event.user_agent.as_deref().unwrap_or_default();
+    let marks = memo.marks(event.user_agent.as_ref());
     let kind = identity.kind.as_deref().unwrap_or_default();
 
     if kind == "Root" {
         return Actor {
             kind: ActorKind::Root,
             name: "root".to_owned(),
-            via: human_via(event, agent),
+            via: human_via(event, agent, marks),
         };
     }
     if kind == "AWSService" {
         return service_actor(identity, event);
     }
-    if let Some(via) = tool_via(identity, agent) {
+    if let Some(via) = tool_via(identity, marks) {
         return automation(identity, via);
     }
     if is_configured_automation(identity, config) {
@@ -120,7 +131,7 @@ pub fn classify(event: &Event, config: &ActorConfig) -> Actor {
     Actor {
         kind: ActorKind::Human,
         name: display_name(identity),
-        via: human_via(event, agent),
+        via: human_via(event, agent, marks),
     }
 }
 
@@ -148,19 +159,110 @@ fn service_actor(identity: &Identity, event: &Event) -> Actor {
     }
 }
 
+/// Words a user agent is recognised by, in any case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    Terraform,
+    Hashicorp,
+    AwsCdk,
+    Pulumi,
+    CloudFormation,
+    Console,
+    SignIn,
+    Mozilla,
+    AwsCli,
+    Boto3,
+    Botocore,
+    AwsSdkDash,
+    AwsSdkSlash,
+}
+
+const MARKS: [(Mark, &str); 13] = [
+    (Mark::Terraform, "terraform"),
+    (Mark::Hashicorp, "hashicorp"),
+    (Mark::AwsCdk, "aws-cdk"),
+    (Mark::Pulumi, "pulumi"),
+    (Mark::CloudFormation, "cloudformation"),
+    (Mark::Console, "console"),
+    (Mark::SignIn, "signin.amazonaws.com"),
+    (Mark::Mozilla, "mozilla/"),
+    (Mark::AwsCli, "aws-cli"),
+    (Mark::Boto3, "boto3"),
+    (Mark::Botocore, "botocore"),
+    (Mark::AwsSdkDash, "aws-sdk-"),
+    (Mark::AwsSdkSlash, "aws-sdk/"),
+];
+
+/// Which [`MARKS`] a user agent holds, found in one case-insensitive pass.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AgentMarks {
+    found: u16,
+    /// `mozilla/` at the very start (a browser).
+    browser: bool,
+}
+
+impl AgentMarks {
+    fn of(agent: &str) -> Self {
+        static FINDER: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
+            AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .build(MARKS.map(|(_, word)| word))
+                .ok()
+        });
+        let mut marks = Self::default();
+        let Some(Ok(found)) = FINDER.as_ref().map(|f| f.try_find_overlapping_iter(agent)) else {
+            return marks;
+        };
+        for m in found {
+            let mark = MARKS[m.pattern().as_usize()].0;
+            marks.found |= 1 << mark as u16;
+            marks.browser |= mark == Mark::Mozilla && m.start() == 0;
+        }
+        marks
+    }
+
+    fn has(self, mark: Mark) -> bool {
+        self.found & (1 << mark as u16) != 0
+    }
+}
+
+/// What each user agent seen so far says, bounded.
+#[derive(Debug, Default)]
+pub struct AgentMemo {
+    seen: HashMap<SharedStr, AgentMarks, foldhash::fast::RandomState>,
+}
+
+impl AgentMemo {
+    const MAX_AGENTS: usize = 4096;
+
+    fn marks(&mut self, agent: Option<&SharedStr>) -> AgentMarks {
+        let Some(agent) = agent else {
+            return AgentMarks::default();
+        };
+        if let Some(marks) = self.seen.get(agent) {
+            return *marks;
+        }
+        let marks = AgentMarks::of(agent);
+        if self.seen.len() >= Self::MAX_AGENTS {
+            self.seen.clear();
+        }
+        self.seen.insert(SharedStr::clone(agent), marks);
+        marks
+    }
+}
+
 /// Infrastructure-as-code tools, recognised by user agent (or `invokedBy` of `CloudFormation`).
-fn tool_via(identity: &Identity, agent: &str) -> Option<Via> {
-    let lower = agent.to_ascii_lowercase();
-    if lower.contains("terraform") || lower.contains("hashicorp") {
+fn tool_via(identity: &Identity, marks: AgentMarks) -> Option<Via> {
+    if marks.has(Mark::Terraform) || marks.has(Mark::Hashicorp) {
         return Some(Via::Terraform);
     }
-    if lower.contains("aws-cdk") || role_name(identity).is_some_and(is_cdk_role) {
+    if marks.has(Mark::AwsCdk) || role_name(identity).is_some_and(is_cdk_role) {
         return Some(Via::Cdk);
     }
-    if lower.contains("pulumi") {
+    if marks.has(Mark::Pulumi) {
         return Some(Via::Pulumi);
     }
-    if lower.contains("cloudformation") || identity.invoked_by.as_deref() == Some(CLOUDFORMATION) {
+    if marks.has(Mark::CloudFormation) || identity.invoked_by.as_deref() == Some(CLOUDFORMATION) {
         return Some(Via::CloudFormation);
     }
     None
@@ -214,8 +316,7 @@ fn has_human_session(identity: &Identity) -> bool {
     }
 }
 
-fn human_via(event: &Event, agent: &str) -> Via {
-    let lower = agent.to_ascii_lowercase();
+fn human_via(event: &Event, agent: &str, marks: AgentMarks) -> Via {
     let console_invoked = event
         .identity
         .invoked_by
@@ -223,18 +324,18 @@ fn human_via(event: &Event, agent: &str) -> Via {
         .is_some_and(|s| CONSOLE_INVOKERS.contains(&s));
     if event.kind == EventKind::ConsoleSignIn
         || console_invoked
-        || lower.contains("console")
-        || lower.contains("signin.amazonaws.com")
+        || marks.has(Mark::Console)
+        || marks.has(Mark::SignIn)
         || agent == "AWS Internal"
-        || lower.starts_with("mozilla/")
+        || marks.browser
     {
         Via::Console
-    } else if lower.contains("aws-cli") {
+    } else if marks.has(Mark::AwsCli) {
         Via::Cli
-    } else if lower.contains("boto3")
-        || lower.contains("botocore")
-        || lower.contains("aws-sdk-")
-        || lower.contains("aws-sdk/")
+    } else if marks.has(Mark::Boto3)
+        || marks.has(Mark::Botocore)
+        || marks.has(Mark::AwsSdkDash)
+        || marks.has(Mark::AwsSdkSlash)
     {
         Via::Sdk
     } else {

@@ -3,4 +3,4 @@
 pub mod actor;
 pub mod redact;
 
-pub use actor::{Actor, ActorConfig, ActorKind, Via, classify};
+pub use actor::{Actor, ActorConfig, ActorKind, AgentMemo, Via, classify, classify_with};
