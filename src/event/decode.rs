@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::{AccountId, Event, EventId, EventKind, Facts, Identity, Resource, SharedStr};
-use crate::enrich::redact::{RedactCache, bounded, is_secret_key, redact_json, redact_text};
+use crate::enrich::redact::{RedactCache, bounded, is_secret_key, redact_text};
 
 /// Longest quarantine excerpt kept, in characters.
 const EXCERPT_CHARS: usize = 1024;
@@ -251,17 +251,183 @@ fn decode_envelope<'a>(
 }
 
 fn quarantine(reason: impl AsRef<str>, raw: &str) -> Decoded<'static> {
-    let excerpt = match serde_json::from_str::<serde_json::Value>(raw) {
-        Ok(mut value) => {
-            redact_json(&mut value);
-            value.to_string()
-        }
-        Err(_) => redact_text(raw).into_owned(),
-    };
+    let excerpt = json_excerpt(raw).unwrap_or_else(|| redact_text(raw).into_owned());
     Decoded::Quarantined(Quarantined {
         reason: bounded(&redact_text(reason.as_ref()), 300).into_owned(),
         excerpt: bounded(&excerpt, EXCERPT_CHARS).into_owned(),
     })
+}
+
+/// The start of a JSON text, re-written value by value with its secrets redacted (values under
+/// secret keys, and anything secret-looking in keys and strings), stopping once the excerpt is
+/// long enough: a bad record costs its excerpt, not a tree. `None` when `raw` is not JSON.
+fn json_excerpt(raw: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(raw.len().min(EXCERPT_CHARS * 4) + 16);
+    let written = serde::de::DeserializeSeed::deserialize(
+        Excerpt {
+            out: &mut out,
+            secret: false,
+        },
+        &mut serde_json::Deserializer::from_str(raw),
+    );
+    match written {
+        Ok(()) => {}
+        Err(err) if err.to_string().starts_with(EXCERPT_FULL) => {}
+        Err(_) => return None,
+    }
+    String::from_utf8(out).ok()
+}
+
+/// A UTF-8 byte that continues a character rather than starting one.
+fn is_continuation_byte(b: u8) -> bool {
+    b & 0xC0 == 0x80
+}
+
+/// Stops an excerpt once it holds more than [`EXCERPT_CHARS`] characters (not a failure).
+const EXCERPT_FULL: &str = "excerpt full";
+
+/// Writes one JSON value as redacted JSON into `out`; `secret`: the value sits under a secret
+/// key, so it is replaced whole (unless null or a boolean, which say nothing).
+struct Excerpt<'o> {
+    out: &'o mut Vec<u8>,
+    secret: bool,
+}
+
+impl Excerpt<'_> {
+    fn text<E: serde::de::Error>(&mut self, text: &str) -> Result<(), E> {
+        serde_json::to_writer(&mut *self.out, &*redact_text(text)).map_err(E::custom)
+    }
+
+    fn redacted<E: serde::de::Error>(&mut self) -> Result<(), E> {
+        self.text(crate::enrich::redact::REDACTED)
+    }
+
+    fn number<E: serde::de::Error>(self, number: impl Into<serde_json::Value>) -> Result<(), E> {
+        if self.secret {
+            return Excerpt {
+                secret: true,
+                ..self
+            }
+            .redacted();
+        }
+        serde_json::to_writer(&mut *self.out, &number.into()).map_err(E::custom)
+    }
+
+    /// More than [`EXCERPT_CHARS`] characters written (counted once there are that many bytes).
+    fn full<E: serde::de::Error>(&self) -> Result<(), E> {
+        let is_full = self.out.len() > EXCERPT_CHARS
+            && self
+                .out
+                .iter()
+                .filter(|&&b| !is_continuation_byte(b))
+                .count()
+                > EXCERPT_CHARS;
+        if is_full {
+            return Err(E::custom(EXCERPT_FULL));
+        }
+        Ok(())
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Excerpt<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Excerpt<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_str<E: serde::de::Error>(mut self, value: &str) -> Result<(), E> {
+        if self.secret {
+            return self.redacted();
+        }
+        self.text(value)
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<(), E> {
+        self.out
+            .extend_from_slice(if value { b"true" } else { b"false" });
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        self.out.extend_from_slice(b"null");
+        Ok(())
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<(), E> {
+        self.number(value)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<(), E> {
+        self.number(value)
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<(), E> {
+        self.number(value)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        if self.secret {
+            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+            return self.redacted();
+        }
+        self.out.push(b'[');
+        let mut first = true;
+        loop {
+            self.full()?;
+            if !first {
+                self.out.push(b',');
+            }
+            let item = Excerpt {
+                out: &mut *self.out,
+                secret: false,
+            };
+            if seq.next_element_seed(item)?.is_none() {
+                if !first {
+                    self.out.pop();
+                }
+                break;
+            }
+            first = false;
+        }
+        self.out.push(b']');
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        if self.secret {
+            while map
+                .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                .is_some()
+            {}
+            return self.redacted();
+        }
+        self.out.push(b'{');
+        let mut first = true;
+        while let Some(key) = map.next_key::<Text<'de>>()? {
+            self.full()?;
+            if !first {
+                self.out.push(b',');
+            }
+            first = false;
+            self.text(&key)?;
+            self.out.push(b':');
+            map.next_value_seed(Excerpt {
+                out: &mut *self.out,
+                secret: is_secret_key(&key),
+            })?;
+        }
+        self.out.push(b'}');
+        Ok(())
+    }
 }
 
 type Str<'a> = Option<Text<'a>>;
@@ -974,6 +1140,46 @@ mod tests {
           "attributes":{"mfaAuthenticated":"true"}}},
         "requestParameters":{"userName":"alice","password":"hunter2-planted"},
         "responseElements":{"credentials":{"sessionToken":"FwoGZXIvYXdzEJr-planted"}}}"#;
+
+    #[test]
+    fn excerpts_redact_secret_keys_values_and_keys() {
+        let raw = r#"{"credentials":{"sessionToken":"abc","accessKeyId":"ASIAIOSFODNN7EXAMPLE"},
+            "userName":"alice","newPassword":"hunter2","pin":{"password":[1,2]},"n":-1.5,
+            "ok":true,"none":null,"AKIAIOSFODNN7EXAMPLE":"key as a key","list":[1,"two",[]]}"#;
+        let Some(text) = json_excerpt(raw) else {
+            panic!("valid JSON has an excerpt");
+        };
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) else {
+            panic!("the excerpt is JSON: {text}");
+        };
+        assert_eq!(value["credentials"], "[REDACTED]");
+        assert_eq!(value["newPassword"], "[REDACTED]");
+        assert_eq!(value["pin"]["password"], "[REDACTED]");
+        assert_eq!(value["userName"], "alice");
+        assert_eq!(value["n"], -1.5);
+        assert_eq!(value["ok"], true);
+        assert!(value["none"].is_null());
+        assert_eq!(value["list"], serde_json::json!([1, "two", []]));
+        for secret in ["abc", "hunter2", "IOSFODNN7EXAMPLE"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert_eq!(json_excerpt("{\"a\": [1, 2"), None);
+    }
+
+    #[test]
+    fn long_records_are_excerpted_not_rewritten_whole() {
+        let items: Vec<String> = (0..5_000).map(|i| format!("\"item-{i}\"")).collect();
+        let raw = format!("{{\"eventName\":\"X\",\"items\":[{}]}}", items.join(","));
+        let Decoded::Quarantined(q) = quarantine("test", &raw) else {
+            panic!("a quarantine");
+        };
+        assert!(
+            q.excerpt
+                .starts_with("{\"eventName\":\"X\",\"items\":[\"item-0\"")
+        );
+        assert!(q.excerpt.ends_with('…'), "{}", q.excerpt);
+        assert_eq!(q.excerpt.chars().count(), EXCERPT_CHARS + 1);
+    }
 
     #[test]
     fn the_fast_time_path_agrees_with_chrono() {
