@@ -68,8 +68,7 @@ pub struct RulePack {
     rules: Vec<Arc<Rule>>,
     entries: Vec<Entry>,
     ignores: Vec<Entry>,
-    rule_index: Index,
-    ignore_index: Index,
+    index: Index,
 }
 
 #[derive(Deserialize)]
@@ -200,8 +199,10 @@ impl RulePack {
         }
         Ok(Self {
             rules: entries.iter().map(|e| Arc::clone(&e.rule)).collect(),
-            rule_index: Index::build(entries.iter().map(|e| &e.matcher)),
-            ignore_index: Index::build(ignores.iter().map(|e| &e.matcher)),
+            index: Index::build(
+                entries.iter().map(|e| &e.matcher),
+                ignores.iter().map(|e| &e.matcher),
+            ),
             entries,
             ignores,
         })
@@ -225,16 +226,19 @@ impl RulePack {
     /// Ignore entries first (the first in pack order wins); then, of the matching rules, the worst
     /// severity wins, `immediate` breaks ties, then pack order.
     pub fn evaluate(&self, facts: &Facts<'_>) -> Verdict {
-        if let Some(i) = self
-            .ignore_index
-            .candidates(facts)
-            .filter(|&i| self.ignores[i].matcher.matches(facts))
-            .min()
+        let candidates = self.index.candidates(facts);
+        // In pack order: the first ignore entry that matches wins.
+        if let Some(&i) = candidates
+            .ignores
+            .iter()
+            .find(|&&i| self.ignores[i].matcher.matches(facts))
         {
             return Verdict::Ignored(Arc::clone(&self.ignores[i].rule));
         }
-        self.rule_index
-            .candidates(facts)
+        candidates
+            .rules
+            .iter()
+            .copied()
             .filter(|&i| self.entries[i].matcher.matches(facts))
             .max_by_key(|&i| {
                 let rule = &self.entries[i].rule;

@@ -384,3 +384,65 @@ fn load_reads_a_file_and_names_it_on_failure() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// What `evaluate` must answer, without the index: every entry tried.
+fn verdict_without_index(pack: &RulePack, facts: &Facts<'_>) -> Option<(bool, String)> {
+    if let Some(e) = pack.ignores.iter().find(|e| e.matcher.matches(facts)) {
+        return Some((true, e.rule.id.clone()));
+    }
+    pack.entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.matcher.matches(facts))
+        .max_by_key(|(i, e)| (e.rule.severity, e.rule.immediate, std::cmp::Reverse(*i)))
+        .map(|(_, e)| (false, e.rule.id.clone()))
+}
+
+#[test]
+fn the_index_answers_like_trying_every_entry() {
+    let pack = RulePack::builtin();
+    let mut sources = vec!["unknown.amazonaws.com", "ec2.amazonaws.com"];
+    let mut names = vec!["Unknown", "DescribeInstances", "CreateUser"];
+    for text in include_str!("default.toml").split('"') {
+        if text.ends_with(".amazonaws.com") {
+            sources.push(text);
+        } else if text.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+            && text.chars().all(|c| c.is_ascii_alphanumeric())
+        {
+            names.push(text);
+        }
+    }
+    let mut compared = 0;
+    for &source in &sources {
+        for &name in &names {
+            for error_code in [
+                None,
+                Some("AccessDenied"),
+                Some("Client.UnauthorizedOperation"),
+            ] {
+                for (identity_type, read_only) in [("Root", false), ("AssumedRole", true)] {
+                    for kind in [EventKind::ApiCall, EventKind::ConsoleSignIn] {
+                        let facts = Facts {
+                            kind,
+                            error_code,
+                            identity_type: Some(identity_type),
+                            read_only: Some(read_only),
+                            mfa_used: Some("No"),
+                            user_agent: Some("prowler"),
+                            invoked_by: None,
+                            ..api(source, name)
+                        };
+                        let indexed = match pack.evaluate(&facts) {
+                            Verdict::Ignored(rule) => Some((true, rule.id.clone())),
+                            Verdict::Matched(rule) => Some((false, rule.id.clone())),
+                            Verdict::Unmatched => None,
+                        };
+                        assert_eq!(indexed, verdict_without_index(&pack, &facts), "{facts:?}");
+                        compared += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(compared > 1_000, "{compared}");
+}
