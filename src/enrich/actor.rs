@@ -195,7 +195,7 @@ const MARKS: [(Mark, &str); 13] = [
 
 /// Which [`MARKS`] a user agent holds, found in one case-insensitive pass.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct AgentMarks {
+struct AgentMarks {
     found: u16,
     /// `mozilla/` at the very start (a browser).
     browser: bool,

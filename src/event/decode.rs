@@ -302,13 +302,12 @@ impl Excerpt<'_> {
         self.text(crate::enrich::redact::REDACTED)
     }
 
-    fn number<E: serde::de::Error>(self, number: impl Into<serde_json::Value>) -> Result<(), E> {
+    fn number<E: serde::de::Error>(
+        mut self,
+        number: impl Into<serde_json::Value>,
+    ) -> Result<(), E> {
         if self.secret {
-            return Excerpt {
-                secret: true,
-                ..self
-            }
-            .redacted();
+            return self.redacted();
         }
         serde_json::to_writer(&mut *self.out, &number.into()).map_err(E::custom)
     }
@@ -380,10 +379,10 @@ impl<'de> serde::de::Visitor<'de> for Excerpt<'_> {
             return self.redacted();
         }
         self.out.push(b'[');
-        let mut first = true;
-        loop {
+        for n in 0.. {
             self.full()?;
-            if !first {
+            let before = self.out.len();
+            if n > 0 {
                 self.out.push(b',');
             }
             let item = Excerpt {
@@ -391,12 +390,10 @@ impl<'de> serde::de::Visitor<'de> for Excerpt<'_> {
                 secret: false,
             };
             if seq.next_element_seed(item)?.is_none() {
-                if !first {
-                    self.out.pop();
-                }
+                // No element after all: take the separator back.
+                self.out.truncate(before);
                 break;
             }
-            first = false;
         }
         self.out.push(b']');
         Ok(())
