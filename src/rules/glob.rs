@@ -105,6 +105,11 @@ impl Glob {
         matches!(self.shape, Shape::Exact).then_some(self.text.as_str())
     }
 
+    /// True when matching searches inside the value (`*word*`), not only compares its ends.
+    pub fn searches(&self) -> bool {
+        matches!(&self.shape, Shape::Wildcard { middle, .. } if !middle.is_empty())
+    }
+
     pub fn operator(&self) -> Operator<'_> {
         match &self.shape {
             Shape::Exact => Operator::Equals(&self.text),
@@ -192,6 +197,11 @@ mod tests {
         assert!(g.matches("aws-sdk prowler/4.0"));
         assert!(!g.matches("Prowler"));
         assert_eq!(g.operator(), Operator::Wildcard("*prowler*"));
+
+        assert!(g.searches());
+        assert!(!glob("Put*Policy").searches(), "compares ends only");
+        assert!(!glob("AccessDenied*").searches());
+        assert!(glob("a*b*c").searches());
 
         let g = glob("Put*Policy");
         assert!(g.matches("PutUserPolicy"));

@@ -168,6 +168,16 @@ impl Cond {
         }
     }
 
+    /// How much a test costs, in rank: presence and booleans, whole or end comparisons, then
+    /// substring searches.
+    fn cost(&self) -> u8 {
+        match self {
+            Self::Exists(_) | Self::Bool(_) => 0,
+            Self::Globs(globs) if globs.iter().all(|g| !g.searches()) => 1,
+            Self::Globs(_) => 2,
+        }
+    }
+
     /// True when a missing fact fails this condition.
     fn requires_presence(&self) -> bool {
         !matches!(self, Self::Exists(false))
@@ -235,15 +245,18 @@ pub struct Matcher {
     kinds: KindSet,
     /// Sorted by field, at most one per field, never `detail_type`.
     conds: Vec<(Field, Cond)>,
+    /// Positions in `conds`, cheapest test first: an event most often fails on a boolean or
+    /// an exact name, so the substring searches of `*word*` globs run last.
+    order: Vec<usize>,
 }
 
 impl Matcher {
     pub fn matches(&self, facts: &Facts<'_>) -> bool {
         self.kinds.contains(facts.kind)
-            && self
-                .conds
-                .iter()
-                .all(|(field, cond)| cond.holds(field.value(facts)))
+            && self.order.iter().all(|&i| {
+                let (field, cond) = &self.conds[i];
+                cond.holds(field.value(facts))
+            })
     }
 
     pub fn kinds(&self) -> KindSet {
@@ -282,9 +295,12 @@ impl Matcher {
             }
         }
         conds.sort_by_key(|(f, _)| *f);
+        let mut order: Vec<usize> = (0..conds.len()).collect();
+        order.sort_by_key(|&i| conds[i].1.cost());
         let matcher = Self {
             kinds: kinds.unwrap_or(KindSet::CLOUDTRAIL),
             conds,
+            order,
         };
         matcher.check_satisfiable(&ctx)?;
         Ok(matcher)
@@ -533,6 +549,33 @@ read_only = false"#,
         assert!(m.matches(&facts()));
         assert!(!m.matches(&Facts {
             user_agent: None,
+            ..facts()
+        }));
+    }
+
+    #[test]
+    fn cheap_tests_run_first_and_conditions_keep_their_field_order() {
+        let m = matcher(
+            r#"user_agent = ["*prowler*"]
+error_code = ["AccessDenied*"]
+read_only = true"#,
+        )
+        .unwrap();
+        let tested: Vec<Field> = m.order.iter().map(|&i| m.conds[i].0).collect();
+        assert_eq!(
+            tested,
+            [Field::ReadOnly, Field::ErrorCode, Field::UserAgent],
+            "boolean, then prefix, then substring search"
+        );
+        let listed: Vec<Field> = m.conds().iter().map(|(f, _)| *f).collect();
+        assert_eq!(
+            listed,
+            [Field::ErrorCode, Field::ReadOnly, Field::UserAgent]
+        );
+        assert!(m.matches(&Facts {
+            error_code: Some("AccessDenied"),
+            read_only: Some(true),
+            user_agent: Some("prowler/4.0"),
             ..facts()
         }));
     }
