@@ -133,6 +133,16 @@ fn bench_input(c: &mut Criterion, name: &str, input: &[u8], events: usize, rules
             black_box(values)
         });
     });
+    // What any serde_json-based decoder pays at least: every byte checked, nothing built.
+    group.bench_function("serde_json_validate", |b| {
+        b.iter(|| {
+            let values = serde_json::Deserializer::from_slice(black_box(input))
+                .into_iter::<serde::de::IgnoredAny>()
+                .filter_map(Result::ok)
+                .count();
+            black_box(values)
+        });
+    });
     group.bench_function("decode_only", |b| {
         b.iter(|| {
             let mut records = 0usize;
