@@ -1327,4 +1327,176 @@ mod tests {
         assert_eq!((events.len(), quarantined.len()), (1, 0));
         assert_eq!(events[0].id.as_str(), "e-1");
     }
+
+    mod properties {
+        use std::sync::LazyLock;
+
+        use proptest::prelude::*;
+
+        use super::super::{Decoded, EXCERPT_CHARS, decode_bytes};
+
+        /// Every fixture, whole and line by line: real shapes for the mutations to break.
+        static SEEDS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+            let mut seeds = Vec::new();
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                let name = path.to_string_lossy();
+                if !(name.ends_with(".json") || name.ends_with(".jsonl") || name.ends_with(".gz")) {
+                    continue;
+                }
+                let Ok(bytes) = std::fs::read(&path) else {
+                    continue;
+                };
+                seeds.extend(bytes.split(|&b| b == b'\n').map(<[u8]>::to_vec));
+                seeds.push(bytes);
+            }
+            // Shapes no fixture has: empty and odd containers, bare values.
+            for odd in [
+                "[]",
+                "[1,2]",
+                "{}",
+                "\"text\"",
+                "1",
+                "null",
+                "[{}]",
+                r#"{"Records":[]}"#,
+                r#"{"Records":[1,{}]}"#,
+                r#"[{"data":"!!","partitionKey":"p"}]"#,
+                r#"{"Records":[{"kinesis":{"data":"e30="}}]}"#,
+                r#"{"event":{}}"#,
+                r#"{"detail-type":"AWS API Call via CloudTrail","detail":null}"#,
+            ] {
+                seeds.push(odd.as_bytes().to_vec());
+            }
+            seeds.retain(|seed| !seed.trim_ascii().is_empty());
+            seeds
+        });
+
+        #[derive(Debug, Clone)]
+        enum Mutation {
+            Truncate(usize),
+            Replace(usize, u8),
+            Insert(usize, Vec<u8>),
+            Repeat(usize, usize),
+        }
+
+        fn mutation() -> impl Strategy<Value = Mutation> {
+            prop_oneof![
+                any::<usize>().prop_map(Mutation::Truncate),
+                (any::<usize>(), any::<u8>()).prop_map(|(at, b)| Mutation::Replace(at, b)),
+                (
+                    any::<usize>(),
+                    prop_oneof![
+                        prop::collection::vec(any::<u8>(), 1..8),
+                        prop::sample::select(vec![
+                            b"{".to_vec(),
+                            b"[".to_vec(),
+                            b"\"".to_vec(),
+                            b"\\".to_vec(),
+                            b",".to_vec(),
+                            b"null".to_vec(),
+                            b"\n".to_vec(),
+                            vec![0x1f, 0x8b],
+                        ]),
+                    ]
+                )
+                    .prop_map(|(at, bytes)| Mutation::Insert(at, bytes)),
+                (any::<usize>(), 1usize..64).prop_map(|(at, len)| Mutation::Repeat(at, len)),
+            ]
+        }
+
+        fn apply(seed: &[u8], mutations: &[Mutation]) -> Vec<u8> {
+            let mut bytes = seed.to_vec();
+            for m in mutations {
+                let at = |n: usize| n % (bytes.len() + 1);
+                match m {
+                    Mutation::Truncate(n) => bytes.truncate(at(*n)),
+                    Mutation::Replace(n, b) => {
+                        if !bytes.is_empty() {
+                            let i = n % bytes.len();
+                            bytes[i] = *b;
+                        }
+                    }
+                    Mutation::Insert(n, new) => {
+                        let i = at(*n);
+                        bytes.splice(i..i, new.iter().copied());
+                    }
+                    Mutation::Repeat(n, len) => {
+                        let i = at(*n);
+                        let end = (i + len).min(bytes.len());
+                        let copy = bytes[i..end].to_vec();
+                        bytes.splice(i..i, copy);
+                    }
+                }
+            }
+            bytes
+        }
+
+        /// Decoding any input never panics, answers for it, and keeps quarantine excerpts and
+        /// reasons bounded; what does decode builds an event.
+        fn check(input: &[u8]) -> Result<(), TestCaseError> {
+            let mut outcomes = 0usize;
+            let mut failure = None;
+            decode_bytes(input, &mut |decoded| {
+                outcomes += 1;
+                match decoded {
+                    Decoded::Record(record) => {
+                        let event = record.to_event();
+                        if event.id.as_str().is_empty() {
+                            failure = Some("an event without an id".to_owned());
+                        }
+                    }
+                    Decoded::Quarantined(q) => {
+                        if q.excerpt.chars().count() > EXCERPT_CHARS + 1
+                            || q.reason.chars().count() > 301
+                        {
+                            failure = Some(format!("unbounded quarantine: {q:?}"));
+                        }
+                    }
+                }
+            });
+            prop_assert!(failure.is_none(), "{failure:?}");
+            // A CloudTrail log file with no records (`{"Records": []}`) rightly gives nothing.
+            let empty_log_file =
+                serde_json::from_slice::<serde_json::Value>(input).is_ok_and(|v| {
+                    v.get("Records")
+                        .and_then(|r| r.as_array())
+                        .is_some_and(Vec::is_empty)
+                });
+            if !input.trim_ascii().is_empty() && !empty_log_file {
+                prop_assert!(outcomes > 0, "input with content and no outcome");
+            }
+            Ok(())
+        }
+
+        #[test]
+        fn every_seed_as_it_is_is_decoded_or_quarantined() {
+            for seed in SEEDS.iter() {
+                if let Err(err) = check(seed) {
+                    panic!("{err}: {}", String::from_utf8_lossy(seed));
+                }
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn broken_fixtures_are_decoded_or_quarantined_never_lost(
+                seed in any::<prop::sample::Index>(),
+                mutations in prop::collection::vec(mutation(), 1..4),
+            ) {
+                let seed = &SEEDS[seed.index(SEEDS.len())];
+                check(&apply(seed, &mutations))?;
+            }
+
+            #[test]
+            fn arbitrary_bytes_are_decoded_or_quarantined_never_lost(
+                input in prop::collection::vec(any::<u8>(), 0..512),
+            ) {
+                check(&input)?;
+            }
+        }
+    }
 }
