@@ -11,7 +11,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::Value;
 use trailwatch::adapters::memory::{CollectingNotifier, MemoryStore};
 use trailwatch::config::Settings;
-use trailwatch::engine::Engine;
+use trailwatch::engine::{Engine, Split};
 use trailwatch::rules::RulePack;
 use trailwatch::summary::OfflineSummarizer;
 use trailwatch::window::{EventTimeClock, WindowBook};
@@ -120,7 +120,7 @@ fn pipeline(c: &mut Criterion) {
 }
 
 fn bench_input(c: &mut Criterion, name: &str, input: &[u8], events: usize, rules: &RulePack) {
-    let settings = Settings::default();
+    let settings = &Settings::default();
     let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements(events as u64));
     group.sample_size(10);
@@ -168,32 +168,59 @@ fn bench_input(c: &mut Criterion, name: &str, input: &[u8], events: usize, rules
             black_box(matched)
         });
     });
-    group.bench_function("decode_match_enrich_window", |b| {
-        b.iter(|| {
-            let mut engine = Engine::new(
-                rules.clone(),
-                settings.clone(),
-                MemoryStore::default(),
-                OfflineSummarizer,
-                CollectingNotifier::default(),
-                EventTimeClock::default(),
+    // The whole path, on this machine's cores (the default) and on one.
+    for (bench, split) in [
+        ("decode_match_enrich_window", Split::cores()),
+        ("decode_match_enrich_window_one_core", Split::SERIAL),
+    ] {
+        group.bench_function(bench, |b| {
+            b.iter_batched(
+                // An engine is built once per run, not per input: not timed.
+                || {
+                    Engine::new(
+                        rules.clone(),
+                        settings.clone(),
+                        MemoryStore::default(),
+                        OfflineSummarizer,
+                        CollectingNotifier::default(),
+                        EventTimeClock::default(),
+                    )
+                    .with_split(split)
+                },
+                |mut engine| whole_path(&mut engine, black_box(input), settings),
+                criterion::BatchSize::PerIteration,
             );
-            let matched = engine.decode(black_box(input));
-            let mut book = WindowBook::new(settings.window);
-            let mut added = 0usize;
-            for event in matched {
-                let time = event.event.time;
-                if matches!(book.add(event, time), trailwatch::window::Added::New { .. }) {
-                    added += 1;
-                }
-            }
-            black_box((
-                added,
-                book.due(chrono::DateTime::<chrono::Utc>::MAX_UTC).len(),
-            ))
         });
-    });
+    }
     group.finish();
+}
+
+/// Decode, match and enrich `input`, then put every matched event in its window and take
+/// the windows out; all that was built is dropped before returning.
+fn whole_path<S, M, N, C>(
+    engine: &mut Engine<S, M, N, C>,
+    input: &[u8],
+    settings: &Settings,
+) -> (usize, usize)
+where
+    S: trailwatch::ports::Store,
+    M: trailwatch::summary::Summarizer,
+    N: trailwatch::ports::Notifier,
+    C: trailwatch::window::Clock,
+{
+    let matched = engine.decode(input);
+    let mut book = WindowBook::new(settings.window);
+    let mut added = 0usize;
+    for event in matched {
+        let time = event.event.time;
+        if matches!(book.add(event, time), trailwatch::window::Added::New { .. }) {
+            added += 1;
+        }
+    }
+    (
+        added,
+        book.due(chrono::DateTime::<chrono::Utc>::MAX_UTC).len(),
+    )
 }
 
 criterion_group!(benches, pipeline);

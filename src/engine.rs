@@ -7,7 +7,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::Settings;
-use crate::enrich::{AgentMemo, classify_with};
+use crate::enrich::redact::RedactCache;
+use crate::enrich::{ActorConfig, AgentMemo, classify_with};
+use crate::event::decode::{decode_json_lines, line_parts};
 use crate::event::{Decoded, Quarantined, decode_bytes};
 use crate::ports::{Delivery, Notifier, Retryable, Store};
 use crate::render::audit::audit_line;
@@ -37,6 +39,23 @@ pub struct Stats {
     /// Send failures that retrying cannot fix (bad token, unknown channel): an operator alarm.
     pub send_failures_permanent: u64,
     pub fallbacks: u64,
+}
+
+impl Stats {
+    /// Add the counters decoding sets (read, decoded, quarantined, ignored, unmatched).
+    fn add_decoding(&mut self, more: Self) {
+        self.read += more.read;
+        self.decoded += more.decoded;
+        self.quarantined += more.quarantined;
+        self.ignored += more.ignored;
+        self.unmatched += more.unmatched;
+    }
+}
+
+/// Keep `more` after `kept`, up to [`QUARANTINE_KEPT`] in all.
+fn keep_quarantined(kept: &mut Vec<Quarantined>, more: Vec<Quarantined>) {
+    let room = QUARANTINE_KEPT.saturating_sub(kept.len());
+    kept.extend(more.into_iter().take(room));
 }
 
 /// A port failed; the engine stops and says which.
@@ -77,6 +96,100 @@ fn error_chain(err: &dyn std::error::Error) -> String {
     text
 }
 
+/// How [`Engine::decode`] shares a large JSON Lines input out: parts of at least `min_part`
+/// bytes, cut at line ends, each decoded on a thread of its own (at most `threads`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Split {
+    pub threads: usize,
+    pub min_part: usize,
+}
+
+impl Split {
+    /// Everything on the calling thread.
+    pub const SERIAL: Self = Self {
+        threads: 1,
+        min_part: usize::MAX,
+    };
+
+    /// This machine's cores (at most 8), for parts of at least 4 MiB: smaller inputs (a
+    /// Kinesis batch, a CloudTrail log file) stay on the calling thread.
+    pub fn cores() -> Self {
+        Self {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
+            min_part: 4 << 20,
+        }
+    }
+}
+
+/// What decoding one buffer (or one part of it) gave: its matched events in input order.
+struct Decoding {
+    matched: Vec<BatchEvent>,
+    stats: Stats,
+    quarantine: Vec<Quarantined>,
+}
+
+impl Decoding {
+    fn new() -> Self {
+        Self {
+            matched: Vec::new(),
+            stats: Stats::default(),
+            quarantine: Vec::new(),
+        }
+    }
+
+    /// Decode with `decode` (all of a buffer, or a run of its lines), matching and enriching
+    /// each record as it comes.
+    fn run(
+        rules: &RulePack,
+        actors: &ActorConfig,
+        decode: impl FnOnce(&mut dyn FnMut(Decoded<'_>)),
+    ) -> Self {
+        let mut out = Self::new();
+        let mut redactions = RedactCache::default();
+        let mut agents = AgentMemo::default();
+        decode(&mut |decoded| {
+            out.stats.read += 1;
+            match decoded {
+                Decoded::Record(record) => {
+                    out.stats.decoded += 1;
+                    match rules.evaluate(&record.facts()) {
+                        Verdict::Matched(rule) => {
+                            let event = record.to_event_with(&mut redactions);
+                            let actor = classify_with(&event, actors, &mut agents);
+                            out.matched.push(BatchEvent {
+                                event,
+                                rule,
+                                actor,
+                                already_alerted: false,
+                            });
+                        }
+                        Verdict::Ignored(_) => out.stats.ignored += 1,
+                        Verdict::Unmatched => out.stats.unmatched += 1,
+                    }
+                }
+                Decoded::Quarantined(q) => {
+                    out.stats.quarantined += 1;
+                    if out.quarantine.len() < QUARANTINE_KEPT {
+                        out.quarantine.push(q);
+                    }
+                }
+            }
+        });
+        out
+    }
+
+    /// Append the next part's results.
+    fn append(&mut self, next: Self) {
+        self.stats.add_decoding(next.stats);
+        keep_quarantined(&mut self.quarantine, next.quarantine);
+        if self.matched.is_empty() {
+            self.matched = next.matched;
+        } else {
+            self.matched.extend(next.matched);
+        }
+    }
+}
+
 /// The engine with its ports and settings.
 pub struct Engine<S, M, N, C> {
     pub store: S,
@@ -88,6 +201,7 @@ pub struct Engine<S, M, N, C> {
     stats: Stats,
     quarantine: Vec<Quarantined>,
     flush_on_ingest: bool,
+    split: Split,
 }
 
 impl<S, M, N, C> Engine<S, M, N, C> {
@@ -105,6 +219,13 @@ impl<S, M, N, C> Engine<S, M, N, C> {
     #[must_use]
     pub fn with_flush_on_ingest(mut self, flush: bool) -> Self {
         self.flush_on_ingest = flush;
+        self
+    }
+
+    /// How a large input is shared out between threads ([`Split::cores`] by default).
+    #[must_use]
+    pub fn with_split(mut self, split: Split) -> Self {
+        self.split = split;
         self
     }
 
@@ -139,47 +260,41 @@ where
             stats: Stats::default(),
             quarantine: Vec::new(),
             flush_on_ingest: true,
+            split: Split::cores(),
         }
     }
 
-    /// Decode, match and enrich a buffer. Only matched events are built and returned.
+    /// Decode, match and enrich a buffer. Only matched events are built and returned, in
+    /// input order. A large JSON Lines buffer is cut at line ends and its parts decoded on
+    /// threads of their own (see [`Split`]): the result is the same as in one piece.
     pub fn decode(&mut self, bytes: &[u8]) -> Vec<BatchEvent> {
-        let mut matched = Vec::new();
-        let stats = &mut self.stats;
-        let quarantine = &mut self.quarantine;
-        let rules = &self.rules;
-        let actors = &self.settings.actors;
-        let mut redactions = crate::enrich::redact::RedactCache::default();
-        let mut agents = AgentMemo::default();
-        decode_bytes(bytes, &mut |decoded| {
-            stats.read += 1;
-            match decoded {
-                Decoded::Record(record) => {
-                    stats.decoded += 1;
-                    match rules.evaluate(&record.facts()) {
-                        Verdict::Matched(rule) => {
-                            let event = record.to_event_with(&mut redactions);
-                            let actor = classify_with(&event, actors, &mut agents);
-                            matched.push(BatchEvent {
-                                event,
-                                rule,
-                                actor,
-                                already_alerted: false,
-                            });
-                        }
-                        Verdict::Ignored(_) => stats.ignored += 1,
-                        Verdict::Unmatched => stats.unmatched += 1,
+        let (rules, actors) = (&self.rules, &self.settings.actors);
+        let parts = line_parts(bytes, self.split.threads, self.split.min_part);
+        let decoded = if parts.len() <= 1 {
+            Decoding::run(rules, actors, |sink| decode_bytes(bytes, sink))
+        } else {
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = parts
+                    .iter()
+                    .map(|&part| {
+                        scope.spawn(move || {
+                            Decoding::run(rules, actors, |sink| decode_json_lines(part, sink))
+                        })
+                    })
+                    .collect();
+                let mut all = Decoding::new();
+                for worker in workers {
+                    match worker.join() {
+                        Ok(part) => all.append(part),
+                        Err(panic) => std::panic::resume_unwind(panic),
                     }
                 }
-                Decoded::Quarantined(q) => {
-                    stats.quarantined += 1;
-                    if quarantine.len() < QUARANTINE_KEPT {
-                        quarantine.push(q);
-                    }
-                }
-            }
-        });
-        matched
+                all
+            })
+        };
+        self.stats.add_decoding(decoded.stats);
+        keep_quarantined(&mut self.quarantine, decoded.quarantine);
+        decoded.matched
     }
 
     /// Store matched events in their windows, in order. Before each, the clock sees the
@@ -336,5 +451,95 @@ where
                 Ok(false)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::memory::{CollectingNotifier, MemoryStore};
+    use crate::summary::OfflineSummarizer;
+    use crate::window::EventTimeClock;
+
+    fn engine(
+        split: Split,
+    ) -> Engine<MemoryStore, OfflineSummarizer, CollectingNotifier, EventTimeClock> {
+        Engine::new(
+            RulePack::builtin(),
+            Settings::default(),
+            MemoryStore::default(),
+            OfflineSummarizer,
+            CollectingNotifier::default(),
+            EventTimeClock::default(),
+        )
+        .with_split(split)
+    }
+
+    /// Every JSON Lines fixture (planted secrets and malformed lines included), one after
+    /// another, `times` over.
+    fn fixture_lines(times: usize) -> Vec<u8> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| path.extension().is_some_and(|e| e == "jsonl"))
+            .collect();
+        files.sort();
+        let mut one = Vec::new();
+        for file in files {
+            let Ok(bytes) = std::fs::read(&file) else {
+                panic!("cannot read {}", file.display());
+            };
+            one.extend_from_slice(&bytes);
+            if !one.ends_with(b"\n") {
+                one.push(b'\n');
+            }
+        }
+        one.repeat(times)
+    }
+
+    #[test]
+    fn a_large_input_decoded_in_parts_gives_what_it_gives_in_one_piece() {
+        let input = fixture_lines(6);
+        let split = Split {
+            threads: 4,
+            min_part: input.len() / 5,
+        };
+        assert_eq!(line_parts(&input, split.threads, split.min_part).len(), 4);
+
+        let mut serial = engine(Split::SERIAL);
+        let mut parallel = engine(split);
+        let expected = serial.decode(&input);
+        let got = parallel.decode(&input);
+        assert!(!expected.is_empty() && serial.stats().quarantined > 0);
+        assert_eq!(got, expected);
+        assert_eq!(parallel.stats(), serial.stats());
+        assert_eq!(parallel.quarantined(), serial.quarantined());
+    }
+
+    #[test]
+    fn quarantine_kept_across_parts_is_the_first_in_input_order() {
+        let mut input = Vec::new();
+        for n in 0..QUARANTINE_KEPT + 500 {
+            input.extend_from_slice(format!("{{\"broken\": {n}\n").as_bytes());
+        }
+        let mut parallel = engine(Split {
+            threads: 3,
+            min_part: 1,
+        });
+        assert!(parallel.decode(&input).is_empty());
+        let stats = parallel.stats();
+        assert_eq!(
+            stats.quarantined,
+            u64::try_from(QUARANTINE_KEPT + 500).unwrap_or(0)
+        );
+        assert_eq!(stats.read, stats.quarantined);
+        let kept = parallel.quarantined();
+        assert_eq!(kept.len(), QUARANTINE_KEPT);
+        assert!(kept[0].excerpt.contains("\"broken\": 0"), "{:?}", kept[0]);
+        let last = format!("\"broken\": {}", QUARANTINE_KEPT - 1);
+        assert!(kept[QUARANTINE_KEPT - 1].excerpt.contains(&last));
     }
 }

@@ -83,6 +83,33 @@ fn decode_text(input: &[u8], sink: &mut dyn FnMut(Decoded<'_>), depth: usize) {
     }
 }
 
+/// `input` cut at line ends into at most `parts` runs of whole lines of at least `min_part`
+/// bytes, when [`decode_bytes`] would read it as JSON Lines; otherwise `input` whole. Each run
+/// gives to [`decode_json_lines`] what its lines give in `input`, in the same order.
+pub fn line_parts(input: &[u8], parts: usize, min_part: usize) -> Vec<&[u8]> {
+    let parts = parts.min(input.len() / min_part.max(1)).max(1);
+    if parts == 1 || input.starts_with(&[0x1f, 0x8b]) || !looks_like_json_lines(input) {
+        return vec![input];
+    }
+    let mut out = Vec::with_capacity(parts);
+    let mut start = 0;
+    for n in 1..parts {
+        let cut = (input.len() * n / parts).max(start);
+        let Some(end) = memchr::memchr(b'\n', &input[cut..]).map(|at| cut + at + 1) else {
+            break;
+        };
+        out.push(&input[start..end]);
+        start = end;
+    }
+    out.push(&input[start..]);
+    out
+}
+
+/// Decode a run of whole lines cut from JSON Lines input (see [`line_parts`]).
+pub fn decode_json_lines(input: &[u8], sink: &mut dyn FnMut(Decoded<'_>)) {
+    decode_lines(input, sink, 0);
+}
+
 /// Two or more non-empty lines, the first a whole JSON object.
 fn looks_like_json_lines(input: &[u8]) -> bool {
     let mut lines = lines(input)
@@ -1328,12 +1355,35 @@ mod tests {
         assert_eq!(events[0].id.as_str(), "e-1");
     }
 
+    #[test]
+    fn only_json_lines_large_enough_are_cut_and_only_at_line_ends() {
+        let line = br#"{"eventName":"GetObject"}"#;
+        let mut lines = Vec::new();
+        for _ in 0..100 {
+            lines.extend_from_slice(line);
+            lines.push(b'\n');
+        }
+        let cut = line_parts(&lines, 4, 500);
+        assert_eq!(cut.len(), 4);
+        assert!(cut.iter().all(|part| part.ends_with(b"\n")));
+        assert_eq!(cut.concat(), lines);
+        // Fewer parts than asked when a part would be smaller than `min_part`.
+        assert_eq!(line_parts(&lines, 8, lines.len() / 2).len(), 2);
+        assert_eq!(line_parts(&lines, 4, lines.len() + 1).len(), 1);
+        // One JSON document spread over lines, and gzip, are read whole.
+        let document = format!("{{\"Records\": [\n{}\n]}}", "{}, ".repeat(200) + "{}");
+        assert_eq!(line_parts(document.as_bytes(), 4, 10).len(), 1);
+        let mut gzip = vec![0x1f, 0x8b];
+        gzip.extend_from_slice(&lines);
+        assert_eq!(line_parts(&gzip, 4, 10).len(), 1);
+    }
+
     mod properties {
         use std::sync::LazyLock;
 
         use proptest::prelude::*;
 
-        use super::super::{Decoded, EXCERPT_CHARS, decode_bytes};
+        use super::super::{Decoded, EXCERPT_CHARS, decode_bytes, decode_json_lines, line_parts};
 
         /// Every fixture, whole and line by line: real shapes for the mutations to break.
         static SEEDS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| {
@@ -1470,6 +1520,14 @@ mod tests {
             Ok(())
         }
 
+        /// What a test compares of one outcome: the event, or the quarantine entry.
+        fn outcome(decoded: &Decoded<'_>) -> String {
+            match decoded {
+                Decoded::Record(record) => format!("{:?}", record.to_event()),
+                Decoded::Quarantined(q) => format!("{q:?}"),
+            }
+        }
+
         #[test]
         fn every_seed_as_it_is_is_decoded_or_quarantined() {
             for seed in SEEDS.iter() {
@@ -1496,6 +1554,41 @@ mod tests {
                 input in prop::collection::vec(any::<u8>(), 0..512),
             ) {
                 check(&input)?;
+            }
+
+            /// Cutting an input into parts of whole lines and decoding each part alone gives
+            /// the same outcomes, in the same order, as decoding the input whole.
+            #[test]
+            fn parts_of_lines_decode_to_what_the_whole_gives(
+                lines in prop::collection::vec(
+                    (any::<prop::sample::Index>(), prop::collection::vec(mutation(), 0..2)),
+                    1..24,
+                ),
+                parts in 1usize..6,
+                min_part in 1usize..4096,
+            ) {
+                // A whole object first, so the input reads as JSON Lines.
+                let mut input = br#"{"eventName":"first"}"#.to_vec();
+                input.push(b'\n');
+                for (seed, mutations) in &lines {
+                    input.extend(apply(&SEEDS[seed.index(SEEDS.len())], mutations));
+                    input.push(b'\n');
+                }
+                let cut = line_parts(&input, parts, min_part);
+                prop_assert!(cut.len() <= parts);
+                prop_assert_eq!(cut.concat(), input.clone());
+                for part in &cut[..cut.len() - 1] {
+                    prop_assert!(part.ends_with(b"\n"), "a part ends inside a line");
+                }
+                if cut.len() > 1 {
+                    let mut by_parts = Vec::new();
+                    for part in &cut {
+                        decode_json_lines(part, &mut |d| by_parts.push(outcome(&d)));
+                    }
+                    let mut whole = Vec::new();
+                    decode_bytes(&input, &mut |d| whole.push(outcome(&d)));
+                    prop_assert_eq!(by_parts, whole);
+                }
             }
         }
     }
