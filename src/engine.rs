@@ -122,6 +122,7 @@ impl Split {
 }
 
 /// What decoding one buffer (or one part of it) gave: its matched events in input order.
+#[derive(Default)]
 struct Decoding {
     matched: Vec<BatchEvent>,
     stats: Stats,
@@ -129,14 +130,6 @@ struct Decoding {
 }
 
 impl Decoding {
-    fn new() -> Self {
-        Self {
-            matched: Vec::new(),
-            stats: Stats::default(),
-            quarantine: Vec::new(),
-        }
-    }
-
     /// Decode with `decode` (all of a buffer, or a run of its lines), matching and enriching
     /// each record as it comes.
     fn run(
@@ -144,7 +137,7 @@ impl Decoding {
         actors: &ActorConfig,
         decode: impl FnOnce(&mut dyn FnMut(Decoded<'_>)),
     ) -> Self {
-        let mut out = Self::new();
+        let mut out = Self::default();
         let mut redactions = RedactCache::default();
         let mut agents = AgentMemo::default();
         decode(&mut |decoded| {
@@ -282,7 +275,7 @@ where
                         })
                     })
                     .collect();
-                let mut all = Decoding::new();
+                let mut all = Decoding::default();
                 for worker in workers {
                     match worker.join() {
                         Ok(part) => all.append(part),
