@@ -1,7 +1,8 @@
-//! The engine: decode -> rules -> enrich -> windows -> summary -> render -> notify, over ports.
+//! The engine: decode -> rules -> enrich -> windows -> summary -> delivery -> notify, over ports.
 //!
 //! Generic over [`Store`], [`Summarizer`], [`Notifier`] and [`Clock`]; it does no I/O of its
-//! own. Replay, the Lambda and `consume` differ only in the adapters they hand it.
+//! own, and renders nothing: what it hands the notifier is a neutral [`Delivery`]. Replay, the
+//! Lambda and `consume` differ only in the adapters they hand it.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -12,8 +13,6 @@ use crate::enrich::{ActorConfig, AgentMemo, classify_with};
 use crate::event::decode::{decode_json_lines, line_parts};
 use crate::event::{Decoded, Quarantined, decode_bytes};
 use crate::ports::{Delivery, Notifier, Retryable, Store};
-use crate::render::audit::audit_line;
-use crate::render::slack::render_batch;
 use crate::rules::{RulePack, Verdict};
 use crate::summary::{Summarizer, SummarySource, offline_summary};
 use crate::window::{Added, Batch, BatchEvent, BatchId, BatchKind, Clock};
@@ -389,7 +388,7 @@ where
         self.settings.accounts.get(&id.account).map(str::to_owned)
     }
 
-    /// Summarise, render, deliver, then mark sent; on a delivery failure the batch stays due.
+    /// Summarise, deliver, then mark sent; on a delivery failure the batch stays due.
     async fn send(&mut self, batch: Batch, now: DateTime<Utc>) -> Result<bool, EngineError> {
         let locale = self.settings.locale;
         let summary = match self.summarizer.summarize(&batch, locale).await {
@@ -403,18 +402,11 @@ where
                 summary
             }
         };
-        let messages = render_batch(&batch, &summary, locale);
-        let delivery = Delivery {
-            batch,
-            summary,
-            messages,
-        };
+        let delivery = Delivery::new(batch, summary, locale);
         let id = delivery.batch.id.clone();
         match self.notifier.deliver(&delivery).await {
             Ok(receipt) => {
-                let mut audit = audit_line(&delivery.batch, &delivery.summary);
-                audit.channel = receipt.channel;
-                audit.ts = receipt.ts;
+                let audit = delivery.audit(&receipt);
                 self.store
                     .mark_sent(&id, &audit, self.clock.now())
                     .await

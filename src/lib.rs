@@ -3,6 +3,7 @@
 pub mod adapters;
 pub mod app;
 pub mod config;
+pub mod delivery;
 pub mod engine;
 pub mod enrich;
 pub mod event;
@@ -13,5 +14,8 @@ pub mod secret;
 pub mod severity;
 pub mod summary;
 pub mod window;
+
+#[cfg(test)]
+mod testing;
 
 pub use severity::Severity;

@@ -3,14 +3,12 @@
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
-use crate::render::audit::AuditLine;
-use crate::render::slack::SlackMessage;
+use crate::delivery::AuditLine;
+pub use crate::delivery::{Delivery, Receipt};
 pub use crate::summary::Summarizer;
-use crate::summary::Summary;
 pub use crate::window::Clock;
-use crate::window::{Added, Batch, BatchEvent, BatchId, Claimed};
+use crate::window::{Added, BatchEvent, BatchId, Claimed};
 
 /// Errors an adapter returns say whether trying again can help.
 pub trait Retryable {
@@ -68,22 +66,8 @@ pub trait Store {
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 }
 
-/// A batch ready to post: the batch, what the summarizer said, and the rendered messages.
-#[derive(Debug, Clone)]
-pub struct Delivery {
-    pub batch: Batch,
-    pub summary: Summary,
-    pub messages: Vec<SlackMessage>,
-}
-
-/// Where a delivery landed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Receipt {
-    pub channel: Option<String>,
-    pub ts: Option<String>,
-}
-
-/// Port: posts deliveries (Slack, a file, memory).
+/// Port: posts deliveries (Slack, a file, memory). Each implementation renders the neutral
+/// [`Delivery`] in its destination's own format.
 pub trait Notifier {
     type Error: std::error::Error + Retryable + Send + Sync + 'static;
 

@@ -18,9 +18,11 @@ use serde_json::{Value, json};
 use trailwatch::adapters::bedrock::{BedrockConfig, BedrockSummarizer, CallError};
 use trailwatch::adapters::memory::{CollectingNotifier, MemoryStore};
 use trailwatch::config::SummaryConfig;
+use trailwatch::delivery::SummaryBy;
 use trailwatch::engine::{Engine, Stats};
 use trailwatch::ports::Delivery;
-use trailwatch::render::audit::{SummaryBy, audit_line};
+use trailwatch::ports::Receipt;
+use trailwatch::render::slack::render_batch;
 use trailwatch::rules::RulePack;
 use trailwatch::summary::prompt::{DATA_CLOSE, DATA_OPEN, prompt_version};
 use trailwatch::summary::{Lang, Summarizer as _, SummarySource};
@@ -85,7 +87,7 @@ async fn run(file: &str, lang: Lang, summarizer: BedrockSummarizer) -> (Vec<Deli
 
 fn texts(delivery: &Delivery) -> Vec<String> {
     let mut out = Vec::new();
-    for message in &delivery.messages {
+    for message in &render_batch(delivery) {
         collect_texts(
             &serde_json::to_value(&message.payload).unwrap_or_default(),
             &mut out,
@@ -134,12 +136,14 @@ fn assert_every_event_listed_once(delivery: &Delivery) {
     assert_eq!(listed, expected, "{}", delivery.batch.id.key());
 }
 
-fn colour(delivery: &Delivery) -> &str {
-    &delivery.messages[0].payload.attachments[0].color
+fn colour(delivery: &Delivery) -> String {
+    render_batch(delivery)[0].payload.attachments[0]
+        .color
+        .clone()
 }
 
 fn assert_colour_not_lowered(delivery: &Delivery) {
-    for message in &delivery.messages {
+    for message in &render_batch(delivery) {
         assert_eq!(
             message.payload.attachments[0].color,
             delivery.batch.rule_severity().colour(),
@@ -159,7 +163,7 @@ fn assert_fallback(delivery: &Delivery, expect_in_reason: &str) {
         texts(delivery).iter().any(|t| t.contains(FALLBACK_MARK_EN)),
         "no fallback mark in the footer"
     );
-    let audit = audit_line(&delivery.batch, &delivery.summary);
+    let audit = delivery.audit(&Receipt::default());
     assert_eq!(audit.summary_by, SummaryBy::Fallback);
     assert_eq!(audit.fallback_reason.as_deref(), Some(reason.as_str()));
     assert_every_event_listed_once(delivery);
@@ -206,7 +210,7 @@ async fn good_tool_call_in_english_and_korean() {
             assert!(all.contains(summary), "{lang:?}");
             assert_every_event_listed_once(delivery);
             assert_colour_not_lowered(delivery);
-            let audit = audit_line(&delivery.batch, &delivery.summary);
+            let audit = delivery.audit(&Receipt::default());
             assert_eq!(audit.summary_by, SummaryBy::Model);
             assert_eq!(audit.model_id.as_deref(), Some(MODEL));
             assert_eq!(audit.prompt_version.as_deref(), Some(prompt_version()));
@@ -336,7 +340,7 @@ async fn a_lower_model_severity_never_lowers_the_colour() {
         ));
         assert_eq!(colour(delivery), trailwatch::Severity::Red.colour());
         assert_colour_not_lowered(delivery);
-        let audit = audit_line(&delivery.batch, &delivery.summary);
+        let audit = delivery.audit(&Receipt::default());
         assert_eq!(audit.severity, trailwatch::Severity::Red);
     }
 }
@@ -375,7 +379,7 @@ async fn mentions_and_links_in_model_text_render_inert() {
         delivery.summary.source,
         SummarySource::Model { .. }
     ));
-    let all = serde_json::to_string(&delivery.messages).unwrap_or_default();
+    let all = serde_json::to_string(&render_batch(delivery)).unwrap_or_default();
     for needle in [
         "<!channel>",
         "<https://",
@@ -468,7 +472,7 @@ async fn a_retry_that_succeeds_records_its_attempts() {
     .await;
     assert_eq!(stats.fallbacks, 0);
     assert_eq!(fake.calls(), 3);
-    let audit = audit_line(&deliveries[0].batch, &deliveries[0].summary);
+    let audit = deliveries[0].audit(&Receipt::default());
     assert_eq!(audit.summary_by, SummaryBy::Model);
     assert_eq!(audit.attempts, Some(3));
 }

@@ -15,9 +15,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use trailwatch::adapters::dynamo::{DynamoError, DynamoSettings, DynamoStore, create_table};
 use trailwatch::adapters::memory::{CollectingNotifier, MemoryStore};
 use trailwatch::config::Settings;
+use trailwatch::delivery::AuditLine;
 use trailwatch::engine::{Engine, Stats};
 use trailwatch::ports::{Delivery, Notifier, Receipt, Retryable, Store};
-use trailwatch::render::audit::AuditLine;
 use trailwatch::rules::RulePack;
 use trailwatch::summary::{Lang, OfflineSummarizer};
 use trailwatch::window::{Added, BatchEvent, BatchId, Claimed, Clock as _, ManualClock};
@@ -711,7 +711,7 @@ async fn steps<S: Store>(
         window_start: String::new(),
         late: false,
         severity: trailwatch::Severity::Green,
-        summary_by: trailwatch::render::audit::SummaryBy::Offline,
+        summary_by: trailwatch::delivery::SummaryBy::Offline,
         events: Vec::new(),
         model_id: None,
         prompt_version: None,

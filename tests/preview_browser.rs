@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{fixture, replay_files, settings};
 use trailwatch::app::Format;
+use trailwatch::render::slack::render_batch;
 use trailwatch::summary::Lang;
 
 fn chromium() -> Option<PathBuf> {
@@ -91,7 +92,7 @@ fn preview_renders_in_chromium_with_every_message() {
     let keys: Vec<(String, usize)> = replayed
         .deliveries
         .iter()
-        .flat_map(|d| d.messages.iter().map(|m| (m.batch_key.clone(), m.part)))
+        .flat_map(|d| render_batch(d).into_iter().map(|m| (m.batch_key, m.part)))
         .collect();
     assert!(keys.len() >= 5, "{} messages", keys.len());
 

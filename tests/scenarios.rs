@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono_tz::{Asia, UTC};
 use common::{fixture, replay_files, settings};
 use trailwatch::app::Format;
+use trailwatch::render::slack::render_batch;
 use trailwatch::summary::Lang;
 use trailwatch::window::BatchKind;
 
@@ -46,10 +47,10 @@ fn every_scenario_renders_one_message_per_batch_listing_every_event() {
         for delivery in &replayed.deliveries {
             let batch = &delivery.batch;
             assert!(
-                !delivery.messages.is_empty(),
+                !render_batch(delivery).is_empty(),
                 "{name}: a batch without a message"
             );
-            assert_eq!(delivery.messages[0].part, 0, "{name}");
+            assert_eq!(render_batch(delivery)[0].part, 0, "{name}");
             if batch.kind == BatchKind::Immediate {
                 continue;
             }
@@ -62,7 +63,7 @@ fn every_scenario_renders_one_message_per_batch_listing_every_event() {
         assert!(seen.values().all(|n| *n == 1), "{name}: {seen:?}");
         // Every event's name appears in the rendered payloads of its batch.
         for delivery in &replayed.deliveries {
-            let text = serde_json::to_string(&delivery.messages).unwrap_or_default();
+            let text = serde_json::to_string(&render_batch(delivery)).unwrap_or_default();
             for event in &delivery.batch.events {
                 assert!(
                     text.contains(&*event.event.name),

@@ -17,10 +17,11 @@ use trailwatch::adapters::slack::{
     Credential, ManualSleeper, RetryPolicy, SlackError, SlackNotifier,
 };
 use trailwatch::config::{Settings, SlackRoutes};
+use trailwatch::delivery::AuditLine;
 use trailwatch::engine::Engine;
 use trailwatch::event::AccountId;
 use trailwatch::ports::{Notifier, Retryable, Store};
-use trailwatch::render::audit::AuditLine;
+use trailwatch::render::slack::render_batch;
 use trailwatch::rules::RulePack;
 use trailwatch::secret::Secret;
 use trailwatch::summary::{Lang, OfflineSummarizer};
@@ -234,9 +235,8 @@ fn messages_land_in_routed_channels_in_window_order_once_with_threads() {
             std::collections::BTreeMap::new();
         let mut continued = 0;
         for d in &expected.deliveries {
-            let severity = d.batch.rule_severity().max(d.summary.severity);
-            for channel in routes().channels(&d.batch.id.account, severity) {
-                for m in &d.messages {
+            for channel in routes().channels(&d.batch.id.account, d.severity) {
+                for m in &render_batch(d) {
                     continued += usize::from(m.is_continuation());
                     want.entry(channel.clone())
                         .or_default()
@@ -627,10 +627,7 @@ fn without_history_scopes_the_bot_still_posts_everything() {
     let messages: usize = expected
         .deliveries
         .iter()
-        .map(|d| {
-            let severity = d.batch.rule_severity().max(d.summary.severity);
-            routes().channels(&d.batch.id.account, severity).len() * d.messages.len()
-        })
+        .map(|d| routes().channels(&d.batch.id.account, d.severity).len() * render_batch(d).len())
         .sum();
     rt().block_on(async {
         let fake = FakeSlack::start(CHANNELS).await;
@@ -726,9 +723,9 @@ fn after_a_crash_the_bot_does_not_post_twice() {
 fn a_thread_cut_short_is_completed_without_reposting_its_parts() {
     let (logs, _guard) = capture();
     let input = big_batch(4000);
-    let parts = common::replay_bytes(std::slice::from_ref(&input), settings()).deliveries[0]
-        .messages
-        .len();
+    let parts =
+        render_batch(&common::replay_bytes(std::slice::from_ref(&input), settings()).deliveries[0])
+            .len();
     rt().block_on(async {
         let fake = FakeSlack::start(CHANNELS).await;
         assert!(parts > 2, "{parts} parts");
@@ -874,7 +871,11 @@ fn replay_posts_for_real_with_a_webhook_or_a_token() {
         .display()
         .to_string();
     let expected = common::replay_bytes(&[fixture("root-login-no-mfa.jsonl")], settings());
-    let messages: usize = expected.deliveries.iter().map(|d| d.messages.len()).sum();
+    let messages: usize = expected
+        .deliveries
+        .iter()
+        .map(|d| render_batch(d).len())
+        .sum();
     assert!(messages > 0);
 
     let out = run_cli(

@@ -33,10 +33,10 @@ use aws_sdk_dynamodb::types::{
 use chrono::{DateTime, NaiveDate, SecondsFormat, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::delivery::AuditLine;
 use crate::enrich::Actor;
 use crate::event::{AccountId, Event};
 use crate::ports::{Retryable, Store};
-use crate::render::audit::AuditLine;
 use crate::rules::Rule;
 use crate::window::{Added, BatchEvent, BatchId, BatchKind, Claimed, WindowConfig};
 

@@ -6,8 +6,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
 
+use crate::delivery::AuditLine;
 use crate::ports::{Checkpoints, Delivery, Notifier, Receipt, Store};
-use crate::render::audit::AuditLine;
 use crate::window::{Added, BatchEvent, BatchId, Claimed, WindowBook, WindowConfig};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

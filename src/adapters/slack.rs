@@ -1,4 +1,5 @@
-//! Slack delivery: the [`Notifier`] that posts rendered batches. The only place that calls Slack.
+//! Slack delivery: the [`Notifier`] that renders each delivery as Block Kit and posts it. The
+//! only place that calls Slack.
 //!
 //! Two transports:
 //! - **Bot token**: `chat.postMessage` into the routed channels; part 0 of a batch is the parent,
@@ -27,9 +28,10 @@ use reqwest::{RequestBuilder, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use crate::config::SlackRoutes;
+use crate::delivery::Posted;
 use crate::event::AccountId;
 use crate::ports::{Delivery, Notifier, Receipt, Retryable};
-use crate::render::slack::{Attachment, EVENT_TYPE, Metadata, SlackMessage};
+use crate::render::slack::{Attachment, EVENT_TYPE, Metadata, SlackMessage, render_batch};
 use crate::secret::Secret;
 
 /// Slack's Web API.
@@ -717,8 +719,9 @@ impl<S: Sleeper> SlackNotifier<S> {
         token: &Secret,
         channel: &str,
         delivery: &Delivery,
+        messages: &[SlackMessage],
     ) -> Result<String, SlackError> {
-        let Some((first, rest)) = delivery.messages.split_first() else {
+        let Some((first, rest)) = messages.split_first() else {
             return Err(SlackError::Body {
                 method: "chat.postMessage",
             });
@@ -757,22 +760,20 @@ impl<S: Sleeper> SlackNotifier<S> {
         delivery: &Delivery,
     ) -> Result<Receipt, SlackError> {
         let batch = &delivery.batch;
-        let severity = batch.rule_severity().max(delivery.summary.severity);
-        let channels = self.routes.channels(&batch.id.account, severity);
+        let channels = self.routes.channels(&batch.id.account, delivery.severity);
         if channels.is_empty() {
             return Err(SlackError::NoRoute {
                 account: batch.id.account.clone(),
             });
         }
+        let messages = render_batch(delivery);
         let mut receipt = Receipt::default();
         for channel in &channels {
-            let ts = self.post_batch(token, channel, delivery).await?;
-            if receipt.channel.is_none() {
-                receipt = Receipt {
-                    channel: Some(channel.clone()),
-                    ts: Some(ts),
-                };
-            }
+            let ts = self.post_batch(token, channel, delivery, &messages).await?;
+            receipt.posts.push(Posted {
+                destination: channel.clone(),
+                id: ts,
+            });
         }
         Ok(receipt)
     }
@@ -822,7 +823,7 @@ impl<S: Sleeper> SlackNotifier<S> {
         url: &Secret,
         delivery: &Delivery,
     ) -> Result<Receipt, SlackError> {
-        for message in &delivery.messages {
+        for message in &render_batch(delivery) {
             self.retrying("webhook", "webhook", true, || {
                 self.webhook_once(url, message)
             })

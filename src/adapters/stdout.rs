@@ -1,5 +1,6 @@
-//! A notifier that writes each delivery as one JSON line (standard output in the Lambda until
-//! the Slack adapter lands; any writer in tests).
+//! A notifier that writes each delivery as one JSON line with its Slack messages: standard
+//! output when no Slack credential is configured (the Lambda's logs keep the lines), any
+//! writer in tests.
 
 use std::io::Write;
 use std::sync::{Mutex, PoisonError};
@@ -7,7 +8,7 @@ use std::sync::{Mutex, PoisonError};
 use serde::Serialize;
 
 use crate::ports::{Delivery, Notifier, Receipt, Retryable};
-use crate::render::slack::SlackMessage;
+use crate::render::slack::{SlackMessage, render_batch};
 use crate::window::BatchKind;
 
 /// Writing a delivery failed.
@@ -39,7 +40,7 @@ struct Line<'a> {
     kind: BatchKind,
     account: &'a str,
     events: usize,
-    messages: &'a [SlackMessage],
+    messages: Vec<SlackMessage>,
 }
 
 /// Writes one JSON line per delivery: `{"batch", "kind", "account", "events", "messages"}`.
@@ -48,7 +49,7 @@ pub struct LineNotifier<W> {
     out: Mutex<W>,
 }
 
-/// The Lambda's notifier until Slack exists: CloudWatch Logs keeps the lines.
+/// The Lambda's notifier when no Slack credential is configured: CloudWatch Logs keeps the lines.
 pub type StdoutNotifier = LineNotifier<std::io::Stdout>;
 
 impl StdoutNotifier {
@@ -81,7 +82,7 @@ impl<W: Write + Send> Notifier for LineNotifier<W> {
             kind: delivery.batch.kind,
             account: delivery.batch.id.account.as_str(),
             events: delivery.batch.events.len(),
-            messages: &delivery.messages,
+            messages: render_batch(delivery),
         };
         let mut text = serde_json::to_string(&line).map_err(|source| LineError::Encode {
             batch: batch.clone(),

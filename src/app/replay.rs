@@ -13,7 +13,7 @@ use crate::adapters::slack::{Credential, RetryPolicy, SlackError, SlackNotifier,
 use crate::config::{Settings, SlackRoutes, SummarizerKind};
 use crate::engine::{Engine, Stats};
 use crate::ports::{Delivery, Notifier, Receipt};
-use crate::render::{audit::audit_line, html::preview, slack::SlackMessage, text::text};
+use crate::render::{html::preview, slack::SlackMessage, slack::render_batch, text::text};
 use crate::rules::RulePack;
 use crate::secret::Secret;
 use crate::summary::{OfflineSummarizer, Summarizer};
@@ -158,27 +158,25 @@ pub(super) fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
-/// Render the deliveries in the chosen format.
+/// Render the deliveries in the chosen format. Only the Slack, HTML and text formats build
+/// Slack messages; the audit is written from the deliveries themselves.
 pub fn render(deliveries: &[Delivery], format: Format) -> anyhow::Result<String> {
-    let messages: Vec<SlackMessage> = deliveries
-        .iter()
-        .flat_map(|d| d.messages.iter().cloned())
-        .collect();
+    let slack_messages =
+        || -> Vec<SlackMessage> { deliveries.iter().flat_map(render_batch).collect() };
     Ok(match format {
         Format::Slack => {
-            let mut out = serde_json::to_string_pretty(&messages)?;
+            let mut out = serde_json::to_string_pretty(&slack_messages())?;
             out.push('\n');
             out
         }
-        Format::Html => preview(&messages, "trailwatch replay"),
-        Format::Text => text(&messages),
+        Format::Html => preview(&slack_messages(), "trailwatch replay"),
+        Format::Text => text(deliveries),
         Format::Audit => {
             let mut out = String::new();
             for delivery in deliveries {
-                out.push_str(&serde_json::to_string(&audit_line(
-                    &delivery.batch,
-                    &delivery.summary,
-                ))?);
+                out.push_str(&serde_json::to_string(
+                    &delivery.audit(&Receipt::default()),
+                )?);
                 out.push('\n');
             }
             out
@@ -228,4 +226,47 @@ pub fn stats_line(stats: &Stats, seconds: f64) -> String {
         stats.batches,
         stats.fallbacks,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::slack::RENDERED;
+
+    /// Replay's whole path (engine, then the output format) on a fixture, on this thread.
+    async fn replay_fixture(format: Format) -> String {
+        let settings = Settings::default();
+        let mut engine = Engine::new(
+            RulePack::builtin(),
+            settings.clone(),
+            MemoryStore::new(settings.window),
+            OfflineSummarizer,
+            CollectingNotifier::default(),
+            EventTimeClock::default(),
+        );
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/multi-account.jsonl");
+        let bytes = std::fs::read(path).unwrap_or_else(|err| panic!("fixture: {err}"));
+        engine
+            .ingest_bytes(&bytes)
+            .await
+            .unwrap_or_else(|err| panic!("{err}"));
+        engine
+            .flush_all()
+            .await
+            .unwrap_or_else(|err| panic!("{err}"));
+        let deliveries = engine.notifier.take();
+        assert!(deliveries.len() > 1);
+        render(&deliveries, format).unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    #[tokio::test]
+    async fn the_audit_format_never_builds_slack_messages() {
+        let before = RENDERED.get();
+        let audit = replay_fixture(Format::Audit).await;
+        assert_eq!(RENDERED.get(), before, "the audit rendered Slack blocks");
+        assert!(audit.lines().count() > 1);
+        // The counter does count: the Slack format renders each delivery.
+        replay_fixture(Format::Slack).await;
+        assert!(RENDERED.get() > before + 1);
+    }
 }

@@ -236,10 +236,9 @@ fn html_escape(s: &str) -> String {
 mod tests {
     use super::*;
     use crate::enrich::{ActorKind, Via};
-    use crate::render::slack::render_batch;
-    use crate::render::testing::{actor, batch, batch_event, event, rule, small_batch, summary};
     use crate::severity::Severity;
     use crate::summary::Locale;
+    use crate::testing::{actor, batch, batch_event, event, rendered, rule, small_batch, summary};
     use crate::window::BatchKind;
 
     const HOSTILE: &str =
@@ -257,7 +256,7 @@ mod tests {
         );
         let mut s = summary(HOSTILE, Severity::Green);
         s.body = HOSTILE.to_owned();
-        render_batch(&b, &s, Locale::default())
+        rendered(&b, &s, Locale::default())
     }
 
     #[test]
@@ -291,14 +290,14 @@ mod tests {
                 )
             })
             .collect();
-        let mut messages = render_batch(
+        let mut messages = rendered(
             &batch(BatchKind::Window, None, events),
             &summary("big", Severity::Green),
             Locale::default(),
         );
         let parts = messages.len();
         assert!(parts > 1);
-        messages.extend(render_batch(
+        messages.extend(rendered(
             &small_batch(),
             &summary("small", Severity::Green),
             Locale::default(),
@@ -330,7 +329,7 @@ mod tests {
 
     #[test]
     fn entities_are_undone_once_then_html_escaped() {
-        let messages = render_batch(
+        let messages = rendered(
             &small_batch(),
             &summary("a &amp; b < c", Severity::Green),
             Locale::default(),
@@ -354,7 +353,7 @@ mod tests {
                 )
             })
             .collect();
-        let messages = render_batch(
+        let messages = rendered(
             &batch(BatchKind::Window, None, events),
             &summary("h", Severity::Green),
             Locale::default(),

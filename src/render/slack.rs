@@ -14,6 +14,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use super::escape::{code_within, defang, plain_within};
+use crate::delivery::Delivery;
 use crate::enrich::{Actor, ActorKind, Via};
 use crate::severity::Severity;
 use crate::summary::{Lang, Locale, Summary, SummarySource};
@@ -29,6 +30,13 @@ pub const MAX_FIELD: usize = 2000;
 pub const MAX_BUTTONS: usize = 5;
 /// `metadata.event_type` of every message we post.
 pub const EVENT_TYPE: &str = "trailwatch_batch";
+
+#[cfg(test)]
+thread_local! {
+    /// Calls of [`render_batch`] on this thread: lets a test show that an output format
+    /// never builds Slack blocks.
+    pub(crate) static RENDERED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
 
 /// One message to post. Part 0 is the parent; parts 1.. are thread replies to it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -156,10 +164,18 @@ pub struct Button {
     pub action_id: String,
 }
 
-/// Renders a batch and its summary as one or more messages.
-pub fn render_batch(batch: &Batch, summary: &Summary, locale: Locale) -> Vec<SlackMessage> {
+/// Renders a delivery as one or more messages: part 0 the parent, the rest its thread
+/// replies, each within Slack's limits ([`MAX_BLOCKS`], [`MAX_TEXT`]).
+pub fn render_batch(delivery: &Delivery) -> Vec<SlackMessage> {
+    #[cfg(test)]
+    RENDERED.set(RENDERED.get() + 1);
+    let (batch, summary, locale, severity) = (
+        &delivery.batch,
+        &delivery.summary,
+        delivery.locale,
+        delivery.severity,
+    );
     let l = Labels::of(locale.lang);
-    let severity = batch.rule_severity().max(summary.severity);
     let head = head_blocks(batch, summary, severity, locale, l);
     let mut sections = tree_sections(batch, locale, l);
     if sections.is_empty() {

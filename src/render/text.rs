@@ -3,45 +3,47 @@
 use std::fmt::Write as _;
 
 use super::mrkdwn::{self, Span};
-use super::slack::{Block, SlackMessage, Text};
+use super::slack::{Block, SlackMessage, Text, render_batch};
+use crate::delivery::Delivery;
 use crate::severity::Severity;
 
 const INDENT: &str = "    ";
 const RULE: &str = "────────────────────────────────────────";
 
-/// Plain text of `messages`; continuations are indented under their parent.
-pub fn text(messages: &[SlackMessage]) -> String {
+/// Plain text of the Slack messages of `deliveries`, headed by each one's severity;
+/// continuations are indented under their parent.
+pub fn text(deliveries: &[Delivery]) -> String {
     let mut out = String::new();
-    for m in messages {
-        let indent = if m.is_continuation() { INDENT } else { "" };
-        let mut lines = vec![header(m)];
-        for att in &m.payload.attachments {
-            for block in &att.blocks {
-                block_lines(block, &mut lines);
-            }
+    for delivery in deliveries {
+        for message in render_batch(delivery) {
+            write_message(&mut out, &message, delivery.severity);
         }
-        for line in lines {
-            if line.is_empty() {
-                out.push('\n');
-            } else {
-                let _ = writeln!(out, "{indent}{line}");
-            }
-        }
-        out.push('\n');
     }
     out
 }
 
-fn header(m: &SlackMessage) -> String {
-    let severity = m
-        .payload
-        .attachments
-        .first()
-        .and_then(|a| Severity::ALL.into_iter().find(|s| s.colour() == a.color))
-        .map_or("?", Severity::as_str);
+fn write_message(out: &mut String, m: &SlackMessage, severity: Severity) {
+    let indent = if m.is_continuation() { INDENT } else { "" };
+    let mut lines = vec![header(m, severity)];
+    for att in &m.payload.attachments {
+        for block in &att.blocks {
+            block_lines(block, &mut lines);
+        }
+    }
+    for line in lines {
+        if line.is_empty() {
+            out.push('\n');
+        } else {
+            let _ = writeln!(out, "{indent}{line}");
+        }
+    }
+    out.push('\n');
+}
+
+fn header(m: &SlackMessage, severity: Severity) -> String {
     format!(
         "══ [{}] {} · part {}/{} ══",
-        severity.to_uppercase(),
+        severity.as_str().to_uppercase(),
         m.batch_key,
         m.part + 1,
         m.parts
@@ -99,19 +101,16 @@ fn spans_plain(spans: &[Span]) -> String {
 mod tests {
     use super::*;
     use crate::enrich::{ActorKind, Via};
-    use crate::render::slack::render_batch;
-    use crate::render::testing::{actor, batch, batch_event, event, rule, small_batch, summary};
     use crate::summary::{Lang, Locale};
+    use crate::testing::{actor, batch, batch_event, delivery, event, rule, small_batch, summary};
     use crate::window::BatchKind;
 
     #[test]
     fn reads_like_the_message() {
-        let messages = render_batch(
-            &small_batch(),
-            &summary("3 changes", Severity::Green),
-            Locale::default(),
-        );
-        let out = text(&messages);
+        let out = text(&[delivery(
+            small_batch(),
+            summary("3 changes", Severity::Green),
+        )]);
         assert!(
             out.starts_with("══ [YELLOW] 111111111111/20240101T0000Z/0 · part 1/1 ══\n"),
             "{out}"
@@ -150,16 +149,16 @@ mod tests {
                 )
             })
             .collect();
-        let messages = render_batch(
-            &batch(BatchKind::Window, None, events),
-            &summary("h", Severity::Green),
+        let ko = Delivery::new(
+            batch(BatchKind::Window, None, events),
+            summary("h", Severity::Green),
             Locale {
                 lang: Lang::Ko,
                 tz: chrono_tz::Tz::Asia__Seoul,
             },
         );
-        assert!(messages.len() > 1);
-        let out = text(&messages);
+        assert!(render_batch(&ko).len() > 1);
+        let out = text(&[ko]);
         assert!(out.contains("\n    ══ [GREEN] 111111111111/20240101T0000Z/0 · part 2/"));
         assert!(out.contains("    🟢 (계속 2/"));
         assert!(out.contains("<!channel> & [31mred · 사람 · CLI"), "{out}");

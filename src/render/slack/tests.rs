@@ -2,7 +2,7 @@ use chrono_tz::Tz;
 
 use super::*;
 use crate::event::Resource;
-use crate::render::testing::{actor, batch, batch_event, event, rule, small_batch, summary};
+use crate::testing::{actor, batch, batch_event, event, rendered, rule, small_batch, summary};
 
 pub(crate) const HOSTILE: &str = "<!channel> <@U123> <https://evil|click> & *bold* `x` _i_";
 
@@ -67,7 +67,7 @@ fn assert_snapshot(name: &str, messages: &[SlackMessage]) {
 
 #[test]
 fn snapshot_en_utc() {
-    let messages = render_batch(
+    let messages = rendered(
         &small_batch(),
         &summary("3 changes in A계정", Severity::Green),
         en(),
@@ -81,13 +81,13 @@ fn snapshot_ko_seoul() {
     s.body = "IAM 변경 2건, 버킷 삭제 실패 1건.".to_owned();
     s.notes = vec!["alice가 bob 사용자를 만들었습니다.".to_owned()];
     s.severity_reason = "IAM 사용자 생성".to_owned();
-    let messages = render_batch(&small_batch(), &s, ko());
+    let messages = rendered(&small_batch(), &s, ko());
     assert_snapshot("slack_ko_seoul", &messages);
 }
 
 #[test]
 fn korean_time_is_in_kst() {
-    let messages = render_batch(&small_batch(), &summary("h", Severity::Green), ko());
+    let messages = rendered(&small_batch(), &summary("h", Severity::Green), ko());
     let texts = all_texts(&messages).join("\n");
     assert!(texts.contains("2024-01-01 09:00–09:05 KST"), "{texts}");
     assert!(
@@ -101,9 +101,7 @@ fn korean_time_is_in_kst() {
 fn colour_is_the_worse_of_rules_and_summary() {
     let b = small_batch();
     let colour = |s| {
-        render_batch(&b, &summary("h", s), en())[0]
-            .payload
-            .attachments[0]
+        rendered(&b, &summary("h", s), en())[0].payload.attachments[0]
             .color
             .clone()
     };
@@ -116,19 +114,19 @@ fn colour_is_the_worse_of_rules_and_summary() {
 fn late_and_immediate_batches_are_labelled() {
     let mut b = small_batch();
     b.kind = BatchKind::Late;
-    let m = render_batch(&b, &summary("h", Severity::Green), en());
+    let m = rendered(&b, &summary("h", Severity::Green), en());
     assert!(all_texts(&m)[0].contains("late follow-up"));
     assert!(
         m[0].payload.attachments[0]
             .fallback
             .starts_with("[late follow-up]")
     );
-    let m = render_batch(&b, &summary("h", Severity::Green), ko());
+    let m = rendered(&b, &summary("h", Severity::Green), ko());
     assert!(all_texts(&m)[0].contains("지연 도착"));
 
     b.kind = BatchKind::Immediate;
     b.events.truncate(1);
-    let m = render_batch(&b, &summary("h", Severity::Green), ko());
+    let m = rendered(&b, &summary("h", Severity::Green), ko());
     let texts = all_texts(&m).join("\n");
     assert!(texts.contains("즉시 알림"));
     // An immediate alert shows the event time, not the window.
@@ -137,7 +135,7 @@ fn late_and_immediate_batches_are_labelled() {
 
 #[test]
 fn failures_and_alerted_events_are_marked() {
-    let m = render_batch(&small_batch(), &summary("h", Severity::Green), en());
+    let m = rendered(&small_batch(), &summary("h", Severity::Green), en());
     let texts = all_texts(&m).join("\n");
     assert!(texts.contains("`DeleteBucket` → `logs-bucket` :x: failed `AccessDenied`"));
     assert!(
@@ -165,7 +163,7 @@ fn one_button_per_valid_region_at_most_five() {
         .enumerate()
         .map(|(i, region)| batch_event(event(&format!("e{i}"), 0, region, "X", &[]), &rl, &who))
         .collect();
-    let m = render_batch(
+    let m = rendered(
         &batch(BatchKind::Window, None, events),
         &summary("h", Severity::Green),
         en(),
@@ -200,7 +198,7 @@ fn one_button_per_valid_region_at_most_five() {
 
 #[test]
 fn cloudtrail_url_rejects_anything_but_region_characters() {
-    let (s, e) = (crate::render::testing::t0(), crate::render::testing::t0());
+    let (s, e) = (crate::testing::t0(), crate::testing::t0());
     assert!(cloudtrail_url("us-east-1", s, e).is_some());
     for bad in [
         "",
@@ -252,7 +250,7 @@ fn big_batch(n: usize) -> Batch {
 #[test]
 fn a_large_batch_splits_within_limits_and_keeps_every_event_once() {
     let n = 2000;
-    let messages = render_batch(&big_batch(n), &summary("h", Severity::Green), en());
+    let messages = rendered(&big_batch(n), &summary("h", Severity::Green), en());
     assert!(messages.len() >= 3, "{} messages", messages.len());
     assert_within_limits(&messages);
 
@@ -309,7 +307,7 @@ fn oversized_fields_are_bounded_per_line_and_still_shown() {
     s.notes = vec!["<".repeat(1000); 100];
     s.severity_reason = ">".repeat(5000);
     let b = batch(BatchKind::Window, Some(&"&".repeat(5000)), events);
-    let messages = render_batch(&b, &s, en());
+    let messages = rendered(&b, &s, en());
     assert_within_limits(&messages);
     let texts = all_texts(&messages).join("\n");
     assert_eq!(tree_lines(&texts), 2);
@@ -344,7 +342,7 @@ fn hostile_text_in_every_field_renders_inert() {
     s.severity_reason = HOSTILE.to_owned();
 
     for locale in [en(), ko()] {
-        let messages = render_batch(&b, &s, locale);
+        let messages = rendered(&b, &s, locale);
         let json = serde_json::to_string(&messages).unwrap_or_default();
         assert!(!json.is_empty());
         // We never write Slack's `<...>` syntax ourselves, so no `<` or `>` may appear at all.
@@ -378,7 +376,7 @@ fn hostile_text_in_every_field_renders_inert() {
 #[test]
 fn empty_batch_still_renders_one_message() {
     let b = batch(BatchKind::Window, None, Vec::new());
-    let m = render_batch(&b, &summary("", Severity::Green), en());
+    let m = rendered(&b, &summary("", Severity::Green), en());
     assert_eq!(m.len(), 1);
     assert!(all_texts(&m).contains(&"(no events)"));
 }
@@ -415,7 +413,7 @@ mod properties {
                 })
                 .collect();
             let b = batch(BatchKind::Window, Some(&texts[0]), events);
-            let messages = render_batch(&b, &summary(&texts[0], Severity::Green), en());
+            let messages = rendered(&b, &summary(&texts[0], Severity::Green), en());
             assert_within_limits(&messages);
             let all = all_texts(&messages).join("\n");
             prop_assert!(!all.contains(['<', '>']));

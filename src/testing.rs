@@ -1,14 +1,16 @@
-//! Small builders for render tests: batches, events and summaries without the engine.
+//! Small builders for unit tests: batches, events, summaries and deliveries without the engine.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
+use crate::delivery::Delivery;
 use crate::enrich::{Actor, ActorKind, Via};
 use crate::event::{AccountId, Event, EventId, EventKind, Identity, Resource};
+use crate::render::slack::{SlackMessage, render_batch};
 use crate::rules::Rule;
 use crate::severity::Severity;
-use crate::summary::{Summary, SummarySource};
+use crate::summary::{Locale, Summary, SummarySource};
 use crate::window::{Batch, BatchEvent, BatchId, BatchKind};
 
 /// 2024-01-01T00:00:00Z: 09:00 in Seoul.
@@ -144,4 +146,14 @@ pub(crate) fn small_batch() -> Batch {
             batch_event(failed, &s3, &tf),
         ],
     )
+}
+
+/// `batch` delivered with `summary`, in English and UTC.
+pub(crate) fn delivery(batch: Batch, summary: Summary) -> Delivery {
+    Delivery::new(batch, summary, Locale::default())
+}
+
+/// The Slack messages of `batch` delivered with `summary` in `locale`.
+pub(crate) fn rendered(batch: &Batch, summary: &Summary, locale: Locale) -> Vec<SlackMessage> {
+    render_batch(&Delivery::new(batch.clone(), summary.clone(), locale))
 }

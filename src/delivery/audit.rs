@@ -3,9 +3,10 @@
 use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
 
+use super::Delivery;
 use crate::severity::Severity;
-use crate::summary::{Summary, SummarySource};
-use crate::window::{Batch, BatchKind};
+use crate::summary::SummarySource;
+use crate::window::BatchKind;
 
 /// Who wrote the summary that went out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,7 +77,9 @@ pub struct AuditEvent {
     pub severity: Severity,
 }
 
-pub fn audit_line(batch: &Batch, summary: &Summary) -> AuditLine {
+/// The audit line of `delivery`, without a landing place (see [`Delivery::audit`]).
+pub(super) fn audit_line(delivery: &Delivery) -> AuditLine {
+    let (batch, summary) = (&delivery.batch, &delivery.summary);
     let mut line = AuditLine {
         batch_id: batch.id.key(),
         kind: batch.kind,
@@ -87,7 +90,7 @@ pub fn audit_line(batch: &Batch, summary: &Summary) -> AuditLine {
             .window_start
             .to_rfc3339_opts(SecondsFormat::Secs, true),
         late: batch.is_late(),
-        severity: batch.rule_severity().max(summary.severity),
+        severity: delivery.severity,
         summary_by: SummaryBy::from(&summary.source),
         model_id: None,
         prompt_version: None,
@@ -136,11 +139,13 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::render::testing::{small_batch, summary};
+    use crate::delivery::{Posted, Receipt};
+    use crate::testing::{delivery, small_batch, summary};
 
     #[test]
     fn has_the_documented_shape() {
-        let line = audit_line(&small_batch(), &summary("h", Severity::Green));
+        let line =
+            delivery(small_batch(), summary("h", Severity::Green)).audit(&Receipt::default());
         let value = serde_json::to_value(&line).unwrap_or_default();
         assert_eq!(
             value,
@@ -176,7 +181,7 @@ mod tests {
             latency_ms: 2500,
             attempts: 2,
         };
-        let line = audit_line(&batch, &s);
+        let line = delivery(batch.clone(), s.clone()).audit(&Receipt::default());
         assert_eq!(line.model_id.as_deref(), Some("m"));
         assert_eq!(line.prompt_version.as_deref(), Some("v1"));
         assert_eq!(
@@ -197,13 +202,32 @@ mod tests {
         s.source = SummarySource::Fallback {
             reason: "timeout".to_owned(),
         };
-        let fallback = audit_line(&batch, &s);
+        let fallback = delivery(batch, s.clone()).audit(&Receipt::default());
         assert_eq!(fallback.summary_by, SummaryBy::Fallback);
         assert_eq!(fallback.fallback_reason.as_deref(), Some("timeout"));
         assert_eq!(fallback.model_id, None);
         let text = serde_json::to_string(&line).unwrap_or_default();
-        let back: AuditLine =
-            serde_json::from_str(&text).unwrap_or_else(|_| audit_line(&small_batch(), &s));
+        let back: AuditLine = serde_json::from_str(&text)
+            .unwrap_or_else(|_| delivery(small_batch(), s).audit(&Receipt::default()));
         assert_eq!(back, line);
+    }
+
+    #[test]
+    fn records_where_the_first_post_landed() {
+        let receipt = Receipt {
+            posts: vec![
+                Posted {
+                    destination: "C1".to_owned(),
+                    id: "1.1".to_owned(),
+                },
+                Posted {
+                    destination: "C2".to_owned(),
+                    id: "2.2".to_owned(),
+                },
+            ],
+        };
+        let line = delivery(small_batch(), summary("h", Severity::Green)).audit(&receipt);
+        assert_eq!(line.channel.as_deref(), Some("C1"));
+        assert_eq!(line.ts.as_deref(), Some("1.1"));
     }
 }
