@@ -8,6 +8,7 @@
 mod common;
 mod fake_bedrock;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_bedrockruntime::config::{BehaviorVersion, Credentials, Region};
@@ -17,6 +18,7 @@ use fake_bedrock::{FakeBedrock, Reply, good_answer};
 use serde_json::{Value, json};
 use trailwatch::adapters::bedrock::{BedrockConfig, BedrockSummarizer, CallError};
 use trailwatch::adapters::memory::{CollectingNotifier, MemoryStore};
+use trailwatch::adapters::retry::{Backoff, ManualSleeper, Sleeper};
 use trailwatch::config::SummaryConfig;
 use trailwatch::delivery::SummaryBy;
 use trailwatch::engine::{Engine, Stats};
@@ -37,13 +39,25 @@ fn config() -> BedrockConfig {
         deadline: Duration::from_secs(10),
         max_attempts: 3,
         attempt_timeout: Duration::from_secs(5),
-        backoff_base: Duration::from_millis(4),
-        backoff_max: Duration::from_millis(20),
+        backoff: Backoff::new(Duration::from_millis(4), Duration::from_millis(20)),
         ..BedrockConfig::from_settings(&SummaryConfig::default())
     }
 }
 
 fn summarizer(fake: &FakeBedrock, config: BedrockConfig) -> BedrockSummarizer {
+    BedrockSummarizer::new(client(fake), config)
+}
+
+/// A summarizer whose waits and time are `sleeper`'s (kept by the test to read the waits).
+fn manual_summarizer(
+    fake: &FakeBedrock,
+    config: BedrockConfig,
+    sleeper: &Arc<ManualSleeper>,
+) -> BedrockSummarizer<Arc<ManualSleeper>> {
+    BedrockSummarizer::with_sleeper(client(fake), config, Arc::clone(sleeper))
+}
+
+fn client(fake: &FakeBedrock) -> aws_sdk_bedrockruntime::Client {
     let sdk = aws_sdk_bedrockruntime::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
@@ -57,11 +71,15 @@ fn summarizer(fake: &FakeBedrock, config: BedrockConfig) -> BedrockSummarizer {
         .endpoint_url(&fake.url)
         .retry_config(aws_smithy_types::retry::RetryConfig::disabled())
         .build();
-    BedrockSummarizer::new(aws_sdk_bedrockruntime::Client::from_conf(sdk), config)
+    aws_sdk_bedrockruntime::Client::from_conf(sdk)
 }
 
 /// The fixture through the real engine with this summarizer.
-async fn run(file: &str, lang: Lang, summarizer: BedrockSummarizer) -> (Vec<Delivery>, Stats) {
+async fn run<S: Sleeper>(
+    file: &str,
+    lang: Lang,
+    summarizer: BedrockSummarizer<S>,
+) -> (Vec<Delivery>, Stats) {
     let tz = if lang == Lang::Ko { Asia::Seoul } else { UTC };
     let settings = settings(lang, tz);
     let window = settings.window;
@@ -475,6 +493,85 @@ async fn a_retry_that_succeeds_records_its_attempts() {
     let audit = deliveries[0].audit(&Receipt::default());
     assert_eq!(audit.summary_by, SummaryBy::Model);
     assert_eq!(audit.attempts, Some(3));
+}
+
+#[tokio::test]
+async fn retries_wait_the_doubling_jittered_backoff_on_the_sleeper() {
+    let script = vec![
+        Reply::Error(429, "ThrottlingException"),
+        Reply::Error(503, "ServiceUnavailableException"),
+        Reply::Error(500, "InternalServerException"),
+    ];
+    let fake = FakeBedrock::start(script, None).await;
+    let config = BedrockConfig {
+        max_attempts: 4,
+        deadline: Duration::from_mins(1),
+        backoff: Backoff::new(Duration::from_secs(2), Duration::from_secs(3)),
+        ..config()
+    };
+    let sleeper = Arc::new(ManualSleeper::default());
+    let started = std::time::Instant::now();
+    let (deliveries, stats) = run(
+        "console-iam-person.json",
+        Lang::En,
+        manual_summarizer(&fake, config, &sleeper),
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "slept on the wall clock"
+    );
+    assert_eq!((stats.fallbacks, fake.calls()), (0, 4));
+    // Steps 2 s, 4 s capped to 3 s, 3 s; each wait in [step / 2, step].
+    let waits = sleeper.waits();
+    let steps = [2_000, 3_000, 3_000].map(Duration::from_millis);
+    assert_eq!(waits.len(), steps.len(), "{waits:?}");
+    for (wait, step) in waits.iter().zip(steps) {
+        assert!(
+            *wait >= step / 2 && *wait <= step,
+            "{wait:?} outside [{step:?}/2, {step:?}]"
+        );
+    }
+    // The latency is the sleeper's time: the three waits, nothing of the wall clock.
+    let SummarySource::Model {
+        latency_ms,
+        attempts,
+        ..
+    } = &deliveries[0].summary.source
+    else {
+        panic!("not a model summary: {:?}", deliveries[0].summary.source);
+    };
+    let waited: Duration = waits.iter().sum();
+    assert_eq!(
+        (u128::from(*latency_ms), *attempts),
+        (waited.as_millis(), 4)
+    );
+}
+
+#[tokio::test]
+async fn the_deadline_runs_on_the_sleepers_time() {
+    // The first wait (at most 1 s) fits in 1.25 s; the first two (at least 0.5 s + 1 s) do
+    // not, whatever the jitter: two calls, one wait, then the offline summary.
+    let fake = FakeBedrock::start(Vec::new(), Some(Reply::Error(429, "ThrottlingException"))).await;
+    let config = BedrockConfig {
+        max_attempts: 10,
+        deadline: Duration::from_millis(1_250),
+        backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(10)),
+        ..config()
+    };
+    let sleeper = Arc::new(ManualSleeper::default());
+    let (deliveries, stats) = run(
+        "console-iam-person.json",
+        Lang::En,
+        manual_summarizer(&fake, config, &sleeper),
+    )
+    .await;
+    assert_eq!((stats.fallbacks, fake.calls()), (1, 2));
+    let waits = sleeper.waits();
+    assert_eq!(waits.len(), 1, "{waits:?}");
+    assert!(waits[0] >= Duration::from_millis(500) && waits[0] <= Duration::from_secs(1));
+    assert_fallback(&deliveries[0], "2 attempts");
+    assert_fallback(&deliveries[0], "deadline reached");
 }
 
 #[tokio::test]

@@ -13,9 +13,8 @@ use fake_slack::{FakeSlack, HOOK_SECRET, Reply, TOKEN};
 use serde_json::Value;
 use trailwatch::Severity;
 use trailwatch::adapters::memory::MemoryStore;
-use trailwatch::adapters::slack::{
-    Credential, ManualSleeper, RetryPolicy, SlackError, SlackNotifier,
-};
+use trailwatch::adapters::retry::ManualSleeper;
+use trailwatch::adapters::slack::{Credential, RetryPolicy, SlackError, SlackNotifier};
 use trailwatch::config::{Settings, SlackRoutes};
 use trailwatch::delivery::AuditLine;
 use trailwatch::engine::Engine;

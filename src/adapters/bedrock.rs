@@ -3,7 +3,8 @@
 //!
 //! One batch, one prompt ([`prompt::build`]), one forced tool call whose input is the answer.
 //! Throttling, unavailability, model timeouts, 5xx and slow answers are retried with backoff
-//! and jitter, within `max_attempts` calls and a hard deadline per batch; an answer that does
+//! and jitter ([`Backoff`]), within `max_attempts` calls and a hard deadline per batch, both
+//! waited and measured on a [`Sleeper`] (a manual one in tests); an answer that does
 //! not pass validation is tried once more; a refused request (validation, access, unknown
 //! model) is not retried and is logged as such. Whatever fails, the summarizer returns an
 //! error and the engine falls back to the offline summary, marked in the footer and the audit.
@@ -23,8 +24,8 @@ use aws_sdk_bedrockruntime::types::{
 };
 use aws_smithy_types::{Document, Number};
 use serde_json::Value;
-use tokio::time::Instant;
 
+use crate::adapters::retry::{Backoff, Sleeper, TokioSleeper, Waiter};
 use crate::config::SummaryConfig;
 use crate::summary::prompt::{self, ModelAnswer, Prompt};
 use crate::summary::{Locale, Summarizer, Summary, SummarySource};
@@ -49,9 +50,8 @@ pub struct BedrockConfig {
     pub max_attempts: u32,
     /// Longest one call may take (cut short by the deadline).
     pub attempt_timeout: Duration,
-    /// First backoff; doubles per retry up to `backoff_max`, with jitter.
-    pub backoff_base: Duration,
-    pub backoff_max: Duration,
+    /// Waits between calls.
+    pub backoff: Backoff,
     /// Bytes of digest in the prompt.
     pub input_budget: usize,
     pub max_tokens: i32,
@@ -65,8 +65,7 @@ impl BedrockConfig {
             deadline: settings.deadline,
             max_attempts: settings.max_attempts.max(1),
             attempt_timeout: Duration::from_secs(30).min(settings.deadline),
-            backoff_base: Duration::from_millis(500),
-            backoff_max: Duration::from_secs(8),
+            backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(8)),
             input_budget: settings.input_budget,
             max_tokens: MAX_OUTPUT_TOKENS,
             temperature: 0.0,
@@ -126,17 +125,19 @@ struct Answered {
     output_tokens: u64,
 }
 
-/// The Bedrock summarizer.
+/// The Bedrock summarizer. Its backoff, deadline and latency run on the sleeper `S`'s time.
 #[derive(Debug, Clone)]
-pub struct BedrockSummarizer {
+pub struct BedrockSummarizer<S = TokioSleeper> {
     client: Client,
     config: BedrockConfig,
+    waiter: Waiter<S>,
 }
 
 impl BedrockSummarizer {
-    /// With a client built by the caller (tests point it at a fake endpoint).
+    /// With a client built by the caller (tests point it at a fake endpoint), waiting on
+    /// tokio's timer.
     pub fn new(client: Client, config: BedrockConfig) -> Self {
-        Self { client, config }
+        Self::with_sleeper(client, config, TokioSleeper::default())
     }
 
     /// A client from the usual AWS chain (environment, profile, container or instance role;
@@ -151,6 +152,25 @@ impl BedrockSummarizer {
             .build();
         Self::new(Client::from_conf(client_config), config)
     }
+}
+
+impl<S: Sleeper> BedrockSummarizer<S> {
+    /// With a client built by the caller, every wait and every reading of time on `sleeper`.
+    /// A call's own time limit stays on tokio's timer, so with a
+    /// [`ManualSleeper`](crate::adapters::retry::ManualSleeper) only the waits count towards
+    /// the deadline.
+    pub fn with_sleeper(client: Client, config: BedrockConfig, sleeper: S) -> Self {
+        Self {
+            client,
+            config,
+            waiter: Waiter::new(sleeper),
+        }
+    }
+
+    /// The sleeper every wait goes through (tests read a manual one's waits).
+    pub fn sleeper(&self) -> &S {
+        self.waiter.sleeper()
+    }
 
     pub fn config(&self) -> &BedrockConfig {
         &self.config
@@ -162,13 +182,13 @@ impl BedrockSummarizer {
         locale: Locale,
     ) -> Result<Summary, BedrockError> {
         let prompt = prompt::build(batch, locale, self.config.input_budget);
-        let started = Instant::now();
+        let started = self.waiter.elapsed();
         let deadline = started + self.config.deadline;
         let mut attempts = 0;
         let mut invalid_seen = 0;
         loop {
             attempts += 1;
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.saturating_sub(self.waiter.elapsed());
             let limit = left.min(self.config.attempt_timeout);
             let result = tokio::time::timeout(limit, self.call(&prompt))
                 .await
@@ -180,7 +200,7 @@ impl BedrockSummarizer {
                         prompt_version: prompt::prompt_version().to_owned(),
                         input_tokens: answered.input_tokens,
                         output_tokens: answered.output_tokens,
-                        latency_ms: millis(started.elapsed()),
+                        latency_ms: millis(self.waiter.elapsed().saturating_sub(started)),
                         attempts,
                     }));
                 }
@@ -190,7 +210,7 @@ impl BedrockSummarizer {
             let fail = |deadline_hit: bool, cause: CallError| BedrockError {
                 model_id: self.config.model_id.clone(),
                 attempts,
-                elapsed_ms: millis(started.elapsed()),
+                elapsed_ms: millis(self.waiter.elapsed().saturating_sub(started)),
                 deadline_hit,
                 cause,
             };
@@ -202,13 +222,13 @@ impl BedrockSummarizer {
                 tracing::warn!(model = %self.config.model_id, error = %cause, attempts, "Bedrock gave no usable answer; using the offline summary.");
                 return Err(fail(false, cause));
             }
-            let delay = backoff(&self.config, attempts);
-            if Instant::now() + delay >= deadline {
+            let delay = self.waiter.backoff(&self.config.backoff, attempts);
+            if self.waiter.elapsed() + delay >= deadline {
                 tracing::warn!(model = %self.config.model_id, error = %cause, attempts, "Bedrock deadline reached; using the offline summary.");
                 return Err(fail(true, cause));
             }
             tracing::info!(model = %self.config.model_id, error = %cause, attempt = attempts, delay_ms = millis(delay), "Bedrock call failed; retrying.");
-            tokio::time::sleep(delay).await;
+            self.waiter.sleep(delay).await;
         }
     }
 
@@ -310,7 +330,7 @@ impl BedrockSummarizer {
     }
 }
 
-impl Summarizer for BedrockSummarizer {
+impl<S: Sleeper> Summarizer for BedrockSummarizer<S> {
     type Error = BedrockError;
 
     fn summarize(
@@ -372,18 +392,6 @@ fn classify(err: SdkError<ConverseError, HttpResponse>) -> CallError {
 
 fn cut(text: &str) -> String {
     crate::render::truncate_chars(text, MESSAGE_MAX)
-}
-
-/// Exponential backoff with equal jitter: half the step, plus a random part of the other half.
-fn backoff(config: &BedrockConfig, attempt: u32) -> Duration {
-    let shift = attempt.saturating_sub(1).min(16);
-    let step = config
-        .backoff_base
-        .saturating_mul(1 << shift)
-        .min(config.backoff_max);
-    let half = step / 2;
-    let jitter_ms = u64::try_from(half.as_millis()).unwrap_or(u64::MAX);
-    half + Duration::from_millis(fastrand::u64(0..=jitter_ms))
 }
 
 fn millis(d: Duration) -> u64 {
@@ -474,23 +482,6 @@ mod tests {
     fn the_schema_converts() {
         let schema: Value = serde_json::from_str(prompt::ANSWER_SCHEMA).unwrap();
         assert_eq!(document_to_value(&value_to_document(&schema)), schema);
-    }
-
-    #[test]
-    fn backoff_grows_is_capped_and_jittered() {
-        let config = BedrockConfig {
-            backoff_base: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(1),
-            ..BedrockConfig::from_settings(&SummaryConfig::default())
-        };
-        for _ in 0..50 {
-            let first = backoff(&config, 1);
-            assert!((50..=100).contains(&first.as_millis()), "{first:?}");
-            let third = backoff(&config, 3);
-            assert!((200..=400).contains(&third.as_millis()), "{third:?}");
-            let late = backoff(&config, 30);
-            assert!((500..=1_000).contains(&late.as_millis()), "{late:?}");
-        }
     }
 
     #[test]

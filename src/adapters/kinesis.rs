@@ -1,6 +1,7 @@
 //! Kinesis Data Streams through aws-sdk-kinesis: every SDK call trailwatch makes to Kinesis.
 //! The endpoint and credentials come from the standard AWS environment (`AWS_ENDPOINT_URL`
-//! reaches a local emulator without any test branch here).
+//! reaches a local emulator without any test branch here). Waits between attempts go through
+//! a [`Sleeper`], so tests assert them instead of waiting.
 
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType, StreamStatus};
 
+use crate::adapters::retry::{Backoff, Sleeper, TokioSleeper, Waiter};
 use crate::ports::Retryable;
 
 /// PutRecords limits: records and bytes (data + partition keys) per request, bytes per record.
@@ -17,6 +19,12 @@ pub const MAX_BATCH_BYTES: usize = 5 * 1024 * 1024;
 pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
 /// Attempts for entries PutRecords refused (throttled or failed inside Kinesis).
 const PUT_ATTEMPTS: u32 = 8;
+/// Waits before PutRecords sends refused entries again.
+const PUT_BACKOFF: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+/// Waits before a failed read is tried again ([`Kinesis::read_backoff`]).
+const READ_BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+/// Waits between looks at a stream being created.
+const CREATE_POLL: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(800));
 
 /// A Kinesis call failed.
 #[derive(Debug, thiserror::Error)]
@@ -140,24 +148,42 @@ pub fn chunks(entries: &[Entry]) -> Vec<&[Entry]> {
     chunks
 }
 
-/// Exponential backoff: 100 ms doubling, at most 5 s.
-pub fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(100_u64.saturating_mul(1 << attempt.min(6))).min(Duration::from_secs(5))
-}
-
-/// The Kinesis client, built once.
+/// The Kinesis client, built once, waiting on the sleeper `S`.
 #[derive(Debug, Clone)]
-pub struct Kinesis {
+pub struct Kinesis<S = TokioSleeper> {
     client: Client,
+    waiter: Waiter<S>,
 }
 
 impl Kinesis {
-    /// A client from the standard AWS environment (region, credentials, `AWS_ENDPOINT_URL`).
+    /// A client from the standard AWS environment (region, credentials, `AWS_ENDPOINT_URL`),
+    /// waiting on tokio's timer.
     pub async fn from_env() -> Self {
         let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Self::with_sleeper(Client::new(&config), TokioSleeper::default())
+    }
+}
+
+impl<S: Sleeper> Kinesis<S> {
+    /// With a client built by the caller; every wait between attempts goes through `sleeper`.
+    pub fn with_sleeper(client: Client, sleeper: S) -> Self {
         Self {
-            client: Client::new(&config),
+            client,
+            waiter: Waiter::new(sleeper),
         }
+    }
+
+    /// The sleeper every wait goes through (tests read a manual one's waits).
+    pub fn sleeper(&self) -> &S {
+        self.waiter.sleeper()
+    }
+
+    /// Waits before retry `retry` (1 for the first) of a failed read such as GetRecords:
+    /// 100 ms doubling up to 5 s, jittered to `[step / 2, step]`.
+    pub async fn read_backoff(&self, retry: u32) {
+        self.waiter
+            .sleep(self.waiter.backoff(&READ_BACKOFF, retry))
+            .await;
     }
 
     /// Put every entry, in PutRecords requests within the limits; entries Kinesis refuses
@@ -193,65 +219,45 @@ impl Kinesis {
         chunk: &[Entry],
         report: &mut PutReport,
     ) -> Result<(), KinesisError> {
-        let mut pending: Vec<&Entry> = chunk.iter().collect();
-        let mut last_code = String::new();
-        for attempt in 0..PUT_ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(backoff(attempt)).await;
-            }
-            report.requests += 1;
-            let request = pending
-                .iter()
-                .map(|e| {
-                    PutRecordsRequestEntry::builder()
-                        .partition_key(&e.partition_key)
-                        .data(Blob::new(e.data.clone()))
-                        .build()
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|err| KinesisError::Invalid {
-                    operation: "PutRecords",
-                    message: err.to_string(),
-                })?;
-            let output = match self
-                .client
-                .put_records()
-                .stream_name(stream)
-                .set_records(Some(request))
-                .send()
-                .await
-            {
-                Ok(output) => output,
-                Err(err) => {
-                    let err = sdk_error("PutRecords", &err);
-                    if !err.is_retryable() {
-                        return Err(err);
-                    }
-                    tracing::warn!(attempt, error = %err, "PutRecords failed; retrying.");
-                    last_code = err.to_string();
-                    continue;
-                }
-            };
-            let refused: Vec<&Entry> = pending
-                .iter()
-                .zip(output.records())
-                .filter_map(|(entry, result)| {
-                    let code = result.error_code()?;
-                    code.clone_into(&mut last_code);
-                    Some(*entry)
-                })
-                .collect();
-            if refused.is_empty() {
-                return Ok(());
-            }
-            report.retried += refused.len();
-            tracing::warn!(attempt, refused = refused.len(), code = %last_code, "PutRecords refused entries; retrying them.");
-            pending = refused;
-        }
-        Err(KinesisError::PutIncomplete {
-            failed: pending.len(),
-            code: last_code,
+        put_with_retries(&self.waiter, chunk, report, async |pending: &[&Entry]| {
+            self.put_once(stream, pending).await
         })
+        .await
+    }
+
+    /// One PutRecords request: per entry, in order, `None` when stored or the error code
+    /// Kinesis refused it with.
+    async fn put_once(
+        &self,
+        stream: &str,
+        entries: &[&Entry],
+    ) -> Result<Vec<Option<String>>, KinesisError> {
+        let request = entries
+            .iter()
+            .map(|e| {
+                PutRecordsRequestEntry::builder()
+                    .partition_key(&e.partition_key)
+                    .data(Blob::new(e.data.clone()))
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| KinesisError::Invalid {
+                operation: "PutRecords",
+                message: err.to_string(),
+            })?;
+        let output = self
+            .client
+            .put_records()
+            .stream_name(stream)
+            .set_records(Some(request))
+            .send()
+            .await
+            .map_err(|err| sdk_error("PutRecords", &err))?;
+        Ok(output
+            .records()
+            .iter()
+            .map(|result| result.error_code().map(str::to_owned))
+            .collect())
     }
 
     /// Every shard id of the stream, open and closed, in the order Kinesis lists them.
@@ -346,7 +352,9 @@ impl Kinesis {
             if active {
                 return Ok(());
             }
-            tokio::time::sleep(backoff(attempt.min(3))).await;
+            self.waiter
+                .sleep(self.waiter.backoff(&CREATE_POLL, attempt + 1))
+                .await;
         }
         Err(KinesisError::Invalid {
             operation: "CreateStream",
@@ -355,9 +363,60 @@ impl Kinesis {
     }
 }
 
+/// Sends `chunk` with `send` (one PutRecords request) until every entry is stored: refused
+/// entries, or all of them after a retryable failure, go again after a backoff on `waiter`,
+/// within [`PUT_ATTEMPTS`] requests. A failure that is not retryable ends it at once.
+async fn put_with_retries<S, F>(
+    waiter: &Waiter<S>,
+    chunk: &[Entry],
+    report: &mut PutReport,
+    mut send: F,
+) -> Result<(), KinesisError>
+where
+    S: Sleeper,
+    F: AsyncFnMut(&[&Entry]) -> Result<Vec<Option<String>>, KinesisError>,
+{
+    let mut pending: Vec<&Entry> = chunk.iter().collect();
+    let mut last_code = String::new();
+    for attempt in 0..PUT_ATTEMPTS {
+        if attempt > 0 {
+            waiter.sleep(waiter.backoff(&PUT_BACKOFF, attempt)).await;
+        }
+        report.requests += 1;
+        let codes = match send(&pending).await {
+            Ok(codes) => codes,
+            Err(err) if err.is_retryable() => {
+                tracing::warn!(attempt, error = %err, "PutRecords failed; retrying.");
+                last_code = err.to_string();
+                continue;
+            }
+            Err(err) => return Err(err),
+        };
+        let refused: Vec<&Entry> = pending
+            .iter()
+            .zip(codes)
+            .filter_map(|(entry, code)| {
+                last_code = code?;
+                Some(*entry)
+            })
+            .collect();
+        if refused.is_empty() {
+            return Ok(());
+        }
+        report.retried += refused.len();
+        tracing::warn!(attempt, refused = refused.len(), code = %last_code, "PutRecords refused entries; retrying them.");
+        pending = refused;
+    }
+    Err(KinesisError::PutIncomplete {
+        failed: pending.len(),
+        code: last_code,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapters::retry::ManualSleeper;
 
     fn entry(bytes: usize) -> Entry {
         Entry {
@@ -380,11 +439,124 @@ mod tests {
         assert!(chunks(&[]).is_empty());
     }
 
-    #[test]
-    fn backoff_grows_and_caps() {
-        assert_eq!(backoff(0), Duration::from_millis(100));
-        assert_eq!(backoff(3), Duration::from_millis(800));
-        assert_eq!(backoff(30), Duration::from_secs(5));
+    /// What one scripted PutRecords request answers.
+    enum Answer {
+        /// Per entry sent: refused with this code, or stored.
+        Codes(Vec<Option<&'static str>>),
+        Fail {
+            retryable: bool,
+        },
+    }
+
+    /// Runs the retry path against `script` (its last answer repeats), on a manual sleeper:
+    /// the outcome, the report, the partition keys of each request, and the waits.
+    async fn put_scripted(
+        chunk: &[Entry],
+        script: Vec<Answer>,
+    ) -> (
+        Result<(), KinesisError>,
+        PutReport,
+        Vec<Vec<String>>,
+        Vec<Duration>,
+    ) {
+        let waiter = Waiter::new(ManualSleeper::default());
+        let mut report = PutReport::default();
+        let mut sent = Vec::new();
+        let result = put_with_retries(&waiter, chunk, &mut report, async |pending: &[&Entry]| {
+            let answer = &script[sent.len().min(script.len() - 1)];
+            sent.push(pending.iter().map(|e| e.partition_key.clone()).collect());
+            match answer {
+                Answer::Codes(codes) => Ok(codes.iter().map(|c| c.map(str::to_owned)).collect()),
+                Answer::Fail { retryable } => Err(KinesisError::Sdk {
+                    operation: "PutRecords",
+                    retryable: *retryable,
+                    message: "scripted".to_owned(),
+                }),
+            }
+        })
+        .await;
+        (result, report, sent, waiter.sleeper().waits())
+    }
+
+    fn keyed(keys: &[&str]) -> Vec<Entry> {
+        keys.iter()
+            .map(|key| Entry {
+                partition_key: (*key).to_owned(),
+                data: b"{}".to_vec(),
+            })
+            .collect()
+    }
+
+    /// Each wait lies in `[step / 2, step]` of the doubling steps from 200 ms, capped at 5 s.
+    fn assert_put_backoff(waits: &[Duration]) {
+        for (retry, wait) in (1..).zip(waits) {
+            let step = Duration::from_millis(200 << (retry - 1)).min(Duration::from_secs(5));
+            assert!(
+                *wait >= step / 2 && *wait <= step,
+                "retry {retry}: {wait:?}, step {step:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn refused_entries_alone_go_again_after_a_backoff() {
+        const THROTTLED: Option<&str> = Some("ProvisionedThroughputExceededException");
+        let chunk = keyed(&["a", "b", "c"]);
+        let script = vec![
+            Answer::Codes(vec![None, THROTTLED, THROTTLED]),
+            Answer::Fail { retryable: true },
+            Answer::Codes(vec![Some("InternalFailure"), None]),
+            Answer::Codes(vec![None]),
+        ];
+        let (result, report, sent, waits) = put_scripted(&chunk, script).await;
+        assert!(result.is_ok(), "{result:?}");
+        assert_eq!(
+            sent,
+            [
+                vec!["a", "b", "c"],
+                vec!["b", "c"],
+                vec!["b", "c"],
+                vec!["b"]
+            ]
+        );
+        assert_eq!((report.requests, report.retried), (4, 3));
+        assert_eq!(waits.len(), 3, "{waits:?}");
+        assert_put_backoff(&waits);
+    }
+
+    #[tokio::test]
+    async fn entries_refused_every_time_give_up_after_the_attempts() {
+        const KMS: Option<&str> = Some("KMSThrottlingException");
+        let chunk = keyed(&["a", "b"]);
+        let script = vec![Answer::Codes(vec![None, KMS]), Answer::Codes(vec![KMS])];
+        let (result, report, sent, waits) = put_scripted(&chunk, script).await;
+        let Err(KinesisError::PutIncomplete { failed, code }) = result else {
+            panic!("not PutIncomplete: {result:?}");
+        };
+        assert_eq!((failed, code.as_str()), (1, "KMSThrottlingException"));
+        assert_eq!((sent.len(), report.requests), (8, 8));
+        // Waits before requests 2 to 8: steps 200, 400, 800, 1600, 3200, then 5000 twice.
+        assert_eq!(waits.len(), 7, "{waits:?}");
+        assert!(
+            waits[5] >= Duration::from_millis(2500),
+            "capped too low: {waits:?}"
+        );
+        assert_put_backoff(&waits);
+    }
+
+    #[tokio::test]
+    async fn a_failure_that_cannot_pass_is_not_retried() {
+        let script = vec![Answer::Fail { retryable: false }];
+        let (result, report, _, waits) = put_scripted(&keyed(&["a"]), script).await;
+        assert!(matches!(
+            result,
+            Err(KinesisError::Sdk {
+                retryable: false,
+                ..
+            })
+        ));
+        assert_eq!(report.requests, 1);
+        assert!(waits.is_empty(), "{waits:?}");
     }
 
     #[test]

@@ -17,16 +17,16 @@
 //! webhook URL never appear in an error or a log line: reqwest's errors (which carry URLs) are
 //! reduced to their kind.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::future::Future;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
 use reqwest::{RequestBuilder, StatusCode};
 use serde::{Deserialize, Serialize};
 
+use crate::adapters::retry::{Backoff, Pacer, Sleeper, Waiter};
 use crate::config::SlackRoutes;
 use crate::delivery::Posted;
 use crate::event::AccountId;
@@ -43,92 +43,13 @@ const HISTORY_MARGIN_SECS: i64 = 3600;
 /// Messages per history page.
 const HISTORY_LIMIT: usize = 200;
 
-/// Where waiting happens: a real timer in production, a manual one in tests.
-pub trait Sleeper: Send + Sync {
-    /// Monotonic time since some fixed start.
-    fn elapsed(&self) -> Duration;
-
-    fn sleep(&self, wait: Duration) -> impl Future<Output = ()> + Send;
-}
-
-/// Sleeps on tokio's timer.
-#[derive(Debug, Clone, Copy)]
-pub struct TokioSleeper {
-    start: Instant,
-}
-
-impl Default for TokioSleeper {
-    fn default() -> Self {
-        Self {
-            start: Instant::now(),
-        }
-    }
-}
-
-impl Sleeper for TokioSleeper {
-    fn elapsed(&self) -> Duration {
-        self.start.elapsed()
-    }
-
-    async fn sleep(&self, wait: Duration) {
-        tokio::time::sleep(wait).await;
-    }
-}
-
-/// A sleeper for tests: sleeping returns at once, advances its time and records the wait.
-#[derive(Debug, Default)]
-pub struct ManualSleeper {
-    state: Mutex<(Duration, Vec<Duration>)>,
-}
-
-impl ManualSleeper {
-    /// Every wait asked for, in order.
-    pub fn waits(&self) -> Vec<Duration> {
-        lock(&self.state).1.clone()
-    }
-
-    /// Let time pass without a recorded wait (work happening between calls).
-    pub fn advance(&self, by: Duration) {
-        lock(&self.state).0 += by;
-    }
-}
-
-impl Sleeper for ManualSleeper {
-    fn elapsed(&self) -> Duration {
-        lock(&self.state).0
-    }
-
-    async fn sleep(&self, wait: Duration) {
-        let mut state = lock(&self.state);
-        state.0 += wait;
-        state.1.push(wait);
-    }
-}
-
-impl<S: Sleeper> Sleeper for std::sync::Arc<S> {
-    fn elapsed(&self) -> Duration {
-        (**self).elapsed()
-    }
-
-    fn sleep(&self, wait: Duration) -> impl Future<Output = ()> + Send {
-        (**self).sleep(wait)
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 /// How hard to try.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Attempts per call, the first included.
     pub attempts: u32,
-    /// Backoff before the second attempt; doubles each time, jittered to `[b/2, b]`.
-    pub base_backoff: Duration,
-    pub max_backoff: Duration,
+    /// Waits between attempts when Slack named none (no `Retry-After`).
+    pub backoff: Backoff,
     /// A `Retry-After` longer than this is not waited out: the call fails (retryable).
     pub max_retry_after: Duration,
     /// Timeout of one HTTP request.
@@ -141,8 +62,7 @@ impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
             attempts: 5,
-            base_backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(30),
+            backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(30)),
             max_retry_after: Duration::from_mins(2),
             timeout: Duration::from_secs(10),
             pace: Duration::from_secs(1),
@@ -325,9 +245,9 @@ pub struct SlackNotifier<S> {
     api_url: String,
     routes: SlackRoutes,
     policy: RetryPolicy,
-    sleeper: S,
-    last_post: Mutex<HashMap<String, Duration>>,
-    rng: Mutex<fastrand::Rng>,
+    waiter: Waiter<S>,
+    /// Posts per channel.
+    pacer: Pacer,
     retries: AtomicU64,
     /// Set once the app was found to lack the history scopes (warned once).
     blind: AtomicBool,
@@ -370,9 +290,8 @@ impl<S: Sleeper> SlackNotifier<S> {
             api_url,
             routes,
             policy,
-            sleeper,
-            last_post: Mutex::new(HashMap::new()),
-            rng: Mutex::new(fastrand::Rng::new()),
+            waiter: Waiter::new(sleeper),
+            pacer: Pacer::new(policy.pace),
             retries: AtomicU64::new(0),
             blind: AtomicBool::new(false),
         })
@@ -383,38 +302,9 @@ impl<S: Sleeper> SlackNotifier<S> {
         self.retries.load(Ordering::Relaxed)
     }
 
+    /// The sleeper every wait goes through (tests read a manual one's waits).
     pub fn sleeper(&self) -> &S {
-        &self.sleeper
-    }
-
-    /// Waits so that posts to `channel` are at least `policy.pace` apart.
-    async fn pace(&self, channel: &str) {
-        let now = self.sleeper.elapsed();
-        let wait = lock(&self.last_post)
-            .get(channel)
-            .map(|last| (*last + self.policy.pace).saturating_sub(now))
-            .filter(|w| !w.is_zero());
-        if let Some(wait) = wait {
-            self.sleeper.sleep(wait).await;
-        }
-    }
-
-    /// A message went into `channel` now: the next one waits its turn.
-    fn posted(&self, channel: &str) {
-        lock(&self.last_post).insert(channel.to_owned(), self.sleeper.elapsed());
-    }
-
-    /// The backoff before attempt `attempt + 1`: doubling, capped, jittered to `[b/2, b]`.
-    fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
-        let full = self
-            .policy
-            .base_backoff
-            .saturating_mul(factor)
-            .min(self.policy.max_backoff);
-        let half = full / 2;
-        let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-        half + Duration::from_nanos(lock(&self.rng).u64(0..=nanos))
+        self.waiter.sleeper()
     }
 
     /// Runs `once` until it is done, fails for good, or the attempts run out.
@@ -433,12 +323,12 @@ impl<S: Sleeper> SlackNotifier<S> {
         let mut attempt = 1;
         loop {
             if pace {
-                self.pace(channel).await;
+                self.pacer.wait_turn(self.waiter.sleeper(), channel).await;
             }
             let (wait, error) = match once().await {
                 Attempt::Done(value) => {
                     if pace {
-                        self.posted(channel);
+                        self.pacer.went_through(self.waiter.sleeper(), channel);
                     }
                     return Ok(value);
                 }
@@ -461,7 +351,7 @@ impl<S: Sleeper> SlackNotifier<S> {
                     });
                 }
                 Some(wait) => wait,
-                None => self.backoff(attempt),
+                None => self.waiter.backoff(&self.policy.backoff, attempt),
             };
             self.retries.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
@@ -472,7 +362,7 @@ impl<S: Sleeper> SlackNotifier<S> {
                 error = %error,
                 "Slack call failed; retrying."
             );
-            self.sleeper.sleep(wait).await;
+            self.waiter.sleep(wait).await;
             attempt += 1;
         }
     }
@@ -1016,50 +906,6 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "Slack chat.postMessage in C1 refused: not_in_channel (invite the app to the channel)"
-        );
-    }
-
-    #[tokio::test]
-    async fn backoff_doubles_within_jitter_and_cap() {
-        let policy = RetryPolicy {
-            base_backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(4),
-            ..RetryPolicy::default()
-        };
-        let notifier = SlackNotifier::new(
-            Credential::Webhook(Secret::new("http://127.0.0.1:9/x")),
-            None,
-            SlackRoutes::default(),
-            policy,
-            ManualSleeper::default(),
-        )
-        .unwrap_or_else(|err| panic!("{err}"));
-        for _ in 0..200 {
-            for (attempt, full) in [(1, 1000), (2, 2000), (3, 4000), (4, 4000), (9, 4000)] {
-                let wait = notifier.backoff(attempt).as_millis();
-                assert!(wait >= full / 2 && wait <= full, "{attempt}: {wait}");
-            }
-        }
-    }
-
-    #[tokio::test]
-    async fn pacing_spaces_posts_per_channel() {
-        let notifier = SlackNotifier::new(
-            Credential::Webhook(Secret::new("http://127.0.0.1:9/x")),
-            None,
-            SlackRoutes::default(),
-            RetryPolicy::default(),
-            ManualSleeper::default(),
-        )
-        .unwrap_or_else(|err| panic!("{err}"));
-        for (channel, advance) in [("A", 0), ("B", 0), ("A", 0), ("A", 300), ("A", 5000)] {
-            notifier.sleeper().advance(Duration::from_millis(advance));
-            notifier.pace(channel).await;
-            notifier.posted(channel);
-        }
-        assert_eq!(
-            notifier.sleeper().waits(),
-            [Duration::from_secs(1), Duration::from_millis(700)]
         );
     }
 }

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 
 use super::{ConsumeArgs, load_rules};
 use crate::adapters::dynamo::{DynamoSettings, DynamoStore};
-use crate::adapters::kinesis::{Kinesis, backoff};
+use crate::adapters::kinesis::Kinesis;
 use crate::adapters::stdout::StdoutNotifier;
 use crate::adapters::system_clock::SystemClock;
 use crate::config::Settings;
@@ -118,7 +118,7 @@ where
             Ok(page) => break page,
             Err(err) if err.is_retryable() && attempt + 1 < ATTEMPTS => {
                 tracing::warn!(shard = %cursor.shard, attempt, error = %err, "GetRecords failed; retrying.");
-                tokio::time::sleep(backoff(attempt)).await;
+                kinesis.read_backoff(attempt + 1).await;
                 attempt += 1;
             }
             Err(err) => return Err(err.into()),

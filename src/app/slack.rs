@@ -2,8 +2,9 @@
 
 use anyhow::Context as _;
 
+use crate::adapters::retry::TokioSleeper;
 use crate::adapters::secrets::fetch_secret;
-use crate::adapters::slack::{Credential, RetryPolicy, SlackNotifier, TokioSleeper};
+use crate::adapters::slack::{Credential, RetryPolicy, SlackNotifier};
 use crate::config::{Settings, env};
 
 /// The Slack notifier named by `TRAILWATCH_SLACK_SECRET_ARN`, or `None` when it is unset.
