@@ -34,10 +34,8 @@ use chrono::{DateTime, NaiveDate, SecondsFormat, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::delivery::AuditLine;
-use crate::enrich::Actor;
-use crate::event::{AccountId, Event};
+use crate::event::AccountId;
 use crate::ports::{Retryable, Store};
-use crate::rules::Rule;
 use crate::window::{Added, BatchEvent, BatchId, BatchKind, Claimed, WindowConfig};
 
 /// Name of the sparse index of due windows.
@@ -220,15 +218,6 @@ pub struct DynamoStore {
 }
 
 type Item = HashMap<String, AttributeValue>;
-
-/// What an event item carries (the event is already redacted).
-#[derive(Serialize, Deserialize)]
-struct StoredEvent {
-    event: Event,
-    rule: Rule,
-    actor: Actor,
-    already_alerted: bool,
-}
 
 /// A window item, read.
 #[derive(Debug, Default)]
@@ -660,15 +649,12 @@ impl DynamoStore {
                 .map_err(|e| classify("query events", e))?;
             for item in out.items() {
                 let body = get_s(item, "ev_body").ok_or_else(|| malformed(pk, "event body"))?;
-                let stored: StoredEvent = serde_json::from_str(body)
+                // The event body is the redacted `BatchEvent`, its rule inline.
+                let mut stored: BatchEvent = serde_json::from_str(body)
                     .map_err(|err| malformed(pk, format!("event body: {err}")))?;
                 let alerted = matches!(item.get("ev_alerted"), Some(AttributeValue::Bool(true)));
-                events.push(BatchEvent {
-                    event: stored.event,
-                    rule: Arc::new(stored.rule),
-                    actor: stored.actor,
-                    already_alerted: stored.already_alerted || alerted,
-                });
+                stored.already_alerted |= alerted;
+                events.push(stored);
             }
             start = out.last_evaluated_key;
             if start.is_none() {
@@ -885,13 +871,7 @@ impl Store for DynamoStore {
         let account = event.event.account.clone();
         let pk = window_pk(&account, start);
         let id = event.event.id.to_string();
-        let body = serde_json::to_string(&StoredEvent {
-            event: event.event.clone(),
-            rule: (*event.rule).clone(),
-            actor: event.actor.clone(),
-            already_alerted: event.already_alerted,
-        })
-        .map_err(|err| DynamoError::Build {
+        let body = serde_json::to_string(&event).map_err(|err| DynamoError::Build {
             op: "add",
             source: Box::new(err),
         })?;

@@ -9,5 +9,6 @@ pub mod metrics;
 pub mod retry;
 pub mod secrets;
 pub mod slack;
+pub mod spill;
 pub mod stdout;
 pub mod system_clock;

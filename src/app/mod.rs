@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 pub use audit::{audit, parse_since};
 pub use pattern::pattern;
-pub use replay::{render, replay, stats_line};
+pub use replay::{ingest_as_arrived, ingest_in_order, input_files, render, replay, stats_line};
 pub use slack::lambda_slack_notifier;
 
 /// trailwatch: what changed in your AWS accounts, who did it, how bad it is.
@@ -54,11 +54,20 @@ pub enum Format {
 
 #[derive(Debug, clap::Args)]
 pub struct ReplayArgs {
-    /// CloudTrail files: S3 log files (.json, .json.gz), JSON Lines, envelopes, Kinesis batches.
+    /// CloudTrail files or folders (read recursively): S3 log files (.json, .json.gz), JSON
+    /// Lines, envelopes, Kinesis batches; `-` reads standard input.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     #[arg(long, value_enum, default_value = "slack")]
     pub format: Format,
+    /// Feed events in the order they were read instead of by event time: simulates events
+    /// arriving late (files are otherwise sorted as a whole, so input order never matters).
+    #[arg(long)]
+    pub as_arrived: bool,
+    /// Matched events held in memory before a sorted run is spilled to a private temporary
+    /// folder (memory against disk; the output is the same).
+    #[arg(long, hide = true, default_value_t = crate::adapters::spill::DEFAULT_RUN_SIZE)]
+    pub sort_run_size: usize,
     /// Write the output here instead of standard output.
     #[arg(long)]
     pub out: Option<PathBuf>,

@@ -1,7 +1,7 @@
 //! `trailwatch replay`: CloudTrail files through the same engine, with embedded defaults.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -11,9 +11,10 @@ use crate::adapters::bedrock::{BedrockConfig, BedrockSummarizer};
 use crate::adapters::memory::{CollectingNotifier, MemoryStore};
 use crate::adapters::retry::TokioSleeper;
 use crate::adapters::slack::{Credential, RetryPolicy, SlackError, SlackNotifier};
+use crate::adapters::spill::{EventSorter, spill_dir};
 use crate::config::{Settings, SlackRoutes, SummarizerKind};
 use crate::engine::{Engine, Stats};
-use crate::ports::{Delivery, Notifier, Receipt};
+use crate::ports::{Clock, Delivery, Notifier, Receipt, Store};
 use crate::render::{html::preview, slack::SlackMessage, slack::render_batch, text::text};
 use crate::rules::RulePack;
 use crate::secret::Secret;
@@ -61,10 +62,15 @@ async fn run<M: Summarizer>(
         notifier,
         EventTimeClock::default(),
     );
+    let files = input_files(&args.files)?;
+    let inputs = files.iter().map(|file| read_input(file));
     let started = Instant::now();
-    for file in &args.files {
-        let bytes = read_input(file)?;
-        engine.ingest_bytes(&bytes).await?;
+    if args.as_arrived {
+        ingest_as_arrived(&mut engine, inputs).await?;
+    } else {
+        let dir = spill_dir().context("cannot create a private temporary folder for sorting")?;
+        remove_on_interrupt(dir.path().to_owned());
+        ingest_in_order(&mut engine, inputs, args.sort_run_size, dir.path()).await?;
     }
     engine.flush_all().await?;
     let elapsed = started.elapsed();
@@ -148,6 +154,128 @@ fn slack_notifier(
         TokioSleeper::default(),
     )?;
     Ok(Some(notifier))
+}
+
+/// Events per call of [`Engine::ingest`] when feeding sorted events.
+const INGEST_CHUNK: usize = 4096;
+
+/// Decode every input, then feed the matched events to the engine in [`event_order`](crate::adapters::spill::event_order) (event
+/// time, id, content): the output does not depend on the order of the files or of the records
+/// in them. At most `run_size` matched events are held in memory; sorted runs beyond that are
+/// spilled into `dir` and merged.
+pub async fn ingest_in_order<S, M, N, C>(
+    engine: &mut Engine<S, M, N, C>,
+    inputs: impl IntoIterator<Item = anyhow::Result<Vec<u8>>>,
+    run_size: usize,
+    dir: &Path,
+) -> anyhow::Result<()>
+where
+    S: Store,
+    M: Summarizer,
+    N: Notifier,
+    C: Clock,
+{
+    let mut sorter = EventSorter::new(run_size, dir);
+    for input in inputs {
+        let events = engine.decode(&input?);
+        sorter.extend(events)?;
+    }
+    let mut in_order = sorter.finish()?;
+    loop {
+        let chunk = in_order
+            .by_ref()
+            .take(INGEST_CHUNK)
+            .collect::<Result<Vec<_>, _>>()?;
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        engine.ingest(chunk).await?;
+    }
+}
+
+/// Feed each input to the engine as it comes, in the order given (`--as-arrived`).
+pub async fn ingest_as_arrived<S, M, N, C>(
+    engine: &mut Engine<S, M, N, C>,
+    inputs: impl IntoIterator<Item = anyhow::Result<Vec<u8>>>,
+) -> anyhow::Result<()>
+where
+    S: Store,
+    M: Summarizer,
+    N: Notifier,
+    C: Clock,
+{
+    for input in inputs {
+        engine.ingest_bytes(&input?).await?;
+    }
+    Ok(())
+}
+
+/// On Ctrl-C or SIGTERM, remove `dir` (the sort's spill folder) and exit with status 130: the
+/// default handler would leave the spilled runs behind. A thread of its own, so that it
+/// answers while the replay is busy decoding.
+fn remove_on_interrupt(dir: PathBuf) {
+    std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        runtime.block_on(interrupted());
+        let _ = std::fs::remove_dir_all(&dir);
+        eprintln!("error: interrupted");
+        std::process::exit(130);
+    });
+}
+
+async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// The files to read: each argument as given, folders replaced by every file below them
+/// (recursively, in path order). A folder with no file in it is an error.
+pub fn input_files(args: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for arg in args {
+        if arg.as_os_str() != "-" && arg.is_dir() {
+            let before = files.len();
+            walk(arg, &mut files)?;
+            files[before..].sort();
+            if files.len() == before {
+                anyhow::bail!("{}: no files in this folder", arg.display());
+            }
+        } else {
+            files.push(arg.clone());
+        }
+    }
+    Ok(files)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    for entry in entries {
+        let path = entry
+            .with_context(|| format!("cannot read {}", dir.display()))?
+            .path();
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else {
+            out.push(path);
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {

@@ -44,8 +44,9 @@ impl BatchId {
     }
 }
 
-/// A matched event with what enrichment said about it.
-#[derive(Debug, Clone, PartialEq)]
+/// A matched event with what enrichment said about it. Serialised (the rule inline) where
+/// events are stored: DynamoDB event items, replay's sorted runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BatchEvent {
     pub event: Event,
     pub rule: Arc<Rule>,
