@@ -33,7 +33,7 @@ use aws_sdk_dynamodb::types::{
 use chrono::{DateTime, NaiveDate, SecondsFormat, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::enrich::Actor;
+use crate::enrich::Performer;
 use crate::event::{AccountId, Event};
 use crate::ports::{Retryable, Store};
 use crate::render::audit::AuditLine;
@@ -226,7 +226,7 @@ type Item = HashMap<String, AttributeValue>;
 struct StoredEvent {
     event: Event,
     rule: Rule,
-    actor: Actor,
+    actor: Performer,
     already_alerted: bool,
 }
 

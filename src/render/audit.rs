@@ -102,7 +102,7 @@ pub fn audit_line(batch: &Batch, summary: &Summary) -> AuditLine {
             .map(|e| AuditEvent {
                 id: e.event.id.to_string(),
                 name: e.event.name.to_string(),
-                actor: e.actor.name.clone(),
+                actor: e.actor.principal.name.clone(),
                 severity: e.severity(),
             })
             .collect(),
