@@ -7,7 +7,7 @@ use chrono::TimeDelta;
 use chrono_tz::Tz;
 use serde::Deserialize;
 
-use crate::enrich::ActorConfig;
+use crate::enrich::{ActorConfig, CiRoles};
 use crate::event::AccountId;
 use crate::severity::Severity;
 use crate::summary::{Lang, Locale};
@@ -120,6 +120,8 @@ struct SummaryFile {
 #[serde(deny_unknown_fields, default)]
 struct ActorsFile {
     automation_roles: Vec<String>,
+    /// `github-actions = ["gha-*"]`: CI systems by name, each with its role name globs.
+    ci: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -277,6 +279,20 @@ impl Settings {
         self.actors
             .automation_roles
             .extend(file.actors.automation_roles);
+        for (name, roles) in file.actors.ci {
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+            {
+                return Err(invalid(
+                    format!("actors.ci.{name}"),
+                    "a CI name of letters, digits, '-', '_' or '.'",
+                    &name,
+                ));
+            }
+            self.actors.ci_roles.push(CiRoles { name, roles });
+        }
         if let Some(width) = file.window.width {
             self.window.width = parse_duration("window.width", &width)?;
         }
@@ -606,6 +622,28 @@ mod tests {
         assert_eq!(settings.window.width, TimeDelta::minutes(10));
         assert_eq!(settings.locale.lang, Lang::En);
         assert_eq!(settings.locale.tz, chrono_tz::Asia::Seoul);
+    }
+
+    #[test]
+    fn named_ci_systems_from_file() {
+        let file = write(
+            "[actors]\nautomation_roles = [\"*-deployer\"]\n[actors.ci]\ngithub-actions = [\"gha-*\", \"github-actions-*\"]\n",
+        );
+        let settings = Settings::load(Some(&file.0), &no_env).unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(settings.actors.automation_roles, ["*-deployer"]);
+        assert_eq!(
+            settings.actors.ci_roles,
+            [CiRoles {
+                name: "github-actions".to_owned(),
+                roles: vec!["gha-*".to_owned(), "github-actions-*".to_owned()],
+            }]
+        );
+
+        let file = write("[actors.ci]\n\"git hub\" = [\"gha-*\"]\n");
+        let Err(err) = Settings::load(Some(&file.0), &no_env) else {
+            panic!("a CI name with a space is refused");
+        };
+        assert!(err.to_string().contains("actors.ci.git hub"), "{err}");
     }
 
     #[test]

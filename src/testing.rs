@@ -5,7 +5,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::delivery::Delivery;
-use crate::enrich::{Actor, ActorKind, Via};
+use crate::enrich::{Origin, Performer, Principal, PrincipalKind, Tool};
 use crate::event::{AccountId, Event, EventId, EventKind, Identity, Resource};
 use crate::render::slack::{SlackMessage, render_batch};
 use crate::rules::Rule;
@@ -31,11 +31,23 @@ pub(crate) fn rule(id: &str, title: &str, title_ko: Option<&str>, severity: Seve
     })
 }
 
-pub(crate) fn actor(name: &str, kind: ActorKind, via: Via) -> Actor {
-    Actor {
-        kind,
-        name: name.to_owned(),
-        via,
+/// A performer whose name is what it is: an IAM user, a role session, root or a service.
+pub(crate) fn actor(name: &str, kind: PrincipalKind, tool: Tool) -> Performer {
+    let origin = match kind {
+        PrincipalKind::Person => Origin::IamUser,
+        PrincipalKind::Workload => Origin::RoleSession,
+        PrincipalKind::AwsService => Origin::Service,
+        PrincipalKind::Root => Origin::RootUser,
+        PrincipalKind::Unknown => Origin::Other,
+    };
+    Performer {
+        principal: Principal {
+            kind,
+            name: name.to_owned(),
+            origin,
+        },
+        tool,
+        ci: None,
     }
 }
 
@@ -67,7 +79,7 @@ pub(crate) fn event(id: &str, secs: i64, region: &str, name: &str, resources: &[
     }
 }
 
-pub(crate) fn batch_event(event: Event, rule: &Arc<Rule>, actor: &Actor) -> BatchEvent {
+pub(crate) fn batch_event(event: Event, rule: &Arc<Rule>, actor: &Performer) -> BatchEvent {
     BatchEvent {
         event,
         rule: Arc::clone(rule),
@@ -111,8 +123,8 @@ pub(crate) fn small_batch() -> Batch {
         Severity::Yellow,
     );
     let s3 = rule("s3-bucket", "S3 bucket changed", None, Severity::Green);
-    let alice = actor("alice@example.com", ActorKind::Human, Via::Console);
-    let tf = actor("terraform-ci", ActorKind::Automation, Via::Terraform);
+    let alice = actor("alice@example.com", PrincipalKind::Person, Tool::Console);
+    let tf = actor("terraform-ci", PrincipalKind::Workload, Tool::Terraform);
     let mut failed = event(
         "e3",
         200,

@@ -230,9 +230,10 @@ fn terraform_burst_is_automation_in_two_windows() {
     assert!(windows.len() >= 2);
     for delivery in &replayed.deliveries {
         for event in &delivery.batch.events {
+            assert!(event.actor.is_automation(), "{:?}", event.actor);
             assert_eq!(
-                event.actor.kind,
-                trailwatch::enrich::ActorKind::Automation,
+                event.actor.principal.kind,
+                trailwatch::enrich::PrincipalKind::Workload,
                 "{:?}",
                 event.actor
             );

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use proptest::prelude::*;
 use trailwatch::Severity;
-use trailwatch::enrich::{Actor, ActorKind, Via};
+use trailwatch::enrich::{Origin, Performer, Principal, PrincipalKind, Tool};
 use trailwatch::event::{AccountId, Event, EventId, EventKind, Identity};
 use trailwatch::rules::Rule;
 use trailwatch::window::{Added, BatchEvent, BatchKind, WindowBook, WindowConfig};
@@ -44,10 +44,14 @@ fn event(id: u32, account: u8, offset_secs: i64) -> BatchEvent {
             immediate: false,
             tags: Vec::new(),
         }),
-        actor: Actor {
-            kind: ActorKind::Human,
-            name: "someone".into(),
-            via: Via::Cli,
+        actor: Performer {
+            principal: Principal {
+                kind: PrincipalKind::Person,
+                name: "someone".into(),
+                origin: Origin::IamUser,
+            },
+            tool: Tool::Cli,
+            ci: None,
         },
         already_alerted: false,
     }

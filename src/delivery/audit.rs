@@ -4,6 +4,7 @@ use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
 
 use super::Delivery;
+use crate::enrich::PrincipalKind;
 use crate::severity::Severity;
 use crate::summary::SummarySource;
 use crate::window::BatchKind;
@@ -73,8 +74,25 @@ pub struct AuditEvent {
     pub name: String,
     /// The actor's display name.
     pub actor: String,
+    /// `person`, `workload`, `aws-service`, `root` or `unknown`. (Lines written before the
+    /// performer fields existed read back as `unknown` with an empty principal and tool.)
+    #[serde(default = "unknown_principal")]
+    pub principal_kind: PrincipalKind,
+    /// Who, as named for readers: `dae.kim (SSO)`, `unknown user (name hidden by AWS)`.
+    #[serde(default)]
+    pub principal: String,
+    /// `console`, `cli`, `sdk`, `terraform`, ..., `ci:github-actions`.
+    #[serde(default)]
+    pub tool: String,
+    /// The CI system when a configured CI role acted (`ci:github-actions`, or `ci`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci: Option<String>,
     /// The rule's severity for this event.
     pub severity: Severity,
+}
+
+fn unknown_principal() -> PrincipalKind {
+    PrincipalKind::Unknown
 }
 
 /// The audit line of `delivery`, without a landing place (see [`Delivery::audit`]).
@@ -105,7 +123,11 @@ pub(super) fn audit_line(delivery: &Delivery) -> AuditLine {
             .map(|e| AuditEvent {
                 id: e.event.id.to_string(),
                 name: e.event.name.to_string(),
-                actor: e.actor.name.clone(),
+                actor: e.actor.principal.name.clone(),
+                principal_kind: e.actor.principal.kind,
+                principal: e.actor.principal.describe(),
+                tool: e.actor.tool_label(),
+                ci: e.actor.ci.as_ref().map(ToString::to_string),
                 severity: e.severity(),
             })
             .collect(),
@@ -159,12 +181,56 @@ mod tests {
                 "severity": "yellow",
                 "summary_by": "offline",
                 "events": [
-                    {"id": "e1", "name": "CreateUser", "actor": "alice@example.com", "severity": "yellow"},
-                    {"id": "e2", "name": "AttachUserPolicy", "actor": "alice@example.com", "severity": "yellow"},
-                    {"id": "e3", "name": "DeleteBucket", "actor": "terraform-ci", "severity": "green"},
+                    {"id": "e1", "name": "CreateUser", "actor": "alice@example.com",
+                     "principal_kind": "person", "principal": "alice@example.com",
+                     "tool": "console", "severity": "yellow"},
+                    {"id": "e2", "name": "AttachUserPolicy", "actor": "alice@example.com",
+                     "principal_kind": "person", "principal": "alice@example.com",
+                     "tool": "console", "severity": "yellow"},
+                    {"id": "e3", "name": "DeleteBucket", "actor": "terraform-ci",
+                     "principal_kind": "workload", "principal": "terraform-ci",
+                     "tool": "terraform", "severity": "green"},
                 ],
             })
         );
+    }
+
+    #[test]
+    fn every_event_carries_its_performer() {
+        use crate::enrich::{Ci, Origin, Performer, Principal};
+
+        let mut batch = small_batch();
+        batch.events[2].actor = Performer {
+            principal: Principal {
+                kind: PrincipalKind::Workload,
+                name: "github-actions-terraform/GitHubActions".to_owned(),
+                origin: Origin::RoleSession,
+            },
+            tool: crate::enrich::Tool::Terraform,
+            ci: Some(Ci {
+                name: Some("github-actions".to_owned()),
+            }),
+        };
+        batch.events[0].actor.principal = Principal {
+            kind: PrincipalKind::Unknown,
+            name: String::new(),
+            origin: Origin::NameHidden,
+        };
+        let line = delivery(batch, summary("h", Severity::Green)).audit(&Receipt::default());
+        let value = serde_json::to_value(&line.events).unwrap_or_default();
+        assert_eq!(value[0]["principal_kind"], "unknown");
+        assert_eq!(value[0]["principal"], "unknown user (name hidden by AWS)");
+        assert_eq!(value[2]["principal_kind"], "workload");
+        assert_eq!(value[2]["tool"], "terraform");
+        assert_eq!(value[2]["ci"], "ci:github-actions");
+        assert_eq!(value[1].get("ci"), None, "absent when no CI role acted");
+
+        // A line written before these fields still reads.
+        let old: AuditEvent = serde_json::from_value(json!(
+            {"id": "e1", "name": "CreateUser", "actor": "bob", "severity": "yellow"}
+        ))
+        .unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(old.principal_kind, PrincipalKind::Unknown);
     }
 
     #[test]

@@ -1,11 +1,20 @@
-//! Actor classification: human, automation, AWS service or root, with a readable name.
+//! The performer of an event: a principal (who) and a tool (with what).
 //!
-//! The order of the checks matters and is the contract tested below:
-//! root, AWS service identity, infrastructure-as-code tools (user agent, or `invokedBy` of
-//! `cloudformation.amazonaws.com`), configured CI roles, a service acting without a human
-//! session, then a person.
+//! The principal is a person, a workload, an AWS service, root or unknown; the tool is the
+//! console, CLI, an SDK, an infrastructure-as-code tool, CI or a service. Automation belongs to
+//! the tool or to a configured workload role, never to the principal: a person signed in
+//! through Identity Center running Terraform is a person using Terraform.
+//!
+//! The principal is decided in this order, tested below: an event that names no actor (EC2
+//! state change), root (an `AssumeRoot` session apart from the root user's own credentials),
+//! an AWS service identity, a user name AWS hid, an Identity Center user, an AWS service acting
+//! on a role, a configured CI role, then a person (IAM, federated or SSO user, or a role
+//! session with a person behind it) else a workload. The tool: an infrastructure-as-code tool
+//! (user agent, `invokedBy` of CloudFormation, a CDK bootstrap role), then CI for a configured
+//! CI role, then console, CLI, SDK from the user agent.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::LazyLock;
 
 use aho_corasick::AhoCorasick;
@@ -13,32 +22,88 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, EventKind, Identity, SharedStr};
 
-/// What kind of performer made the change.
+/// Who a principal is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ActorKind {
-    Human,
-    Automation,
+#[serde(rename_all = "kebab-case")]
+pub enum PrincipalKind {
+    /// An IAM, federated or Identity Center user, or a role session a person stands behind.
+    Person,
+    /// A role driven by code: CI roles named in configuration, role sessions with no person.
+    Workload,
     AwsService,
     Root,
+    /// The event names no one, or AWS hid the name.
+    Unknown,
 }
 
-impl ActorKind {
-    /// A short lowercase label (`human`, `automation`, `aws_service`, `root`).
+impl PrincipalKind {
+    /// `person`, `workload`, `aws-service`, `root`, `unknown`.
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::Human => "human",
-            Self::Automation => "automation",
-            Self::AwsService => "aws_service",
+            Self::Person => "person",
+            Self::Workload => "workload",
+            Self::AwsService => "aws-service",
             Self::Root => "root",
+            Self::Unknown => "unknown",
         }
     }
 }
 
-/// How the change was made.
+/// What the principal's name is, so that readers see what it stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Origin {
+    /// An IAM user.
+    IamUser,
+    /// An IAM Identity Center (SSO) user: a permission-set role session or `IdentityCenterUser`.
+    Sso,
+    /// A role session (`role/session`).
+    RoleSession,
+    /// A federated, SAML or web identity user.
+    Federated,
+    /// The root user's own password or keys.
+    RootUser,
+    /// A short privileged root session from `sts:AssumeRoot`.
+    AssumeRoot,
+    Service,
+    /// AWS wrote `HIDDEN_DUE_TO_SECURITY_REASONS` instead of the user name (a failed sign-in
+    /// with a name that is not a user: it may be a password typed in the wrong box).
+    NameHidden,
+    /// The event names no actor (an EC2 state change); the name is the instance, if any.
+    NoActor,
+    /// Another identity type (`AWSAccount`, `Unknown`).
+    Other,
+}
+
+/// Who acted, with a readable name. Never an access key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Principal {
+    pub kind: PrincipalKind,
+    /// SSO user, IAM user, `role/session`, `root`, the AWS service; for [`Origin::NoActor`]
+    /// the instance the event is about (or empty), for [`Origin::NameHidden`] empty.
+    pub name: String,
+    pub origin: Origin,
+}
+
+impl Principal {
+    /// The principal in neutral English for the audit log and the model's digest
+    /// (`dae.kim (SSO)`, `root (AssumeRoot session)`); readers' words live in the renderers.
+    pub fn describe(&self) -> String {
+        match (self.origin, self.name.as_str()) {
+            (Origin::Sso, name) => format!("{name} (SSO)"),
+            (Origin::AssumeRoot, name) => format!("{name} (AssumeRoot session)"),
+            (Origin::NameHidden, _) => "unknown user (name hidden by AWS)".to_owned(),
+            (Origin::NoActor, "") => "no actor named".to_owned(),
+            (Origin::NoActor, instance) => format!("instance {instance} (no actor named)"),
+            (_, name) => name.to_owned(),
+        }
+    }
+}
+
+/// With what the change was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Via {
+pub enum Tool {
     Console,
     Cli,
     Sdk,
@@ -46,12 +111,13 @@ pub enum Via {
     CloudFormation,
     Cdk,
     Pulumi,
+    /// A configured CI role, with no more specific tool in sight.
     Ci,
     Service,
     Unknown,
 }
 
-impl Via {
+impl Tool {
     /// A short lowercase tool name (`console`, `terraform`, ...): never the raw user agent.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -67,95 +133,293 @@ impl Via {
             Self::Unknown => "unknown",
         }
     }
+
+    /// Infrastructure as code: the change was applied by a tool, whoever ran it.
+    pub fn is_infrastructure_as_code(self) -> bool {
+        matches!(
+            self,
+            Self::Terraform | Self::CloudFormation | Self::Cdk | Self::Pulumi
+        )
+    }
 }
 
-/// The performer of an event, as shown to readers. Never carries an access key.
+/// The CI system behind a configured CI role.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Actor {
-    pub kind: ActorKind,
-    /// SSO user, role session, IAM user, `root`, or the AWS service.
-    pub name: String,
-    pub via: Via,
+pub struct Ci {
+    /// The configured name (`github-actions`), absent for a plain `automation_roles` match.
+    pub name: Option<String>,
 }
 
-/// Configured knowledge about automation: role name globs that belong to CI/CD.
+impl fmt::Display for Ci {
+    /// `ci:github-actions`, or `ci` when unnamed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(name) => write!(f, "ci:{name}"),
+            None => f.write_str("ci"),
+        }
+    }
+}
+
+/// The performer of an event: principal x tool, and the CI system when a CI role acted.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(from = "StoredPerformer")]
+pub struct Performer {
+    pub principal: Principal,
+    pub tool: Tool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci: Option<Ci>,
+}
+
+impl Performer {
+    /// `terraform`, `console`; `ci:github-actions` when the tool is the CI role itself.
+    pub fn tool_label(&self) -> String {
+        match (&self.ci, self.tool) {
+            (Some(ci), Tool::Ci) => ci.to_string(),
+            _ => self.tool.as_str().to_owned(),
+        }
+    }
+
+    /// Automation: an infrastructure-as-code tool, or a CI role.
+    pub fn is_automation(&self) -> bool {
+        self.tool.is_infrastructure_as_code() || self.ci.is_some()
+    }
+}
+
+/// A performer as stored, now or before principal x tool (`{kind, name, via}`), so that
+/// events stored by the previous version are still read.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StoredPerformer {
+    Current {
+        principal: Principal,
+        tool: Tool,
+        #[serde(default)]
+        ci: Option<Ci>,
+    },
+    Before {
+        kind: String,
+        name: String,
+        via: Tool,
+    },
+}
+
+impl From<StoredPerformer> for Performer {
+    fn from(stored: StoredPerformer) -> Self {
+        match stored {
+            StoredPerformer::Current {
+                principal,
+                tool,
+                ci,
+            } => Self {
+                principal,
+                tool,
+                ci,
+            },
+            StoredPerformer::Before { kind, name, via } => {
+                let (kind, origin) = match kind.as_str() {
+                    "human" => (PrincipalKind::Person, Origin::Other),
+                    "automation" => (PrincipalKind::Workload, Origin::RoleSession),
+                    "aws_service" => (PrincipalKind::AwsService, Origin::Service),
+                    "root" => (PrincipalKind::Root, Origin::RootUser),
+                    _ => (PrincipalKind::Unknown, Origin::Other),
+                };
+                Self {
+                    principal: Principal { kind, name, origin },
+                    tool: via,
+                    ci: (via == Tool::Ci).then_some(Ci { name: None }),
+                }
+            }
+        }
+    }
+}
+
+/// Role name globs of one configured CI system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CiRoles {
+    /// `github-actions`: shown as `ci:github-actions`.
+    pub name: String,
+    /// Glob patterns (`*` wildcard) matched against role names and IAM user names.
+    pub roles: Vec<String>,
+}
+
+/// Configured knowledge about workloads: role name globs that belong to CI/CD.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ActorConfig {
-    /// Glob patterns (`*` wildcard) matched against role names and IAM user names.
+    /// Glob patterns (`*` wildcard) matched against role names and IAM user names: CI roles
+    /// with no name of their own.
     pub automation_roles: Vec<String>,
+    /// Named CI systems (`[actors.ci]`), tried before `automation_roles`.
+    pub ci_roles: Vec<CiRoles>,
 }
 
 const CLOUDFORMATION: &str = "cloudformation.amazonaws.com";
 /// `invokedBy` values that mark a console session rather than a service acting on its own.
 const CONSOLE_INVOKERS: [&str; 2] = ["signin.amazonaws.com", "console.amazonaws.com"];
 const SSO_ROLE_PREFIX: &str = "AWSReservedSSO_";
+/// The IAM path of every Identity Center permission-set role.
+const SSO_ROLE_PATH: &str = ":role/aws-reserved/sso.amazonaws.com/";
 const SERVICE_LINKED_ROLE_PREFIX: &str = "AWSServiceRoleFor";
+/// What CloudTrail writes in place of a user name it will not show.
+const HIDDEN_NAME: &str = "HIDDEN_DUE_TO_SECURITY_REASONS";
 
 /// Classify the performer of `event`.
-pub fn classify(event: &Event, config: &ActorConfig) -> Actor {
+pub fn classify(event: &Event, config: &ActorConfig) -> Performer {
     classify_with(event, config, &mut AgentMemo::default())
 }
 
 /// [`classify`], remembering what each distinct user agent says (one memo per input: agents
 /// repeat across events, and reading one is the costly part).
-pub fn classify_with(event: &Event, config: &ActorConfig, memo: &mut AgentMemo) -> Actor {
+pub fn classify_with(event: &Event, config: &ActorConfig, memo: &mut AgentMemo) -> Performer {
     let identity = &event.identity;
-    let agent = event.user_agent.as_deref().unwrap_or_default();
     let marks = memo.marks(event.user_agent.as_ref());
-    let kind = identity.kind.as_deref().unwrap_or_default();
+    let agent = event.user_agent.as_deref().unwrap_or_default();
+    let hand_tool = hand_tool(event, agent, marks);
 
+    if event.kind == EventKind::StateChange {
+        return no_actor(event);
+    }
+    let kind = identity.kind.as_deref().unwrap_or_default();
     if kind == "Root" {
-        return Actor {
-            kind: ActorKind::Root,
-            name: "root".to_owned(),
-            via: human_via(event, agent, marks),
+        let origin = if identity.assumed_root {
+            Origin::AssumeRoot
+        } else {
+            Origin::RootUser
         };
+        return performer(PrincipalKind::Root, "root".to_owned(), origin, hand_tool);
     }
     if kind == "AWSService" {
-        return service_actor(identity, event);
+        return service_performer(identity, event);
     }
-    if let Some(via) = tool_via(identity, marks) {
-        return automation(identity, via);
+    if identity.user_name.as_deref() == Some(HIDDEN_NAME) {
+        return performer(
+            PrincipalKind::Unknown,
+            String::new(),
+            Origin::NameHidden,
+            hand_tool,
+        );
     }
-    if is_configured_automation(identity, config) {
-        return automation(identity, Via::Ci);
+    let tool = iac_tool(identity, marks);
+    if kind == "IdentityCenterUser" {
+        let name = identity_center_name(identity);
+        return performer(
+            PrincipalKind::Person,
+            name,
+            Origin::Sso,
+            tool.unwrap_or(hand_tool),
+        );
     }
+    let ci = configured_ci(identity, config);
     let service_invoked = identity
         .invoked_by
         .as_deref()
         .is_some_and(is_acting_service)
-        && !has_human_session(identity);
-    if service_invoked || role_name(identity).is_some_and(is_service_linked_role) {
-        return service_actor(identity, event);
+        && !has_person_session(identity);
+    if tool.is_none() && ci.is_none() && (service_invoked || is_service_linked(identity)) {
+        return service_performer(identity, event);
     }
-    Actor {
-        kind: ActorKind::Human,
-        name: display_name(identity),
-        via: human_via(event, agent, marks),
+    let principal_kind = principal_kind(event, marks, ci.is_some());
+    let tool = match (tool, &ci) {
+        (Some(tool), _) => tool,
+        (None, Some(_)) => Tool::Ci,
+        // Every console sign but an `AWS Internal` user agent makes the caller a person: for a
+        // workload it means an AWS service made the call on the role's behalf.
+        (None, None) if principal_kind == PrincipalKind::Workload && hand_tool == Tool::Console => {
+            Tool::Service
+        }
+        (None, None) => hand_tool,
+    };
+    Performer {
+        principal: Principal {
+            kind: principal_kind,
+            name: display_name(identity),
+            origin: origin(identity),
+        },
+        tool,
+        ci,
     }
 }
 
-fn automation(identity: &Identity, via: Via) -> Actor {
-    Actor {
-        kind: ActorKind::Automation,
-        name: display_name(identity),
-        via,
+/// Person or workload (or unknown, for an identity type that says neither).
+fn principal_kind(event: &Event, marks: AgentMarks, ci: bool) -> PrincipalKind {
+    let identity = &event.identity;
+    if ci {
+        return PrincipalKind::Workload;
+    }
+    if has_person_session(identity) || person_at_hand(event, marks) {
+        return PrincipalKind::Person;
+    }
+    if matches!(
+        identity.kind.as_deref(),
+        Some("AssumedRole" | "WebIdentityUser")
+    ) {
+        PrincipalKind::Workload
+    } else {
+        PrincipalKind::Unknown
     }
 }
 
-/// The AWS service actor: `invokedBy`, else a bare `*.amazonaws.com` user agent, else the
-/// event source.
-fn service_actor(identity: &Identity, event: &Event) -> Actor {
+fn performer(kind: PrincipalKind, name: String, origin: Origin, tool: Tool) -> Performer {
+    Performer {
+        principal: Principal { kind, name, origin },
+        tool,
+        ci: None,
+    }
+}
+
+/// An event no one is named in (an EC2 state change): the instance it is about, if given.
+fn no_actor(event: &Event) -> Performer {
+    let instance = event
+        .resources
+        .iter()
+        .find(|r| &*r.kind == "instanceId")
+        .map(|r| mask_access_keys(&r.name))
+        .unwrap_or_default();
+    performer(
+        PrincipalKind::Unknown,
+        instance,
+        Origin::NoActor,
+        Tool::Unknown,
+    )
+}
+
+/// The AWS service: `invokedBy`, else a bare `*.amazonaws.com` user agent, else the event
+/// source.
+fn service_performer(identity: &Identity, event: &Event) -> Performer {
     let name = identity
         .invoked_by
         .as_deref()
         .filter(|s| !s.is_empty())
         .or_else(|| event.user_agent.as_deref().filter(|ua| is_service_host(ua)))
         .unwrap_or(&event.source);
-    Actor {
-        kind: ActorKind::AwsService,
-        name: mask_access_keys(name),
-        via: Via::Service,
+    performer(
+        PrincipalKind::AwsService,
+        mask_access_keys(name),
+        Origin::Service,
+        Tool::Service,
+    )
+}
+
+/// An Identity Center user: its user name where the event gives one (sign-in events), else
+/// its Identity Center user id. Never the `credentialId`, a bearer credential's handle.
+fn identity_center_name(identity: &Identity) -> String {
+    [
+        identity.user_name.as_deref(),
+        identity.sign_in_name.as_deref(),
+        identity.on_behalf_of.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|s| !s.is_empty())
+    .map_or_else(|| "unknown".to_owned(), mask_access_keys)
+}
+
+fn origin(identity: &Identity) -> Origin {
+    match identity.kind.as_deref() {
+        Some("IAMUser") => Origin::IamUser,
+        Some("AssumedRole") if is_sso_role(identity) => Origin::Sso,
+        Some("AssumedRole") => Origin::RoleSession,
+        Some("FederatedUser" | "SAMLUser" | "WebIdentityUser") => Origin::Federated,
+        _ => Origin::Other,
     }
 }
 
@@ -251,25 +515,35 @@ impl AgentMemo {
     }
 }
 
-/// Infrastructure-as-code tools, recognised by user agent (or `invokedBy` of `CloudFormation`).
-fn tool_via(identity: &Identity, marks: AgentMarks) -> Option<Via> {
+/// Infrastructure-as-code tools, recognised by user agent, `invokedBy` of `CloudFormation` or a
+/// CDK bootstrap role.
+fn iac_tool(identity: &Identity, marks: AgentMarks) -> Option<Tool> {
     if marks.has(Mark::Terraform) || marks.has(Mark::Hashicorp) {
-        return Some(Via::Terraform);
+        return Some(Tool::Terraform);
     }
     if marks.has(Mark::AwsCdk) || role_name(identity).is_some_and(is_cdk_role) {
-        return Some(Via::Cdk);
+        return Some(Tool::Cdk);
     }
     if marks.has(Mark::Pulumi) {
-        return Some(Via::Pulumi);
+        return Some(Tool::Pulumi);
     }
     if marks.has(Mark::CloudFormation) || identity.invoked_by.as_deref() == Some(CLOUDFORMATION) {
-        return Some(Via::CloudFormation);
+        return Some(Tool::CloudFormation);
     }
     None
 }
 
-fn is_service_linked_role(role: &str) -> bool {
-    role.starts_with(SERVICE_LINKED_ROLE_PREFIX)
+fn is_service_linked(identity: &Identity) -> bool {
+    role_name(identity).is_some_and(|role| role.starts_with(SERVICE_LINKED_ROLE_PREFIX))
+}
+
+/// An Identity Center permission-set role, by name or by its IAM path.
+fn is_sso_role(identity: &Identity) -> bool {
+    role_name(identity).is_some_and(|role| role.starts_with(SSO_ROLE_PREFIX))
+        || identity
+            .role_arn
+            .as_deref()
+            .is_some_and(|arn| arn.contains(SSO_ROLE_PATH))
 }
 
 /// CDK bootstrap roles: `cdk-<qualifier>-cfn-exec-role-...`, `cdk-<qualifier>-deploy-role-...`.
@@ -277,14 +551,21 @@ fn is_cdk_role(role: &str) -> bool {
     role.starts_with("cdk-") && (role.contains("-cfn-exec-role-") || role.contains("-deploy-role-"))
 }
 
-fn is_configured_automation(identity: &Identity, config: &ActorConfig) -> bool {
+/// The CI system whose configured role or IAM user globs match: named ones first.
+fn configured_ci(identity: &Identity, config: &ActorConfig) -> Option<Ci> {
     let names = [role_name(identity), identity.user_name.as_deref()];
-    names.into_iter().flatten().any(|name| {
-        config
-            .automation_roles
-            .iter()
-            .any(|pattern| glob_match(pattern, name))
-    })
+    let matches = |patterns: &[String]| {
+        names
+            .into_iter()
+            .flatten()
+            .any(|name| patterns.iter().any(|pattern| glob_match(pattern, name)))
+    };
+    if let Some(named) = config.ci_roles.iter().find(|ci| matches(&ci.roles)) {
+        return Some(Ci {
+            name: Some(named.name.clone()),
+        });
+    }
+    matches(&config.automation_roles).then_some(Ci { name: None })
 }
 
 /// A service host that can act on its own (`autoscaling.amazonaws.com`), not a console marker.
@@ -296,50 +577,63 @@ fn is_service_host(s: &str) -> bool {
     s.ends_with(".amazonaws.com") && !s.contains(char::is_whitespace)
 }
 
-/// True when a person stands behind the credentials: an IAM or federated user, an SSO
-/// session, or a role session carrying a source identity or a person-looking session name.
-fn has_human_session(identity: &Identity) -> bool {
+/// True when the credentials say a person stands behind them: an IAM, federated, SAML or
+/// Identity Center user (not a web identity: an OIDC token is mostly CI or a cluster), credentials from a console sign-in, or a role session that is an SSO session,
+/// carries a source identity or a person-looking (`@`) session name.
+fn has_person_session(identity: &Identity) -> bool {
+    if identity.from_console {
+        return true;
+    }
     match identity.kind.as_deref() {
-        Some(
-            "IAMUser" | "FederatedUser" | "IdentityCenterUser" | "SAMLUser" | "WebIdentityUser",
-        ) => true,
+        Some("IAMUser" | "FederatedUser" | "IdentityCenterUser" | "SAMLUser") => true,
         Some("AssumedRole") => {
-            let role = role_name(identity).unwrap_or_default();
-            if is_service_linked_role(role) {
-                return false;
-            }
-            role.starts_with(SSO_ROLE_PREFIX)
-                || identity.source_identity.is_some()
-                || session_name(identity).is_some_and(|s| s.contains('@'))
+            !is_service_linked(identity)
+                && (is_sso_role(identity)
+                    || identity.source_identity.is_some()
+                    || session_name(identity).is_some_and(|s| s.contains('@')))
         }
         _ => false,
     }
 }
 
-fn human_via(event: &Event, agent: &str, marks: AgentMarks) -> Via {
-    let console_invoked = event
-        .identity
+/// True when the call itself shows a person at the keyboard: a sign-in, a browser or the
+/// console, or the AWS CLI. An SDK or no user agent shows no one.
+fn person_at_hand(event: &Event, marks: AgentMarks) -> bool {
+    event.kind == EventKind::ConsoleSignIn
+        || is_console_invoked(&event.identity)
+        || marks.has(Mark::Console)
+        || marks.has(Mark::SignIn)
+        || marks.browser
+        || marks.has(Mark::AwsCli)
+}
+
+fn is_console_invoked(identity: &Identity) -> bool {
+    identity
         .invoked_by
         .as_deref()
-        .is_some_and(|s| CONSOLE_INVOKERS.contains(&s));
+        .is_some_and(|s| CONSOLE_INVOKERS.contains(&s))
+}
+
+/// The tool a caller holds in hand: console, CLI, SDK, from the user agent.
+fn hand_tool(event: &Event, agent: &str, marks: AgentMarks) -> Tool {
     if event.kind == EventKind::ConsoleSignIn
-        || console_invoked
+        || is_console_invoked(&event.identity)
         || marks.has(Mark::Console)
         || marks.has(Mark::SignIn)
         || agent == "AWS Internal"
         || marks.browser
     {
-        Via::Console
+        Tool::Console
     } else if marks.has(Mark::AwsCli) {
-        Via::Cli
+        Tool::Cli
     } else if marks.has(Mark::Boto3)
         || marks.has(Mark::Botocore)
         || marks.has(Mark::AwsSdkDash)
         || marks.has(Mark::AwsSdkSlash)
     {
-        Via::Sdk
+        Tool::Sdk
     } else {
-        Via::Unknown
+        Tool::Unknown
     }
 }
 
@@ -370,7 +664,7 @@ fn arn_resource(arn: &str) -> Option<&str> {
     arn.splitn(6, ':').nth(5)
 }
 
-/// A readable name for a person or automation identity. Never an access key.
+/// A readable name for a person or workload identity. Never an access key.
 fn display_name(identity: &Identity) -> String {
     mask_access_keys(&raw_display_name(identity))
 }
@@ -379,7 +673,7 @@ fn raw_display_name(identity: &Identity) -> String {
     if let Some((arn_role, session)) = assumed_role_parts(identity) {
         let role = role_name(identity).unwrap_or(arn_role);
         return match session {
-            Some(session) if role.starts_with(SSO_ROLE_PREFIX) => session.to_owned(),
+            Some(session) if is_sso_role(identity) => session.to_owned(),
             Some(session) => format!("{role}/{session}"),
             None => role.to_owned(),
         };
@@ -472,359 +766,4 @@ fn glob_match(pattern: &str, name: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use chrono::{TimeZone, Utc};
-
-    use super::*;
-    use crate::event::{AccountId, EventId};
-
-    fn event(identity: Identity, user_agent: Option<&str>) -> Event {
-        Event {
-            id: EventId::new("e1"),
-            account: AccountId::new("111111111111"),
-            time: Utc.with_ymd_and_hms(2024, 5, 1, 5, 3, 0).unwrap(),
-            region: "us-east-1".into(),
-            kind: EventKind::ApiCall,
-            source: "iam.amazonaws.com".into(),
-            name: "CreateUser".into(),
-            identity,
-            user_agent: user_agent.map(Into::into),
-            source_ip: Some("203.0.113.7".into()),
-            error_code: None,
-            error_message: None,
-            read_only: Some(false),
-            mfa_used: None,
-            login_result: None,
-            state: None,
-            resources: Vec::new(),
-        }
-    }
-
-    fn assumed_role(role: &str, session: &str) -> Identity {
-        Identity {
-            kind: Some("AssumedRole".into()),
-            arn: Some(format!("arn:aws:sts::111111111111:assumed-role/{role}/{session}").into()),
-            account_id: Some("111111111111".into()),
-            principal_id: Some(format!("AROA3EXAMPLEROLEID111:{session}").into()),
-            access_key_id: Some("ASIA…TNG5".into()),
-            role_name: Some(role.into()),
-            mfa_authenticated: Some(false),
-            ..Identity::default()
-        }
-    }
-
-    fn iam_user(name: &str) -> Identity {
-        Identity {
-            kind: Some("IAMUser".into()),
-            arn: Some(format!("arn:aws:iam::111111111111:user/{name}").into()),
-            account_id: Some("111111111111".into()),
-            user_name: Some(name.into()),
-            principal_id: Some("AIDA3EXAMPLEUSERID11".into()),
-            access_key_id: Some("AKIA…WXYZ".into()),
-            ..Identity::default()
-        }
-    }
-
-    fn none() -> ActorConfig {
-        ActorConfig::default()
-    }
-
-    const TERRAFORM_UA: &str = "APN/1.0 HashiCorp/1.0 Terraform/1.7.5 (+https://www.terraform.io) \
-        terraform-provider-aws/5.46.0 (+https://registry.terraform.io/providers/hashicorp/aws) \
-        aws-sdk-go-v2/1.26.1 os/linux lang/go#1.22.1 api/ec2#1.156.0";
-
-    #[test]
-    fn sso_console_user_is_a_person_named_by_session() {
-        let identity = assumed_role(
-            "AWSReservedSSO_AdministratorAccess_1b74cd717d47002b",
-            "jane.doe@example.com",
-        );
-        let actor = classify(&event(identity, Some("AWS Internal")), &none());
-        assert_eq!(
-            actor,
-            Actor {
-                kind: ActorKind::Human,
-                name: "jane.doe@example.com".to_owned(),
-                via: Via::Console,
-            }
-        );
-    }
-
-    #[test]
-    fn sso_user_acting_through_a_service_is_still_the_person() {
-        let mut identity = assumed_role("AWSReservedSSO_DevAdmin_635426549a280cc6", "bob.ross");
-        identity.invoked_by = Some("rds.amazonaws.com".into());
-        let actor = classify(&event(identity, Some("rds.amazonaws.com")), &none());
-        assert_eq!(actor.kind, ActorKind::Human);
-        assert_eq!(actor.name, "bob.ross");
-    }
-
-    #[test]
-    fn terraform_from_github_actions_oidc_role() {
-        let identity = assumed_role("github-actions-terraform", "GitHubActions");
-        let config = ActorConfig {
-            automation_roles: vec!["github-actions-*".to_owned()],
-        };
-        let actor = classify(&event(identity, Some(TERRAFORM_UA)), &config);
-        assert_eq!(
-            actor,
-            Actor {
-                kind: ActorKind::Automation,
-                name: "github-actions-terraform/GitHubActions".to_owned(),
-                via: Via::Terraform,
-            }
-        );
-    }
-
-    #[test]
-    fn cloudformation_by_invoked_by_and_by_user_agent() {
-        let mut identity = assumed_role("ServiceRole", "AWSCloudFormation");
-        identity.invoked_by = Some(CLOUDFORMATION.into());
-        let actor = classify(&event(identity, Some(CLOUDFORMATION)), &none());
-        assert_eq!(actor.kind, ActorKind::Automation);
-        assert_eq!(actor.via, Via::CloudFormation);
-        assert_eq!(actor.name, "ServiceRole/AWSCloudFormation");
-
-        let actor = classify(&event(iam_user("deployer"), Some(CLOUDFORMATION)), &none());
-        assert_eq!(actor.via, Via::CloudFormation);
-    }
-
-    #[test]
-    fn cdk_by_user_agent_and_bootstrap_role() {
-        let ua = "aws-cdk/2.140.0 (node v20.12.2; linux)";
-        let actor = classify(&event(iam_user("alice"), Some(ua)), &none());
-        assert_eq!((actor.kind, actor.via), (ActorKind::Automation, Via::Cdk));
-
-        let mut identity = assumed_role(
-            "cdk-hnb659fds-cfn-exec-role-111111111111-us-east-1",
-            "AWSCloudFormation",
-        );
-        identity.invoked_by = Some(CLOUDFORMATION.into());
-        let actor = classify(&event(identity, Some(CLOUDFORMATION)), &none());
-        assert_eq!(actor.via, Via::Cdk);
-    }
-
-    #[test]
-    fn pulumi_by_user_agent() {
-        let ua = "aws-sdk-go-v2/1.25.0 os/linux lang/go#1.21 Pulumi/3.100.0";
-        let actor = classify(&event(iam_user("pulumi-bot"), Some(ua)), &none());
-        assert_eq!(
-            (actor.kind, actor.via),
-            (ActorKind::Automation, Via::Pulumi)
-        );
-    }
-
-    #[test]
-    fn configured_ci_roles_and_users_match_globs() {
-        let config = ActorConfig {
-            automation_roles: vec!["*-deploy".to_owned(), "ci-*-bot".to_owned()],
-        };
-        let sdk = Some("Boto3/1.34.0 md/Botocore#1.34.0 ua/2.0 os/linux");
-        let actor = classify(
-            &event(assumed_role("Payments-Deploy", "build-42"), sdk),
-            &config,
-        );
-        assert_eq!(
-            actor,
-            Actor {
-                kind: ActorKind::Automation,
-                name: "Payments-Deploy/build-42".to_owned(),
-                via: Via::Ci,
-            }
-        );
-        let actor = classify(&event(iam_user("ci-release-bot"), sdk), &config);
-        assert_eq!(actor.via, Via::Ci);
-        let actor = classify(&event(iam_user("ci-release"), sdk), &config);
-        assert_eq!((actor.kind, actor.via), (ActorKind::Human, Via::Sdk));
-    }
-
-    #[test]
-    fn root_is_root_whatever_the_tool() {
-        let identity = Identity {
-            kind: Some("Root".into()),
-            arn: Some("arn:aws:iam::111111111111:root".into()),
-            principal_id: Some("111111111111".into()),
-            ..Identity::default()
-        };
-        let mut login = event(identity, Some("Mozilla/5.0 (Macintosh)"));
-        login.kind = EventKind::ConsoleSignIn;
-        let actor = classify(&login, &none());
-        assert_eq!(
-            actor,
-            Actor {
-                kind: ActorKind::Root,
-                name: "root".to_owned(),
-                via: Via::Console,
-            }
-        );
-    }
-
-    #[test]
-    fn iam_user_with_cli() {
-        let ua = "aws-cli/2.15.0 Python/3.11.6 Linux/6.5 exe/x86_64.ubuntu.22 prompt/off";
-        let actor = classify(&event(iam_user("alice"), Some(ua)), &none());
-        assert_eq!(
-            actor,
-            Actor {
-                kind: ActorKind::Human,
-                name: "alice".to_owned(),
-                via: Via::Cli,
-            }
-        );
-    }
-
-    #[test]
-    fn human_via_sdk_console_and_unknown() {
-        let via = |ua: Option<&str>| classify(&event(iam_user("bob"), ua), &none()).via;
-        assert_eq!(via(Some("aws-sdk-java/2.20.0 Linux/5.10")), Via::Sdk);
-        assert_eq!(via(Some("Boto3/1.26.0")), Via::Sdk);
-        assert_eq!(via(Some("console.ec2.amazonaws.com")), Via::Console);
-        assert_eq!(via(Some("signin.amazonaws.com")), Via::Console);
-        assert_eq!(via(Some("curl/8.0")), Via::Unknown);
-        assert_eq!(via(None), Via::Unknown);
-
-        let mut identity = iam_user("bob");
-        identity.invoked_by = Some("signin.amazonaws.com".into());
-        let actor = classify(&event(identity, Some("curl/8.0")), &none());
-        assert_eq!((actor.kind, actor.via), (ActorKind::Human, Via::Console));
-    }
-
-    #[test]
-    fn service_linked_role_is_the_service() {
-        let mut identity = assumed_role("AWSServiceRoleForAutoScaling", "AutoScaling");
-        identity.invoked_by = Some("autoscaling.amazonaws.com".into());
-        let actor = classify(&event(identity, Some("autoscaling.amazonaws.com")), &none());
-        assert_eq!(
-            actor,
-            Actor {
-                kind: ActorKind::AwsService,
-                name: "autoscaling.amazonaws.com".to_owned(),
-                via: Via::Service,
-            }
-        );
-
-        // Without invokedBy, the bare service user agent names it.
-        let identity = assumed_role("AWSServiceRoleForAutoScaling", "AutoScaling");
-        let actor = classify(&event(identity, Some("autoscaling.amazonaws.com")), &none());
-        assert_eq!(actor.name, "autoscaling.amazonaws.com");
-    }
-
-    #[test]
-    fn aws_service_identity_and_service_on_a_plain_role() {
-        let identity = Identity {
-            kind: Some("AWSService".into()),
-            invoked_by: Some("lambda.amazonaws.com".into()),
-            ..Identity::default()
-        };
-        let actor = classify(&event(identity, Some("lambda.amazonaws.com")), &none());
-        assert_eq!(
-            (actor.kind, actor.name.as_str()),
-            (ActorKind::AwsService, "lambda.amazonaws.com")
-        );
-
-        let identity = Identity {
-            kind: Some("AWSService".into()),
-            ..Identity::default()
-        };
-        let actor = classify(&event(identity, None), &none());
-        assert_eq!(
-            actor.name, "iam.amazonaws.com",
-            "falls back to the event source"
-        );
-
-        let mut identity = assumed_role("SomeAWSConfig", "ConfigResourceCompositionSession");
-        identity.invoked_by = Some("config.amazonaws.com".into());
-        let actor = classify(&event(identity, None), &none());
-        assert_eq!(
-            (actor.kind, actor.name.as_str()),
-            (ActorKind::AwsService, "config.amazonaws.com")
-        );
-    }
-
-    #[test]
-    fn a_person_looking_role_session_is_a_human_session() {
-        let mut identity = assumed_role("Admin", "jane@example.com");
-        identity.invoked_by = Some("eks.amazonaws.com".into());
-        let actor = classify(&event(identity, None), &none());
-        assert_eq!(actor.kind, ActorKind::Human);
-        assert_eq!(actor.name, "Admin/jane@example.com");
-    }
-
-    #[test]
-    fn federated_user_named_from_arn() {
-        let identity = Identity {
-            kind: Some("FederatedUser".into()),
-            arn: Some("arn:aws:sts::111111111111:federated-user/carol".into()),
-            principal_id: Some("111111111111:carol".into()),
-            ..Identity::default()
-        };
-        let actor = classify(&event(identity, Some("aws-cli/2.15.0")), &none());
-        assert_eq!(
-            (actor.kind, actor.name.as_str()),
-            (ActorKind::Human, "carol")
-        );
-    }
-
-    #[test]
-    fn iam_user_with_path_named_by_last_segment() {
-        let identity = Identity {
-            kind: Some("IAMUser".into()),
-            arn: Some("arn:aws:iam::111111111111:user/division/team/dave".into()),
-            ..Identity::default()
-        };
-        assert_eq!(classify(&event(identity, None), &none()).name, "dave");
-    }
-
-    #[test]
-    fn principal_id_fallback_drops_access_keys() {
-        let identity = Identity {
-            kind: Some("AWSAccount".into()),
-            principal_id: Some("AIDAEXAMPLEPRINCIPAL:ASIAIJJG73VC6IW5OFVQ".into()),
-            ..Identity::default()
-        };
-        assert_eq!(
-            classify(&event(identity, None), &none()).name,
-            "AIDAEXAMPLEPRINCIPAL"
-        );
-
-        let identity = Identity {
-            kind: Some("Unknown".into()),
-            principal_id: Some("AKIAIOSFODNN7EXAMPLE".into()),
-            ..Identity::default()
-        };
-        assert_eq!(classify(&event(identity, None), &none()).name, "unknown");
-    }
-
-    #[test]
-    fn access_keys_in_names_are_shortened() {
-        let identity = assumed_role("DevAdministrator", "ASIA5PZQZ5QHE2FUNXHR");
-        let actor = classify(&event(identity, Some("aws-cli/2.13.0")), &none());
-        assert_eq!(actor.name, "DevAdministrator/ASIA…NXHR");
-
-        assert_eq!(
-            mask_access_keys("key=AKIAIOSFODNN7EXAMPLE, other ASIAIJJG73VC6IW5OFVQ."),
-            "key=AKIA…MPLE, other ASIA…OFVQ."
-        );
-        // Not keys: too long, lower case, another prefix.
-        for kept in [
-            "AKIAIOSFODNN7EXAMPLEX",
-            "akiaiosfodnn7example",
-            "AROA3EXAMPLEROLEID11",
-            "ünïcödé AKIA",
-        ] {
-            assert_eq!(mask_access_keys(kept), kept);
-        }
-    }
-
-    #[test]
-    fn globs() {
-        assert!(glob_match("terraform-*", "Terraform-Apply"));
-        assert!(glob_match("*", "anything"));
-        assert!(glob_match("a*b*c", "axxbyyc"));
-        assert!(glob_match("exact", "exact"));
-        assert!(!glob_match("exact", "exactly"));
-        assert!(!glob_match("a*a", "a"));
-        assert!(!glob_match("*-deploy", "deploy"));
-        assert!(!glob_match("ci-*", "my-ci-role"));
-    }
-}
+mod tests;

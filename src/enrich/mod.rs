@@ -1,6 +1,9 @@
-//! Enrichment: who did it (actor classification) and what must never leave (redaction).
+//! Enrichment: who did it and with what (the performer) and what must never leave (redaction).
 
 pub mod actor;
 pub mod redact;
 
-pub use actor::{Actor, ActorConfig, ActorKind, AgentMemo, Via, classify, classify_with};
+pub use actor::{
+    ActorConfig, AgentMemo, Ci, CiRoles, Origin, Performer, Principal, PrincipalKind, Tool,
+    classify, classify_with,
+};

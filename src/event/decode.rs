@@ -561,6 +561,9 @@ struct Probe<'a> {
     recipient_account: Str<'a>,
     #[serde(rename = "userIdentity", borrow)]
     user_identity: Option<IdentityProbe<'a>>,
+    /// `"true"` (or `true`) when the credentials came from a console sign-in.
+    #[serde(rename = "sessionCredentialFromConsole", borrow)]
+    from_console: Option<&'a RawValue>,
     #[serde(rename = "requestParameters", borrow)]
     request: Option<&'a RawValue>,
     #[serde(rename = "responseElements", borrow)]
@@ -595,6 +598,14 @@ struct IdentityProbe<'a> {
     access_key_id: Str<'a>,
     #[serde(rename = "sessionContext", borrow)]
     session: Option<SessionProbe<'a>>,
+    #[serde(rename = "onBehalfOf", borrow)]
+    on_behalf_of: Option<OnBehalfOfProbe<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct OnBehalfOfProbe<'a> {
+    #[serde(rename = "userId", borrow)]
+    user_id: Str<'a>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -605,6 +616,9 @@ struct SessionProbe<'a> {
     attributes: Option<AttributesProbe<'a>>,
     #[serde(rename = "sourceIdentity", borrow)]
     source_identity: Str<'a>,
+    /// `"true"` in a session from `sts:AssumeRoot`; kept raw, as it comes as text or boolean.
+    #[serde(rename = "assumedRoot", borrow)]
+    assumed_root: Option<&'a RawValue>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -613,6 +627,8 @@ struct IssuerProbe<'a> {
     kind: Str<'a>,
     #[serde(rename = "userName", borrow)]
     user_name: Str<'a>,
+    #[serde(borrow)]
+    arn: Str<'a>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -625,6 +641,8 @@ struct AttributesProbe<'a> {
 struct AdditionalProbe<'a> {
     #[serde(rename = "MFAUsed", borrow)]
     mfa_used: Str<'a>,
+    #[serde(rename = "UserName", borrow)]
+    user_name: Str<'a>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -651,6 +669,9 @@ pub struct Record<'a> {
     error_message: Str<'a>,
     read_only: Option<bool>,
     mfa_used: Str<'a>,
+    /// `additionalEventData.UserName`.
+    sign_in_name: Str<'a>,
+    from_console: bool,
     login_result: Str<'a>,
     state: Str<'a>,
     request: Option<&'a RawValue>,
@@ -729,10 +750,10 @@ impl<'a> Record<'a> {
         let region = probe
             .aws_region
             .or_else(|| envelope.and_then(|(e, _)| e.region.clone()));
-        let mfa_used = probe
+        let additional = probe
             .additional
             .and_then(|raw| serde_json::from_str::<AdditionalProbe<'a>>(raw.get()).ok())
-            .and_then(|a| a.mfa_used);
+            .unwrap_or_default();
         let login_result = match kind {
             EventKind::ConsoleSignIn => probe
                 .response
@@ -754,7 +775,9 @@ impl<'a> Record<'a> {
             error_code: probe.error_code,
             error_message: probe.error_message,
             read_only: probe.read_only,
-            mfa_used,
+            mfa_used: additional.mfa_used,
+            sign_in_name: additional.user_name,
+            from_console: is_true(probe.from_console),
             login_result,
             state: None,
             request: probe.request,
@@ -787,6 +810,8 @@ impl<'a> Record<'a> {
             error_message: None,
             read_only: Some(false),
             mfa_used: None,
+            sign_in_name: None,
+            from_console: false,
             login_result: None,
             state: Some(Text(required(detail.state, "detail.state")?)),
             request: None,
@@ -918,6 +943,19 @@ impl<'a> Record<'a> {
                 session.and_then(|s| s.source_identity.as_deref()),
                 MAX_RESOURCE_CHARS,
             ),
+            role_arn: cached(
+                cache,
+                issuer.and_then(|i| i.arn.as_deref()),
+                MAX_RESOURCE_CHARS,
+            ),
+            on_behalf_of: cached(
+                cache,
+                id.on_behalf_of.as_ref().and_then(|o| o.user_id.as_deref()),
+                MAX_RESOURCE_CHARS,
+            ),
+            sign_in_name: cached(cache, self.sign_in_name.as_deref(), MAX_RESOURCE_CHARS),
+            assumed_root: is_true(session.and_then(|s| s.assumed_root)),
+            from_console: self.from_console,
         }
     }
 
@@ -963,6 +1001,11 @@ struct ArnResource<'a> {
 
 /// Fields AWS fills from a closed vocabulary (ids, names, regions, codes): bounded, and not
 /// scanned for secrets, since no credential is ever written there.
+/// A flag CloudTrail writes as `"true"` in some records and `true` in others.
+fn is_true(raw: Option<&RawValue>) -> bool {
+    raw.is_some_and(|raw| matches!(raw.get(), "true" | "\"true\""))
+}
+
 fn ident(cache: &mut RedactCache, text: Option<&str>, max: usize) -> Option<SharedStr> {
     text.map(|t| cache.verbatim(t, max))
 }

@@ -113,6 +113,23 @@ pub struct Identity {
     pub role_name: Option<SharedStr>,
     pub mfa_authenticated: Option<bool>,
     pub source_identity: Option<SharedStr>,
+    /// `sessionContext.sessionIssuer.arn`: its path tells an Identity Center role
+    /// (`role/aws-reserved/sso.amazonaws.com/...`) whatever the role is called.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<SharedStr>,
+    /// `onBehalfOf.userId` of an `IdentityCenterUser`: the Identity Center user's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_behalf_of: Option<SharedStr>,
+    /// `additionalEventData.UserName` of a sign-in event: the name typed at sign-in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign_in_name: Option<SharedStr>,
+    /// `sessionContext.assumedRoot`: a short privileged root session from `sts:AssumeRoot`,
+    /// not the root user's own password or keys.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub assumed_root: bool,
+    /// The record's `sessionCredentialFromConsole`: these credentials came from a console sign-in.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_console: bool,
 }
 
 /// Something an event touched: a user, a bucket, an instance...

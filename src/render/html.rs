@@ -235,7 +235,7 @@ fn html_escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::enrich::{ActorKind, Via};
+    use crate::enrich::{PrincipalKind, Tool};
     use crate::severity::Severity;
     use crate::summary::Locale;
     use crate::testing::{actor, batch, batch_event, event, rendered, rule, small_batch, summary};
@@ -246,7 +246,7 @@ mod tests {
 
     fn hostile_messages() -> Vec<SlackMessage> {
         let rl = rule("r", HOSTILE, None, Severity::Red);
-        let who = actor(HOSTILE, ActorKind::Human, Via::Console);
+        let who = actor(HOSTILE, PrincipalKind::Person, Tool::Console);
         let mut e = event(HOSTILE, 0, HOSTILE, HOSTILE, &[HOSTILE]);
         e.error_code = Some(HOSTILE.into());
         let b = batch(
@@ -279,7 +279,7 @@ mod tests {
     #[test]
     fn every_message_appears_with_continuations_indented() {
         let rl = rule("r", "t", None, Severity::Green);
-        let who = actor("a", ActorKind::Human, Via::Cli);
+        let who = actor("a", PrincipalKind::Person, Tool::Cli);
         let events = (0..3000)
             .map(|i| {
                 let name = format!("Event{i:05}");
@@ -342,7 +342,7 @@ mod tests {
     #[test]
     fn orphan_continuations_still_appear() {
         let rl = rule("r", "t", None, Severity::Green);
-        let who = actor("a", ActorKind::Human, Via::Cli);
+        let who = actor("a", PrincipalKind::Person, Tool::Cli);
         let events = (0..3000)
             .map(|i| {
                 let name = format!("E{i}");

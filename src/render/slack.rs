@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::escape::{code_within, defang, plain_within};
 use crate::delivery::Delivery;
-use crate::enrich::{Actor, ActorKind, Via};
+use crate::enrich::{Origin, Performer, Principal, PrincipalKind, Tool};
 use crate::severity::Severity;
 use crate::summary::{Lang, Locale, Summary, SummarySource};
 use crate::window::{Batch, BatchEvent, BatchKind};
@@ -338,23 +338,19 @@ fn severity_line(summary: &Summary, severity: Severity, l: &Labels) -> String {
 
 fn fields(batch: &Batch, locale: Locale, l: &Labels) -> Vec<Text> {
     // One entry per performer, however many tools they used.
-    let mut actors: Vec<&Actor> = Vec::new();
+    let mut principals: Vec<&Principal> = Vec::new();
     for e in &batch.events {
-        if !actors
-            .iter()
-            .any(|a| a.name == e.actor.name && a.kind == e.actor.kind)
-        {
-            actors.push(&e.actor);
+        if !principals.contains(&&e.actor.principal) {
+            principals.push(&e.actor.principal);
         }
     }
-    let performers: Vec<String> = actors
+    let performers: Vec<String> = principals
         .iter()
-        .map(|a| {
-            format!(
-                "{} ({})",
-                non_empty(plain_within(&a.name, 200)),
-                l.kind(a.kind)
-            )
+        .map(|p| {
+            let (name, qualifier) = l.principal(p);
+            let kind = l.kind(p.kind);
+            let tags = qualifier.map_or_else(|| kind.to_owned(), |q| format!("{q}, {kind}"));
+            format!("{} ({tags})", non_empty(plain_within(&name, 200)))
         })
         .collect();
     let regions: Vec<String> = regions(batch).iter().map(|r| plain_within(r, 60)).collect();
@@ -496,7 +492,7 @@ fn continuation_head(
 /// The tree, packed into section blocks of at most [`MAX_TEXT`] chars. An actor's header is
 /// repeated (marked continued) when its events run into the next block.
 fn tree_sections(batch: &Batch, locale: Locale, l: &Labels) -> Vec<Block> {
-    let mut groups: Vec<(&Actor, Vec<&BatchEvent>)> = Vec::new();
+    let mut groups: Vec<(&Performer, Vec<&BatchEvent>)> = Vec::new();
     for e in &batch.events {
         match groups.iter_mut().find(|(a, _)| *a == &e.actor) {
             Some((_, events)) => events.push(e),
@@ -570,12 +566,18 @@ impl Packer {
     }
 }
 
-fn actor_header(actor: &Actor, l: &Labels) -> String {
-    let name = non_empty(plain_within(&actor.name, 200));
-    match l.via(actor.via) {
-        Some(via) => format!("*{name}* · {} · {via}", l.kind(actor.kind)),
-        None => format!("*{name}* · {}", l.kind(actor.kind)),
+/// `*dae.kim* (SSO) via Terraform · person`.
+fn actor_header(actor: &Performer, l: &Labels) -> String {
+    let (name, qualifier) = l.principal(&actor.principal);
+    let mut header = format!("*{}*", non_empty(plain_within(&name, 200)));
+    if let Some(qualifier) = qualifier {
+        let _ = write!(header, " ({qualifier})");
     }
+    if let Some(via) = l.via(actor) {
+        let _ = write!(header, " {}", plain_within(&via, 120));
+    }
+    let _ = write!(header, " · {}", l.kind(actor.principal.kind));
+    header
 }
 
 /// One event: time, name, resources, failure, already-alerted mark, rule title. Each part is
@@ -689,37 +691,77 @@ impl Labels {
         }
     }
 
-    fn kind(&self, kind: ActorKind) -> &'static str {
+    fn kind(&self, kind: PrincipalKind) -> &'static str {
         match (self.lang, kind) {
-            (Lang::En, ActorKind::Human) => "human",
-            (Lang::En, ActorKind::Automation) => "automation",
-            (Lang::En, ActorKind::AwsService) => "AWS service",
-            (Lang::En, ActorKind::Root) => "root",
-            (Lang::Ko, ActorKind::Human) => "사람",
-            (Lang::Ko, ActorKind::Automation) => "자동화",
-            (Lang::Ko, ActorKind::AwsService) => "AWS 서비스",
-            (Lang::Ko, ActorKind::Root) => "루트",
+            (Lang::En, PrincipalKind::Person) => "person",
+            (Lang::En, PrincipalKind::Workload) => "workload",
+            (Lang::En, PrincipalKind::AwsService) => "AWS service",
+            (Lang::En, PrincipalKind::Root) => "root",
+            (Lang::En, PrincipalKind::Unknown) => "unknown",
+            (Lang::Ko, PrincipalKind::Person) => "사람",
+            (Lang::Ko, PrincipalKind::Workload) => "워크로드",
+            (Lang::Ko, PrincipalKind::AwsService) => "AWS 서비스",
+            (Lang::Ko, PrincipalKind::Root) => "루트",
+            (Lang::Ko, PrincipalKind::Unknown) => "알 수 없음",
         }
     }
 
-    fn via(&self, via: Via) -> Option<&'static str> {
-        Some(match via {
-            Via::Console => match self.lang {
+    /// The name to show and what it stands for (`SSO`, `AssumeRoot session`), unescaped.
+    fn principal(&self, principal: &Principal) -> (String, Option<&'static str>) {
+        let name = principal.name.clone();
+        match (self.lang, principal.origin) {
+            (_, Origin::Sso) => (name, Some("SSO")),
+            (Lang::En, Origin::AssumeRoot) => (name, Some("AssumeRoot session")),
+            (Lang::Ko, Origin::AssumeRoot) => (name, Some("AssumeRoot 세션")),
+            (Lang::En, Origin::NameHidden) => {
+                ("unknown user".to_owned(), Some("name hidden by AWS"))
+            }
+            (Lang::Ko, Origin::NameHidden) => {
+                ("알 수 없는 사용자".to_owned(), Some("AWS가 이름을 숨김"))
+            }
+            (Lang::En, Origin::NoActor) if name.is_empty() => ("no actor named".to_owned(), None),
+            (Lang::Ko, Origin::NoActor) if name.is_empty() => ("행위자 정보 없음".to_owned(), None),
+            (Lang::En, Origin::NoActor) => (format!("instance {name}"), Some("no actor named")),
+            (Lang::Ko, Origin::NoActor) => (format!("인스턴스 {name}"), Some("행위자 정보 없음")),
+            _ => (name, None),
+        }
+    }
+
+    fn tool(&self, tool: Tool) -> Option<&'static str> {
+        Some(match tool {
+            Tool::Console => match self.lang {
                 Lang::En => "console",
                 Lang::Ko => "콘솔",
             },
-            Via::Cli => "CLI",
-            Via::Sdk => "SDK",
-            Via::Terraform => "Terraform",
-            Via::CloudFormation => "CloudFormation",
-            Via::Cdk => "CDK",
-            Via::Pulumi => "Pulumi",
-            Via::Ci => "CI",
-            Via::Service => match self.lang {
+            Tool::Cli => "CLI",
+            Tool::Sdk => "SDK",
+            Tool::Terraform => "Terraform",
+            Tool::CloudFormation => "CloudFormation",
+            Tool::Cdk => "CDK",
+            Tool::Pulumi => "Pulumi",
+            Tool::Ci => "CI",
+            Tool::Service => match self.lang {
                 Lang::En => "service",
                 Lang::Ko => "서비스",
             },
-            Via::Unknown => return None,
+            Tool::Unknown => return None,
+        })
+    }
+
+    /// `via Terraform (CI: github-actions)`, `Terraform 사용`; none for an unknown tool.
+    fn via(&self, performer: &Performer) -> Option<String> {
+        let mut tool = self.tool(performer.tool)?.to_owned();
+        if let Some(ci) = &performer.ci {
+            match (&ci.name, performer.tool) {
+                (Some(name), Tool::Ci) => tool = format!("CI ({name})"),
+                (Some(name), _) => tool = format!("{tool} (CI: {name})"),
+                (None, Tool::Ci) => {}
+                (None, _) => tool = format!("{tool} (CI)"),
+            }
+        }
+        Some(match self.lang {
+            Lang::En => format!("via {tool}"),
+            Lang::Ko => format!("{tool} 사용"),
         })
     }
 

@@ -100,7 +100,7 @@ fn spans_plain(spans: &[Span]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::enrich::{ActorKind, Via};
+    use crate::enrich::{PrincipalKind, Tool};
     use crate::summary::{Lang, Locale};
     use crate::testing::{actor, batch, batch_event, delivery, event, rule, small_batch, summary};
     use crate::window::BatchKind;
@@ -117,11 +117,11 @@ mod tests {
         );
         for expected in [
             "🟡 3 changes\n",
-            "Performer(s): alice@example.com (human), terraform-ci (automation)\n",
+            "Performer(s): alice@example.com (person), terraform-ci (workload)\n",
             "Time: 2024-01-01 00:00–00:05 UTC\n",
             "Region(s): ap-northeast-2, us-east-1\n",
             "Account: 111111111111 (A계정)\n",
-            "alice@example.com · human · console\n",
+            "alice@example.com via console · person\n",
             "• 00:00:05 CreateUser → bob · IAM user changed\n",
             "• 00:03:20 DeleteBucket → logs-bucket ❌ failed AccessDenied · S3 bucket changed\n",
             "[CloudTrail us-east-1] https://us-east-1.console.aws.amazon.com/",
@@ -138,7 +138,11 @@ mod tests {
     #[test]
     fn continuations_are_indented_and_hostile_text_is_shown_literally() {
         let rl = rule("r", "t", None, Severity::Green);
-        let who = actor("<!channel> & \u{1b}[31mred", ActorKind::Human, Via::Cli);
+        let who = actor(
+            "<!channel> & \u{1b}[31mred",
+            PrincipalKind::Person,
+            Tool::Cli,
+        );
         let events = (0..3000)
             .map(|i| {
                 let name = format!("E{i}");
@@ -161,7 +165,10 @@ mod tests {
         let out = text(&[ko]);
         assert!(out.contains("\n    ══ [GREEN] 111111111111/20240101T0000Z/0 · part 2/"));
         assert!(out.contains("    🟢 (계속 2/"));
-        assert!(out.contains("<!channel> & [31mred · 사람 · CLI"), "{out}");
+        assert!(
+            out.contains("<!channel> & [31mred CLI 사용 · 사람"),
+            "{out}"
+        );
         assert!(!out.contains('\u{1b}'));
         assert_eq!(out.matches("• 09:00:00 ").count(), 3000);
     }

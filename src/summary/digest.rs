@@ -1,14 +1,14 @@
 //! The compact, redacted digest of a batch: what a model sees.
 //!
-//! One header line, then one line per group of repeats collapsed by (actor, via, event name,
+//! One header line, then one line per group of repeats collapsed by (performer, event name,
 //! source, failure), worst first. Event-derived text is flattened to one line, bounded in
 //! length and stripped of access keys, so that a field cannot forge a line of its own.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
+use crate::enrich::Performer;
 use crate::enrich::actor::mask_access_keys;
-use crate::enrich::{ActorKind, Via};
 use crate::severity::Severity;
 use crate::window::{Batch, BatchEvent, BatchKind};
 
@@ -31,9 +31,7 @@ pub struct Digest {
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct GroupKey<'a> {
-    actor_kind: ActorKind,
-    actor: &'a str,
-    via: Via,
+    performer: &'a Performer,
     name: &'a str,
     source: &'a str,
     failure: Option<&'a str>,
@@ -90,9 +88,7 @@ fn group(batch: &Batch) -> Vec<Group<'_>> {
     let mut by_key: BTreeMap<GroupKey<'_>, Vec<&BatchEvent>> = BTreeMap::new();
     for item in &batch.events {
         let key = GroupKey {
-            actor_kind: item.actor.kind,
-            actor: &item.actor.name,
-            via: item.actor.via,
+            performer: &item.actor,
             name: &item.event.name,
             source: &item.event.source,
             failure: failure(item),
@@ -166,9 +162,9 @@ fn group_line(group: &Group<'_>) -> String {
     let _ = write!(
         line,
         " by {} ({}/{}) via {}",
-        clean(key.actor),
-        key.actor_kind.as_str(),
-        key.via.as_str(),
+        clean(&key.performer.principal.describe()),
+        key.performer.principal.kind.as_str(),
+        key.performer.tool_label(),
         clean(key.source),
     );
     let regions: BTreeSet<&str> = group.events.iter().map(|e| &*e.event.region).collect();
@@ -258,7 +254,7 @@ mod tests {
         assert_eq!(lines.len(), 1 + 8);
         assert_eq!(
             lines[1],
-            "RunInstances ×200 by github-actions-terraform/GitHubActions (automation/terraform) \
+            "RunInstances ×200 by github-actions-terraform/GitHubActions (workload/terraform) \
              via ec2.amazonaws.com in us-east-1 [rule ec2-instance-changed, yellow]: \
              runinstances-0000, runinstances-0001, runinstances-0002, runinstances-0003, \
              runinstances-0004, … (+195 more)"
@@ -270,7 +266,7 @@ mod tests {
     fn failures_and_sign_ins_are_marked() {
         let iam = digest(&testkit::console_iam(), 100_000);
         assert!(iam.text.contains(
-            "AddUserToGroup by bob (human/cli) via iam.amazonaws.com in us-east-1 \
+            "AddUserToGroup by bob (person/cli) via iam.amazonaws.com in us-east-1 \
              [rule iam-group-membership, green] failed: AccessDenied ×1: carol, developers"
         ));
         let root = digest(&testkit::root_login(), 100_000);

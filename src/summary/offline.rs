@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::{Lang, Locale, Summarizer, Summary, SummarySource};
-use crate::enrich::{Actor, ActorKind, Via};
+use crate::enrich::{Origin, Performer, Principal, PrincipalKind, Tool};
 use crate::event::EventKind;
 use crate::rules::Rule;
 use crate::severity::Severity;
@@ -68,7 +68,7 @@ struct NameGroup<'a> {
 }
 
 struct ActorGroup<'a> {
-    actor: &'a Actor,
+    actor: &'a Performer,
     groups: Vec<NameGroup<'a>>,
     severity: Severity,
     count: usize,
@@ -84,7 +84,7 @@ fn max_severity(events: &[&BatchEvent]) -> Severity {
 
 /// Actors worst first (severity, then event count), each with its event names in that order.
 fn group_by_actor(batch: &Batch) -> Vec<ActorGroup<'_>> {
-    let mut by_actor: BTreeMap<&Actor, BTreeMap<&str, Vec<&BatchEvent>>> = BTreeMap::new();
+    let mut by_actor: BTreeMap<&Performer, BTreeMap<&str, Vec<&BatchEvent>>> = BTreeMap::new();
     for item in &batch.events {
         by_actor
             .entry(&item.actor)
@@ -231,23 +231,28 @@ struct Failed {
     codes: String,
 }
 
-/// How a performer category reads in the "who did the work" line.
+/// How a performer category reads in the "who did the work" line: a change applied by an
+/// infrastructure-as-code tool counts as that tool's, whoever ran it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Performer {
-    Tool(Via),
+enum Category {
+    Tool(Tool),
     Ci,
+    Workload,
     Service,
     Root,
     Person,
+    Unknown,
 }
 
-fn performer(actor: &Actor) -> Performer {
-    match (actor.kind, actor.via) {
-        (ActorKind::Root, _) => Performer::Root,
-        (ActorKind::AwsService, _) => Performer::Service,
-        (ActorKind::Human, _) => Performer::Person,
-        (ActorKind::Automation, Via::Ci) => Performer::Ci,
-        (ActorKind::Automation, via) => Performer::Tool(via),
+fn category(actor: &Performer) -> Category {
+    match (actor.principal.kind, actor.tool) {
+        (PrincipalKind::Root, _) => Category::Root,
+        (PrincipalKind::AwsService, _) => Category::Service,
+        (_, tool) if tool.is_infrastructure_as_code() => Category::Tool(tool),
+        (_, Tool::Ci) => Category::Ci,
+        (PrincipalKind::Person, _) => Category::Person,
+        (PrincipalKind::Workload, _) => Category::Workload,
+        (PrincipalKind::Unknown, _) => Category::Unknown,
     }
 }
 
@@ -467,41 +472,92 @@ impl Text {
         }
     }
 
-    /// `jane.doe@example.com(사람, 콘솔)` and the subject particle that follows it.
-    fn actor_label(&self, actor: &Actor) -> (String, &'static str) {
-        let kind = match (self.ko(), actor.kind) {
-            (true, ActorKind::Human) => "사람",
-            (true, ActorKind::Automation) => "자동화",
-            (true, ActorKind::AwsService) => "AWS 서비스",
-            (true, ActorKind::Root) => "루트 계정",
-            (false, ActorKind::Human) => "person",
-            (false, ActorKind::Automation) => "automation",
-            (false, ActorKind::AwsService) => "AWS service",
-            (false, ActorKind::Root) => "root user",
+    /// The principal's name as readers see it: `unknown user`, `instance i-0abc`.
+    fn principal_name(&self, principal: &Principal) -> String {
+        match (self.ko(), principal.origin, principal.name.is_empty()) {
+            (true, Origin::NameHidden, _) => "알 수 없는 사용자".to_owned(),
+            (false, Origin::NameHidden, _) => "unknown user".to_owned(),
+            (true, Origin::NoActor, true) => "행위자 정보 없음".to_owned(),
+            (false, Origin::NoActor, true) => "no actor named".to_owned(),
+            (true, Origin::NoActor, false) => format!("인스턴스 {}", principal.name),
+            (false, Origin::NoActor, false) => format!("instance {}", principal.name),
+            _ => principal.name.clone(),
+        }
+    }
+
+    /// What the name stands for, where it is not plain: `SSO`, `AssumeRoot session`.
+    fn principal_qualifier(&self, principal: &Principal) -> Option<&'static str> {
+        match (self.ko(), principal.origin) {
+            (_, Origin::Sso) => Some("SSO"),
+            (true, Origin::AssumeRoot) => Some("AssumeRoot 세션"),
+            (false, Origin::AssumeRoot) => Some("AssumeRoot session"),
+            (true, Origin::NameHidden) => Some("AWS가 이름을 숨김"),
+            (false, Origin::NameHidden) => Some("name hidden by AWS"),
+            (true, Origin::NoActor) if !principal.name.is_empty() => Some("행위자 정보 없음"),
+            (false, Origin::NoActor) if !principal.name.is_empty() => Some("no actor named"),
+            _ => None,
+        }
+    }
+
+    /// `Terraform`, `Terraform (CI: github-actions)`, `CI (github-actions)`.
+    fn tool_words(&self, actor: &Performer) -> Option<String> {
+        let tool = match (self.ko(), actor.tool) {
+            (_, Tool::Service | Tool::Unknown) => return None,
+            (true, Tool::Console) => "콘솔",
+            (false, Tool::Console) => "console",
+            (_, Tool::Cli) => "CLI",
+            (_, Tool::Sdk) => "SDK",
+            (_, Tool::Terraform) => "Terraform",
+            (_, Tool::CloudFormation) => "CloudFormation",
+            (_, Tool::Cdk) => "CDK",
+            (_, Tool::Pulumi) => "Pulumi",
+            (_, Tool::Ci) => "CI",
         };
-        let via = match (self.ko(), actor.via) {
-            (_, Via::Service | Via::Unknown) => None,
-            (true, Via::Console) => Some("콘솔"),
-            (false, Via::Console) => Some("console"),
-            (_, Via::Cli) => Some("CLI"),
-            (_, Via::Sdk) => Some("SDK"),
-            (_, Via::Terraform) => Some("Terraform"),
-            (_, Via::CloudFormation) => Some("CloudFormation"),
-            (_, Via::Cdk) => Some("CDK"),
-            (_, Via::Pulumi) => Some("Pulumi"),
-            (_, Via::Ci) => Some("CI"),
+        let ci_name = actor.ci.as_ref().map(|ci| ci.name.as_deref());
+        Some(match (ci_name, actor.tool) {
+            (Some(Some(name)), Tool::Ci) => format!("CI ({name})"),
+            (Some(Some(name)), _) => format!("{tool} (CI: {name})"),
+            (Some(None), Tool::Ci) | (None, _) => tool.to_owned(),
+            (Some(None), _) => format!("{tool} (CI)"),
+        })
+    }
+
+    /// `dae.kim(SSO, 사람, Terraform)` or `dae.kim (SSO, person) via Terraform`, and the
+    /// subject particle that follows it.
+    fn actor_label(&self, actor: &Performer) -> (String, &'static str) {
+        let kind = match (self.ko(), actor.principal.kind) {
+            (true, PrincipalKind::Person) => "사람",
+            (true, PrincipalKind::Workload) => "워크로드",
+            (true, PrincipalKind::AwsService) => "AWS 서비스",
+            (true, PrincipalKind::Root) => "루트 계정",
+            (true, PrincipalKind::Unknown) => "알 수 없음",
+            (false, PrincipalKind::Person) => "person",
+            (false, PrincipalKind::Workload) => "workload",
+            (false, PrincipalKind::AwsService) => "AWS service",
+            (false, PrincipalKind::Root) => "root user",
+            (false, PrincipalKind::Unknown) => "unknown",
         };
-        let last = via.unwrap_or(kind);
-        let tags = via.map_or_else(|| kind.to_owned(), |via| format!("{kind}, {via}"));
+        let name = self.principal_name(&actor.principal);
+        let tool = self.tool_words(actor);
+        let mut tags: Vec<&str> = self
+            .principal_qualifier(&actor.principal)
+            .into_iter()
+            .collect();
+        tags.push(kind);
         if self.ko() {
+            if let Some(tool) = &tool {
+                tags.push(tool);
+            }
+            let last = tags.last().copied().unwrap_or(kind);
             let particle = if has_final_consonant(last) {
                 "이"
             } else {
                 "가"
             };
-            (format!("{}({tags})", actor.name), particle)
+            (format!("{name}({})", tags.join(", ")), particle)
         } else {
-            (format!("{} ({tags})", actor.name), "")
+            let via = tool.map(|t| format!(" via {t}")).unwrap_or_default();
+            (format!("{name} ({}){via}", tags.join(", ")), "")
         }
     }
 
@@ -509,7 +565,10 @@ impl Text {
     /// then one sentence listing the rest with counts.
     fn actor_sentences(&self, group: &ActorGroup<'_>, shown: &[NameGroup<'_>]) -> Vec<String> {
         let (who, particle) = self.actor_label(group.actor);
-        let personal = matches!(group.actor.kind, ActorKind::Human | ActorKind::Root);
+        let personal = matches!(
+            group.actor.principal.kind,
+            PrincipalKind::Person | PrincipalKind::Root
+        );
         let mut sentences = Vec::new();
         let mut listed: Vec<&NameGroup<'_>> = Vec::new();
         for name_group in shown {
@@ -720,9 +779,9 @@ impl Text {
 
     /// `Terraform으로 적용된 변경 312건, 사람이 직접 수행한 변경 3건.`
     fn performers(&self, batch: &Batch) -> String {
-        let mut counts: BTreeMap<Performer, usize> = BTreeMap::new();
+        let mut counts: BTreeMap<Category, usize> = BTreeMap::new();
         for item in &batch.events {
-            *counts.entry(performer(&item.actor)).or_default() += 1;
+            *counts.entry(category(&item.actor)).or_default() += 1;
         }
         let parts: Vec<String> = counts
             .into_iter()
@@ -737,14 +796,14 @@ impl Text {
         format!("{}.", parts.join(", "))
     }
 
-    fn performer_ko(who: Performer, n: usize) -> String {
+    fn performer_ko(who: Category, n: usize) -> String {
         match who {
-            Performer::Tool(via) => {
+            Category::Tool(via) => {
                 let tool = match via {
-                    Via::Terraform => "Terraform",
-                    Via::CloudFormation => "CloudFormation",
-                    Via::Cdk => "CDK",
-                    Via::Pulumi => "Pulumi",
+                    Tool::Terraform => "Terraform",
+                    Tool::CloudFormation => "CloudFormation",
+                    Tool::Cdk => "CDK",
+                    Tool::Pulumi => "Pulumi",
                     _ => "자동화 도구",
                 };
                 let particle = if has_final_consonant(tool) {
@@ -754,30 +813,34 @@ impl Text {
                 };
                 format!("{tool}{particle} 적용된 변경 {n}건")
             }
-            Performer::Ci => format!("CI 역할이 수행한 변경 {n}건"),
-            Performer::Service => format!("AWS 서비스가 수행한 변경 {n}건"),
-            Performer::Root => format!("루트 계정이 수행한 변경 {n}건"),
-            Performer::Person => format!("사람이 직접 수행한 변경 {n}건"),
+            Category::Ci => format!("CI 역할이 수행한 변경 {n}건"),
+            Category::Workload => format!("워크로드(코드로 실행된 역할)가 수행한 변경 {n}건"),
+            Category::Service => format!("AWS 서비스가 수행한 변경 {n}건"),
+            Category::Root => format!("루트 계정이 수행한 변경 {n}건"),
+            Category::Person => format!("사람이 직접 수행한 변경 {n}건"),
+            Category::Unknown => format!("수행자를 알 수 없는 변경 {n}건"),
         }
     }
 
-    fn performer_en(who: Performer, n: usize) -> String {
+    fn performer_en(who: Category, n: usize) -> String {
         let count = plural(n, "change", "changes");
         match who {
-            Performer::Tool(via) => {
+            Category::Tool(via) => {
                 let tool = match via {
-                    Via::Terraform => "Terraform",
-                    Via::CloudFormation => "CloudFormation",
-                    Via::Cdk => "CDK",
-                    Via::Pulumi => "Pulumi",
+                    Tool::Terraform => "Terraform",
+                    Tool::CloudFormation => "CloudFormation",
+                    Tool::Cdk => "CDK",
+                    Tool::Pulumi => "Pulumi",
                     _ => "automation tools",
                 };
                 format!("{count} applied by {tool}")
             }
-            Performer::Ci => format!("{count} by CI roles"),
-            Performer::Service => format!("{count} by AWS services"),
-            Performer::Root => format!("{count} by the root user"),
-            Performer::Person => format!("{count} made directly by people"),
+            Category::Ci => format!("{count} by CI roles"),
+            Category::Workload => format!("{count} by workloads (roles run by code)"),
+            Category::Service => format!("{count} by AWS services"),
+            Category::Root => format!("{count} by the root user"),
+            Category::Person => format!("{count} made directly by people"),
+            Category::Unknown => format!("{count} with no known performer"),
         }
     }
 
@@ -839,7 +902,7 @@ impl Text {
                 };
                 Some(format!(
                     "{}: {}{count} — {} ({})",
-                    actor.name,
+                    self.principal_name(&actor.principal),
                     group.name,
                     self.rule_title(rule),
                     self.severity_word(rule.severity)
@@ -857,7 +920,7 @@ pub(crate) mod testkit {
 
     use chrono::{DateTime, TimeZone, Utc};
 
-    use crate::enrich::{Actor, ActorKind, Via};
+    use crate::enrich::{Origin, Performer, Principal, PrincipalKind, Tool};
     use crate::event::{AccountId, Event, EventId, EventKind, Identity, Resource};
     use crate::rules::Rule;
     use crate::severity::Severity;
@@ -878,23 +941,34 @@ pub(crate) mod testkit {
         })
     }
 
-    pub fn actor(kind: ActorKind, name: &str, via: Via) -> Actor {
-        Actor {
-            kind,
-            name: name.to_owned(),
-            via,
+    pub fn actor(kind: PrincipalKind, name: &str, tool: Tool) -> Performer {
+        let origin = match kind {
+            PrincipalKind::Person => Origin::IamUser,
+            PrincipalKind::Workload => Origin::RoleSession,
+            PrincipalKind::AwsService => Origin::Service,
+            PrincipalKind::Root => Origin::RootUser,
+            PrincipalKind::Unknown => Origin::Other,
+        };
+        Performer {
+            principal: Principal {
+                kind,
+                name: name.to_owned(),
+                origin,
+            },
+            tool,
+            ci: None,
         }
     }
 
-    pub fn jane() -> Actor {
-        actor(ActorKind::Human, "jane.doe@example.com", Via::Console)
+    pub fn jane() -> Performer {
+        actor(PrincipalKind::Person, "jane.doe@example.com", Tool::Console)
     }
 
-    pub fn terraform() -> Actor {
+    pub fn terraform() -> Performer {
         actor(
-            ActorKind::Automation,
+            PrincipalKind::Workload,
             "github-actions-terraform/GitHubActions",
-            Via::Terraform,
+            Tool::Terraform,
         )
     }
 
@@ -903,7 +977,7 @@ pub(crate) mod testkit {
         seq: usize,
         time: DateTime<Utc>,
         (source, name): (&str, &str),
-        actor: &Actor,
+        actor: &Performer,
         rule: &Arc<Rule>,
         resources: &[&str],
     ) -> BatchEvent {
@@ -977,7 +1051,7 @@ pub(crate) mod testkit {
             "IAM 그룹 멤버 추가",
             Severity::Green,
         );
-        let bob = actor(ActorKind::Human, "bob", Via::Cli);
+        let bob = actor(PrincipalKind::Person, "bob", Tool::Cli);
         let jane = jane();
         let mut failed = item(
             5,
@@ -1117,7 +1191,7 @@ pub(crate) mod testkit {
             "루트 계정 사용",
             Severity::Red,
         );
-        let root = actor(ActorKind::Root, "root", Via::Console);
+        let root = actor(PrincipalKind::Root, "root", Tool::Console);
         let mut login = item(
             1,
             at(5, 2, 9),
@@ -1149,7 +1223,11 @@ pub(crate) mod testkit {
             "S3 퍼블릭 액세스 차단 해제",
             Severity::Red,
         );
-        let sso = actor(ActorKind::Human, "kim.minsu@example.com", Via::Console);
+        let sso = actor(
+            PrincipalKind::Person,
+            "kim.minsu@example.com",
+            Tool::Console,
+        );
         let mut removed = item(
             2,
             at(5, 4, 58),

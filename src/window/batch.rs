@@ -5,7 +5,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::enrich::Actor;
+use crate::enrich::Performer;
 use crate::event::{AccountId, Event};
 use crate::rules::Rule;
 use crate::severity::Severity;
@@ -50,7 +50,7 @@ impl BatchId {
 pub struct BatchEvent {
     pub event: Event,
     pub rule: Arc<Rule>,
-    pub actor: Actor,
+    pub actor: Performer,
     /// True when an immediate alert already went out for this event.
     pub already_alerted: bool,
 }

@@ -147,7 +147,7 @@ fn failures_and_alerted_events_are_marked() {
 #[test]
 fn one_button_per_valid_region_at_most_five() {
     let rl = rule("r", "t", None, Severity::Green);
-    let who = actor("a", ActorKind::Human, Via::Cli);
+    let who = actor("a", PrincipalKind::Person, Tool::Cli);
     let regions = [
         "us-east-1",
         "us-east-2",
@@ -221,8 +221,14 @@ fn big_batch(n: usize) -> Batch {
         Some("인스턴스 변경"),
         Severity::Green,
     );
-    let actors: Vec<Actor> = (0..7)
-        .map(|i| actor(&format!("role-{i}"), ActorKind::Automation, Via::Terraform))
+    let actors: Vec<Performer> = (0..7)
+        .map(|i| {
+            actor(
+                &format!("role-{i}"),
+                PrincipalKind::Workload,
+                Tool::Terraform,
+            )
+        })
         .collect();
     let events = (0..n)
         .map(|i| {
@@ -294,7 +300,7 @@ fn a_large_batch_splits_within_limits_and_keeps_every_event_once() {
 #[test]
 fn oversized_fields_are_bounded_per_line_and_still_shown() {
     let rl = rule("r", &"T&".repeat(2000), None, Severity::Red);
-    let who = actor(&"<".repeat(5000), ActorKind::Root, Via::Unknown);
+    let who = actor(&"<".repeat(5000), PrincipalKind::Root, Tool::Unknown);
     let resources: Vec<String> = (0..100)
         .map(|i| format!("{i}{}", "&".repeat(1000)))
         .collect();
@@ -320,7 +326,7 @@ fn oversized_fields_are_bounded_per_line_and_still_shown() {
 #[test]
 fn hostile_text_in_every_field_renders_inert() {
     let rl = rule("r", HOSTILE, Some(HOSTILE), Severity::Red);
-    let who = actor(HOSTILE, ActorKind::Human, Via::Console);
+    let who = actor(HOSTILE, PrincipalKind::Person, Tool::Console);
     let mut e = event(HOSTILE, 0, HOSTILE, HOSTILE, &[HOSTILE, HOSTILE]);
     e.error_code = Some(HOSTILE.into());
     e.error_message = Some(HOSTILE.into());
@@ -404,7 +410,7 @@ mod properties {
                 .iter()
                 .enumerate()
                 .map(|(i, t)| {
-                    let who = actor(&format!("{t}{}", i % actors), ActorKind::Human, Via::Cli);
+                    let who = actor(&format!("{t}{}", i % actors), PrincipalKind::Person, Tool::Cli);
                     let mut e = event("e", 0, t, &name(i), &[t, t, t]);
                     if i % 3 == 0 {
                         e.error_code = Some(t.clone().into());
