@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::enrich::{ActorConfig, CiRoles};
 use crate::event::AccountId;
+use crate::incident::IncidentPolicy;
 use crate::severity::Severity;
 use crate::summary::{Lang, Locale};
 use crate::window::WindowConfig;
@@ -92,6 +93,7 @@ struct FileConfig {
     accounts: BTreeMap<String, String>,
     actors: ActorsFile,
     window: WindowFile,
+    incidents: IncidentsFile,
     output: OutputFile,
     slack: SlackFile,
     summary: SummaryFile,
@@ -129,6 +131,13 @@ struct ActorsFile {
 struct WindowFile {
     width: Option<String>,
     grace: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct IncidentsFile {
+    dedup_period: Option<String>,
+    max_reminder_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -242,6 +251,8 @@ pub struct Settings {
     pub accounts: AccountNames,
     pub actors: ActorConfig,
     pub window: WindowConfig,
+    /// `[incidents]`: dedup period and reminder schedule.
+    pub incidents: IncidentPolicy,
     pub locale: Locale,
     pub slack: SlackSettings,
     pub summary: SummaryConfig,
@@ -298,6 +309,13 @@ impl Settings {
         }
         if let Some(grace) = file.window.grace {
             self.window.grace = parse_duration("window.grace", &grace)?;
+        }
+        if let Some(period) = file.incidents.dedup_period {
+            self.incidents.dedup_period = parse_duration("incidents.dedup_period", &period)?;
+        }
+        if let Some(max) = file.incidents.max_reminder_interval {
+            self.incidents.max_reminder_interval =
+                parse_duration("incidents.max_reminder_interval", &max)?;
         }
         if let Some(lang) = file.output.lang {
             self.locale.lang = parse_lang("output.lang", &lang)?;

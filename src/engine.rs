@@ -4,14 +4,18 @@
 //! own, and renders nothing: what it hands the notifier is a neutral [`Delivery`]. Replay, the
 //! Lambda and `consume` differ only in the adapters they hand it.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::Settings;
+use crate::delivery::{AuditLine, Placement, Receipt};
 use crate::enrich::redact::RedactCache;
 use crate::enrich::{ActorConfig, AgentMemo, classify_with};
 use crate::event::decode::{decode_json_lines, line_parts};
 use crate::event::{Decoded, Quarantined, decode_bytes};
+use crate::incident::{self, Incident, IncidentKey};
 use crate::ports::{Delivery, Notifier, Retryable, Store};
 use crate::rules::{RulePack, Verdict};
 use crate::summary::{Summarizer, SummarySource, offline_summary};
@@ -38,6 +42,14 @@ pub struct Stats {
     /// Send failures that retrying cannot fix (bad token, unknown channel): an operator alarm.
     pub send_failures_permanent: u64,
     pub fallbacks: u64,
+    /// Top-level messages: digests, immediate alerts and reminders.
+    pub top_level: u64,
+    /// Thread replies under an incident's first message.
+    pub replies: u64,
+    /// Top-level reminders of incidents still going (counted in `top_level` too).
+    pub reminders: u64,
+    /// Events of immediate rules whose incident was already open: posted in its thread.
+    pub immediate_in_thread: u64,
 }
 
 impl Stats {
@@ -153,6 +165,7 @@ impl Decoding {
                                 rule,
                                 actor,
                                 already_alerted: false,
+                                incident: None,
                             });
                         }
                         Verdict::Ignored(_) => out.stats.ignored += 1,
@@ -353,15 +366,213 @@ where
                 window_end: claimed.window_end,
                 events: claimed.events,
             };
-            if self.send(batch, now).await? {
+            if self.flush_batch(batch, now).await? {
                 sent += 1;
             }
         }
         Ok(sent)
     }
 
+    /// Post a claimed window batch as incidents: a digest of the incidents it opens, a
+    /// reminder or a thread reply for each one it continues (see [`crate::incident`]). The
+    /// incidents it opens are claimed in the store before anything is posted, so a racing
+    /// flusher waits for their first message instead of posting its own. On any failure the
+    /// whole batch stays due; a retry plans the same parts, under the same keys.
+    async fn flush_batch(&mut self, batch: Batch, now: DateTime<Utc>) -> Result<bool, EngineError> {
+        let id = batch.id.clone();
+        let mut keys: Vec<IncidentKey> = batch
+            .events
+            .iter()
+            .filter(|e| !e.already_alerted)
+            .map(IncidentKey::of)
+            .collect();
+        keys.sort();
+        keys.dedup();
+        let known: BTreeMap<IncidentKey, Incident> = self
+            .store
+            .incidents(&keys)
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .map(|incident| (incident.key.clone(), incident))
+            .collect();
+        let policy = self.settings.incidents;
+        let mut plan = incident::plan(batch.events.clone(), &known, &id.key(), &policy);
+        if plan.waiting {
+            self.retry_later(&id, now, "an incident's first message is not posted yet")
+                .await?;
+            return Ok(false);
+        }
+        let mut opened = Vec::with_capacity(plan.opened.len());
+        for mut incident in std::mem::take(&mut plan.opened) {
+            if !self
+                .store
+                .save_incident(&incident, now)
+                .await
+                .map_err(store_error)?
+            {
+                self.retry_later(&id, now, "another flusher opened the same incident")
+                    .await?;
+                return Ok(false);
+            }
+            incident.version += 1;
+            opened.push(incident);
+        }
+        let deliveries = self.deliveries(&batch, plan).await;
+        let mut receipts = Vec::with_capacity(deliveries.len());
+        for delivery in &deliveries {
+            match self.post(delivery).await {
+                Ok(receipt) => receipts.push(receipt),
+                Err(reason) => {
+                    self.retry_later(&id, now, &reason).await?;
+                    return Ok(false);
+                }
+            }
+        }
+        self.record_flush(&batch, opened, &deliveries, &receipts, now)
+            .await?;
+        Ok(true)
+    }
+
+    /// The parts of a planned batch, in posting order: the digest (so that the incidents
+    /// it opens have their first message before anything replies), reminders, replies.
+    async fn deliveries(&mut self, batch: &Batch, plan: incident::Plan) -> Vec<Delivery> {
+        let mut deliveries = Vec::new();
+        if !plan.digest.is_empty() {
+            let digest = Batch {
+                events: plan.digest,
+                ..batch.clone()
+            };
+            let mut delivery = self.prepare(digest, true).await;
+            delivery.alerted_elsewhere = plan.alerted.len();
+            deliveries.push(delivery);
+        }
+        for thread in plan.reminders {
+            let events = Batch {
+                events: thread.events,
+                ..batch.clone()
+            };
+            let delivery = self.prepare(events, true).await;
+            deliveries.push(delivery.placed(Placement::Reminder(Box::new(thread.incident))));
+        }
+        for thread in plan.replies {
+            let events = Batch {
+                events: thread.events,
+                ..batch.clone()
+            };
+            // A reply lists events under a message that already explained them: no model call.
+            let delivery = self.prepare(events, false).await;
+            deliveries.push(delivery.placed(Placement::Reply(Box::new(thread.incident))));
+        }
+        deliveries
+    }
+
+    /// Everything went out: the incidents move on, the batch is marked sent with its audit.
+    async fn record_flush(
+        &mut self,
+        batch: &Batch,
+        opened: Vec<Incident>,
+        deliveries: &[Delivery],
+        receipts: &[Receipt],
+        now: DateTime<Utc>,
+    ) -> Result<(), EngineError> {
+        let digest_posts = deliveries
+            .first()
+            .filter(|d| d.placement == Placement::Top)
+            .zip(receipts.first())
+            .map(|(_, receipt)| receipt.posts.clone())
+            .unwrap_or_default();
+        for mut incident in opened {
+            incident.posted = true;
+            incident.parent.posts.clone_from(&digest_posts);
+            self.record(incident, now).await?;
+        }
+        for delivery in deliveries {
+            if let Some(incident) = delivery.incident() {
+                self.record(incident.clone(), now).await?;
+            }
+        }
+        let audit = merged_audit(batch, deliveries, receipts, self.settings.locale);
+        self.store
+            .mark_sent(&batch.id, &audit, self.clock.now())
+            .await
+            .map_err(store_error)?;
+        self.stats.batches += 1;
+        for delivery in deliveries {
+            match delivery.placement {
+                Placement::Reply(_) => self.stats.replies += 1,
+                Placement::Reminder(_) => {
+                    self.stats.reminders += 1;
+                    self.stats.top_level += 1;
+                }
+                Placement::Top => self.stats.top_level += 1,
+            }
+        }
+        Ok(())
+    }
+
+    /// Write an incident's new state. Another writer may have moved it on meanwhile (a
+    /// racing flusher's reply): then its counts are merged into what is stored.
+    async fn record(&mut self, incident: Incident, now: DateTime<Utc>) -> Result<(), EngineError> {
+        let mut next = incident;
+        for _ in 0..5 {
+            if self
+                .store
+                .save_incident(&next, now)
+                .await
+                .map_err(store_error)?
+            {
+                return Ok(());
+            }
+            let stored = self
+                .store
+                .incidents(std::slice::from_ref(&next.key))
+                .await
+                .map_err(store_error)?;
+            let Some(stored) = stored.into_iter().next() else {
+                next.version = 0;
+                continue;
+            };
+            next = stored.merged(&next);
+        }
+        tracing::warn!(incident = %next.id, "Incident state kept changing under this flusher; its counts may be behind.");
+        Ok(())
+    }
+
+    async fn retry_later(
+        &mut self,
+        id: &BatchId,
+        now: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<(), EngineError> {
+        let retry_at = now
+            .checked_add_signed(self.settings.window.grace)
+            .unwrap_or(now);
+        self.store
+            .release(id, retry_at, reason)
+            .await
+            .map_err(store_error)
+    }
+
     async fn send_immediate(&mut self, mut event: BatchEvent) -> Result<(), EngineError> {
         event.already_alerted = false;
+        let policy = self.settings.incidents;
+        let key = IncidentKey::of(&event);
+        let known = self
+            .store
+            .incidents(std::slice::from_ref(&key))
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .next();
+        if known
+            .as_ref()
+            .is_some_and(|open| open.is_open_at(event.event.time, &policy))
+        {
+            // The incident is already open: this event goes in its thread with its window.
+            self.stats.immediate_in_thread += 1;
+            return Ok(());
+        }
         let window = self.settings.window;
         let start = window.start_of(event.event.time);
         let id = BatchId {
@@ -370,6 +581,9 @@ where
             seq: 0,
             event: Some(event.event.id.to_string()),
         };
+        let mut incident = Incident::open(key, std::slice::from_ref(&event), &id.key(), &policy);
+        incident.version = known.map_or(0, |closed| closed.version);
+        event.incident = Some(incident.id.clone());
         let batch = Batch {
             account_name: self.account_name(&id),
             id,
@@ -378,9 +592,22 @@ where
             events: vec![event],
         };
         let now = self.clock.now();
-        if self.send(batch, now).await? {
-            self.stats.immediate += 1;
-        }
+        let delivery = self.prepare(batch, true).await;
+        let Ok(receipt) = self.post(&delivery).await else {
+            // Not marked alerted: the event goes out with its window instead.
+            return Ok(());
+        };
+        let audit = delivery.audit(&receipt);
+        self.store
+            .mark_sent(&delivery.batch.id, &audit, self.clock.now())
+            .await
+            .map_err(store_error)?;
+        incident.posted = true;
+        incident.parent.posts = receipt.posts;
+        self.record(incident, now).await?;
+        self.stats.batches += 1;
+        self.stats.immediate += 1;
+        self.stats.top_level += 1;
         Ok(())
     }
 
@@ -388,55 +615,72 @@ where
         self.settings.accounts.get(&id.account).map(str::to_owned)
     }
 
-    /// Summarise, deliver, then mark sent; on a delivery failure the batch stays due.
-    async fn send(&mut self, batch: Batch, now: DateTime<Utc>) -> Result<bool, EngineError> {
+    /// The batch with its summary: the summarizer's when `model` (the offline templates when
+    /// it fails, counted), else the offline templates.
+    async fn prepare(&mut self, batch: Batch, model: bool) -> Delivery {
         let locale = self.settings.locale;
-        let summary = match self.summarizer.summarize(&batch, locale).await {
-            Ok(summary) => summary,
-            Err(err) => {
-                self.stats.fallbacks += 1;
-                let mut summary = offline_summary(&batch, locale);
-                summary.source = SummarySource::Fallback {
-                    reason: err.to_string(),
-                };
-                summary
+        let summary = if model {
+            match self.summarizer.summarize(&batch, locale).await {
+                Ok(summary) => summary,
+                Err(err) => {
+                    self.stats.fallbacks += 1;
+                    let mut summary = offline_summary(&batch, locale);
+                    summary.source = SummarySource::Fallback {
+                        reason: err.to_string(),
+                    };
+                    summary
+                }
             }
+        } else {
+            offline_summary(&batch, locale)
         };
-        let delivery = Delivery::new(batch, summary, locale);
-        let id = delivery.batch.id.clone();
-        match self.notifier.deliver(&delivery).await {
-            Ok(receipt) => {
-                let audit = delivery.audit(&receipt);
-                self.store
-                    .mark_sent(&id, &audit, self.clock.now())
-                    .await
-                    .map_err(store_error)?;
-                self.stats.batches += 1;
-                Ok(true)
-            }
+        Delivery::new(batch, summary, locale)
+    }
+
+    /// Deliver; when the notifier failed (warned and counted), why, with its causes.
+    async fn post(&mut self, delivery: &Delivery) -> Result<Receipt, String> {
+        match self.notifier.deliver(delivery).await {
+            Ok(receipt) => Ok(receipt),
             Err(err) => {
                 self.stats.send_failures += 1;
                 let permanent = !err.is_retryable();
                 self.stats.send_failures_permanent += u64::from(permanent);
                 tracing::warn!(
-                    batch = %id.key(),
+                    batch = %delivery.key(),
                     permanent,
                     error = %error_chain(&err),
                     "Delivery failed; batch stays due."
                 );
-                let retry_at = now
-                    .checked_add_signed(self.settings.window.grace)
-                    .unwrap_or(now);
-                if id.event.is_none() {
-                    self.store
-                        .release(&id, retry_at, &error_chain(&err))
-                        .await
-                        .map_err(store_error)?;
-                }
-                Ok(false)
+                Err(error_chain(&err))
             }
         }
     }
+}
+
+/// The audit record of a flushed window batch: its first delivery's line, with the events
+/// of every part (digest, reminders, replies). A batch whose events were all posted as
+/// immediate alerts already records an empty line.
+fn merged_audit(
+    batch: &Batch,
+    deliveries: &[Delivery],
+    receipts: &[Receipt],
+    locale: crate::summary::Locale,
+) -> AuditLine {
+    let Some((first, rest)) = deliveries.split_first() else {
+        let empty = Batch {
+            events: Vec::new(),
+            ..batch.clone()
+        };
+        return Delivery::new(empty.clone(), offline_summary(&empty, locale), locale)
+            .audit(&Receipt::default());
+    };
+    let mut line = first.audit(receipts.first().unwrap_or(&Receipt::default()));
+    for delivery in rest {
+        line.events
+            .extend(delivery.audit(&Receipt::default()).events);
+        line.severity = line.severity.max(delivery.severity);
+    }
+    line
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use crate::delivery::AuditLine;
 pub use crate::delivery::{Delivery, Receipt};
+use crate::incident::{Incident, IncidentKey};
 pub use crate::summary::Summarizer;
 pub use crate::window::Clock;
 use crate::window::{Added, BatchEvent, BatchId, Claimed};
@@ -56,6 +57,21 @@ pub trait Store {
         audit: &AuditLine,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// The stored state of the incidents with these keys; keys without one are left out.
+    fn incidents(
+        &self,
+        keys: &[IncidentKey],
+    ) -> impl Future<Output = Result<Vec<Incident>, Self::Error>> + Send;
+
+    /// Store `incident` as version `incident.version + 1`, if the stored version is still
+    /// `incident.version` (none stored counts as 0). `Ok(false)`: another flusher wrote it
+    /// meanwhile; read it again. `now` sets how long the store keeps it.
+    fn save_incident(
+        &self,
+        incident: &Incident,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
 
     /// The batch could not go out: it stays due, from `retry_at`.
     fn release(

@@ -85,6 +85,7 @@ pub(crate) fn batch_event(event: Event, rule: &Arc<Rule>, actor: &Performer) -> 
         rule: Arc::clone(rule),
         actor: actor.clone(),
         already_alerted: false,
+        incident: None,
     }
 }
 

@@ -5,6 +5,8 @@
 //! client config's `endpoint_url` (no process-wide environment, so tests cannot race); the CLI
 //! test sets `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` on its child process only.
 
+#![recursion_limit = "256"]
+
 mod common;
 mod fake_bedrock;
 
@@ -75,7 +77,24 @@ fn client(fake: &FakeBedrock) -> aws_sdk_bedrockruntime::Client {
 }
 
 /// The fixture through the real engine with this summarizer.
+/// The deliveries whose summary the model was asked for (thread replies of a continuing
+/// incident never call it: they list events under a message that explained them).
 async fn run<S: Sleeper>(
+    file: &str,
+    lang: Lang,
+    summarizer: BedrockSummarizer<S>,
+) -> (Vec<Delivery>, Stats) {
+    let (all, stats) = run_all(file, lang, summarizer).await;
+    (
+        all.into_iter()
+            .filter(|d| d.thread_of().is_none())
+            .collect(),
+        stats,
+    )
+}
+
+/// Every delivery of `file`, thread replies included.
+async fn run_all<S: Sleeper>(
     file: &str,
     lang: Lang,
     summarizer: BedrockSummarizer<S>,
@@ -428,14 +447,18 @@ async fn an_answer_denying_the_events_changes_nothing_listed() {
         "severity_reason": "Nothing happened.",
     });
     let fake = FakeBedrock::start(Vec::new(), Some(tool(denial))).await;
-    let (deliveries, stats) = run(
+    let (all, stats) = run_all(
         "terraform-burst.jsonl",
         Lang::En,
         summarizer(&fake, config()),
     )
     .await;
-    let listed: usize = deliveries.iter().map(|d| d.batch.events.len()).sum();
+    let listed: usize = all.iter().map(|d| d.batch.events.len()).sum();
     assert_eq!(listed as u64, stats.matched);
+    let deliveries: Vec<Delivery> = all
+        .into_iter()
+        .filter(|d| d.thread_of().is_none())
+        .collect();
     for delivery in &deliveries {
         assert_every_event_listed_once(delivery);
         assert_colour_not_lowered(delivery);

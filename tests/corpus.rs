@@ -39,13 +39,22 @@ fn corpus_replays_and_stats_add_up() {
             "{}: {s:?}",
             file.display()
         );
-        let sent: usize = replayed
+        // Every matched event is in exactly one delivery: an immediate alert, a digest, a
+        // reminder or a thread reply.
+        let mut ids: Vec<String> = replayed
             .deliveries
             .iter()
-            .filter(|d| d.batch.kind != trailwatch::window::BatchKind::Immediate)
-            .map(|d| d.batch.events.len())
-            .sum();
-        assert_eq!(sent as u64, s.matched, "{}", file.display());
+            .flat_map(|d| d.batch.events.iter().map(|e| e.event.id.to_string()))
+            .collect();
+        assert_eq!(ids.len() as u64, s.matched, "{}", file.display());
+        ids.sort();
+        ids.dedup();
+        assert_eq!(
+            ids.len() as u64,
+            s.matched,
+            "{}: an event posted twice",
+            file.display()
+        );
         eprintln!("{}: {s:?}", file.display());
     }
 }

@@ -359,6 +359,24 @@ impl<S: Store + Sync> Store for Crashing<S> {
         Ok(())
     }
 
+    async fn incidents(
+        &self,
+        keys: &[trailwatch::incident::IncidentKey],
+    ) -> Result<Vec<trailwatch::incident::Incident>, Self::Error> {
+        self.inner.incidents(keys).await.map_err(Wrapped::Inner)
+    }
+
+    async fn save_incident(
+        &self,
+        incident: &trailwatch::incident::Incident,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Self::Error> {
+        self.inner
+            .save_incident(incident, now)
+            .await
+            .map_err(Wrapped::Inner)
+    }
+
     async fn release(
         &self,
         id: &BatchId,
@@ -712,6 +730,8 @@ async fn steps<S: Store>(
         late: false,
         severity: trailwatch::Severity::Green,
         summary_by: trailwatch::delivery::SummaryBy::Offline,
+        posted: trailwatch::delivery::PostedAs::Top,
+        incident: None,
         events: Vec::new(),
         model_id: None,
         prompt_version: None,
@@ -1076,6 +1096,24 @@ impl<S: Store + Sync> Store for FailingDue<S> {
     ) -> Result<(), Self::Error> {
         self.inner
             .mark_sent(id, audit, now)
+            .await
+            .map_err(Wrapped::Inner)
+    }
+
+    async fn incidents(
+        &self,
+        keys: &[trailwatch::incident::IncidentKey],
+    ) -> Result<Vec<trailwatch::incident::Incident>, Self::Error> {
+        self.inner.incidents(keys).await.map_err(Wrapped::Inner)
+    }
+
+    async fn save_incident(
+        &self,
+        incident: &trailwatch::incident::Incident,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Self::Error> {
+        self.inner
+            .save_incident(incident, now)
             .await
             .map_err(Wrapped::Inner)
     }

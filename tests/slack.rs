@@ -283,7 +283,15 @@ fn messages_land_in_routed_channels_in_window_order_once_with_threads() {
                     .iter()
                     .find(|q| q.part() == Some(0) && q.batch_id() == p.batch_id())
                     .map(|q| q.ts.clone());
-                if p.part() == Some(0) {
+                if p.batch_id().unwrap_or_default().contains("/reply/") {
+                    // An incident's reply: in the thread of a top-level message here.
+                    assert!(
+                        posts
+                            .iter()
+                            .any(|q| q.thread_ts.is_none() && Some(&q.ts) == p.thread_ts.as_ref()),
+                        "{channel}: a reply outside any thread"
+                    );
+                } else if p.part() == Some(0) {
                     assert_eq!(p.thread_ts, None);
                 } else {
                     assert!(parent.is_some());
@@ -601,6 +609,25 @@ impl Store for CrashOnMarkSent {
         }
         let _ = self.inner.mark_sent(id, audit, now).await;
         Ok(())
+    }
+
+    async fn incidents(
+        &self,
+        keys: &[trailwatch::incident::IncidentKey],
+    ) -> Result<Vec<trailwatch::incident::Incident>, Crash> {
+        Ok(self.inner.incidents(keys).await.unwrap_or_default())
+    }
+
+    async fn save_incident(
+        &self,
+        incident: &trailwatch::incident::Incident,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, Crash> {
+        Ok(self
+            .inner
+            .save_incident(incident, now)
+            .await
+            .unwrap_or_default())
     }
 
     async fn release(

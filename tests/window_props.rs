@@ -54,6 +54,7 @@ fn event(id: u32, account: u8, offset_secs: i64) -> BatchEvent {
             ci: None,
         },
         already_alerted: false,
+        incident: None,
     }
 }
 

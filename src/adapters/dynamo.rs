@@ -35,6 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::delivery::AuditLine;
 use crate::event::AccountId;
+use crate::incident::{Incident, IncidentKey};
 use crate::ports::{Retryable, Store};
 use crate::window::{Added, BatchEvent, BatchId, BatchKind, Claimed, WindowConfig};
 
@@ -302,6 +303,11 @@ fn get_n(item: &Item, name: &str) -> Option<i64> {
 
 fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     item.get(name)?.as_s().ok().map(String::as_str)
+}
+
+/// The item of an incident: `INC#<account>#<key digest>`, sort key `INC`.
+fn incident_pk(key: &IncidentKey) -> String {
+    format!("INC#{}#{}", key.account, key.digest())
 }
 
 fn malformed(key: &str, reason: impl Into<String>) -> DynamoError {
@@ -1131,6 +1137,53 @@ impl Store for DynamoStore {
             op: "mark sent",
             window: pk,
         })
+    }
+
+    async fn incidents(&self, keys: &[IncidentKey]) -> Result<Vec<Incident>, DynamoError> {
+        let mut found = Vec::with_capacity(keys.len());
+        for key in keys {
+            let pk = incident_pk(key);
+            let Some(item) = self.get("get incident", Self::key(&pk, "INC")).await? else {
+                continue;
+            };
+            let body = get_s(&item, "inc_body").ok_or_else(|| malformed(&pk, "incident body"))?;
+            let incident: Incident = serde_json::from_str(body)
+                .map_err(|err| malformed(&pk, format!("incident body: {err}")))?;
+            found.push(incident);
+        }
+        Ok(found)
+    }
+
+    async fn save_incident(
+        &self,
+        incident: &Incident,
+        now: DateTime<Utc>,
+    ) -> Result<bool, DynamoError> {
+        let pk = incident_pk(&incident.key);
+        let mut next = incident.clone();
+        next.version += 1;
+        let body = serde_json::to_string(&next).map_err(|err| DynamoError::Build {
+            op: "save incident",
+            source: Box::new(err),
+        })?;
+        let mut item = Self::key(&pk, "INC");
+        item.insert("inc_body".to_owned(), s(body));
+        item.insert(
+            "inc_version".to_owned(),
+            n(i64::try_from(next.version).unwrap_or(i64::MAX)),
+        );
+        item.insert(TTL_ATTRIBUTE.to_owned(), ttl(now, self.settings.event_ttl));
+        if incident.version == 0 {
+            return self
+                .put_if("save incident", item, "attribute_not_exists(pk)", None)
+                .await;
+        }
+        let values = HashMap::from([(
+            ":v".to_owned(),
+            n(i64::try_from(incident.version).unwrap_or(i64::MAX)),
+        )]);
+        self.put_if("save incident", item, "inc_version = :v", Some(values))
+            .await
     }
 
     async fn release(

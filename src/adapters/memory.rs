@@ -7,6 +7,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use chrono::{DateTime, Utc};
 
 use crate::delivery::AuditLine;
+use crate::incident::{Incident, IncidentKey};
 use crate::ports::{Checkpoints, Delivery, Notifier, Receipt, Store};
 use crate::window::{Added, BatchEvent, BatchId, Claimed, WindowBook, WindowConfig};
 
@@ -21,6 +22,7 @@ pub struct MemoryStore {
     audit: Mutex<Vec<AuditLine>>,
     failures: Mutex<BTreeMap<String, Vec<String>>>,
     checkpoints: Mutex<BTreeMap<(String, String), String>>,
+    incidents: Mutex<BTreeMap<IncidentKey, Incident>>,
 }
 
 impl MemoryStore {
@@ -30,6 +32,7 @@ impl MemoryStore {
             audit: Mutex::new(Vec::new()),
             failures: Mutex::new(BTreeMap::new()),
             checkpoints: Mutex::new(BTreeMap::new()),
+            incidents: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -40,7 +43,13 @@ impl MemoryStore {
             audit: Mutex::new(Vec::new()),
             failures: Mutex::new(BTreeMap::new()),
             checkpoints: Mutex::new(BTreeMap::new()),
+            incidents: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Every incident stored, by key.
+    pub fn all_incidents(&self) -> Vec<Incident> {
+        lock(&self.incidents).values().cloned().collect()
     }
 
     /// Why each released batch (by `BatchId::key`) could not be sent, oldest first.
@@ -95,6 +104,27 @@ impl Store for MemoryStore {
             lock(&self.audit).push(audit.clone());
         }
         Ok(())
+    }
+
+    async fn incidents(&self, keys: &[IncidentKey]) -> Result<Vec<Incident>, Infallible> {
+        let stored = lock(&self.incidents);
+        Ok(keys.iter().filter_map(|k| stored.get(k).cloned()).collect())
+    }
+
+    async fn save_incident(
+        &self,
+        incident: &Incident,
+        _now: DateTime<Utc>,
+    ) -> Result<bool, Infallible> {
+        let mut stored = lock(&self.incidents);
+        let current = stored.get(&incident.key).map_or(0, |i| i.version);
+        if current != incident.version {
+            return Ok(false);
+        }
+        let mut next = incident.clone();
+        next.version += 1;
+        stored.insert(incident.key.clone(), next);
+        Ok(true)
     }
 
     async fn release(

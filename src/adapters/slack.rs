@@ -28,8 +28,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::adapters::retry::{Backoff, Pacer, Sleeper, Waiter};
 use crate::config::SlackRoutes;
-use crate::delivery::Posted;
+use crate::delivery::{Placement, Posted};
 use crate::event::AccountId;
+use crate::incident::Incident;
 use crate::ports::{Delivery, Notifier, Receipt, Retryable};
 use crate::render::slack::{Attachment, EVENT_TYPE, Metadata, SlackMessage, render_batch};
 use crate::secret::Secret;
@@ -644,6 +645,46 @@ impl<S: Sleeper> SlackNotifier<S> {
         Ok(parent)
     }
 
+    /// Posts a reply delivery into the thread of its incident's first message in `channel`
+    /// (its `ts` as recorded, else found by the batch id in the channel's history); parts
+    /// already in that thread are not posted again. Where the first message cannot be found
+    /// (it went to other channels), the reply is posted top level there, never dropped.
+    /// Returns the thread's `ts`.
+    async fn post_reply(
+        &self,
+        token: &Secret,
+        channel: &str,
+        delivery: &Delivery,
+        incident: &Incident,
+        messages: &[SlackMessage],
+    ) -> Result<String, SlackError> {
+        let oldest = incident.opened_at.timestamp() - HISTORY_MARGIN_SECS;
+        let recorded = incident
+            .parent
+            .posts
+            .iter()
+            .find(|p| p.destination == channel)
+            .map(|p| p.id.clone());
+        let parent = match recorded {
+            Some(ts) => Some(ts),
+            None => {
+                self.find_parent(token, channel, &incident.parent.batch_key, oldest)
+                    .await?
+            }
+        };
+        let Some(parent) = parent else {
+            tracing::warn!(channel, incident = %incident.id, "Incident's first message not found in this channel; posting the reply top level.");
+            return self.post_batch(token, channel, delivery, messages).await;
+        };
+        let key = delivery.key();
+        let present = self.parts_in_thread(token, channel, &key, &parent).await?;
+        for message in messages.iter().filter(|m| !present.contains(&m.part)) {
+            self.post_message(token, channel, message, Some(&parent), oldest)
+                .await?;
+        }
+        Ok(parent)
+    }
+
     async fn deliver_bot(
         &self,
         token: &Secret,
@@ -659,7 +700,13 @@ impl<S: Sleeper> SlackNotifier<S> {
         let messages = render_batch(delivery);
         let mut receipt = Receipt::default();
         for channel in &channels {
-            let ts = self.post_batch(token, channel, delivery, &messages).await?;
+            let ts = match &delivery.placement {
+                Placement::Reply(incident) => {
+                    self.post_reply(token, channel, delivery, incident, &messages)
+                        .await?
+                }
+                _ => self.post_batch(token, channel, delivery, &messages).await?,
+            };
             receipt.posts.push(Posted {
                 destination: channel.clone(),
                 id: ts,

@@ -342,7 +342,7 @@ pub fn stats_line(stats: &Stats, seconds: f64) -> String {
         0.0
     };
     format!(
-        "replay: read={} decoded={} quarantined={} matched={} ignored={} unmatched={} duplicates={} late={} immediate={} batches={} fallbacks={} elapsed={seconds:.3}s events/s={rate:.0}",
+        "replay: read={} decoded={} quarantined={} matched={} ignored={} unmatched={} duplicates={} late={} immediate={} batches={} top_level={} replies={} reminders={} fallbacks={} elapsed={seconds:.3}s events/s={rate:.0}",
         stats.read,
         stats.decoded,
         stats.quarantined,
@@ -353,6 +353,9 @@ pub fn stats_line(stats: &Stats, seconds: f64) -> String {
         stats.late,
         stats.immediate,
         stats.batches,
+        stats.top_level,
+        stats.replies,
+        stats.reminders,
         stats.fallbacks,
     )
 }

@@ -3,7 +3,7 @@
 use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
 
-use super::Delivery;
+use super::{Delivery, Placement};
 use crate::enrich::PrincipalKind;
 use crate::severity::Severity;
 use crate::summary::SummarySource;
@@ -28,12 +28,32 @@ impl From<&SummarySource> for SummaryBy {
     }
 }
 
+/// Where a delivery was posted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PostedAs {
+    /// A top-level message (a digest, an immediate alert, a reminder).
+    #[default]
+    Top,
+    /// A thread reply under an incident's first message.
+    Reply,
+    /// Folded into a top-level post that lists several incidents.
+    Folded,
+}
+
 /// One line of the audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditLine {
-    /// `batch.id.key()`.
+    /// [`Delivery::key`]: the batch key, with `/reply/…` or `/reminder/…` for those.
     pub batch_id: String,
     pub kind: BatchKind,
+    /// Top level or thread reply (lines written before incidents existed read as `top`).
+    #[serde(default)]
+    pub posted: PostedAs,
+    /// The incident a reply or reminder is about, or the one incident a digest opens; `null`
+    /// for a digest of several incidents (each event carries its own).
+    #[serde(default)]
+    pub incident: Option<String>,
     pub account: String,
     pub account_name: Option<String>,
     /// RFC 3339, UTC.
@@ -89,6 +109,9 @@ pub struct AuditEvent {
     pub ci: Option<String>,
     /// The rule's severity for this event.
     pub severity: Severity,
+    /// The incident the event belongs to (absent on lines written before incidents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<String>,
 }
 
 fn unknown_principal() -> PrincipalKind {
@@ -99,8 +122,17 @@ fn unknown_principal() -> PrincipalKind {
 pub(super) fn audit_line(delivery: &Delivery) -> AuditLine {
     let (batch, summary) = (&delivery.batch, &delivery.summary);
     let mut line = AuditLine {
-        batch_id: batch.id.key(),
+        batch_id: delivery.key(),
         kind: batch.kind,
+        posted: match delivery.placement {
+            Placement::Reply(_) => PostedAs::Reply,
+            Placement::Top | Placement::Reminder(_) => PostedAs::Top,
+        },
+        incident: delivery.incident().map(|i| i.id.clone()).or_else(|| {
+            let mut ids = batch.events.iter().filter_map(|e| e.incident.as_deref());
+            let first = ids.next()?;
+            ids.all(|id| id == first).then(|| first.to_owned())
+        }),
         account: batch.id.account.to_string(),
         account_name: batch.account_name.clone(),
         window_start: batch
@@ -129,6 +161,7 @@ pub(super) fn audit_line(delivery: &Delivery) -> AuditLine {
                 tool: e.actor.tool_label(),
                 ci: e.actor.ci.as_ref().map(ToString::to_string),
                 severity: e.severity(),
+                incident: e.incident.clone(),
             })
             .collect(),
         channel: None,
@@ -174,6 +207,8 @@ mod tests {
             json!({
                 "batch_id": "111111111111/20240101T0000Z/0",
                 "kind": "window",
+                "posted": "top",
+                "incident": null,
                 "account": "111111111111",
                 "account_name": "A계정",
                 "window_start": "2024-01-01T00:00:00Z",

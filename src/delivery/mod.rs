@@ -7,10 +7,11 @@
 
 pub mod audit;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-pub use audit::{AuditEvent, AuditLine, SummaryBy};
+pub use audit::{AuditEvent, AuditLine, PostedAs, SummaryBy};
 
+use crate::incident::Incident;
 use crate::severity::Severity;
 use crate::summary::{Locale, Summary};
 use crate::window::Batch;
@@ -23,8 +24,20 @@ pub fn final_severity(batch: &Batch, summary: &Summary) -> Severity {
     batch.rule_severity().max(summary.severity)
 }
 
+/// Where a delivery goes in its channel.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Placement {
+    /// A top-level message: a window's digest of new incidents, or an immediate alert.
+    #[default]
+    Top,
+    /// A top-level reminder that an incident is still going (its state after this batch).
+    Reminder(Box<Incident>),
+    /// A reply in the thread of the incident's first message (its state after this batch).
+    Reply(Box<Incident>),
+}
+
 /// A batch ready to go out: what happened, what the summarizer said of it, how bad it is,
-/// and the reader's language and time zone the summary was written for.
+/// the reader's language and time zone the summary was written for, and where it goes.
 #[derive(Debug, Clone)]
 pub struct Delivery {
     pub batch: Batch,
@@ -32,9 +45,13 @@ pub struct Delivery {
     /// [`final_severity`] of the batch and summary.
     pub severity: Severity,
     pub locale: Locale,
+    pub placement: Placement,
+    /// Events of this window left out because their immediate alert already went out.
+    pub alerted_elsewhere: usize,
 }
 
 impl Delivery {
+    /// A top-level delivery.
     pub fn new(batch: Batch, summary: Summary, locale: Locale) -> Self {
         let severity = final_severity(&batch, &summary);
         Self {
@@ -42,6 +59,53 @@ impl Delivery {
             summary,
             severity,
             locale,
+            placement: Placement::Top,
+            alerted_elsewhere: 0,
+        }
+    }
+
+    #[must_use]
+    pub fn placed(mut self, placement: Placement) -> Self {
+        self.placement = placement;
+        self
+    }
+
+    /// The delivery's own key, unique across every delivery: the batch key, then for a
+    /// reminder or reply `/reminder/…` or `/reply/…` and the incident's key digest.
+    /// Slack messages carry it in their metadata (what makes posting idempotent).
+    pub fn key(&self) -> String {
+        match &self.placement {
+            Placement::Top => self.batch.id.key(),
+            Placement::Reminder(incident) => {
+                format!(
+                    "{}/reminder/{}",
+                    self.batch.id.key(),
+                    &incident.key.digest()[..12]
+                )
+            }
+            Placement::Reply(incident) => {
+                format!(
+                    "{}/reply/{}",
+                    self.batch.id.key(),
+                    &incident.key.digest()[..12]
+                )
+            }
+        }
+    }
+
+    /// The incident this delivery is about, when it is about one.
+    pub fn incident(&self) -> Option<&Incident> {
+        match &self.placement {
+            Placement::Top => None,
+            Placement::Reminder(incident) | Placement::Reply(incident) => Some(incident),
+        }
+    }
+
+    /// For a reply, the key of the message it replies under.
+    pub fn thread_of(&self) -> Option<&str> {
+        match &self.placement {
+            Placement::Reply(incident) => Some(&incident.parent.batch_key),
+            _ => None,
         }
     }
 
@@ -64,7 +128,7 @@ pub struct Receipt {
 }
 
 /// One landing place of a delivery, in the destination's own terms.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Posted {
     /// Where: for Slack, the channel id.
     pub destination: String,

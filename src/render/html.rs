@@ -97,21 +97,24 @@ pub fn preview(messages: &[SlackMessage], title: &str) -> String {
 
 type Thread<'a> = (Option<&'a SlackMessage>, Vec<&'a SlackMessage>);
 
-/// Groups messages into threads: a parent and the continuations of the same batch that follow
-/// it. A continuation without its parent gets a thread of its own, so every message is shown.
+/// Groups messages into threads, as Slack shows them: a top-level message, then every
+/// message that replies to it (its continuation parts, and incident replies under it, which
+/// may come much later). A reply whose parent is not on the page gets a thread of its own,
+/// so every message is shown.
 fn threads(messages: &[SlackMessage]) -> Vec<Thread<'_>> {
     let mut threads: Vec<Thread<'_>> = Vec::new();
+    let mut by_key: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for m in messages {
-        let joins_last = m.is_continuation()
-            && threads.last().is_some_and(|(parent, replies)| {
-                parent
-                    .or_else(|| replies.first().copied())
-                    .is_some_and(|p| p.batch_key == m.batch_key)
-            });
-        match threads.last_mut() {
-            Some((_, replies)) if joins_last => replies.push(m),
-            _ if m.is_continuation() => threads.push((None, vec![m])),
-            _ => threads.push((Some(m), Vec::new())),
+        let Some(parent) = m.thread_of.as_deref() else {
+            by_key.insert(&m.batch_key, threads.len());
+            threads.push((Some(m), Vec::new()));
+            continue;
+        };
+        if let Some(&at) = by_key.get(parent) {
+            threads[at].1.push(m);
+        } else {
+            by_key.insert(parent, threads.len());
+            threads.push((None, vec![m]));
         }
     }
     threads

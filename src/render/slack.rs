@@ -14,7 +14,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use super::escape::{code_within, defang, plain_within};
-use crate::delivery::Delivery;
+use crate::delivery::{Delivery, Placement};
 use crate::enrich::{Origin, Performer, Principal, PrincipalKind, Tool};
 use crate::severity::Severity;
 use crate::summary::{Lang, Locale, Summary, SummarySource};
@@ -45,10 +45,18 @@ pub struct SlackMessage {
     pub batch_key: String,
     pub part: usize,
     pub parts: usize,
+    /// The batch key of the message this one is a thread reply to: an incident's first
+    /// message for a reply, part 0 for a continuation; `null` for a top-level message.
+    pub thread_of: Option<String>,
     pub payload: Payload,
 }
 
 impl SlackMessage {
+    /// True for a thread reply: a continuation part, or a reply under an incident.
+    pub fn is_reply(&self) -> bool {
+        self.thread_of.is_some()
+    }
+
     /// True for parts 1..: post as a reply in the parent's thread.
     pub fn is_continuation(&self) -> bool {
         self.part > 0
@@ -176,8 +184,28 @@ pub fn render_batch(delivery: &Delivery) -> Vec<SlackMessage> {
         delivery.severity,
     );
     let l = Labels::of(locale.lang);
-    let head = head_blocks(batch, summary, severity, locale, l);
-    let mut sections = tree_sections(batch, locale, l);
+    let (head, mut sections) = match &delivery.placement {
+        Placement::Reply(incident) => (
+            vec![incident::reply_head(batch, incident, locale)],
+            pack(incident::collapsed_lines(batch, locale)),
+        ),
+        Placement::Reminder(incident) => {
+            let mut head = vec![incident::reminder_line(incident, locale)];
+            head.extend(head_blocks(batch, summary, severity, locale, l));
+            (head, tree_sections(batch, locale, l))
+        }
+        Placement::Top => {
+            let mut head = head_blocks(batch, summary, severity, locale, l);
+            if delivery.alerted_elsewhere > 0 {
+                let at = head.len().saturating_sub(1);
+                head.insert(
+                    at,
+                    incident::alerted_note(delivery.alerted_elsewhere, locale),
+                );
+            }
+            (head, tree_sections(batch, locale, l))
+        }
+    };
     if sections.is_empty() {
         sections.push(Block::section(l.no_events.to_owned()));
     }
@@ -187,7 +215,8 @@ pub fn render_batch(delivery: &Delivery) -> Vec<SlackMessage> {
     let rest = sections.len().saturating_sub(first_room);
     let parts = 1 + rest.div_ceil(later_room);
 
-    let key = batch.id.key();
+    let key = delivery.key();
+    let thread_of = delivery.thread_of().map(str::to_owned);
     let fallback = fallback_text(batch, summary, l);
     let mut remaining = sections.into_iter();
     let mut messages = Vec::with_capacity(parts);
@@ -208,6 +237,9 @@ pub fn render_batch(delivery: &Delivery) -> Vec<SlackMessage> {
             batch_key: key.clone(),
             part,
             parts,
+            thread_of: thread_of
+                .clone()
+                .or_else(|| (part > 0).then(|| key.clone())),
             payload: Payload {
                 attachments: vec![Attachment {
                     color: severity.colour().to_owned(),
@@ -487,6 +519,25 @@ fn continuation_head(
         part + 1,
         prose(&summary.headline, 300)
     ))
+}
+
+/// Lines packed into section blocks of at most [`MAX_TEXT`] chars.
+fn pack(lines: Vec<String>) -> Vec<Block> {
+    let mut blocks = Vec::new();
+    let mut current = String::new();
+    for line in lines {
+        if !current.is_empty() && current.chars().count() + line.chars().count() + 1 > MAX_TEXT {
+            blocks.push(Block::section(std::mem::take(&mut current)));
+        }
+        if !current.is_empty() {
+            current.push('\n');
+        }
+        current.push_str(&line);
+    }
+    if !current.is_empty() {
+        blocks.push(Block::section(current));
+    }
+    blocks
 }
 
 /// The tree, packed into section blocks of at most [`MAX_TEXT`] chars. An actor's header is
@@ -784,3 +835,5 @@ impl Labels {
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+mod incident;

@@ -23,7 +23,7 @@ pub fn text(deliveries: &[Delivery]) -> String {
 }
 
 fn write_message(out: &mut String, m: &SlackMessage, severity: Severity) {
-    let indent = if m.is_continuation() { INDENT } else { "" };
+    let indent = if m.is_reply() { INDENT } else { "" };
     let mut lines = vec![header(m, severity)];
     for att in &m.payload.attachments {
         for block in &att.blocks {

@@ -1010,6 +1010,7 @@ pub(crate) mod testkit {
             rule: Arc::clone(rule),
             actor: actor.clone(),
             already_alerted: false,
+            incident: None,
         }
     }
 

@@ -53,6 +53,10 @@ pub struct BatchEvent {
     pub actor: Performer,
     /// True when an immediate alert already went out for this event.
     pub already_alerted: bool,
+    /// The incident the event was posted under ([`crate::incident::Incident::id`]), once a
+    /// flush placed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<String>,
 }
 
 impl BatchEvent {

@@ -1,0 +1,302 @@
+//! Incidents: what turns a stream of matched events into messages a person can follow.
+//!
+//! Events of one account, one rule and one subject (the performer, see [`IncidentKey::of`])
+//! form an incident, open from its first event until the dedup period (Panther's
+//! `DedupPeriodMinutes`; default 60 minutes) passes with no new event. Its first events post
+//! top level (in their window's digest, or at once for an immediate rule); later events go as
+//! one thread reply per window under that first message; while it keeps going, it posts top
+//! level again as a reminder after the dedup period, then after doubling intervals up to a
+//! day. Times are event times, so replay gives what production would.
+//!
+//! This module is pure: [`plan`] decides, for the events of one claimed window batch and the
+//! incident states the store holds, what posts where and what the states become. The engine
+//! reads and writes the states through the `Store` port and delivers the parts.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::delivery::Posted;
+use crate::enrich::{Origin, PrincipalKind};
+use crate::event::AccountId;
+use crate::window::BatchEvent;
+
+/// What one incident is about: an account, a rule, and a subject.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct IncidentKey {
+    pub account: AccountId,
+    /// The rule's id.
+    pub rule: String,
+    /// The performer: the session for people (`role/session`, the SSO or IAM user), the role
+    /// for workloads, the service for AWS services; empty for events that name no actor.
+    pub subject: String,
+}
+
+impl IncidentKey {
+    /// The incident an event belongs to.
+    pub fn of(event: &BatchEvent) -> Self {
+        let principal = &event.actor.principal;
+        let subject = match (principal.kind, principal.origin) {
+            (_, Origin::NoActor) => String::new(),
+            (PrincipalKind::Workload, Origin::RoleSession) => principal
+                .name
+                .split_once('/')
+                .map_or(principal.name.as_str(), |(role, _)| role)
+                .to_owned(),
+            _ => principal.describe(),
+        };
+        Self {
+            account: event.event.account.clone(),
+            rule: event.rule.id.clone(),
+            subject,
+        }
+    }
+
+    /// A short stable digest of the key (FNV-1a, 64 bits, hex): the same on every machine
+    /// and in every run, unlike `Hash`.
+    pub fn digest(&self) -> String {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for part in [self.account.as_str(), &self.rule, &self.subject] {
+            for byte in part.bytes().chain([0]) {
+                hash ^= u64::from(byte);
+                hash = hash.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        format!("{hash:016x}")
+    }
+
+    /// The id of the incident of this key that opened at `opened_at`:
+    /// `ACCOUNT/YYYYMMDDTHHMMSSZ/DIGEST`.
+    pub fn incident_id(&self, opened_at: DateTime<Utc>) -> String {
+        format!(
+            "{}/{}/{}",
+            self.account,
+            opened_at.format("%Y%m%dT%H%M%SZ"),
+            &self.digest()[..12]
+        )
+    }
+}
+
+/// The message an incident's replies go under.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Parent {
+    /// The batch key of the incident's first message (its digest or immediate alert).
+    pub batch_key: String,
+    /// Where that message landed, per destination (Slack: channel and `ts`); empty for
+    /// destinations without threads or before it was posted.
+    #[serde(default)]
+    pub posts: Vec<Posted>,
+}
+
+/// What the store keeps of an incident.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incident {
+    /// [`IncidentKey::incident_id`].
+    pub id: String,
+    pub key: IncidentKey,
+    /// Time of its first event.
+    pub opened_at: DateTime<Utc>,
+    /// Time of its latest event so far.
+    pub last_event: DateTime<Utc>,
+    /// Events so far, every part counted.
+    pub events: u64,
+    /// Its first message, once a flusher took the job of posting it. `posts` is filled once
+    /// that message went out; until then another flusher must not reply (it waits).
+    pub parent: Parent,
+    /// True once the first message went out.
+    pub posted: bool,
+    /// A continuing event at or after this time posts a top-level reminder.
+    pub next_reminder: DateTime<Utc>,
+    pub reminders: u32,
+    /// Bumped on every write: the store writes a state only over the version it read.
+    pub version: u64,
+}
+
+impl Incident {
+    /// True when an event at `time` continues this incident (it is still open then).
+    pub fn is_open_at(&self, time: DateTime<Utc>, policy: &IncidentPolicy) -> bool {
+        time <= self.last_event + policy.dedup_period
+            && time >= self.opened_at - policy.dedup_period
+    }
+
+    /// A new incident opened by `events` (at least one), its first message `parent_key`.
+    pub fn open(
+        key: IncidentKey,
+        events: &[BatchEvent],
+        parent_key: &str,
+        policy: &IncidentPolicy,
+    ) -> Self {
+        let opened_at = events
+            .first()
+            .map_or(DateTime::<Utc>::MIN_UTC, |e| e.event.time);
+        let last_event = events.last().map_or(opened_at, |e| e.event.time);
+        Self {
+            id: key.incident_id(opened_at),
+            key,
+            opened_at,
+            last_event,
+            events: events.len() as u64,
+            parent: Parent {
+                batch_key: parent_key.to_owned(),
+                posts: Vec::new(),
+            },
+            posted: false,
+            next_reminder: opened_at + policy.dedup_period,
+            reminders: 0,
+            version: 0,
+        }
+    }
+
+    /// What is stored, moved on by what `mine` added to the state it read: its events and
+    /// latest time, its reminder if it sent one, its first message if it posted it.
+    #[must_use]
+    pub fn merged(&self, mine: &Self) -> Self {
+        let mut next = self.clone();
+        next.last_event = next.last_event.max(mine.last_event);
+        next.events = next.events.max(mine.events);
+        if mine.reminders > next.reminders {
+            next.reminders = mine.reminders;
+            next.next_reminder = mine.next_reminder;
+        }
+        if mine.posted && !next.posted && mine.parent.batch_key == next.parent.batch_key {
+            next.posted = true;
+            next.parent.posts.clone_from(&mine.parent.posts);
+        }
+        next
+    }
+
+    /// `events` continue this incident.
+    fn extend(&mut self, events: &[BatchEvent]) {
+        if let Some(last) = events.iter().map(|e| e.event.time).max() {
+            self.last_event = self.last_event.max(last);
+        }
+        self.events += events.len() as u64;
+    }
+}
+
+/// How incidents open, continue and remind. From configuration (`[incidents]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IncidentPolicy {
+    /// How long an incident stays open after its latest event (default 60 minutes).
+    pub dedup_period: TimeDelta,
+    /// The longest interval between reminders (default 24 hours).
+    pub max_reminder_interval: TimeDelta,
+}
+
+impl Default for IncidentPolicy {
+    fn default() -> Self {
+        Self {
+            dedup_period: TimeDelta::minutes(60),
+            max_reminder_interval: TimeDelta::hours(24),
+        }
+    }
+}
+
+impl IncidentPolicy {
+    /// The interval after the `n`th reminder (0: after the first post): the dedup period,
+    /// doubled each time, at most [`Self::max_reminder_interval`].
+    pub fn reminder_interval(&self, n: u32) -> TimeDelta {
+        let factor = 1_i32.checked_shl(n.min(20)).unwrap_or(i32::MAX);
+        self.dedup_period
+            .checked_mul(factor)
+            .unwrap_or(self.max_reminder_interval)
+            .min(self.max_reminder_interval)
+    }
+}
+
+/// Events of one incident in one part of a flush.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Thread {
+    /// The incident as it will be once this flush went out.
+    pub incident: Incident,
+    pub events: Vec<BatchEvent>,
+}
+
+/// What one claimed window batch becomes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    /// Events of incidents this batch opens: the window's top-level digest (may be empty:
+    /// then nothing posts top level).
+    pub digest: Vec<BatchEvent>,
+    /// Events already posted as immediate alerts, left out of every part.
+    pub alerted: Vec<BatchEvent>,
+    /// Continuing incidents due a top-level reminder.
+    pub reminders: Vec<Thread>,
+    /// Continuing incidents: one reply each, under the incident's first message.
+    pub replies: Vec<Thread>,
+    /// Incidents this batch opens (their parent is the digest).
+    pub opened: Vec<Incident>,
+    /// True when an event continues an incident whose first message is not out yet
+    /// (another flusher is posting it): the batch must wait.
+    pub waiting: bool,
+}
+
+/// Decide what the events of one claimed batch post, given the stored state of their
+/// incidents (`known`, by key). `digest_key` is the batch key the digest will carry.
+pub fn plan(
+    events: Vec<BatchEvent>,
+    known: &BTreeMap<IncidentKey, Incident>,
+    digest_key: &str,
+    policy: &IncidentPolicy,
+) -> Plan {
+    let mut out = Plan::default();
+    let mut groups: Vec<(IncidentKey, Vec<BatchEvent>)> = Vec::new();
+    for event in events {
+        if event.already_alerted {
+            out.alerted.push(event);
+            continue;
+        }
+        let key = IncidentKey::of(&event);
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, group)) => group.push(event),
+            None => groups.push((key, vec![event])),
+        }
+    }
+    for (key, mut group) in groups {
+        let first = group[0].event.time;
+        let stored = known.get(&key);
+        let ours = stored.filter(|s| !s.posted && s.parent.batch_key == digest_key);
+        match stored.filter(|s| ours.is_none() && s.is_open_at(first, policy)) {
+            None => {
+                let mut incident = Incident::open(key, &group, digest_key, policy);
+                // Written over the version read: our own claim from an earlier attempt, or
+                // a closed incident of the same key.
+                incident.version = stored.map_or(0, |s| s.version);
+                for event in &mut group {
+                    event.incident = Some(incident.id.clone());
+                }
+                out.digest.extend(group);
+                out.opened.push(incident);
+            }
+            Some(state) if !state.posted => out.waiting = true,
+            Some(state) => {
+                let mut incident = state.clone();
+                for event in &mut group {
+                    event.incident = Some(incident.id.clone());
+                }
+                let remind = first >= incident.next_reminder;
+                incident.extend(&group);
+                if remind {
+                    incident.reminders += 1;
+                    incident.next_reminder = first + policy.reminder_interval(incident.reminders);
+                    out.reminders.push(Thread {
+                        incident,
+                        events: group,
+                    });
+                } else {
+                    out.replies.push(Thread {
+                        incident,
+                        events: group,
+                    });
+                }
+            }
+        }
+    }
+    out.digest
+        .sort_by(|a, b| (a.event.time, &a.event.id).cmp(&(b.event.time, &b.event.id)));
+    out
+}
+
+#[cfg(test)]
+mod tests;

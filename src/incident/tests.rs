@@ -1,0 +1,174 @@
+use super::*;
+use crate::enrich::Tool;
+use crate::severity::Severity;
+use crate::testing::{actor, batch_event, event, rule};
+
+fn ev(id: &str, minutes: i64, who: &str) -> BatchEvent {
+    let rl = rule("root-usage", "Root used", None, Severity::Red);
+    let performer = actor(who, PrincipalKind::Person, Tool::Console);
+    batch_event(
+        event(id, minutes * 60, "us-east-1", "DescribeInstances", &[]),
+        &rl,
+        &performer,
+    )
+}
+
+fn known(incidents: &[Incident]) -> BTreeMap<IncidentKey, Incident> {
+    incidents
+        .iter()
+        .map(|i| (i.key.clone(), i.clone()))
+        .collect()
+}
+
+fn posted(mut incident: Incident) -> Incident {
+    incident.posted = true;
+    incident
+}
+
+#[test]
+fn first_events_open_an_incident_in_the_digest() {
+    let policy = IncidentPolicy::default();
+    let plan = plan(
+        vec![ev("a", 0, "alice"), ev("b", 1, "alice"), ev("c", 2, "bob")],
+        &BTreeMap::new(),
+        "d0",
+        &policy,
+    );
+    assert_eq!(plan.digest.len(), 3);
+    assert_eq!(plan.opened.len(), 2, "one incident per performer");
+    assert!(plan.replies.is_empty() && plan.reminders.is_empty() && !plan.waiting);
+    let alice = &plan.opened[0];
+    assert_eq!(alice.events, 2);
+    assert_eq!(alice.parent.batch_key, "d0");
+    assert_eq!(
+        alice.next_reminder,
+        alice.opened_at + TimeDelta::minutes(60)
+    );
+    assert!(plan.digest.iter().all(|e| e.incident.is_some()));
+}
+
+#[test]
+fn later_events_reply_then_remind_at_doubling_intervals() {
+    let policy = IncidentPolicy::default();
+    let first = plan(vec![ev("a", 0, "alice")], &BTreeMap::new(), "d0", &policy);
+    let mut state = posted(first.opened[0].clone());
+
+    // Ten minutes later: a reply, no top-level post.
+    let next = plan(
+        vec![ev("b", 10, "alice")],
+        &known(&[state.clone()]),
+        "d1",
+        &policy,
+    );
+    assert!(next.digest.is_empty() && next.opened.is_empty());
+    assert_eq!(next.replies.len(), 1);
+    state = next.replies[0].incident.clone();
+    assert_eq!(state.events, 2);
+
+    // Every five minutes for a day: reminders at 60 min, then 2 h, 4 h, 8 h, 16 h after each.
+    let mut reminders = Vec::new();
+    for minute in (15..24 * 60).step_by(5) {
+        let p = plan(
+            vec![ev(&format!("e{minute}"), minute, "alice")],
+            &known(&[state.clone()]),
+            "d",
+            &policy,
+        );
+        assert!(p.digest.is_empty(), "minute {minute}");
+        if let Some(r) = p.reminders.first() {
+            reminders.push(minute);
+            state = r.incident.clone();
+        } else {
+            state = p.replies[0].incident.clone();
+        }
+    }
+    assert_eq!(reminders, [60, 180, 420, 900]);
+    assert_eq!(state.events, 2 + (15..24 * 60).step_by(5).count() as u64);
+}
+
+#[test]
+fn a_quiet_dedup_period_closes_the_incident() {
+    let policy = IncidentPolicy::default();
+    let first =
+        posted(plan(vec![ev("a", 0, "alice")], &BTreeMap::new(), "d0", &policy).opened[0].clone());
+    let later = plan(
+        vec![ev("b", 61, "alice")],
+        &known(std::slice::from_ref(&first)),
+        "d1",
+        &policy,
+    );
+    assert_eq!(
+        later.opened.len(),
+        1,
+        "quiet for over an hour: a new incident"
+    );
+    assert_ne!(later.opened[0].id, first.id);
+    assert_eq!(later.digest.len(), 1);
+}
+
+#[test]
+fn immediate_events_are_left_out_and_unposted_parents_make_the_batch_wait() {
+    let policy = IncidentPolicy::default();
+    let mut alerted = ev("a", 0, "alice");
+    alerted.already_alerted = true;
+    let opened =
+        plan(vec![ev("x", 0, "alice")], &BTreeMap::new(), "imm", &policy).opened[0].clone();
+    let p = plan(
+        vec![alerted, ev("b", 1, "alice")],
+        &known(std::slice::from_ref(&opened)),
+        "d0",
+        &policy,
+    );
+    assert!(p.waiting, "the immediate alert is not out yet");
+    let p = plan(
+        vec![
+            {
+                let mut e = ev("a", 0, "alice");
+                e.already_alerted = true;
+                e
+            },
+            ev("b", 1, "alice"),
+        ],
+        &known(&[posted(opened)]),
+        "d0",
+        &policy,
+    );
+    assert!(!p.waiting);
+    assert_eq!(p.alerted.len(), 1);
+    assert!(p.digest.is_empty());
+    assert_eq!(p.replies.len(), 1);
+}
+
+#[test]
+fn keys_and_ids_are_stable() {
+    let e = ev("a", 0, "alice");
+    let key = IncidentKey::of(&e);
+    assert_eq!(key.subject, "alice");
+    assert_eq!(key.digest(), IncidentKey::of(&ev("b", 9, "alice")).digest());
+    assert_ne!(key.digest(), IncidentKey::of(&ev("b", 9, "bob")).digest());
+    assert_eq!(
+        key.incident_id(e.event.time),
+        format!("111111111111/20240101T000000Z/{}", &key.digest()[..12])
+    );
+    let workload = actor("deployer/run-17", PrincipalKind::Workload, Tool::Terraform);
+    let rl = rule("r", "t", None, Severity::Green);
+    let run = batch_event(
+        event("w", 0, "us-east-1", "CreateRole", &[]),
+        &rl,
+        &workload,
+    );
+    assert_eq!(
+        IncidentKey::of(&run).subject,
+        "deployer",
+        "the role, not the session"
+    );
+}
+
+#[test]
+fn reminder_intervals_double_up_to_a_day() {
+    let policy = IncidentPolicy::default();
+    let hours: Vec<i64> = (0..8)
+        .map(|n| policy.reminder_interval(n).num_minutes())
+        .collect();
+    assert_eq!(hours, [60, 120, 240, 480, 960, 1440, 1440, 1440]);
+}

@@ -1,0 +1,164 @@
+//! The parts of a message that incidents add: a thread reply's compact head and list (repeats
+//! collapsed, every event counted), a reminder's "still going" line, and a digest's note on
+//! events already posted as immediate alerts.
+
+use std::fmt::Write as _;
+
+use super::{Block, Text, code_within, plain_within};
+use crate::incident::Incident;
+use crate::summary::{Lang, Locale};
+use crate::window::{Batch, BatchEvent};
+
+/// Words of these parts, per language.
+struct Words {
+    more_events: fn(usize) -> String,
+    so_far: fn(u64) -> String,
+    since: &'static str,
+    still_going: &'static str,
+    thread: &'static str,
+    failed: &'static str,
+    already_alerted: fn(usize) -> String,
+}
+
+const EN: Words = Words {
+    more_events: |n| {
+        if n == 1 {
+            "1 more event".to_owned()
+        } else {
+            format!("{n} more events")
+        }
+    },
+    so_far: |n| {
+        if n == 1 {
+            "1 event so far".to_owned()
+        } else {
+            format!("{n} events so far")
+        }
+    },
+    since: "since",
+    still_going: "Still going",
+    thread: "earlier events are in the thread of its first message",
+    failed: "failed",
+    already_alerted: |n| {
+        if n == 1 {
+            "1 event of this window was already posted as an immediate alert (see its thread)"
+                .to_owned()
+        } else {
+            format!(
+                "{n} events of this window were already posted as immediate alerts (see their threads)"
+            )
+        }
+    },
+};
+
+const KO: Words = Words {
+    more_events: |n| format!("이벤트 {n}건 추가"),
+    so_far: |n| format!("지금까지 {n}건"),
+    since: "시작",
+    still_going: "계속 진행 중",
+    thread: "이전 이벤트는 첫 메시지의 스레드에 있습니다",
+    failed: "실패",
+    already_alerted: |n| {
+        format!("이 구간의 이벤트 {n}건은 즉시 알림으로 이미 게시됨 (스레드 참고)")
+    },
+};
+
+fn words(lang: Lang) -> &'static Words {
+    match lang {
+        Lang::En => &EN,
+        Lang::Ko => &KO,
+    }
+}
+
+fn hhmm(time: chrono::DateTime<chrono::Utc>, locale: Locale) -> String {
+    time.with_timezone(&locale.tz).format("%H:%M").to_string()
+}
+
+/// "↳ 12 more events · Root used · since 09:00 · 40 events so far".
+pub(super) fn reply_head(batch: &Batch, incident: &Incident, locale: Locale) -> Block {
+    let w = words(locale.lang);
+    let title = batch
+        .events
+        .first()
+        .map(|e| {
+            let title = match (locale.lang, &e.rule.title_ko) {
+                (Lang::Ko, Some(ko)) => ko,
+                _ => &e.rule.title,
+            };
+            plain_within(title, 150)
+        })
+        .unwrap_or_default();
+    Block::Context {
+        elements: vec![Text::mrkdwn(format!(
+            "↳ *{}* · {title} · {} {} · {}",
+            (w.more_events)(batch.events.len()),
+            w.since,
+            hhmm(incident.opened_at, locale),
+            (w.so_far)(incident.events),
+        ))],
+    }
+}
+
+/// "Still going since 09:00 · 40 events so far · earlier events are in the thread …".
+pub(super) fn reminder_line(incident: &Incident, locale: Locale) -> Block {
+    let w = words(locale.lang);
+    Block::Context {
+        elements: vec![Text::mrkdwn(format!(
+            ":repeat: *{} · {} {}* · {} · {}",
+            w.still_going,
+            w.since,
+            hhmm(incident.opened_at, locale),
+            (w.so_far)(incident.events),
+            w.thread,
+        ))],
+    }
+}
+
+/// The digest's note on events left out because their immediate alert went out.
+pub(super) fn alerted_note(count: usize, locale: Locale) -> Block {
+    Block::Context {
+        elements: vec![Text::mrkdwn(format!(
+            ":bell: {}",
+            (words(locale.lang).already_alerted)(count)
+        ))],
+    }
+}
+
+/// A reply's events, repeats collapsed: one line per event name and outcome, with its count
+/// and time range (`• DescribeInstances ×12 · 10:05:01–10:09:40`), in order of first time.
+pub(super) fn collapsed_lines(batch: &Batch, locale: Locale) -> Vec<String> {
+    let w = words(locale.lang);
+    let mut groups: Vec<(&str, Option<&str>, Vec<&BatchEvent>)> = Vec::new();
+    for e in &batch.events {
+        let (name, error) = (&*e.event.name, e.event.error_code.as_deref());
+        match groups
+            .iter_mut()
+            .find(|(n, err, _)| *n == name && *err == error)
+        {
+            Some((_, _, events)) => events.push(e),
+            None => groups.push((name, error, vec![e])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(name, error, events)| {
+            let first = events[0].event.time.with_timezone(&locale.tz);
+            let last = events[events.len() - 1]
+                .event
+                .time
+                .with_timezone(&locale.tz);
+            let mut line = format!("• {}", code_within(name, 130));
+            if events.len() > 1 {
+                let _ = write!(line, " ×{}", events.len());
+            }
+            let _ = write!(line, " · {}", first.format("%H:%M:%S"));
+            if events.len() > 1 && last != first {
+                let _ = write!(line, "–{}", last.format("%H:%M:%S"));
+            }
+            if let Some(error) = error {
+                let _ = write!(line, " :x: {} {}", w.failed, code_within(error, 70));
+            }
+            line
+        })
+        .collect()
+}
