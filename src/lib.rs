@@ -7,6 +7,7 @@ pub mod delivery;
 pub mod engine;
 pub mod enrich;
 pub mod event;
+pub mod locale;
 pub mod ports;
 pub mod render;
 pub mod rules;
