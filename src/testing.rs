@@ -171,3 +171,8 @@ pub(crate) fn delivery(batch: Batch, summary: Summary) -> Delivery {
 pub(crate) fn rendered(batch: &Batch, summary: &Summary, locale: Locale) -> Vec<SlackMessage> {
     render_batch(&Delivery::new(batch.clone(), summary.clone(), locale))
 }
+
+/// `deliveries` as plain terminal text: what a reader sees, without Block Kit's markup.
+pub(crate) fn as_text(deliveries: &[Delivery]) -> String {
+    crate::render::text::text(deliveries)
+}

@@ -28,6 +28,9 @@ pub enum Lang {
     #[default]
     En,
     Ko,
+    /// A stub language with a few German words: the seam test's third language.
+    #[cfg(test)]
+    De,
 }
 
 impl Lang {
@@ -39,6 +42,8 @@ impl Lang {
         match self {
             Self::En => &en::WORDS,
             Self::Ko => &ko::WORDS,
+            #[cfg(test)]
+            Self::De => &tests::DE,
         }
     }
 }
@@ -300,3 +305,7 @@ impl Words {
         })
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, reason = "test fixtures")]
+mod tests;
