@@ -565,11 +565,7 @@ fn parse_duration(key: &str, text: &str) -> Result<TimeDelta, ConfigError> {
 }
 
 fn parse_lang(key: &str, text: &str) -> Result<Lang, ConfigError> {
-    match text.trim().to_ascii_lowercase().as_str() {
-        "en" => Ok(Lang::En),
-        "ko" => Ok(Lang::Ko),
-        _ => Err(invalid(key, "\"en\" or \"ko\"", text)),
-    }
+    text.parse().map_err(|_| invalid(key, Lang::EXPECTED, text))
 }
 
 fn parse_tz(key: &str, text: &str) -> Result<Tz, ConfigError> {

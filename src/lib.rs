@@ -8,6 +8,7 @@ pub mod engine;
 pub mod enrich;
 pub mod event;
 pub mod incident;
+pub mod locale;
 pub mod ports;
 pub mod render;
 pub mod rules;

@@ -8,9 +8,9 @@ use crate::delivery::Delivery;
 use crate::enrich::{Origin, Performer, Principal, PrincipalKind, Tool};
 use crate::event::{AccountId, Event, EventId, EventKind, Identity, Resource};
 use crate::render::slack::{SlackMessage, render_batch};
-use crate::rules::Rule;
+use crate::rules::{Rule, Titles};
 use crate::severity::Severity;
-use crate::summary::{Locale, Summary, SummarySource};
+use crate::summary::{Lang, Locale, Summary, SummarySource};
 use crate::window::{Batch, BatchEvent, BatchId, BatchKind};
 
 /// 2024-01-01T00:00:00Z: 09:00 in Seoul.
@@ -23,8 +23,10 @@ pub(crate) fn t0() -> DateTime<Utc> {
 pub(crate) fn rule(id: &str, title: &str, title_ko: Option<&str>, severity: Severity) -> Arc<Rule> {
     Arc::new(Rule {
         id: id.to_owned(),
-        title: title.to_owned(),
-        title_ko: title_ko.map(str::to_owned),
+        titles: match title_ko {
+            Some(ko) => Titles::new(title).with(Lang::Ko, ko),
+            None => Titles::new(title),
+        },
         severity,
         immediate: false,
         tags: Vec::new(),
@@ -169,4 +171,9 @@ pub(crate) fn delivery(batch: Batch, summary: Summary) -> Delivery {
 /// The Slack messages of `batch` delivered with `summary` in `locale`.
 pub(crate) fn rendered(batch: &Batch, summary: &Summary, locale: Locale) -> Vec<SlackMessage> {
     render_batch(&Delivery::new(batch.clone(), summary.clone(), locale))
+}
+
+/// `deliveries` as plain terminal text: what a reader sees, without Block Kit's markup.
+pub(crate) fn as_text(deliveries: &[Delivery]) -> String {
+    crate::render::text::text(deliveries)
 }

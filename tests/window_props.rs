@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use trailwatch::Severity;
 use trailwatch::enrich::{Origin, Performer, Principal, PrincipalKind, Tool};
 use trailwatch::event::{AccountId, Event, EventId, EventKind, Identity};
-use trailwatch::rules::Rule;
+use trailwatch::rules::{Rule, Titles};
 use trailwatch::window::{Added, BatchEvent, BatchKind, WindowBook, WindowConfig};
 
 fn base() -> DateTime<Utc> {
@@ -38,8 +38,7 @@ fn event(id: u32, account: u8, offset_secs: i64) -> BatchEvent {
         },
         rule: Arc::new(Rule {
             id: "test".into(),
-            title: "test".into(),
-            title_ko: None,
+            titles: Titles::new("test"),
             severity: Severity::Yellow,
             immediate: false,
             tags: Vec::new(),

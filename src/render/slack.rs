@@ -15,9 +15,10 @@ use serde::Serialize;
 
 use super::escape::{code_within, defang, plain_within};
 use crate::delivery::{Delivery, Placement};
-use crate::enrich::{Origin, Performer, Principal, PrincipalKind, Tool};
+use crate::enrich::{Performer, Principal};
+use crate::locale::Words;
 use crate::severity::Severity;
-use crate::summary::{Lang, Locale, Summary, SummarySource};
+use crate::summary::{Locale, Summary, SummarySource};
 use crate::window::{Batch, BatchEvent, BatchKind};
 
 /// Slack's limit on blocks per message.
@@ -183,7 +184,7 @@ pub fn render_batch(delivery: &Delivery) -> Vec<SlackMessage> {
         delivery.locale,
         delivery.severity,
     );
-    let l = Labels::of(locale.lang);
+    let l = locale.words();
     let (head, mut sections) = match &delivery.placement {
         Placement::Reply(incident) => (
             vec![incident::reply_head(batch, incident, locale)],
@@ -266,7 +267,7 @@ fn prose(text: &str, max: usize) -> String {
     plain_within(&defang(text), max)
 }
 
-fn fallback_text(batch: &Batch, summary: &Summary, l: &Labels) -> String {
+fn fallback_text(batch: &Batch, summary: &Summary, l: &Words) -> String {
     let mut headline = prose(&summary.headline, 300);
     let account = plain_within(&batch.account_label(), 200);
     // A notification names the account, once.
@@ -285,7 +286,7 @@ fn head_blocks(
     summary: &Summary,
     severity: Severity,
     locale: Locale,
-    l: &Labels,
+    l: &Words,
 ) -> Vec<Block> {
     let mut blocks = vec![Block::section(headline_text(batch, summary, severity, l))];
     if let Some(body) = body_text(summary) {
@@ -303,7 +304,7 @@ fn head_blocks(
     blocks
 }
 
-fn headline_text(batch: &Batch, summary: &Summary, severity: Severity, l: &Labels) -> String {
+fn headline_text(batch: &Batch, summary: &Summary, severity: Severity, l: &Words) -> String {
     let headline = non_empty(prose(&summary.headline, 1000));
     let mut text = format!("{} *{headline}*", severity.emoji());
     match batch.kind {
@@ -346,7 +347,7 @@ fn body_text(summary: &Summary) -> Option<String> {
     (!text.is_empty()).then_some(text)
 }
 
-fn severity_line(summary: &Summary, severity: Severity, l: &Labels) -> String {
+fn severity_line(summary: &Summary, severity: Severity, l: &Words) -> String {
     let by = match &summary.source {
         SummarySource::Offline => l.by_offline.to_owned(),
         SummarySource::Fallback { .. } => l.by_fallback.to_owned(),
@@ -368,7 +369,7 @@ fn severity_line(summary: &Summary, severity: Severity, l: &Labels) -> String {
     line
 }
 
-fn fields(batch: &Batch, locale: Locale, l: &Labels) -> Vec<Text> {
+fn fields(batch: &Batch, locale: Locale, l: &Words) -> Vec<Text> {
     // One entry per performer, however many tools they used.
     let mut principals: Vec<&Principal> = Vec::new();
     for e in &batch.events {
@@ -379,8 +380,8 @@ fn fields(batch: &Batch, locale: Locale, l: &Labels) -> Vec<Text> {
     let performers: Vec<String> = principals
         .iter()
         .map(|p| {
-            let (name, qualifier) = l.principal(p);
-            let kind = l.kind(p.kind);
+            let (name, qualifier) = (l.principal_name(p), l.principal_qualifier(p));
+            let kind = l.kind.of(p.kind);
             let tags = qualifier.map_or_else(|| kind.to_owned(), |q| format!("{q}, {kind}"));
             format!("{} ({tags})", non_empty(plain_within(&name, 200)))
         })
@@ -398,13 +399,13 @@ fn fields(batch: &Batch, locale: Locale, l: &Labels) -> Vec<Text> {
 }
 
 /// Joins items while they fit in `max` chars, then says how many were left out.
-fn join_within(items: &[String], sep: &str, max: usize, l: &Labels) -> String {
+fn join_within(items: &[String], sep: &str, max: usize, l: &Words) -> String {
     let mut out = String::new();
     let mut len = 0;
     for (i, item) in items.iter().enumerate() {
         let add = item.chars().count() + if i > 0 { sep.len() } else { 0 };
         if len + add > max {
-            let _ = write!(out, " {}", l.more(items.len() - i));
+            let _ = write!(out, " {}", (l.more)(items.len() - i));
             return out;
         }
         if i > 0 {
@@ -456,7 +457,7 @@ fn time_text(batch: &Batch, tz: Tz) -> String {
 }
 
 /// Buttons to each region's `CloudTrail` event history, and the regions beyond five as text.
-fn region_blocks(batch: &Batch, l: &Labels) -> Vec<Block> {
+fn region_blocks(batch: &Batch, l: &Words) -> Vec<Block> {
     let mut buttons = Vec::new();
     let mut unlinked = Vec::new();
     for region in regions(batch) {
@@ -510,7 +511,7 @@ fn continuation_head(
     severity: Severity,
     part: usize,
     parts: usize,
-    l: &Labels,
+    l: &Words,
 ) -> Block {
     Block::section(format!(
         "{} *({} {}/{parts})* {}",
@@ -542,7 +543,7 @@ fn pack(lines: Vec<String>) -> Vec<Block> {
 
 /// The tree, packed into section blocks of at most [`MAX_TEXT`] chars. An actor's header is
 /// repeated (marked continued) when its events run into the next block.
-fn tree_sections(batch: &Batch, locale: Locale, l: &Labels) -> Vec<Block> {
+fn tree_sections(batch: &Batch, locale: Locale, l: &Words) -> Vec<Block> {
     let mut groups: Vec<(&Performer, Vec<&BatchEvent>)> = Vec::new();
     for e in &batch.events {
         match groups.iter_mut().find(|(a, _)| *a == &e.actor) {
@@ -583,7 +584,7 @@ impl Packer {
         self.append(first);
     }
 
-    fn push(&mut self, line: &str, header: &str, l: &Labels) {
+    fn push(&mut self, line: &str, header: &str, l: &Words) {
         if self.len + 1 + line.chars().count() > MAX_TEXT {
             self.flush();
             self.append(&format!("{header} ({})", l.continued));
@@ -618,22 +619,25 @@ impl Packer {
 }
 
 /// `*dae.kim* (SSO) via Terraform · person`.
-fn actor_header(actor: &Performer, l: &Labels) -> String {
-    let (name, qualifier) = l.principal(&actor.principal);
+fn actor_header(actor: &Performer, l: &Words) -> String {
+    let (name, qualifier) = (
+        l.principal_name(&actor.principal),
+        l.principal_qualifier(&actor.principal),
+    );
     let mut header = format!("*{}*", non_empty(plain_within(&name, 200)));
     if let Some(qualifier) = qualifier {
         let _ = write!(header, " ({qualifier})");
     }
-    if let Some(via) = l.via(actor) {
+    if let Some(via) = l.tool_with_ci(actor).map(|tool| (l.via)(&tool)) {
         let _ = write!(header, " {}", plain_within(&via, 120));
     }
-    let _ = write!(header, " · {}", l.kind(actor.principal.kind));
+    let _ = write!(header, " · {}", l.kind.of(actor.principal.kind));
     header
 }
 
 /// One event: time, name, resources, failure, already-alerted mark, rule title. Each part is
 /// bounded so that a line stays far below [`MAX_TEXT`] (about 1,500 chars at worst).
-fn event_line(e: &BatchEvent, locale: Locale, l: &Labels) -> String {
+fn event_line(e: &BatchEvent, locale: Locale, l: &Words) -> String {
     let ev = &e.event;
     let time = ev.time.with_timezone(&locale.tz).format("%H:%M:%S");
     let mut line = format!("• {time} {}", code_within(&ev.name, 130));
@@ -652,11 +656,7 @@ fn event_line(e: &BatchEvent, locale: Locale, l: &Labels) -> String {
     if e.already_alerted {
         let _ = write!(line, " :bell: ({})", l.already_alerted);
     }
-    let title = match (locale.lang, &e.rule.title_ko) {
-        (Lang::Ko, Some(ko)) => ko,
-        _ => &e.rule.title,
-    };
-    let title = plain_within(title, 150);
+    let title = plain_within(e.rule.title(locale.lang), 150);
     if !title.is_empty() {
         let _ = write!(line, " · {title}");
     }
@@ -665,172 +665,6 @@ fn event_line(e: &BatchEvent, locale: Locale, l: &Labels) -> String {
 
 fn non_empty(s: String) -> String {
     if s.is_empty() { "?".to_owned() } else { s }
-}
-
-/// Reader-facing words, in English or Korean.
-struct Labels {
-    performers: &'static str,
-    time: &'static str,
-    regions: &'static str,
-    account: &'static str,
-    events: &'static str,
-    late: &'static str,
-    late_note: &'static str,
-    immediate: &'static str,
-    continued: &'static str,
-    failed: &'static str,
-    already_alerted: &'static str,
-    severity: &'static str,
-    summary_by: &'static str,
-    by_offline: &'static str,
-    by_fallback: &'static str,
-    by_model: &'static str,
-    other_regions: &'static str,
-    no_events: &'static str,
-    lang: Lang,
-}
-
-const EN: Labels = Labels {
-    performers: "Performer(s)",
-    time: "Time",
-    regions: "Region(s)",
-    account: "Account",
-    events: "Events",
-    late: "late follow-up",
-    late_note: "events that arrived after this window's digest was sent",
-    immediate: "immediate alert",
-    continued: "continued",
-    failed: "failed",
-    already_alerted: "already alerted",
-    severity: "Severity",
-    summary_by: "summary",
-    by_offline: "offline template",
-    by_fallback: "offline template (model unavailable)",
-    by_model: "model",
-    other_regions: "Other regions",
-    no_events: "(no events)",
-    lang: Lang::En,
-};
-
-const KO: Labels = Labels {
-    performers: "수행자",
-    time: "시간",
-    regions: "리전",
-    account: "계정",
-    events: "이벤트",
-    late: "지연 도착",
-    late_note: "이 구간의 요약을 보낸 뒤 도착한 이벤트",
-    immediate: "즉시 알림",
-    continued: "계속",
-    failed: "실패",
-    already_alerted: "이미 알림",
-    severity: "심각도",
-    summary_by: "요약",
-    by_offline: "오프라인 템플릿",
-    by_fallback: "오프라인 템플릿 (모델 사용 불가)",
-    by_model: "모델",
-    other_regions: "기타 리전",
-    no_events: "(이벤트 없음)",
-    lang: Lang::Ko,
-};
-
-impl Labels {
-    fn of(lang: Lang) -> &'static Self {
-        match lang {
-            Lang::En => &EN,
-            Lang::Ko => &KO,
-        }
-    }
-
-    fn kind(&self, kind: PrincipalKind) -> &'static str {
-        match (self.lang, kind) {
-            (Lang::En, PrincipalKind::Person) => "person",
-            (Lang::En, PrincipalKind::Workload) => "workload",
-            (Lang::En, PrincipalKind::AwsService) => "AWS service",
-            (Lang::En, PrincipalKind::Root) => "root",
-            (Lang::En, PrincipalKind::Unknown) => "unknown",
-            (Lang::Ko, PrincipalKind::Person) => "사람",
-            (Lang::Ko, PrincipalKind::Workload) => "워크로드",
-            (Lang::Ko, PrincipalKind::AwsService) => "AWS 서비스",
-            (Lang::Ko, PrincipalKind::Root) => "루트",
-            (Lang::Ko, PrincipalKind::Unknown) => "알 수 없음",
-        }
-    }
-
-    /// The name to show and what it stands for (`SSO`, `AssumeRoot session`), unescaped.
-    fn principal(&self, principal: &Principal) -> (String, Option<&'static str>) {
-        let name = principal.name.clone();
-        match (self.lang, principal.origin) {
-            (_, Origin::Sso) => (name, Some("SSO")),
-            (Lang::En, Origin::AssumeRoot) => (name, Some("AssumeRoot session")),
-            (Lang::Ko, Origin::AssumeRoot) => (name, Some("AssumeRoot 세션")),
-            (Lang::En, Origin::NameHidden) => {
-                ("unknown user".to_owned(), Some("name hidden by AWS"))
-            }
-            (Lang::Ko, Origin::NameHidden) => {
-                ("알 수 없는 사용자".to_owned(), Some("AWS가 이름을 숨김"))
-            }
-            (Lang::En, Origin::NoActor) if name.is_empty() => ("no actor named".to_owned(), None),
-            (Lang::Ko, Origin::NoActor) if name.is_empty() => ("행위자 정보 없음".to_owned(), None),
-            (Lang::En, Origin::NoActor) => (format!("instance {name}"), Some("no actor named")),
-            (Lang::Ko, Origin::NoActor) => (format!("인스턴스 {name}"), Some("행위자 정보 없음")),
-            _ => (name, None),
-        }
-    }
-
-    fn tool(&self, tool: Tool) -> Option<&'static str> {
-        Some(match tool {
-            Tool::Console => match self.lang {
-                Lang::En => "console",
-                Lang::Ko => "콘솔",
-            },
-            Tool::Cli => "CLI",
-            Tool::Sdk => "SDK",
-            Tool::Terraform => "Terraform",
-            Tool::CloudFormation => "CloudFormation",
-            Tool::Cdk => "CDK",
-            Tool::Pulumi => "Pulumi",
-            Tool::Ci => "CI",
-            Tool::Service => match self.lang {
-                Lang::En => "service",
-                Lang::Ko => "서비스",
-            },
-            Tool::Unknown => return None,
-        })
-    }
-
-    /// `via Terraform (CI: github-actions)`, `Terraform 사용`; none for an unknown tool.
-    fn via(&self, performer: &Performer) -> Option<String> {
-        let mut tool = self.tool(performer.tool)?.to_owned();
-        if let Some(ci) = &performer.ci {
-            match (&ci.name, performer.tool) {
-                (Some(name), Tool::Ci) => tool = format!("CI ({name})"),
-                (Some(name), _) => tool = format!("{tool} (CI: {name})"),
-                (None, Tool::Ci) => {}
-                (None, _) => tool = format!("{tool} (CI)"),
-            }
-        }
-        Some(match self.lang {
-            Lang::En => format!("via {tool}"),
-            Lang::Ko => format!("{tool} 사용"),
-        })
-    }
-
-    fn severity_name(&self, severity: Severity) -> &'static str {
-        match (self.lang, severity) {
-            (Lang::En, s) => s.as_str(),
-            (Lang::Ko, Severity::Red) => "위험",
-            (Lang::Ko, Severity::Yellow) => "주의",
-            (Lang::Ko, Severity::Green) => "정상",
-        }
-    }
-
-    fn more(&self, n: usize) -> String {
-        match self.lang {
-            Lang::En => format!("+{n} more"),
-            Lang::Ko => format!("외 {n}개"),
-        }
-    }
 }
 
 #[cfg(test)]

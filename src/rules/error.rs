@@ -75,6 +75,11 @@ pub enum RulesError {
         reason: String,
     },
 
+    #[error(
+        "[[{section}]] {id}: `title_ko` is no longer read; give the titles by language: title = {{ en = \"…\", ko = \"…\" }}"
+    )]
+    TitleKo { section: &'static str, id: String },
+
     #[error("[[{section}]] {id}: id is used more than once")]
     DuplicateId { section: &'static str, id: String },
 

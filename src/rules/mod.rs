@@ -13,6 +13,7 @@ mod glob;
 mod index;
 mod matcher;
 pub mod pattern;
+mod title;
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -21,12 +22,14 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::event::Facts;
+use crate::locale::Lang;
 use crate::severity::Severity;
 
 pub use error::RulesError;
 pub use pattern::{
     EVENT_PATTERN_DEFAULT_LIMIT, EVENT_PATTERN_MAX_LIMIT, event_pattern, event_patterns,
 };
+pub use title::Titles;
 
 use index::Index;
 use matcher::Matcher;
@@ -34,17 +37,54 @@ use matcher::Matcher;
 /// The pack compiled into the binary.
 pub const DEFAULT_PACK: &str = include_str!("default.toml");
 
-/// One detection rule.
+/// One detection rule. Stored inline with each event (DynamoDB items, replay's runs), so it
+/// also reads rules stored before titles were by language (`title` and `title_ko`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StoredRule")]
 pub struct Rule {
     pub id: String,
-    pub title: String,
-    /// Korean title, when the pack gives one.
-    pub title_ko: Option<String>,
+    #[serde(rename = "title")]
+    pub titles: Titles,
     pub severity: Severity,
     /// Post at once, alone, as well as in the window digest.
     pub immediate: bool,
     pub tags: Vec<String>,
+}
+
+impl Rule {
+    /// The title in `lang`, or in English when the pack gives none in `lang`.
+    pub fn title(&self, lang: Lang) -> &str {
+        self.titles.get(lang)
+    }
+}
+
+/// A rule as stored, in either form.
+#[derive(Deserialize)]
+struct StoredRule {
+    id: String,
+    title: Titles,
+    /// Written before titles were by language.
+    #[serde(default)]
+    title_ko: Option<String>,
+    severity: Severity,
+    immediate: bool,
+    tags: Vec<String>,
+}
+
+impl From<StoredRule> for Rule {
+    fn from(stored: StoredRule) -> Self {
+        let titles = match stored.title_ko {
+            Some(ko) => stored.title.with(Lang::Ko, ko),
+            None => stored.title,
+        };
+        Self {
+            id: stored.id,
+            titles,
+            severity: stored.severity,
+            immediate: stored.immediate,
+            tags: stored.tags,
+        }
+    }
 }
 
 /// What the pack says of one event.
@@ -84,8 +124,7 @@ struct PackFile {
 #[serde(deny_unknown_fields)]
 struct RuleSpec {
     id: String,
-    title: String,
-    title_ko: Option<String>,
+    title: Titles,
     severity: Severity,
     #[serde(default)]
     immediate: bool,
@@ -99,8 +138,7 @@ struct RuleSpec {
 #[serde(deny_unknown_fields)]
 struct IgnoreSpec {
     id: String,
-    title: String,
-    title_ko: Option<String>,
+    title: Titles,
     #[serde(default)]
     tags: Vec<String>,
     #[serde(rename = "match")]
@@ -144,6 +182,7 @@ impl RulePack {
         let mut entries = Vec::with_capacity(file.rule.len());
         for (n, table) in file.rule.into_iter().enumerate() {
             let id = entry_id(&table, n);
+            reject_title_ko("rule", &id, &table)?;
             let spec: RuleSpec = entry(table).map_err(|source| RulesError::Entry {
                 section: "rule",
                 id,
@@ -158,8 +197,7 @@ impl RulePack {
             }
             let rule = Rule {
                 id: spec.id,
-                title: spec.title,
-                title_ko: spec.title_ko,
+                titles: spec.title,
                 severity: spec.severity,
                 immediate: spec.immediate,
                 tags: spec.tags,
@@ -172,6 +210,7 @@ impl RulePack {
         let mut ignores = Vec::with_capacity(file.ignore.len());
         for (n, table) in file.ignore.into_iter().enumerate() {
             let id = entry_id(&table, n);
+            reject_title_ko("ignore", &id, &table)?;
             let spec: IgnoreSpec = entry(table).map_err(|source| RulesError::Entry {
                 section: "ignore",
                 id,
@@ -186,8 +225,7 @@ impl RulePack {
             }
             let rule = Rule {
                 id: spec.id,
-                title: spec.title,
-                title_ko: spec.title_ko,
+                titles: spec.title,
                 severity: Severity::Green,
                 immediate: false,
                 tags: spec.tags,
@@ -257,6 +295,18 @@ fn entry<T: serde::de::DeserializeOwned>(table: toml::Table) -> Result<T, toml::
         Ok(text) => toml::from_str(&text),
         Err(_) => toml::Value::Table(table).try_into(),
     }
+}
+
+/// `title_ko` was the Korean title before titles were by language: say what replaced it,
+/// rather than only that the key is unknown.
+fn reject_title_ko(section: &'static str, id: &str, table: &toml::Table) -> Result<(), RulesError> {
+    if table.contains_key("title_ko") {
+        return Err(RulesError::TitleKo {
+            section,
+            id: id.to_owned(),
+        });
+    }
+    Ok(())
 }
 
 /// How to name an entry in an error before its `id` is known to be valid.

@@ -45,14 +45,10 @@ fn builtin_pack_parses() {
     let pack = RulePack::try_builtin().unwrap();
     assert!(pack.rules().len() >= 30, "{} rules", pack.rules().len());
     for rule in pack.rules() {
-        assert!(
-            rule.title_ko.as_deref().is_some_and(|t| !t.is_empty()),
-            "{} has no Korean title",
-            rule.id
-        );
+        assert!(rule.titles.has(Lang::Ko), "{} has no Korean title", rule.id);
     }
     for rule in pack.ignore_rules() {
-        assert!(rule.title_ko.is_some(), "{} has no Korean title", rule.id);
+        assert!(rule.titles.has(Lang::Ko), "{} has no Korean title", rule.id);
     }
     // Every CIS CloudWatch monitoring control 1..=14 is covered.
     for n in 1..=14 {
@@ -445,4 +441,35 @@ fn the_index_answers_like_trying_every_entry() {
         }
     }
     assert!(compared > 1_000, "{compared}");
+}
+
+#[test]
+fn title_ko_names_the_form_that_replaced_it() {
+    let err = RulePack::from_toml(
+        r#"
+[[rule]]
+id = "root"
+title = "Root used"
+title_ko = "루트 계정 사용"
+severity = "red"
+[rule.match]
+identity_type = "Root"
+"#,
+    )
+    .unwrap_err();
+    assert!(matches!(err, RulesError::TitleKo { .. }), "{err:?}");
+    assert_eq!(
+        chain(&err),
+        r#"[[rule]] root: `title_ko` is no longer read; give the titles by language: title = { en = "…", ko = "…" }"#
+    );
+}
+
+#[test]
+fn a_rule_stored_with_title_ko_reads_back_with_its_korean_title() {
+    let stored = r#"{"id":"root","title":"Root used","title_ko":"루트 계정 사용","severity":"red","immediate":true,"tags":[]}"#;
+    let rule: Rule = serde_json::from_str(stored).unwrap();
+    assert_eq!(rule.title(Lang::En), "Root used");
+    assert_eq!(rule.title(Lang::Ko), "루트 계정 사용");
+    let again: Rule = serde_json::from_str(&serde_json::to_string(&rule).unwrap()).unwrap();
+    assert_eq!(again, rule);
 }

@@ -6,39 +6,15 @@ pub mod prompt;
 
 pub use digest::{Digest, digest};
 pub use offline::{OfflineSummarizer, offline_summary};
+// Summaries are written for a reader; tests and callers name the locale from here.
+pub use crate::locale::{Lang, Locale};
 
 use std::future::Future;
 
-use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use crate::severity::Severity;
 use crate::window::Batch;
-
-/// Language of the reader-facing text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Lang {
-    #[default]
-    En,
-    Ko,
-}
-
-/// Reader settings: language and time zone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Locale {
-    pub lang: Lang,
-    pub tz: Tz,
-}
-
-impl Default for Locale {
-    fn default() -> Self {
-        Self {
-            lang: Lang::En,
-            tz: Tz::UTC,
-        }
-    }
-}
 
 /// Who wrote the summary.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,4 +1,4 @@
-//! Deterministic English and Korean summaries.
+//! Deterministic summaries, in the words of the reader's language ([`crate::locale`]).
 //!
 //! The text names the performers and the main groups of events, bounded to a few groups: the
 //! full event list is rendered from the batch elsewhere. Event-derived strings are used as
@@ -6,15 +6,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
-use std::fmt::Write as _;
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use super::{Lang, Locale, Summarizer, Summary, SummarySource};
-use crate::enrich::{Origin, Performer, Principal, PrincipalKind, Tool};
+use super::{Summarizer, Summary, SummarySource};
+use crate::enrich::{Performer, PrincipalKind, Tool};
 use crate::event::EventKind;
+use crate::locale::{ChangesBy, Lang, Locale, Overview, Ran, SignIn, Words};
 use crate::rules::Rule;
 use crate::severity::Severity;
 use crate::window::{Batch, BatchEvent, BatchKind};
@@ -46,6 +46,7 @@ impl Summarizer for OfflineSummarizer {
 pub fn offline_summary(batch: &Batch, locale: Locale) -> Summary {
     let text = Text {
         lang: locale.lang,
+        words: locale.words(),
         tz: locale.tz,
     };
     let actors = group_by_actor(batch);
@@ -161,51 +162,6 @@ fn lead_rule(batch: &Batch) -> Option<Lead<'_>> {
     })
 }
 
-/// Korean verbal nouns that read as "<object> <noun>" and conjugate with `했습니다`.
-const KO_VERBS: [&str; 22] = [
-    "생성",
-    "삭제",
-    "변경",
-    "수정",
-    "추가",
-    "제거",
-    "연결",
-    "분리",
-    "시작",
-    "중지",
-    "재부팅",
-    "종료",
-    "업데이트",
-    "활성화",
-    "비활성화",
-    "부여",
-    "회수",
-    "해제",
-    "등록",
-    "공개",
-    "비공개",
-    "설정",
-];
-
-/// "IAM 사용자 생성" -> ("IAM 사용자", "생성").
-fn split_ko_title(title: &str) -> Option<(&str, &str)> {
-    let (object, verb) = title.trim().rsplit_once(' ')?;
-    KO_VERBS.contains(&verb).then_some((object.trim(), verb))
-}
-
-/// True when the last syllable has a final consonant, so the particle is 이/을/으로.
-/// Latin words are read as Koreans pronounce them: a final m, n, l or ng is a consonant.
-fn has_final_consonant(word: &str) -> bool {
-    let Some(last) = word.trim_end().chars().last() else {
-        return false;
-    };
-    let code = u32::from(last);
-    if (0xAC00..=0xD7A3).contains(&code) {
-        return (code - 0xAC00) % 28 != 0;
-    }
-    matches!(last.to_ascii_lowercase(), 'm' | 'n' | 'l' | 'g')
-}
-
 fn distinct_resources(events: &[&BatchEvent]) -> (Vec<String>, usize) {
     let mut seen = BTreeSet::new();
     let mut names = Vec::new();
@@ -225,56 +181,26 @@ fn distinct_resources(events: &[&BatchEvent]) -> (Vec<String>, usize) {
     (shown, more)
 }
 
-/// Failed calls of one group: how many, and their error codes.
-struct Failed {
-    count: usize,
-    codes: String,
-}
-
-/// How a performer category reads in the "who did the work" line: a change applied by an
-/// infrastructure-as-code tool counts as that tool's, whoever ran it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Category {
-    Tool(Tool),
-    Ci,
-    Workload,
-    Service,
-    Root,
-    Person,
-    Unknown,
-}
-
-fn category(actor: &Performer) -> Category {
+fn changes_by(actor: &Performer) -> ChangesBy {
     match (actor.principal.kind, actor.tool) {
-        (PrincipalKind::Root, _) => Category::Root,
-        (PrincipalKind::AwsService, _) => Category::Service,
-        (_, tool) if tool.is_infrastructure_as_code() => Category::Tool(tool),
-        (_, Tool::Ci) => Category::Ci,
-        (PrincipalKind::Person, _) => Category::Person,
-        (PrincipalKind::Workload, _) => Category::Workload,
-        (PrincipalKind::Unknown, _) => Category::Unknown,
-    }
-}
-
-fn plural(n: usize, one: &str, many: &str) -> String {
-    if n == 1 {
-        format!("{n} {one}")
-    } else {
-        format!("{n} {many}")
+        (PrincipalKind::Root, _) => ChangesBy::Root,
+        (PrincipalKind::AwsService, _) => ChangesBy::Service,
+        (_, tool) if tool.is_infrastructure_as_code() => ChangesBy::Tool(tool),
+        (_, Tool::Ci) => ChangesBy::Ci,
+        (PrincipalKind::Person, _) => ChangesBy::Person,
+        (PrincipalKind::Workload, _) => ChangesBy::Workload,
+        (PrincipalKind::Unknown, _) => ChangesBy::Unknown,
     }
 }
 
 /// The templates of one locale.
 struct Text {
     lang: Lang,
+    words: &'static Words,
     tz: Tz,
 }
 
 impl Text {
-    fn ko(&self) -> bool {
-        self.lang == Lang::Ko
-    }
-
     fn time(&self, t: DateTime<Utc>) -> String {
         t.with_timezone(&self.tz)
             .format("%Y-%m-%d %H:%M %Z")
@@ -298,72 +224,49 @@ impl Text {
     }
 
     fn account(&self, batch: &Batch) -> String {
-        match (&batch.account_name, self.ko()) {
-            (Some(name), true) => format!("{}({name})", batch.id.account),
-            _ => batch.account_label(),
-        }
+        (self.words.account_in_prose)(&batch.id.account.to_string(), batch.account_name.as_deref())
     }
 
     fn rule_title<'r>(&self, rule: &'r Rule) -> &'r str {
-        match (&rule.title_ko, self.ko()) {
-            (Some(ko), true) => ko,
-            _ => &rule.title,
-        }
+        rule.title(self.lang)
     }
 
     fn severity_word(&self, severity: Severity) -> &'static str {
-        match (self.ko(), severity) {
-            (true, Severity::Red) => "위험",
-            (true, Severity::Yellow) => "주의",
-            (true, Severity::Green) => "정상",
-            (false, s) => s.as_str(),
-        }
+        self.words.severity_name(severity)
     }
 
     fn headline(&self, batch: &Batch, lead: Option<&Lead<'_>>) -> String {
+        let w = self.words;
         let account = self.account(batch);
-        let prefix = match (batch.kind, self.ko()) {
-            (BatchKind::Window, _) => "",
-            (BatchKind::Late, true) => "지연 도착: ",
-            (BatchKind::Late, false) => "Late: ",
-            (BatchKind::Immediate, true) => "즉시 알림: ",
-            (BatchKind::Immediate, false) => "Immediate alert: ",
+        let prefix = match batch.kind {
+            BatchKind::Window => "",
+            BatchKind::Late => w.late_prefix,
+            BatchKind::Immediate => w.immediate_prefix,
         };
         let Some(lead) = lead else {
-            let none = if self.ko() {
-                "변경 없음"
-            } else {
-                "No changes"
-            };
-            return format!("[{account}] {prefix}{none}");
+            return format!("[{account}] {prefix}{}", w.no_changes);
         };
         let title = self.rule_title(lead.rule);
-        let (count, others) = (lead.count, lead.others);
-        let count = match (count > 1, self.ko()) {
-            (false, _) => String::new(),
-            (true, true) => format!(" {count}건"),
-            (true, false) => format!(" ×{count}"),
+        let count = if lead.count > 1 {
+            (w.lead_count)(lead.count)
+        } else {
+            String::new()
         };
-        let others = match (others > 0, self.ko()) {
-            (false, _) => String::new(),
-            (true, true) => format!(" 외 {others}건"),
-            (true, false) => format!(", and {}", plural(others, "more event", "more events")),
+        let others = if lead.others > 0 {
+            (w.lead_others)(lead.others)
+        } else {
+            String::new()
         };
         format!("[{account}] {prefix}{title}{count}{others}")
     }
 
     fn severity_reason(&self, lead: Option<&Lead<'_>>) -> String {
-        match (lead, self.ko()) {
-            (None, true) => "해당 규칙에 걸린 이벤트가 없습니다.".to_owned(),
-            (None, false) => "No event matched a rule.".to_owned(),
-            (Some(lead), true) => format!(
-                "가장 높은 위험도의 규칙: {} ({}).",
+        match lead {
+            None => self.words.no_rule_matched.to_owned(),
+            Some(lead) => (self.words.worst_rule)(
                 self.rule_title(lead.rule),
-                self.severity_word(lead.rule.severity)
+                self.severity_word(lead.rule.severity),
             ),
-            (Some(lead), false) => {
-                format!("Worst rule: {} ({}).", lead.rule.title, lead.rule.severity)
-            }
         }
     }
 }
@@ -371,11 +274,7 @@ impl Text {
 impl Text {
     fn body(&self, batch: &Batch, actors: &[ActorGroup<'_>]) -> String {
         if batch.events.is_empty() {
-            return if self.ko() {
-                "이 배치에는 이벤트가 없습니다.".to_owned()
-            } else {
-                "This batch has no events.".to_owned()
-            };
+            return self.words.no_events_in_batch.to_owned();
         }
         let mut lines = vec![self.overview(batch)];
         lines.extend(self.kind_line(batch));
@@ -411,160 +310,64 @@ impl Text {
         let more_regions = regions.len().saturating_sub(NAMED_REGIONS);
         let more = if more_regions == 0 {
             String::new()
-        } else if self.ko() {
-            format!(" 외 {more_regions}개")
         } else {
-            format!(" and {more_regions} more")
+            (self.words.and_more)(more_regions)
         };
-        let account = self.account(batch);
-        let n = batch.events.len();
         if region_list.is_empty() {
             region_list.push("-");
         }
-        if self.ko() {
-            format!(
-                "{span}, {account}의 {}{more} 리전에서 이벤트 {n}건이 있었습니다.",
-                region_list.join(", ")
-            )
-        } else {
-            format!(
-                "{} in {account} ({}{more}), {span}.",
-                plural(n, "event", "events"),
-                region_list.join(", ")
-            )
-        }
+        (self.words.overview)(&Overview {
+            events: batch.events.len(),
+            account: &self.account(batch),
+            regions: &region_list.join(", "),
+            more_regions: &more,
+            span: &span,
+        })
     }
 
     fn kind_line(&self, batch: &Batch) -> Option<String> {
-        let n = batch.events.len();
-        let window = self.span(batch.id.window_start, batch.window_end);
         match batch.kind {
             BatchKind::Window => None,
-            BatchKind::Late => Some(if self.ko() {
-                format!(
-                    "{window} 요약을 보낸 뒤 지연 도착한 이벤트 {n}건입니다. 앞선 요약에는 없던 내용입니다."
-                )
-            } else {
-                format!(
-                    "{} arrived late, after the digest for {window} was sent; they were not in it.",
-                    plural(n, "event", "events")
-                )
-            }),
+            BatchKind::Late => {
+                let window = self.span(batch.id.window_start, batch.window_end);
+                Some((self.words.late_line)(batch.events.len(), &window))
+            }
             BatchKind::Immediate => {
                 let rule = batch
                     .events
                     .iter()
                     .map(|e| &e.rule)
                     .max_by_key(|r| r.severity)?;
-                Some(if self.ko() {
-                    format!(
-                        "즉시 알림: '{}' 규칙({})에 해당해 5분 요약을 기다리지 않고 바로 알립니다.",
-                        self.rule_title(rule),
-                        self.severity_word(rule.severity)
-                    )
-                } else {
-                    format!(
-                        "Immediate alert: rule '{}' ({}) posts at once, ahead of the five-minute digest.",
-                        rule.title, rule.severity
-                    )
-                })
+                Some((self.words.immediate_line)(
+                    self.rule_title(rule),
+                    self.severity_word(rule.severity),
+                ))
             }
         }
     }
 
-    /// The principal's name as readers see it: `unknown user`, `instance i-0abc`.
-    fn principal_name(&self, principal: &Principal) -> String {
-        match (self.ko(), principal.origin, principal.name.is_empty()) {
-            (true, Origin::NameHidden, _) => "알 수 없는 사용자".to_owned(),
-            (false, Origin::NameHidden, _) => "unknown user".to_owned(),
-            (true, Origin::NoActor, true) => "행위자 정보 없음".to_owned(),
-            (false, Origin::NoActor, true) => "no actor named".to_owned(),
-            (true, Origin::NoActor, false) => format!("인스턴스 {}", principal.name),
-            (false, Origin::NoActor, false) => format!("instance {}", principal.name),
-            _ => principal.name.clone(),
-        }
-    }
-
-    /// What the name stands for, where it is not plain: `SSO`, `AssumeRoot session`.
-    fn principal_qualifier(&self, principal: &Principal) -> Option<&'static str> {
-        match (self.ko(), principal.origin) {
-            (_, Origin::Sso) => Some("SSO"),
-            (true, Origin::AssumeRoot) => Some("AssumeRoot 세션"),
-            (false, Origin::AssumeRoot) => Some("AssumeRoot session"),
-            (true, Origin::NameHidden) => Some("AWS가 이름을 숨김"),
-            (false, Origin::NameHidden) => Some("name hidden by AWS"),
-            (true, Origin::NoActor) if !principal.name.is_empty() => Some("행위자 정보 없음"),
-            (false, Origin::NoActor) if !principal.name.is_empty() => Some("no actor named"),
-            _ => None,
-        }
-    }
-
-    /// `Terraform`, `Terraform (CI: github-actions)`, `CI (github-actions)`.
-    fn tool_words(&self, actor: &Performer) -> Option<String> {
-        let tool = match (self.ko(), actor.tool) {
-            (_, Tool::Service | Tool::Unknown) => return None,
-            (true, Tool::Console) => "콘솔",
-            (false, Tool::Console) => "console",
-            (_, Tool::Cli) => "CLI",
-            (_, Tool::Sdk) => "SDK",
-            (_, Tool::Terraform) => "Terraform",
-            (_, Tool::CloudFormation) => "CloudFormation",
-            (_, Tool::Cdk) => "CDK",
-            (_, Tool::Pulumi) => "Pulumi",
-            (_, Tool::Ci) => "CI",
+    /// The performer as a sentence's subject: `dae.kim (SSO, person) via Terraform`,
+    /// `dae.kim(SSO, 사람, Terraform)이`.
+    fn subject(&self, actor: &Performer) -> String {
+        let w = self.words;
+        let name = w.principal_name(&actor.principal);
+        let tool = match actor.tool {
+            // An AWS service acting on its own is said by its kind.
+            Tool::Service => None,
+            _ => w.tool_with_ci(actor),
         };
-        let ci_name = actor.ci.as_ref().map(|ci| ci.name.as_deref());
-        Some(match (ci_name, actor.tool) {
-            (Some(Some(name)), Tool::Ci) => format!("CI ({name})"),
-            (Some(Some(name)), _) => format!("{tool} (CI: {name})"),
-            (Some(None), Tool::Ci) | (None, _) => tool.to_owned(),
-            (Some(None), _) => format!("{tool} (CI)"),
-        })
-    }
-
-    /// `dae.kim(SSO, 사람, Terraform)` or `dae.kim (SSO, person) via Terraform`, and the
-    /// subject particle that follows it.
-    fn actor_label(&self, actor: &Performer) -> (String, &'static str) {
-        let kind = match (self.ko(), actor.principal.kind) {
-            (true, PrincipalKind::Person) => "사람",
-            (true, PrincipalKind::Workload) => "워크로드",
-            (true, PrincipalKind::AwsService) => "AWS 서비스",
-            (true, PrincipalKind::Root) => "루트 계정",
-            (true, PrincipalKind::Unknown) => "알 수 없음",
-            (false, PrincipalKind::Person) => "person",
-            (false, PrincipalKind::Workload) => "workload",
-            (false, PrincipalKind::AwsService) => "AWS service",
-            (false, PrincipalKind::Root) => "root user",
-            (false, PrincipalKind::Unknown) => "unknown",
-        };
-        let name = self.principal_name(&actor.principal);
-        let tool = self.tool_words(actor);
-        let mut tags: Vec<&str> = self
+        let mut tags: Vec<&str> = w
             .principal_qualifier(&actor.principal)
             .into_iter()
             .collect();
-        tags.push(kind);
-        if self.ko() {
-            if let Some(tool) = &tool {
-                tags.push(tool);
-            }
-            let last = tags.last().copied().unwrap_or(kind);
-            let particle = if has_final_consonant(last) {
-                "이"
-            } else {
-                "가"
-            };
-            (format!("{name}({})", tags.join(", ")), particle)
-        } else {
-            let via = tool.map(|t| format!(" via {t}")).unwrap_or_default();
-            (format!("{name} ({}){via}", tags.join(", ")), "")
-        }
+        tags.push(w.kind_in_prose.of(actor.principal.kind));
+        (w.subject)(&name, &tags, tool.as_deref())
     }
 
     /// A natural sentence for each small group of a person (or of an actor with one group),
     /// then one sentence listing the rest with counts.
     fn actor_sentences(&self, group: &ActorGroup<'_>, shown: &[NameGroup<'_>]) -> Vec<String> {
-        let (who, particle) = self.actor_label(group.actor);
+        let subject = self.subject(group.actor);
         let personal = matches!(
             group.actor.principal.kind,
             PrincipalKind::Person | PrincipalKind::Root
@@ -574,7 +377,7 @@ impl Text {
         for name_group in shown {
             let natural = if personal || shown.len() == 1 {
                 let when = self.events_span(&name_group.events);
-                self.one_group(&when, &who, particle, name_group)
+                self.one_group(&when, &subject, name_group)
             } else {
                 None
             };
@@ -598,12 +401,7 @@ impl Text {
                 n => format!("{} ×{n}", g.name),
             })
             .collect();
-        let list = list.join(", ");
-        sentences.push(if self.ko() {
-            format!("{when}, {who}{particle} {list}을(를) 수행했습니다.")
-        } else {
-            format!("{when}, {who} made {list}.")
-        });
+        sentences.push((self.words.made)(&when, &subject, &list.join(", ")));
         sentences
     }
 
@@ -617,17 +415,11 @@ impl Text {
     }
 
     /// A natural sentence for a small group: a sign-in, or a few calls of one rule.
-    fn one_group(
-        &self,
-        when: &str,
-        who: &str,
-        particle: &str,
-        group: &NameGroup<'_>,
-    ) -> Option<String> {
+    fn one_group(&self, when: &str, subject: &str, group: &NameGroup<'_>) -> Option<String> {
         let first = group.events.first()?;
         let n = group.events.len();
         if first.event.kind == EventKind::ConsoleSignIn {
-            return Some(self.sign_in(when, who, particle, group));
+            return Some(self.sign_in(when, subject, group));
         }
         if n > NAMED_RESOURCES {
             return None;
@@ -635,126 +427,42 @@ impl Text {
         let (resources, more) = distinct_resources(&group.events);
         let mut targets = resources.join(", ");
         if more > 0 {
-            let _ = if self.ko() {
-                write!(targets, " 외 {more}개")
-            } else {
-                write!(targets, " and {more} more")
-            };
+            targets.push_str(&(self.words.and_more)(more));
         }
-        let failed_n = group.events.iter().filter(|e| e.event.failed()).count();
         let codes: BTreeSet<&str> = group
             .events
             .iter()
             .filter_map(|e| e.event.error_code.as_deref())
             .collect();
-        let failed = Failed {
-            count: failed_n,
-            codes: codes.into_iter().collect::<Vec<_>>().join(", "),
-        };
-        let title = self.rule_title(&first.rule);
-        if self.ko() {
-            let head = format!("{when}, {who}{particle}");
-            return Some(Self::one_group_ko(&head, group, &targets, title, &failed));
-        }
-        let target = if targets.is_empty() {
-            String::new()
-        } else {
-            format!(" on {targets}")
-        };
-        let times = if n > 1 {
-            format!(" ({n} times)")
-        } else {
-            String::new()
-        };
-        let name = group.name;
-        let codes = &failed.codes;
-        Some(match failed.count {
-            0 => format!("{when}, {who} ran {name}{target}{times}: {title}."),
-            f if f == n => {
-                format!("{when}, {who} tried {name}{target}{times} and failed ({codes}): {title}.")
-            }
-            f => format!("{when}, {who} ran {name}{target}{times}, {f} failed ({codes}): {title}."),
-        })
+        Some((self.words.ran)(&Ran {
+            when,
+            subject,
+            name: group.name,
+            targets: &targets,
+            calls: n,
+            failed: group.events.iter().filter(|e| e.event.failed()).count(),
+            codes: &codes.into_iter().collect::<Vec<_>>().join(", "),
+            title: self.rule_title(&first.rule),
+        }))
     }
 
-    /// `…이 IAM 사용자 'alice'을(를) 생성했습니다.` (with backticks), or the API name when the title does not
-    /// split into an object and a verbal noun.
-    fn one_group_ko(
-        head: &str,
-        group: &NameGroup<'_>,
-        targets: &str,
-        title: &str,
-        failed: &Failed,
-    ) -> String {
-        let n = group.events.len();
-        let target = if targets.is_empty() {
-            String::new()
-        } else {
-            format!(" {targets}")
-        };
-        let times = if n > 1 {
-            format!(" ({n}건)")
-        } else {
-            String::new()
-        };
-        let codes = &failed.codes;
-        let done = if let Some((object, verb)) = split_ko_title(title) {
-            match failed.count {
-                0 => format!("{object}{target}을(를) {verb}했습니다{times}"),
-                f if f == n => {
-                    format!("{object}{target}을(를) {verb}하려 했으나 실패했습니다{times}({codes})")
-                }
-                f => format!(
-                    "{object}{target}을(를) {verb}했습니다{times}. 그중 {f}건은 실패했습니다({codes})"
-                ),
-            }
-        } else {
-            let name = group.name;
-            match failed.count {
-                0 => format!("{name}{target}을(를) 실행했습니다{times}: {title}"),
-                f if f == n => {
-                    format!(
-                        "{name}{target}을(를) 실행하려 했으나 실패했습니다{times}({codes}): {title}"
-                    )
-                }
-                f => format!(
-                    "{name}{target}을(를) 실행했고 그중 {f}건은 실패했습니다{times}({codes}): {title}"
-                ),
-            }
-        };
-        format!("{head} {done}.")
-    }
-
-    fn sign_in(&self, when: &str, who: &str, particle: &str, group: &NameGroup<'_>) -> String {
-        let n = group.events.len();
+    fn sign_in(&self, when: &str, subject: &str, group: &NameGroup<'_>) -> String {
         let failed = group
             .events
             .iter()
             .filter(|e| e.event.login_result.as_deref() == Some("Failure") || e.event.failed())
             .count();
-        let no_mfa = group
+        let without_mfa = group
             .events
             .iter()
             .any(|e| e.event.mfa_used.as_deref() == Some("No"));
-        if self.ko() {
-            let what = match (n, failed) {
-                (1, 1) => "콘솔 로그인에 실패했습니다".to_owned(),
-                (1, _) => "콘솔에 로그인했습니다".to_owned(),
-                (n, 0) => format!("콘솔에 {n}번 로그인했습니다"),
-                (n, f) => format!("콘솔에 {n}번 로그인을 시도했고 {f}번 실패했습니다"),
-            };
-            let mfa = if no_mfa { " (MFA 미사용)" } else { "" };
-            format!("{when}, {who}{particle} {what}{mfa}.")
-        } else {
-            let what = match (n, failed) {
-                (1, 1) => "failed to sign in to the console".to_owned(),
-                (1, _) => "signed in to the console".to_owned(),
-                (n, 0) => format!("signed in to the console {n} times"),
-                (n, f) => format!("tried to sign in to the console {n} times, {f} failed"),
-            };
-            let mfa = if no_mfa { " without MFA" } else { "" };
-            format!("{when}, {who} {what}{mfa}.")
-        }
+        (self.words.sign_in)(&SignIn {
+            when,
+            subject,
+            attempts: group.events.len(),
+            failed,
+            without_mfa,
+        })
     }
 
     fn more_groups(&self, actors: &[ActorGroup<'_>], named: usize, more: usize) -> String {
@@ -765,83 +473,20 @@ impl Text {
             .map(|g| g.events.len())
             .sum();
         let total: usize = actors.iter().map(|a| a.count).sum();
-        let events = total - shown_events;
-        if self.ko() {
-            format!("외 {more}개 그룹({events}건)은 아래 이벤트 목록에 있습니다.")
-        } else {
-            format!(
-                "…and {} ({}), listed below.",
-                plural(more, "more group", "more groups"),
-                plural(events, "event", "events")
-            )
-        }
+        (self.words.more_groups)(more, total - shown_events)
     }
 
     /// `Terraform으로 적용된 변경 312건, 사람이 직접 수행한 변경 3건.`
     fn performers(&self, batch: &Batch) -> String {
-        let mut counts: BTreeMap<Category, usize> = BTreeMap::new();
+        let mut counts: BTreeMap<ChangesBy, usize> = BTreeMap::new();
         for item in &batch.events {
-            *counts.entry(category(&item.actor)).or_default() += 1;
+            *counts.entry(changes_by(&item.actor)).or_default() += 1;
         }
         let parts: Vec<String> = counts
             .into_iter()
-            .map(|(who, n)| {
-                if self.ko() {
-                    Self::performer_ko(who, n)
-                } else {
-                    Self::performer_en(who, n)
-                }
-            })
+            .map(|(by, n)| (self.words.changes_by)(by, n))
             .collect();
         format!("{}.", parts.join(", "))
-    }
-
-    fn performer_ko(who: Category, n: usize) -> String {
-        match who {
-            Category::Tool(via) => {
-                let tool = match via {
-                    Tool::Terraform => "Terraform",
-                    Tool::CloudFormation => "CloudFormation",
-                    Tool::Cdk => "CDK",
-                    Tool::Pulumi => "Pulumi",
-                    _ => "자동화 도구",
-                };
-                let particle = if has_final_consonant(tool) {
-                    "으로"
-                } else {
-                    "로"
-                };
-                format!("{tool}{particle} 적용된 변경 {n}건")
-            }
-            Category::Ci => format!("CI 역할이 수행한 변경 {n}건"),
-            Category::Workload => format!("워크로드(코드로 실행된 역할)가 수행한 변경 {n}건"),
-            Category::Service => format!("AWS 서비스가 수행한 변경 {n}건"),
-            Category::Root => format!("루트 계정이 수행한 변경 {n}건"),
-            Category::Person => format!("사람이 직접 수행한 변경 {n}건"),
-            Category::Unknown => format!("수행자를 알 수 없는 변경 {n}건"),
-        }
-    }
-
-    fn performer_en(who: Category, n: usize) -> String {
-        let count = plural(n, "change", "changes");
-        match who {
-            Category::Tool(via) => {
-                let tool = match via {
-                    Tool::Terraform => "Terraform",
-                    Tool::CloudFormation => "CloudFormation",
-                    Tool::Cdk => "CDK",
-                    Tool::Pulumi => "Pulumi",
-                    _ => "automation tools",
-                };
-                format!("{count} applied by {tool}")
-            }
-            Category::Ci => format!("{count} by CI roles"),
-            Category::Workload => format!("{count} by workloads (roles run by code)"),
-            Category::Service => format!("{count} by AWS services"),
-            Category::Root => format!("{count} by the root user"),
-            Category::Person => format!("{count} made directly by people"),
-            Category::Unknown => format!("{count} with no known performer"),
-        }
     }
 
     fn failures(&self, batch: &Batch) -> Option<String> {
@@ -859,12 +504,7 @@ impl Text {
             .iter()
             .map(|(code, n)| format!("{code} ×{n}"))
             .collect();
-        let list = list.join(", ");
-        Some(if self.ko() {
-            format!("실패한 호출 {total}건: {list}.")
-        } else {
-            format!("{} failed: {list}.", plural(total, "call", "calls"))
-        })
+        Some((self.words.failed_calls)(total, &list.join(", ")))
     }
 
     fn already_alerted(&self, batch: &Batch) -> Option<String> {
@@ -872,16 +512,7 @@ impl Text {
             return None;
         }
         let n = batch.events.iter().filter(|e| e.already_alerted).count();
-        if n == 0 {
-            return None;
-        }
-        Some(if self.ko() {
-            format!("이 중 {n}건은 즉시 알림으로 이미 보고되었습니다.")
-        } else if n == 1 {
-            "1 of these was already posted as an immediate alert.".to_owned()
-        } else {
-            format!("{n} of these were already posted as immediate alerts.")
-        })
+        (n > 0).then(|| (self.words.already_posted)(n))
     }
 
     /// One short remark per named group: `RunInstances ×200 — EC2 instance changed (yellow)`.
@@ -902,7 +533,7 @@ impl Text {
                 };
                 Some(format!(
                     "{}: {}{count} — {} ({})",
-                    self.principal_name(&actor.principal),
+                    self.words.principal_name(&actor.principal),
                     group.name,
                     self.rule_title(rule),
                     self.severity_word(rule.severity)
@@ -922,7 +553,8 @@ pub(crate) mod testkit {
 
     use crate::enrich::{Origin, Performer, Principal, PrincipalKind, Tool};
     use crate::event::{AccountId, Event, EventId, EventKind, Identity, Resource};
-    use crate::rules::Rule;
+    use crate::locale::Lang;
+    use crate::rules::{Rule, Titles};
     use crate::severity::Severity;
     use crate::window::{Batch, BatchEvent, BatchId, BatchKind};
 
@@ -933,8 +565,7 @@ pub(crate) mod testkit {
     pub fn rule(id: &str, title: &str, title_ko: &str, severity: Severity) -> Arc<Rule> {
         Arc::new(Rule {
             id: id.to_owned(),
-            title: title.to_owned(),
-            title_ko: Some(title_ko.to_owned()),
+            titles: Titles::new(title).with(Lang::Ko, title_ko),
             severity,
             immediate: severity == Severity::Red,
             tags: Vec::new(),
@@ -1437,6 +1068,7 @@ mod tests {
     fn times_cross_midnight_in_the_reader_zone() {
         let text = Text {
             lang: Lang::Ko,
+            words: Lang::Ko.words(),
             tz: Seoul,
         };
         // 14:59 and 15:01 UTC are 23:59 and 00:01 KST, on two dates.
@@ -1449,22 +1081,6 @@ mod tests {
             "2024-05-01 14:00–14:04 KST"
         );
         assert_eq!(text.span(at(5, 3, 1), at(5, 3, 59)), "2024-05-01 14:03 KST");
-    }
-
-    #[test]
-    fn korean_particles() {
-        assert!(has_final_consonant("콘솔"));
-        assert!(has_final_consonant("사람"));
-        assert!(!has_final_consonant("서비스"));
-        assert!(has_final_consonant("Terraform"));
-        assert!(has_final_consonant("CloudFormation"));
-        assert!(!has_final_consonant("CLI"));
-        assert!(!has_final_consonant("CDK"));
-        assert_eq!(
-            split_ko_title("IAM 사용자 생성"),
-            Some(("IAM 사용자", "생성"))
-        );
-        assert_eq!(split_ko_title("루트 계정 사용"), None);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 use serde::Deserialize;
 
 use super::digest::{Digest, digest};
-use super::{Lang, Locale, Summary, SummarySource};
+use super::{Locale, Summary, SummarySource};
 use crate::severity::Severity;
 use crate::window::{Batch, BatchKind};
 
@@ -80,10 +80,7 @@ impl Prompt {
 pub fn build(batch: &Batch, locale: Locale, budget_bytes: usize) -> Prompt {
     let digest = digest(batch, budget_bytes);
     let rule_severity = batch.rule_severity();
-    let language = match locale.lang {
-        Lang::En => "English",
-        Lang::Ko => "Korean (한국어)",
-    };
+    let language = locale.words().model_language;
     let start = batch.id.window_start.with_timezone(&locale.tz);
     let end = batch.window_end.with_timezone(&locale.tz);
     let window = format!(
@@ -209,6 +206,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::summary::Lang;
     use crate::summary::offline::testkit;
 
     #[test]

@@ -6,69 +6,8 @@ use std::fmt::Write as _;
 
 use super::{Block, Text, code_within, plain_within};
 use crate::incident::Incident;
-use crate::summary::{Lang, Locale};
+use crate::locale::Locale;
 use crate::window::{Batch, BatchEvent};
-
-/// Words of these parts, per language.
-struct Words {
-    more_events: fn(usize) -> String,
-    so_far: fn(u64) -> String,
-    since: &'static str,
-    still_going: &'static str,
-    thread: &'static str,
-    failed: &'static str,
-    already_alerted: fn(usize) -> String,
-}
-
-const EN: Words = Words {
-    more_events: |n| {
-        if n == 1 {
-            "1 more event".to_owned()
-        } else {
-            format!("{n} more events")
-        }
-    },
-    so_far: |n| {
-        if n == 1 {
-            "1 event so far".to_owned()
-        } else {
-            format!("{n} events so far")
-        }
-    },
-    since: "since",
-    still_going: "Still going",
-    thread: "earlier events are in the thread of its first message",
-    failed: "failed",
-    already_alerted: |n| {
-        if n == 1 {
-            "1 event of this window was already posted as an immediate alert (see its thread)"
-                .to_owned()
-        } else {
-            format!(
-                "{n} events of this window were already posted as immediate alerts (see their threads)"
-            )
-        }
-    },
-};
-
-const KO: Words = Words {
-    more_events: |n| format!("이벤트 {n}건 추가"),
-    so_far: |n| format!("지금까지 {n}건"),
-    since: "시작",
-    still_going: "계속 진행 중",
-    thread: "이전 이벤트는 첫 메시지의 스레드에 있습니다",
-    failed: "실패",
-    already_alerted: |n| {
-        format!("이 구간의 이벤트 {n}건은 즉시 알림으로 이미 게시됨 (스레드 참고)")
-    },
-};
-
-fn words(lang: Lang) -> &'static Words {
-    match lang {
-        Lang::En => &EN,
-        Lang::Ko => &KO,
-    }
-}
 
 fn hhmm(time: chrono::DateTime<chrono::Utc>, locale: Locale) -> String {
     time.with_timezone(&locale.tz).format("%H:%M").to_string()
@@ -76,17 +15,11 @@ fn hhmm(time: chrono::DateTime<chrono::Utc>, locale: Locale) -> String {
 
 /// "↳ 12 more events · Root used · since 09:00 · 40 events so far".
 pub(super) fn reply_head(batch: &Batch, incident: &Incident, locale: Locale) -> Block {
-    let w = words(locale.lang);
+    let w = locale.words();
     let title = batch
         .events
         .first()
-        .map(|e| {
-            let title = match (locale.lang, &e.rule.title_ko) {
-                (Lang::Ko, Some(ko)) => ko,
-                _ => &e.rule.title,
-            };
-            plain_within(title, 150)
-        })
+        .map(|e| plain_within(e.rule.title(locale.lang), 150))
         .unwrap_or_default();
     Block::Context {
         elements: vec![Text::mrkdwn(format!(
@@ -101,7 +34,7 @@ pub(super) fn reply_head(batch: &Batch, incident: &Incident, locale: Locale) -> 
 
 /// "Still going since 09:00 · 40 events so far · earlier events are in the thread …".
 pub(super) fn reminder_line(incident: &Incident, locale: Locale) -> Block {
-    let w = words(locale.lang);
+    let w = locale.words();
     Block::Context {
         elements: vec![Text::mrkdwn(format!(
             ":repeat: *{} · {} {}* · {} · {}",
@@ -109,7 +42,7 @@ pub(super) fn reminder_line(incident: &Incident, locale: Locale) -> Block {
             w.since,
             hhmm(incident.opened_at, locale),
             (w.so_far)(incident.events),
-            w.thread,
+            w.in_thread,
         ))],
     }
 }
@@ -119,7 +52,7 @@ pub(super) fn alerted_note(count: usize, locale: Locale) -> Block {
     Block::Context {
         elements: vec![Text::mrkdwn(format!(
             ":bell: {}",
-            (words(locale.lang).already_alerted)(count)
+            (locale.words().alerted_elsewhere)(count)
         ))],
     }
 }
@@ -127,7 +60,7 @@ pub(super) fn alerted_note(count: usize, locale: Locale) -> Block {
 /// A reply's events, repeats collapsed: one line per event name and outcome, with its count
 /// and time range (`• DescribeInstances ×12 · 10:05:01–10:09:40`), in order of first time.
 pub(super) fn collapsed_lines(batch: &Batch, locale: Locale) -> Vec<String> {
-    let w = words(locale.lang);
+    let w = locale.words();
     let mut groups: Vec<(&str, Option<&str>, Vec<&BatchEvent>)> = Vec::new();
     for e in &batch.events {
         let (name, error) = (&*e.event.name, e.event.error_code.as_deref());

@@ -1,7 +1,9 @@
 use chrono_tz::Tz;
 
 use super::*;
+use crate::enrich::{PrincipalKind, Tool};
 use crate::event::Resource;
+use crate::summary::Lang;
 use crate::testing::{actor, batch, batch_event, event, rendered, rule, small_batch, summary};
 
 pub(crate) const HOSTILE: &str = "<!channel> <@U123> <https://evil|click> & *bold* `x` _i_";

@@ -1,0 +1,220 @@
+//! English.
+
+use super::{ChangesBy, Kinds, Overview, Ran, SignIn, Words};
+use crate::enrich::Tool;
+
+pub const WORDS: Words = Words {
+    performers: "Performer(s)",
+    time: "Time",
+    regions: "Region(s)",
+    account: "Account",
+    events: "Events",
+    late: "late follow-up",
+    late_note: "events that arrived after this window's digest was sent",
+    immediate: "immediate alert",
+    continued: "continued",
+    failed: "failed",
+    already_alerted: "already alerted",
+    severity: "Severity",
+    summary_by: "summary",
+    by_offline: "offline template",
+    by_fallback: "offline template (model unavailable)",
+    by_model: "model",
+    other_regions: "Other regions",
+    no_events: "(no events)",
+    more: |n| format!("+{n} more"),
+
+    red: "red",
+    yellow: "yellow",
+    green: "green",
+
+    kind: Kinds {
+        person: "person",
+        workload: "workload",
+        aws_service: "AWS service",
+        root: "root",
+        unknown: "unknown",
+    },
+    kind_in_prose: Kinds {
+        person: "person",
+        workload: "workload",
+        aws_service: "AWS service",
+        root: "root user",
+        unknown: "unknown",
+    },
+    sso: "SSO",
+    assume_root_session: "AssumeRoot session",
+    unknown_user: "unknown user",
+    name_hidden: "name hidden by AWS",
+    no_actor: "no actor named",
+    instance: |name| format!("instance {name}"),
+    console: "console",
+    service: "service",
+    via: |tool| format!("via {tool}"),
+
+    model_language: "English",
+    late_prefix: "Late: ",
+    immediate_prefix: "Immediate alert: ",
+    no_changes: "No changes",
+    account_in_prose,
+    lead_count: |n| format!(" ×{n}"),
+    lead_others: |n| format!(", and {}", plural(n, "more event", "more events")),
+    no_rule_matched: "No event matched a rule.",
+    worst_rule: |title, severity| format!("Worst rule: {title} ({severity})."),
+    no_events_in_batch: "This batch has no events.",
+    and_more: |n| format!(" and {n} more"),
+    overview,
+    late_line,
+    immediate_line: |title, severity| {
+        format!(
+            "Immediate alert: rule '{title}' ({severity}) posts at once, ahead of the five-minute digest."
+        )
+    },
+    subject,
+    made: |when, subject, list| format!("{when}, {subject} made {list}."),
+    ran,
+    sign_in,
+    more_groups,
+    changes_by,
+    failed_calls: |total, list| format!("{} failed: {list}.", plural(total, "call", "calls")),
+    already_posted,
+    more_events: |n| plural(n, "more event", "more events"),
+    so_far: |n| {
+        if n == 1 {
+            "1 event so far".to_owned()
+        } else {
+            format!("{n} events so far")
+        }
+    },
+    since: "since",
+    still_going: "Still going",
+    in_thread: "earlier events are in the thread of its first message",
+    alerted_elsewhere,
+};
+
+fn alerted_elsewhere(n: usize) -> String {
+    if n == 1 {
+        "1 event of this window was already posted as an immediate alert (see its thread)"
+            .to_owned()
+    } else {
+        format!(
+            "{n} events of this window were already posted as immediate alerts (see their threads)"
+        )
+    }
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("{n} {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+fn account_in_prose(id: &str, name: Option<&str>) -> String {
+    match name {
+        Some(name) => format!("{id} ({name})"),
+        None => id.to_owned(),
+    }
+}
+
+fn overview(o: &Overview<'_>) -> String {
+    format!(
+        "{} in {} ({}{}), {}.",
+        plural(o.events, "event", "events"),
+        o.account,
+        o.regions,
+        o.more_regions,
+        o.span
+    )
+}
+
+fn late_line(n: usize, window: &str) -> String {
+    format!(
+        "{} arrived late, after the digest for {window} was sent; they were not in it.",
+        plural(n, "event", "events")
+    )
+}
+
+/// `dae.kim (SSO, person) via Terraform`.
+fn subject(name: &str, tags: &[&str], tool: Option<&str>) -> String {
+    let via = tool.map(|t| format!(" via {t}")).unwrap_or_default();
+    format!("{name} ({}){via}", tags.join(", "))
+}
+
+fn ran(r: &Ran<'_>) -> String {
+    let Ran {
+        when,
+        subject,
+        name,
+        title,
+        codes,
+        ..
+    } = *r;
+    let target = if r.targets.is_empty() {
+        String::new()
+    } else {
+        format!(" on {}", r.targets)
+    };
+    let times = if r.calls > 1 {
+        format!(" ({} times)", r.calls)
+    } else {
+        String::new()
+    };
+    match r.failed {
+        0 => format!("{when}, {subject} ran {name}{target}{times}: {title}."),
+        f if f == r.calls => {
+            format!("{when}, {subject} tried {name}{target}{times} and failed ({codes}): {title}.")
+        }
+        f => format!("{when}, {subject} ran {name}{target}{times}, {f} failed ({codes}): {title}."),
+    }
+}
+
+fn sign_in(s: &SignIn<'_>) -> String {
+    let what = match (s.attempts, s.failed) {
+        (1, 1) => "failed to sign in to the console".to_owned(),
+        (1, _) => "signed in to the console".to_owned(),
+        (n, 0) => format!("signed in to the console {n} times"),
+        (n, f) => format!("tried to sign in to the console {n} times, {f} failed"),
+    };
+    let mfa = if s.without_mfa { " without MFA" } else { "" };
+    format!("{}, {} {what}{mfa}.", s.when, s.subject)
+}
+
+fn more_groups(more: usize, events: usize) -> String {
+    format!(
+        "…and {} ({}), listed below.",
+        plural(more, "more group", "more groups"),
+        plural(events, "event", "events")
+    )
+}
+
+fn changes_by(by: ChangesBy, n: usize) -> String {
+    let count = plural(n, "change", "changes");
+    match by {
+        ChangesBy::Tool(via) => {
+            let tool = match via {
+                Tool::Terraform => "Terraform",
+                Tool::CloudFormation => "CloudFormation",
+                Tool::Cdk => "CDK",
+                Tool::Pulumi => "Pulumi",
+                _ => "automation tools",
+            };
+            format!("{count} applied by {tool}")
+        }
+        ChangesBy::Ci => format!("{count} by CI roles"),
+        ChangesBy::Workload => format!("{count} by workloads (roles run by code)"),
+        ChangesBy::Service => format!("{count} by AWS services"),
+        ChangesBy::Root => format!("{count} by the root user"),
+        ChangesBy::Person => format!("{count} made directly by people"),
+        ChangesBy::Unknown => format!("{count} with no known performer"),
+    }
+}
+
+fn already_posted(n: usize) -> String {
+    if n == 1 {
+        "1 of these was already posted as an immediate alert.".to_owned()
+    } else {
+        format!("{n} of these were already posted as immediate alerts.")
+    }
+}

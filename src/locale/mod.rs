@@ -1,0 +1,324 @@
+//! Reader-facing words: one table per language.
+//!
+//! Code asks the table for a word (`words.severity`) or a phrase (`(words.events_in)(…)`) and
+//! never branches on the language: grammar that differs (English plurals, Korean particles and
+//! word order) lives in each language's functions. Adding a language is its table (a file
+//! beside `en.rs`), a variant of [`Lang`] with its arm in [`Lang::words`], and its rule titles
+//! in the pack (`title = { en = "…", xx = "…" }`).
+
+mod en;
+mod ko;
+
+use std::str::FromStr;
+
+use chrono_tz::Tz;
+use serde::de::IntoDeserializer;
+use serde::de::value::{Error as ValueError, StrDeserializer};
+use serde::{Deserialize, Serialize};
+
+use crate::enrich::{Origin, Performer, Principal, PrincipalKind, Tool};
+use crate::severity::Severity;
+
+/// Language of the reader-facing text, named by its code (`en`, `ko`) in settings and packs.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    #[default]
+    En,
+    Ko,
+    /// A stub language with a few German words: the seam test's third language.
+    #[cfg(test)]
+    De,
+}
+
+impl Lang {
+    /// What a setting naming a language may say.
+    pub const EXPECTED: &'static str = "\"en\" or \"ko\"";
+
+    /// The language's word table.
+    pub fn words(self) -> &'static Words {
+        match self {
+            Self::En => &en::WORDS,
+            Self::Ko => &ko::WORDS,
+            #[cfg(test)]
+            Self::De => &tests::DE,
+        }
+    }
+}
+
+impl FromStr for Lang {
+    type Err = ValueError;
+
+    /// A language code, any case: the codes are the variants' names, so a new variant parses
+    /// without another list to keep in step.
+    fn from_str(code: &str) -> Result<Self, Self::Err> {
+        let code = code.trim().to_ascii_lowercase();
+        let de: StrDeserializer<'_, ValueError> = code.as_str().into_deserializer();
+        Self::deserialize(de)
+    }
+}
+
+/// Reader settings: language and time zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Locale {
+    pub lang: Lang,
+    pub tz: Tz,
+}
+
+impl Default for Locale {
+    fn default() -> Self {
+        Self {
+            lang: Lang::En,
+            tz: Tz::UTC,
+        }
+    }
+}
+
+impl Locale {
+    pub fn words(&self) -> &'static Words {
+        self.lang.words()
+    }
+}
+
+/// How each kind of principal is tagged.
+#[derive(Debug, Clone, Copy)]
+pub struct Kinds {
+    pub person: &'static str,
+    pub workload: &'static str,
+    pub aws_service: &'static str,
+    pub root: &'static str,
+    pub unknown: &'static str,
+}
+
+impl Kinds {
+    pub fn of(&self, kind: PrincipalKind) -> &'static str {
+        match kind {
+            PrincipalKind::Person => self.person,
+            PrincipalKind::Workload => self.workload,
+            PrincipalKind::AwsService => self.aws_service,
+            PrincipalKind::Root => self.root,
+            PrincipalKind::Unknown => self.unknown,
+        }
+    }
+}
+
+/// Who did a batch's changes, as the summary counts them: a change applied by an
+/// infrastructure-as-code tool counts as that tool's, whoever ran it. Ordered as the summary
+/// lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ChangesBy {
+    Tool(Tool),
+    Ci,
+    Workload,
+    Service,
+    Root,
+    Person,
+    Unknown,
+}
+
+/// When, where and how many: the summary's first sentence.
+#[derive(Debug, Clone, Copy)]
+pub struct Overview<'a> {
+    pub events: usize,
+    pub account: &'a str,
+    /// Region names joined with `, `.
+    pub regions: &'a str,
+    /// The regions not named ([`Words::and_more`]), or empty.
+    pub more_regions: &'a str,
+    /// When, in the reader's zone.
+    pub span: &'a str,
+}
+
+/// One performer's calls of one API, matched by one rule.
+#[derive(Debug, Clone, Copy)]
+pub struct Ran<'a> {
+    pub when: &'a str,
+    /// The performer as the subject of a sentence ([`Words::subject`]).
+    pub subject: &'a str,
+    /// The API name.
+    pub name: &'a str,
+    /// Quoted resource names, or empty.
+    pub targets: &'a str,
+    pub calls: usize,
+    pub failed: usize,
+    /// The failed calls' error codes, joined.
+    pub codes: &'a str,
+    /// The rule's title in the reader's language.
+    pub title: &'a str,
+}
+
+/// One performer's console sign-ins.
+#[derive(Debug, Clone, Copy)]
+pub struct SignIn<'a> {
+    pub when: &'a str,
+    pub subject: &'a str,
+    pub attempts: usize,
+    pub failed: usize,
+    pub without_mfa: bool,
+}
+
+/// Every reader-facing word and phrase of one language. Phrases that take numbers or names are
+/// functions, so each language keeps its own plurals, particles and word order.
+#[derive(Debug, Clone, Copy)]
+pub struct Words {
+    // The message: field labels and marks.
+    pub performers: &'static str,
+    pub time: &'static str,
+    pub regions: &'static str,
+    pub account: &'static str,
+    pub events: &'static str,
+    pub late: &'static str,
+    pub late_note: &'static str,
+    pub immediate: &'static str,
+    pub continued: &'static str,
+    pub failed: &'static str,
+    pub already_alerted: &'static str,
+    pub severity: &'static str,
+    pub summary_by: &'static str,
+    pub by_offline: &'static str,
+    pub by_fallback: &'static str,
+    pub by_model: &'static str,
+    pub other_regions: &'static str,
+    pub no_events: &'static str,
+    /// `+3 more` after a list cut to fit.
+    pub more: fn(usize) -> String,
+
+    // Severities.
+    pub red: &'static str,
+    pub yellow: &'static str,
+    pub green: &'static str,
+
+    // Performers.
+    /// Kind tags in the message's fields and tree (`root`).
+    pub kind: Kinds,
+    /// Kind tags in summary prose (`root user`).
+    pub kind_in_prose: Kinds,
+    pub sso: &'static str,
+    pub assume_root_session: &'static str,
+    pub unknown_user: &'static str,
+    pub name_hidden: &'static str,
+    pub no_actor: &'static str,
+    /// `instance i-0abc`: the instance an event with no actor names.
+    pub instance: fn(&str) -> String,
+    pub console: &'static str,
+    /// The tool of an AWS service acting on its own.
+    pub service: &'static str,
+    /// `via Terraform`.
+    pub via: fn(&str) -> String,
+
+    // The offline summary.
+    /// The language as a model is asked to write it.
+    pub model_language: &'static str,
+    pub late_prefix: &'static str,
+    pub immediate_prefix: &'static str,
+    pub no_changes: &'static str,
+    /// The account in prose, from its id and name.
+    pub account_in_prose: fn(&str, Option<&str>) -> String,
+    /// After the lead rule's title: how many events it matched (more than one).
+    pub lead_count: fn(usize) -> String,
+    /// After the lead rule: how many other events the batch has (at least one).
+    pub lead_others: fn(usize) -> String,
+    pub no_rule_matched: &'static str,
+    /// The severity reason: the worst rule's title and severity word.
+    pub worst_rule: fn(&str, &str) -> String,
+    pub no_events_in_batch: &'static str,
+    /// ` and 2 more`, after a list of names.
+    pub and_more: fn(usize) -> String,
+    pub overview: fn(&Overview<'_>) -> String,
+    /// A late batch: its event count and the window it follows.
+    pub late_line: fn(usize, &str) -> String,
+    /// An immediate alert: the rule's title and severity word.
+    pub immediate_line: fn(&str, &str) -> String,
+    /// The performer as a sentence's subject, from its name, tags and tool.
+    pub subject: fn(&str, &[&str], Option<&str>) -> String,
+    /// `when, subject made A, B ×2.`
+    pub made: fn(&str, &str, &str) -> String,
+    pub ran: fn(&Ran<'_>) -> String,
+    pub sign_in: fn(&SignIn<'_>) -> String,
+    /// Groups not named in the body: how many, and their events.
+    pub more_groups: fn(usize, usize) -> String,
+    pub changes_by: fn(ChangesBy, usize) -> String,
+    /// Failed calls: how many, and `Code ×n` joined.
+    pub failed_calls: fn(usize, &str) -> String,
+    /// Events of a digest already posted as immediate alerts.
+    pub already_posted: fn(usize) -> String,
+
+    // Incidents: thread replies, reminders, the digest's note on immediate alerts.
+    /// A reply's count: `12 more events`.
+    pub more_events: fn(usize) -> String,
+    /// An incident's count so far: `40 events so far`.
+    pub so_far: fn(u64) -> String,
+    /// Before an incident's start time: `since 09:00`.
+    pub since: &'static str,
+    pub still_going: &'static str,
+    /// Where a reminder's earlier events are.
+    pub in_thread: &'static str,
+    /// A digest's events left out because their immediate alert went out already.
+    pub alerted_elsewhere: fn(usize) -> String,
+}
+
+impl Words {
+    pub fn severity_name(&self, severity: Severity) -> &'static str {
+        match severity {
+            Severity::Red => self.red,
+            Severity::Yellow => self.yellow,
+            Severity::Green => self.green,
+        }
+    }
+
+    /// The principal's name as readers see it: `unknown user`, `instance i-0abc`.
+    pub fn principal_name(&self, principal: &Principal) -> String {
+        match principal.origin {
+            Origin::NameHidden => self.unknown_user.to_owned(),
+            Origin::NoActor if principal.name.is_empty() => self.no_actor.to_owned(),
+            Origin::NoActor => (self.instance)(&principal.name),
+            _ => principal.name.clone(),
+        }
+    }
+
+    /// What the name stands for, where it is not plain: `SSO`, `AssumeRoot session`.
+    pub fn principal_qualifier(&self, principal: &Principal) -> Option<&'static str> {
+        match principal.origin {
+            Origin::Sso => Some(self.sso),
+            Origin::AssumeRoot => Some(self.assume_root_session),
+            Origin::NameHidden => Some(self.name_hidden),
+            Origin::NoActor if !principal.name.is_empty() => Some(self.no_actor),
+            _ => None,
+        }
+    }
+
+    /// The tool's name; none for an unknown tool.
+    pub fn tool(&self, tool: Tool) -> Option<&'static str> {
+        Some(match tool {
+            Tool::Console => self.console,
+            Tool::Cli => "CLI",
+            Tool::Sdk => "SDK",
+            Tool::Terraform => "Terraform",
+            Tool::CloudFormation => "CloudFormation",
+            Tool::Cdk => "CDK",
+            Tool::Pulumi => "Pulumi",
+            Tool::Ci => "CI",
+            Tool::Service => self.service,
+            Tool::Unknown => return None,
+        })
+    }
+
+    /// `Terraform`, `Terraform (CI: github-actions)`, `CI (github-actions)`; none for an
+    /// unknown tool.
+    pub fn tool_with_ci(&self, performer: &Performer) -> Option<String> {
+        let tool = self.tool(performer.tool)?;
+        let ci_name = performer.ci.as_ref().map(|ci| ci.name.as_deref());
+        Some(match (ci_name, performer.tool) {
+            (Some(Some(name)), Tool::Ci) => format!("CI ({name})"),
+            (Some(Some(name)), _) => format!("{tool} (CI: {name})"),
+            (Some(None), Tool::Ci) | (None, _) => tool.to_owned(),
+            (Some(None), _) => format!("{tool} (CI)"),
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, reason = "test fixtures")]
+mod tests;
