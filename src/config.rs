@@ -138,6 +138,7 @@ struct WindowFile {
 struct IncidentsFile {
     dedup_period: Option<String>,
     max_reminder_interval: Option<String>,
+    ceiling_per_hour: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -316,6 +317,9 @@ impl Settings {
         if let Some(max) = file.incidents.max_reminder_interval {
             self.incidents.max_reminder_interval =
                 parse_duration("incidents.max_reminder_interval", &max)?;
+        }
+        if let Some(ceiling) = file.incidents.ceiling_per_hour {
+            self.incidents.ceiling_per_hour = ceiling;
         }
         if let Some(lang) = file.output.lang {
             self.locale.lang = parse_lang("output.lang", &lang)?;

@@ -15,7 +15,7 @@ use crate::enrich::redact::RedactCache;
 use crate::enrich::{ActorConfig, AgentMemo, classify_with};
 use crate::event::decode::{decode_json_lines, line_parts};
 use crate::event::{Decoded, Quarantined, decode_bytes};
-use crate::incident::{self, Incident, IncidentKey};
+use crate::incident::{self, Ceiling, Incident, IncidentKey, Parent};
 use crate::ports::{Delivery, Notifier, Retryable, Store};
 use crate::rules::{RulePack, Verdict};
 use crate::summary::{Summarizer, SummarySource, offline_summary};
@@ -50,6 +50,8 @@ pub struct Stats {
     pub reminders: u64,
     /// Events of immediate rules whose incident was already open: posted in its thread.
     pub immediate_in_thread: u64,
+    /// Digests of new incidents folded past a channel's hourly ceiling (counted in `replies`).
+    pub folded: u64,
 }
 
 impl Stats {
@@ -207,6 +209,7 @@ pub struct Engine<S, M, N, C> {
     quarantine: Vec<Quarantined>,
     flush_on_ingest: bool,
     split: Split,
+    ceiling: Ceiling,
 }
 
 impl<S, M, N, C> Engine<S, M, N, C> {
@@ -266,6 +269,7 @@ where
             quarantine: Vec::new(),
             flush_on_ingest: true,
             split: Split::cores(),
+            ceiling: Ceiling::default(),
         }
     }
 
@@ -445,7 +449,13 @@ where
             };
             let mut delivery = self.prepare(digest, true).await;
             delivery.alerted_elsewhere = plan.alerted.len();
-            deliveries.push(delivery);
+            let route = self.route(&delivery);
+            let placement = self.ceiling.place(
+                &route,
+                batch.window_end,
+                self.settings.incidents.ceiling_per_hour,
+            );
+            deliveries.push(delivery.placed(placement));
         }
         for thread in plan.reminders {
             let events = Batch {
@@ -476,16 +486,45 @@ where
         receipts: &[Receipt],
         now: DateTime<Utc>,
     ) -> Result<(), EngineError> {
-        let digest_posts = deliveries
-            .first()
-            .filter(|d| d.placement == Placement::Top)
-            .zip(receipts.first())
-            .map(|(_, receipt)| receipt.posts.clone())
-            .unwrap_or_default();
+        // The first message of the incidents this batch opened: its digest, or for a digest
+        // folded past the ceiling, the hour's overflow post whose thread it went into.
+        let first_message =
+            deliveries
+                .first()
+                .zip(receipts.first())
+                .and_then(|(digest, receipt)| match &digest.placement {
+                    Placement::Top | Placement::Overflow(_) => Some(Parent {
+                        batch_key: digest.key(),
+                        posts: receipt.posts.clone(),
+                    }),
+                    Placement::Folded(parent) => Some(parent.clone()),
+                    Placement::Reminder(_) | Placement::Reply(_) => None,
+                });
         for mut incident in opened {
             incident.posted = true;
-            incident.parent.posts.clone_from(&digest_posts);
+            if let Some(parent) = &first_message {
+                incident.parent.clone_from(parent);
+            }
             self.record(incident, now).await?;
+        }
+        for (delivery, receipt) in deliveries.iter().zip(receipts) {
+            let route = self.route(delivery);
+            let at = delivery.batch.window_end;
+            match &delivery.placement {
+                Placement::Top | Placement::Reminder(_) => self.ceiling.posted(&route, at),
+                Placement::Overflow(_) => {
+                    self.ceiling.posted(&route, at);
+                    self.ceiling.overflowed(
+                        &route,
+                        at,
+                        Parent {
+                            batch_key: delivery.key(),
+                            posts: receipt.posts.clone(),
+                        },
+                    );
+                }
+                Placement::Reply(_) | Placement::Folded(_) => {}
+            }
         }
         for delivery in deliveries {
             if let Some(incident) = delivery.incident() {
@@ -501,11 +540,15 @@ where
         for delivery in deliveries {
             match delivery.placement {
                 Placement::Reply(_) => self.stats.replies += 1,
+                Placement::Folded(_) => {
+                    self.stats.replies += 1;
+                    self.stats.folded += 1;
+                }
                 Placement::Reminder(_) => {
                     self.stats.reminders += 1;
                     self.stats.top_level += 1;
                 }
-                Placement::Top => self.stats.top_level += 1,
+                Placement::Top | Placement::Overflow(_) => self.stats.top_level += 1,
             }
         }
         Ok(())
@@ -605,10 +648,22 @@ where
         incident.posted = true;
         incident.parent.posts = receipt.posts;
         self.record(incident, now).await?;
+        let route = self.route(&delivery);
+        self.ceiling.posted(&route, delivery.batch.window_end);
         self.stats.batches += 1;
         self.stats.immediate += 1;
         self.stats.top_level += 1;
         Ok(())
+    }
+
+    /// The channels a delivery goes to, as one key (`""` when nothing routes: replay's one
+    /// output counts as one channel).
+    fn route(&self, delivery: &Delivery) -> String {
+        self.settings
+            .slack
+            .routes
+            .channels(&delivery.batch.id.account, delivery.severity)
+            .join(",")
     }
 
     fn account_name(&self, id: &BatchId) -> Option<String> {

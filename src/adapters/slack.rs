@@ -28,9 +28,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::adapters::retry::{Backoff, Pacer, Sleeper, Waiter};
 use crate::config::SlackRoutes;
-use crate::delivery::{Placement, Posted};
+use crate::delivery::Posted;
 use crate::event::AccountId;
-use crate::incident::Incident;
+use crate::incident::Parent;
 use crate::ports::{Delivery, Notifier, Receipt, Retryable};
 use crate::render::slack::{Attachment, EVENT_TYPE, Metadata, SlackMessage, render_batch};
 use crate::secret::Secret;
@@ -645,7 +645,7 @@ impl<S: Sleeper> SlackNotifier<S> {
         Ok(parent)
     }
 
-    /// Posts a reply delivery into the thread of its incident's first message in `channel`
+    /// Posts a reply delivery into the thread of its parent message in `channel`
     /// (its `ts` as recorded, else found by the batch id in the channel's history); parts
     /// already in that thread are not posted again. Where the first message cannot be found
     /// (it went to other channels), the reply is posted top level there, never dropped.
@@ -655,25 +655,30 @@ impl<S: Sleeper> SlackNotifier<S> {
         token: &Secret,
         channel: &str,
         delivery: &Delivery,
-        incident: &Incident,
+        parent: &Parent,
         messages: &[SlackMessage],
     ) -> Result<String, SlackError> {
-        let oldest = incident.opened_at.timestamp() - HISTORY_MARGIN_SECS;
-        let recorded = incident
-            .parent
+        // The parent predates the incident's first event (an overflow post: its hour).
+        let since = delivery
+            .incident()
+            .map_or(delivery.batch.id.window_start, |incident| {
+                incident.opened_at
+            });
+        let oldest = since.timestamp() - HISTORY_MARGIN_SECS;
+        let recorded = parent
             .posts
             .iter()
             .find(|p| p.destination == channel)
             .map(|p| p.id.clone());
-        let parent = match recorded {
+        let thread_ts = match recorded {
             Some(ts) => Some(ts),
             None => {
-                self.find_parent(token, channel, &incident.parent.batch_key, oldest)
+                self.find_parent(token, channel, &parent.batch_key, oldest)
                     .await?
             }
         };
-        let Some(parent) = parent else {
-            tracing::warn!(channel, incident = %incident.id, "Incident's first message not found in this channel; posting the reply top level.");
+        let Some(parent) = thread_ts else {
+            tracing::warn!(channel, parent = %parent.batch_key, "Parent message not found in this channel; posting the reply top level.");
             return self.post_batch(token, channel, delivery, messages).await;
         };
         let key = delivery.key();
@@ -700,12 +705,12 @@ impl<S: Sleeper> SlackNotifier<S> {
         let messages = render_batch(delivery);
         let mut receipt = Receipt::default();
         for channel in &channels {
-            let ts = match &delivery.placement {
-                Placement::Reply(incident) => {
-                    self.post_reply(token, channel, delivery, incident, &messages)
+            let ts = match delivery.parent() {
+                Some(parent) => {
+                    self.post_reply(token, channel, delivery, parent, &messages)
                         .await?
                 }
-                _ => self.post_batch(token, channel, delivery, &messages).await?,
+                None => self.post_batch(token, channel, delivery, &messages).await?,
             };
             receipt.posts.push(Posted {
                 destination: channel.clone(),

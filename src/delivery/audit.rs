@@ -126,7 +126,8 @@ pub(super) fn audit_line(delivery: &Delivery) -> AuditLine {
         kind: batch.kind,
         posted: match delivery.placement {
             Placement::Reply(_) => PostedAs::Reply,
-            Placement::Top | Placement::Reminder(_) => PostedAs::Top,
+            Placement::Folded(_) => PostedAs::Folded,
+            Placement::Top | Placement::Reminder(_) | Placement::Overflow(_) => PostedAs::Top,
         },
         incident: delivery.incident().map(|i| i.id.clone()).or_else(|| {
             let mut ids = batch.events.iter().filter_map(|e| e.incident.as_deref());

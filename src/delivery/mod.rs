@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 pub use audit::{AuditEvent, AuditLine, PostedAs, SummaryBy};
 
-use crate::incident::Incident;
+use crate::incident::{Incident, Parent};
 use crate::severity::Severity;
 use crate::summary::{Locale, Summary};
 use crate::window::Batch;
@@ -34,6 +34,11 @@ pub enum Placement {
     Reminder(Box<Incident>),
     /// A reply in the thread of the incident's first message (its state after this batch).
     Reply(Box<Incident>),
+    /// A digest of new incidents past the channel's hourly ceiling, top level: it opens the
+    /// thread the next ones of the hour fold into. `usize`: the ceiling.
+    Overflow(usize),
+    /// A digest of new incidents past the ceiling, in the thread of the hour's overflow post.
+    Folded(Parent),
 }
 
 /// A batch ready to go out: what happened, what the summarizer said of it, how bad it is,
@@ -75,7 +80,7 @@ impl Delivery {
     /// Slack messages carry it in their metadata (what makes posting idempotent).
     pub fn key(&self) -> String {
         match &self.placement {
-            Placement::Top => self.batch.id.key(),
+            Placement::Top | Placement::Overflow(_) | Placement::Folded(_) => self.batch.id.key(),
             Placement::Reminder(incident) => {
                 format!(
                     "{}/reminder/{}",
@@ -96,15 +101,21 @@ impl Delivery {
     /// The incident this delivery is about, when it is about one.
     pub fn incident(&self) -> Option<&Incident> {
         match &self.placement {
-            Placement::Top => None,
+            Placement::Top | Placement::Overflow(_) | Placement::Folded(_) => None,
             Placement::Reminder(incident) | Placement::Reply(incident) => Some(incident),
         }
     }
 
     /// For a reply, the key of the message it replies under.
     pub fn thread_of(&self) -> Option<&str> {
+        self.parent().map(|parent| parent.batch_key.as_str())
+    }
+
+    /// For a reply, the message it replies under.
+    pub fn parent(&self) -> Option<&Parent> {
         match &self.placement {
-            Placement::Reply(incident) => Some(&incident.parent.batch_key),
+            Placement::Reply(incident) => Some(&incident.parent),
+            Placement::Folded(parent) => Some(parent),
             _ => None,
         }
     }

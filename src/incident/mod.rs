@@ -12,12 +12,12 @@
 //! incident states the store holds, what posts where and what the states become. The engine
 //! reads and writes the states through the `Store` port and delivers the parts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::delivery::Posted;
+use crate::delivery::{Placement, Posted};
 use crate::enrich::{Origin, PrincipalKind};
 use crate::event::AccountId;
 use crate::window::BatchEvent;
@@ -182,6 +182,9 @@ pub struct IncidentPolicy {
     pub dedup_period: TimeDelta,
     /// The longest interval between reminders (default 24 hours).
     pub max_reminder_interval: TimeDelta,
+    /// Top-level posts per channel per hour (default 20; 0: no ceiling). Beyond it, the
+    /// digests of new incidents fold into the thread of one "more incidents" post.
+    pub ceiling_per_hour: usize,
 }
 
 impl Default for IncidentPolicy {
@@ -189,6 +192,7 @@ impl Default for IncidentPolicy {
         Self {
             dedup_period: TimeDelta::minutes(60),
             max_reminder_interval: TimeDelta::hours(24),
+            ceiling_per_hour: 20,
         }
     }
 }
@@ -202,6 +206,49 @@ impl IncidentPolicy {
             .checked_mul(factor)
             .unwrap_or(self.max_reminder_interval)
             .min(self.max_reminder_interval)
+    }
+}
+
+/// Top-level posts per channel over the last hour, and each channel's overflow post: what
+/// folds a burst of new incidents into one thread. Times are the posts' window ends (event
+/// time), so replay counts as production would. Kept by one engine: engines running side by
+/// side (several Lambda instances) each count their own posts.
+#[derive(Debug, Default)]
+pub struct Ceiling {
+    posts: HashMap<String, VecDeque<DateTime<Utc>>>,
+    overflow: HashMap<String, (DateTime<Utc>, Parent)>,
+}
+
+impl Ceiling {
+    /// Where a digest of new incidents for `route` at `time` goes: top level while the
+    /// route had fewer than `ceiling` top-level posts in the hour before, else as the hour's
+    /// overflow post, or in the thread of the one already out.
+    pub fn place(&mut self, route: &str, time: DateTime<Utc>, ceiling: usize) -> Placement {
+        let hour_ago = time - TimeDelta::hours(1);
+        let posts = self.posts.entry(route.to_owned()).or_default();
+        while posts.front().is_some_and(|t| *t <= hour_ago) {
+            posts.pop_front();
+        }
+        if ceiling == 0 || posts.len() < ceiling {
+            return Placement::Top;
+        }
+        match self.overflow.get(route) {
+            Some((at, parent)) if *at > hour_ago => Placement::Folded(parent.clone()),
+            _ => Placement::Overflow(ceiling),
+        }
+    }
+
+    /// A top-level post went to `route` at `time`.
+    pub fn posted(&mut self, route: &str, time: DateTime<Utc>) {
+        self.posts
+            .entry(route.to_owned())
+            .or_default()
+            .push_back(time);
+    }
+
+    /// `parent` is the overflow post of `route` from `time` on.
+    pub fn overflowed(&mut self, route: &str, time: DateTime<Utc>, parent: Parent) {
+        self.overflow.insert(route.to_owned(), (time, parent));
     }
 }
 

@@ -172,3 +172,37 @@ fn reminder_intervals_double_up_to_a_day() {
         .collect();
     assert_eq!(hours, [60, 120, 240, 480, 960, 1440, 1440, 1440]);
 }
+
+#[test]
+fn past_the_hourly_ceiling_new_incidents_fold_into_one_thread() {
+    let mut ceiling = Ceiling::default();
+    let t = crate::testing::t0();
+    for minute in 0..3 {
+        assert_eq!(
+            ceiling.place("C1", t + TimeDelta::minutes(minute), 3),
+            Placement::Top
+        );
+        ceiling.posted("C1", t + TimeDelta::minutes(minute));
+    }
+    assert_eq!(ceiling.place("C2", t, 3), Placement::Top, "per channel");
+    assert_eq!(
+        ceiling.place("C1", t + TimeDelta::minutes(10), 3),
+        Placement::Overflow(3)
+    );
+    let parent = Parent {
+        batch_key: "over".to_owned(),
+        posts: Vec::new(),
+    };
+    ceiling.posted("C1", t + TimeDelta::minutes(10));
+    ceiling.overflowed("C1", t + TimeDelta::minutes(10), parent.clone());
+    assert_eq!(
+        ceiling.place("C1", t + TimeDelta::minutes(20), 3),
+        Placement::Folded(parent)
+    );
+    // An hour after the posts, there is room again.
+    assert_eq!(
+        ceiling.place("C1", t + TimeDelta::minutes(71), 3),
+        Placement::Top
+    );
+    assert_eq!(ceiling.place("C3", t, 0), Placement::Top, "0: no ceiling");
+}

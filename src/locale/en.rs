@@ -90,6 +90,11 @@ pub const WORDS: Words = Words {
     still_going: "Still going",
     in_thread: "earlier events are in the thread of its first message",
     alerted_elsewhere,
+    overflow: |ceiling| {
+        format!(
+            "More than {ceiling} new incidents this hour: the next ones are listed in this thread"
+        )
+    },
 };
 
 fn alerted_elsewhere(n: usize) -> String {

@@ -89,6 +89,11 @@ pub const WORDS: Words = Words {
     since: "시작",
     still_going: "계속 진행 중",
     in_thread: "이전 이벤트는 첫 메시지의 스레드에 있습니다",
+    overflow: |ceiling| {
+        format!(
+            "이번 시간 새 인시던트가 {ceiling}건을 넘었습니다: 이후 인시던트는 이 스레드에 이어집니다"
+        )
+    },
     alerted_elsewhere: |n| {
         format!("이 구간의 이벤트 {n}건은 즉시 알림으로 이미 게시됨 (스레드 참고)")
     },

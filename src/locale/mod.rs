@@ -257,6 +257,9 @@ pub struct Words {
     pub in_thread: &'static str,
     /// A digest's events left out because their immediate alert went out already.
     pub alerted_elsewhere: fn(usize) -> String,
+    /// The first post past a channel's hourly ceiling: the next new incidents of the hour go
+    /// in its thread.
+    pub overflow: fn(usize) -> String,
 }
 
 impl Words {

@@ -195,7 +195,12 @@ pub fn render_batch(delivery: &Delivery) -> Vec<SlackMessage> {
             head.extend(head_blocks(batch, summary, severity, locale, l));
             (head, tree_sections(batch, locale, l))
         }
-        Placement::Top => {
+        Placement::Overflow(ceiling) => {
+            let mut head = vec![incident::overflow_line(*ceiling, locale)];
+            head.extend(head_blocks(batch, summary, severity, locale, l));
+            (head, tree_sections(batch, locale, l))
+        }
+        Placement::Top | Placement::Folded(_) => {
             let mut head = head_blocks(batch, summary, severity, locale, l);
             if delivery.alerted_elsewhere > 0 {
                 let at = head.len().saturating_sub(1);

@@ -47,6 +47,16 @@ pub(super) fn reminder_line(incident: &Incident, locale: Locale) -> Block {
     }
 }
 
+/// The first post past a channel's hourly ceiling: later new incidents fold into its thread.
+pub(super) fn overflow_line(ceiling: usize, locale: Locale) -> Block {
+    Block::Context {
+        elements: vec![Text::mrkdwn(format!(
+            ":heavy_plus_sign: *{}*",
+            (locale.words().overflow)(ceiling)
+        ))],
+    }
+}
+
 /// The digest's note on events left out because their immediate alert went out.
 pub(super) fn alerted_note(count: usize, locale: Locale) -> Block {
     Block::Context {
