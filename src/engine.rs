@@ -599,7 +599,7 @@ where
 
     async fn send_immediate(&mut self, mut event: BatchEvent) -> Result<(), EngineError> {
         event.already_alerted = false;
-        let policy = self.settings.incidents;
+        let policy = self.settings.incidents.for_rule(&event.rule);
         let key = IncidentKey::of(&event);
         let known = self
             .store

@@ -30,6 +30,8 @@ pub(crate) fn rule(id: &str, title: &str, title_ko: Option<&str>, severity: Seve
         severity,
         immediate: false,
         tags: Vec::new(),
+        dedup_period_secs: None,
+        dedup_by: Vec::new(),
     })
 }
 

@@ -42,6 +42,8 @@ fn event(id: u32, account: u8, offset_secs: i64) -> BatchEvent {
             severity: Severity::Yellow,
             immediate: false,
             tags: Vec::new(),
+            dedup_period_secs: None,
+            dedup_by: Vec::new(),
         }),
         actor: Performer {
             principal: Principal {

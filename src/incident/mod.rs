@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::delivery::{Placement, Posted};
 use crate::enrich::{Origin, PrincipalKind};
 use crate::event::AccountId;
+use crate::rules::{DedupField, Rule};
 use crate::window::BatchEvent;
 
 /// What one incident is about: an account, a rule, and a subject.
@@ -34,17 +35,19 @@ pub struct IncidentKey {
 }
 
 impl IncidentKey {
-    /// The incident an event belongs to.
+    /// The incident an event belongs to: its account, its rule, and its performer or the
+    /// fields the rule's `dedup_by` names (joined with `|`).
     pub fn of(event: &BatchEvent) -> Self {
-        let principal = &event.actor.principal;
-        let subject = match (principal.kind, principal.origin) {
-            (_, Origin::NoActor) => String::new(),
-            (PrincipalKind::Workload, Origin::RoleSession) => principal
-                .name
-                .split_once('/')
-                .map_or(principal.name.as_str(), |(role, _)| role)
-                .to_owned(),
-            _ => principal.describe(),
+        let subject = if event.rule.dedup_by.is_empty() {
+            performer(event)
+        } else {
+            let values: Vec<String> = event
+                .rule
+                .dedup_by
+                .iter()
+                .map(|field| field_value(event, *field))
+                .collect();
+            values.join("|")
         };
         Self {
             account: event.event.account.clone(),
@@ -75,6 +78,37 @@ impl IncidentKey {
             opened_at.format("%Y%m%dT%H%M%SZ"),
             &self.digest()[..12]
         )
+    }
+}
+
+/// The performer as incidents tell them apart: the session for people, the role for
+/// workloads, the service for AWS services; empty for events that name no actor.
+fn performer(event: &BatchEvent) -> String {
+    let principal = &event.actor.principal;
+    match (principal.kind, principal.origin) {
+        (_, Origin::NoActor) => String::new(),
+        (PrincipalKind::Workload, Origin::RoleSession) => principal
+            .name
+            .split_once('/')
+            .map_or(principal.name.as_str(), |(role, _)| role)
+            .to_owned(),
+        _ => principal.describe(),
+    }
+}
+
+fn field_value(event: &BatchEvent, field: DedupField) -> String {
+    let e = &event.event;
+    match field {
+        DedupField::Performer => performer(event),
+        DedupField::Name => e.name.to_string(),
+        DedupField::Resource => e
+            .resources
+            .first()
+            .map(|r| r.name.to_string())
+            .unwrap_or_default(),
+        DedupField::Region => e.region.to_string(),
+        DedupField::SourceIp => e.source_ip.as_deref().unwrap_or_default().to_owned(),
+        DedupField::ErrorCode => e.error_code.as_deref().unwrap_or_default().to_owned(),
     }
 }
 
@@ -198,6 +232,15 @@ impl Default for IncidentPolicy {
 }
 
 impl IncidentPolicy {
+    /// The policy for `rule`'s incidents: its own dedup period where the pack gives one.
+    #[must_use]
+    pub fn for_rule(&self, rule: &Rule) -> Self {
+        Self {
+            dedup_period: rule.dedup_period().unwrap_or(self.dedup_period),
+            ..*self
+        }
+    }
+
     /// The interval after the `n`th reminder (0: after the first post): the dedup period,
     /// doubled each time, at most [`Self::max_reminder_interval`].
     pub fn reminder_interval(&self, n: u32) -> TimeDelta {
@@ -300,8 +343,11 @@ pub fn plan(
             None => groups.push((key, vec![event])),
         }
     }
+    let default_policy = policy;
     for (key, mut group) in groups {
         let first = group[0].event.time;
+        let rule_policy = default_policy.for_rule(&group[0].rule);
+        let policy = &rule_policy;
         let stored = known.get(&key);
         let ours = stored.filter(|s| !s.posted && s.parent.batch_key == digest_key);
         match stored.filter(|s| ours.is_none() && s.is_open_at(first, policy)) {

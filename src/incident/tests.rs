@@ -206,3 +206,73 @@ fn past_the_hourly_ceiling_new_incidents_fold_into_one_thread() {
     );
     assert_eq!(ceiling.place("C3", t, 0), Placement::Top, "0: no ceiling");
 }
+
+#[test]
+fn a_rule_may_key_its_incidents_by_other_fields_and_keep_them_open_shorter() {
+    let pack = crate::rules::RulePack::from_toml(
+        r#"
+[[rule]]
+id = "bucket-deleted"
+title = "Bucket deleted"
+severity = "yellow"
+dedup_by = ["name", "resource"]
+dedup_period = "10m"
+[rule.match]
+name = "DeleteBucket"
+"#,
+    )
+    .unwrap_or_else(|err| panic!("{err}"));
+    let rl = std::sync::Arc::clone(&pack.rules()[0]);
+    assert_eq!(rl.dedup_period(), Some(TimeDelta::minutes(10)));
+    let who = actor("alice", PrincipalKind::Person, Tool::Console);
+    let bob = actor("bob", PrincipalKind::Person, Tool::Console);
+    let a = batch_event(
+        event("a", 0, "us-east-1", "DeleteBucket", &["logs"]),
+        &rl,
+        &who,
+    );
+    let b = batch_event(
+        event("b", 60, "us-east-1", "DeleteBucket", &["logs"]),
+        &rl,
+        &bob,
+    );
+    let c = batch_event(
+        event("c", 60, "us-east-1", "DeleteBucket", &["other"]),
+        &rl,
+        &who,
+    );
+    assert_eq!(IncidentKey::of(&a).subject, "DeleteBucket|logs");
+    assert_eq!(
+        IncidentKey::of(&a),
+        IncidentKey::of(&b),
+        "performer not in the key"
+    );
+    assert_ne!(IncidentKey::of(&a), IncidentKey::of(&c));
+
+    let policy = IncidentPolicy::default();
+    let opened = posted(plan(vec![a], &BTreeMap::new(), "d0", &policy).opened[0].clone());
+    assert_eq!(
+        opened.next_reminder,
+        opened.opened_at + TimeDelta::minutes(10)
+    );
+    let late = batch_event(
+        event("d", 11 * 60, "us-east-1", "DeleteBucket", &["logs"]),
+        &rl,
+        &bob,
+    );
+    let p = plan(vec![late], &known(&[opened]), "d1", &policy);
+    assert_eq!(
+        p.opened.len(),
+        1,
+        "the rule's 10 minutes passed: a new incident"
+    );
+
+    let bad = crate::rules::RulePack::from_toml(
+        "[[rule]]\nid = \"x\"\ntitle = \"x\"\nseverity = \"red\"\ndedup_period = \"soon\"\n[rule.match]\nname = \"X\"\n",
+    );
+    let message = bad.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        message.contains("[[rule]] x: dedup_period: expected a duration"),
+        "{message}"
+    );
+}

@@ -26,6 +26,11 @@ pub enum RulesError {
         source: Box<toml::de::Error>,
     },
 
+    #[error(
+        "[[rule]] {id}: dedup_period: expected a duration like \"30m\" or \"2h\", found {found:?}"
+    )]
+    DedupPeriod { id: String, found: String },
+
     #[error("[[{section}]] {id}: match key `{key}` must be {expected}, found {found}")]
     FieldType {
         section: &'static str,

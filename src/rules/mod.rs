@@ -49,9 +49,41 @@ pub struct Rule {
     /// Post at once, alone, as well as in the window digest.
     pub immediate: bool,
     pub tags: Vec<String>,
+    /// This rule's dedup period in seconds (`dedup_period = "30m"` in the pack), instead of
+    /// `[incidents] dedup_period`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup_period_secs: Option<u64>,
+    /// What makes two of this rule's events in one account one incident (`dedup_by = ["name",
+    /// "resource"]`); empty: the performer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dedup_by: Vec<DedupField>,
+}
+
+/// An event field an incident can be keyed by (`dedup_by`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DedupField {
+    /// The principal: the session for people, the role for workloads.
+    Performer,
+    /// `eventName`.
+    Name,
+    /// The first resource the event names.
+    Resource,
+    /// `awsRegion`.
+    Region,
+    /// `sourceIPAddress`.
+    SourceIp,
+    /// `errorCode` (empty for a success).
+    ErrorCode,
 }
 
 impl Rule {
+    /// This rule's dedup period, if the pack gives one.
+    pub fn dedup_period(&self) -> Option<chrono::TimeDelta> {
+        self.dedup_period_secs
+            .and_then(|secs| chrono::TimeDelta::try_seconds(i64::try_from(secs).ok()?))
+    }
+
     /// The title in `lang`, or in English when the pack gives none in `lang`.
     pub fn title(&self, lang: Lang) -> &str {
         self.titles.get(lang)
@@ -69,6 +101,10 @@ struct StoredRule {
     severity: Severity,
     immediate: bool,
     tags: Vec<String>,
+    #[serde(default)]
+    dedup_period_secs: Option<u64>,
+    #[serde(default)]
+    dedup_by: Vec<DedupField>,
 }
 
 impl From<StoredRule> for Rule {
@@ -83,6 +119,8 @@ impl From<StoredRule> for Rule {
             severity: stored.severity,
             immediate: stored.immediate,
             tags: stored.tags,
+            dedup_period_secs: stored.dedup_period_secs,
+            dedup_by: stored.dedup_by,
         }
     }
 }
@@ -130,6 +168,11 @@ struct RuleSpec {
     immediate: bool,
     #[serde(default)]
     tags: Vec<String>,
+    /// `"30m"`: how long the rule's incidents stay open without a new event.
+    #[serde(default)]
+    dedup_period: Option<String>,
+    #[serde(default)]
+    dedup_by: Vec<DedupField>,
     #[serde(rename = "match")]
     matches: toml::Table,
 }
@@ -195,12 +238,25 @@ impl RulePack {
                     id: spec.id,
                 });
             }
+            let dedup_period_secs = match &spec.dedup_period {
+                None => None,
+                Some(text) => Some(
+                    humantime::parse_duration(text)
+                        .map_err(|_| RulesError::DedupPeriod {
+                            id: spec.id.clone(),
+                            found: text.clone(),
+                        })?
+                        .as_secs(),
+                ),
+            };
             let rule = Rule {
                 id: spec.id,
                 titles: spec.title,
                 severity: spec.severity,
                 immediate: spec.immediate,
                 tags: spec.tags,
+                dedup_period_secs,
+                dedup_by: spec.dedup_by,
             };
             entries.push(Entry {
                 rule: Arc::new(rule),
@@ -229,6 +285,8 @@ impl RulePack {
                 severity: Severity::Green,
                 immediate: false,
                 tags: spec.tags,
+                dedup_period_secs: None,
+                dedup_by: Vec::new(),
             };
             ignores.push(Entry {
                 rule: Arc::new(rule),

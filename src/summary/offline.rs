@@ -569,6 +569,8 @@ pub(crate) mod testkit {
             severity,
             immediate: severity == Severity::Red,
             tags: Vec::new(),
+            dedup_period_secs: None,
+            dedup_by: Vec::new(),
         })
     }
 
