@@ -9,6 +9,9 @@ use crate::incident::Incident;
 use crate::locale::Locale;
 use crate::window::{Batch, BatchEvent};
 
+/// Resources named per collapsed line; the rest are counted.
+const RESOURCES_SHOWN: usize = 2;
+
 fn hhmm(time: chrono::DateTime<chrono::Utc>, locale: Locale) -> String {
     time.with_timezone(&locale.tz).format("%H:%M").to_string()
 }
@@ -93,6 +96,23 @@ pub(super) fn collapsed_lines(batch: &Batch, locale: Locale) -> Vec<String> {
             let mut line = format!("• {}", code_within(name, 130));
             if events.len() > 1 {
                 let _ = write!(line, " ×{}", events.len());
+            }
+            let mut resources: Vec<&str> = Vec::new();
+            for resource in events.iter().flat_map(|e| &e.event.resources) {
+                if !resources.contains(&&*resource.name) {
+                    resources.push(&resource.name);
+                }
+            }
+            if !resources.is_empty() {
+                let shown: Vec<String> = resources
+                    .iter()
+                    .take(RESOURCES_SHOWN)
+                    .map(|r| code_within(r, 60))
+                    .collect();
+                let _ = write!(line, " → {}", shown.join(", "));
+                if resources.len() > RESOURCES_SHOWN {
+                    let _ = write!(line, " {}", (w.more)(resources.len() - RESOURCES_SHOWN));
+                }
             }
             let _ = write!(line, " · {}", first.format("%H:%M:%S"));
             if events.len() > 1 && last != first {
