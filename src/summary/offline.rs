@@ -551,7 +551,7 @@ pub(crate) mod testkit {
 
     use chrono::{DateTime, TimeZone, Utc};
 
-    use crate::enrich::{Origin, Performer, Principal, PrincipalKind, Tool};
+    use crate::enrich::{Performer, PrincipalKind, Tool};
     use crate::event::{AccountId, Event, EventId, EventKind, Identity, Resource};
     use crate::locale::Lang;
     use crate::rules::{Rule, Titles};
@@ -575,22 +575,7 @@ pub(crate) mod testkit {
     }
 
     pub fn actor(kind: PrincipalKind, name: &str, tool: Tool) -> Performer {
-        let origin = match kind {
-            PrincipalKind::Person => Origin::IamUser,
-            PrincipalKind::Workload => Origin::RoleSession,
-            PrincipalKind::AwsService => Origin::Service,
-            PrincipalKind::Root => Origin::RootUser,
-            PrincipalKind::Unknown => Origin::Other,
-        };
-        Performer {
-            principal: Principal {
-                kind,
-                name: name.to_owned(),
-                origin,
-            },
-            tool,
-            ci: None,
-        }
+        crate::testing::actor(name, kind, tool)
     }
 
     pub fn jane() -> Performer {
