@@ -5,18 +5,24 @@
 //! set (as `.ci/test` does), in which case they fail: under CI they must run.
 
 mod common;
+mod fake_slack;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, TimeDelta, Utc};
+use fake_slack::{FakeSlack, TOKEN};
 use trailwatch::adapters::dynamo::{DynamoError, DynamoSettings, DynamoStore, create_table};
 use trailwatch::adapters::memory::{CollectingNotifier, MemoryStore};
-use trailwatch::config::Settings;
-use trailwatch::delivery::AuditLine;
+use trailwatch::adapters::retry::ManualSleeper;
+use trailwatch::adapters::slack::{RetryPolicy, SlackNotifier};
+use trailwatch::config::{Settings, SlackRoutes};
+use trailwatch::delivery::{AuditLine, PostedAs};
 use trailwatch::engine::{Engine, Stats};
+use trailwatch::incident::{Incident, IncidentKey};
 use trailwatch::ports::{Delivery, Notifier, Receipt, Retryable, Store};
 use trailwatch::rules::RulePack;
 use trailwatch::summary::{Lang, OfflineSummarizer};
@@ -261,6 +267,9 @@ enum Crash {
     BeforeMarkSent,
     /// Marked sent, then died before the engine heard back.
     AfterMarkSent,
+    /// Died at the first incident write (for a batch of replies only: after they went out,
+    /// before the incident recorded them).
+    BeforeSaveIncident,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -292,24 +301,53 @@ impl<E: std::error::Error + Retryable + 'static> Retryable for Wrapped<E> {
     }
 }
 
-/// A store that fails once at the chosen step.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A store that fails once at the chosen step. It can also line racing flushers up: its
+/// first claim of a new incident (a save of an unposted state) waits at `gate` until every
+/// flusher sharing the gate got there, and every such claim's outcome is logged.
 struct Crashing<S> {
     inner: S,
-    at: Crash,
+    at: Option<Crash>,
     armed: AtomicBool,
+    /// Taken by the first claim.
+    gate: Mutex<Option<Arc<tokio::sync::Barrier>>>,
+    claims: Mutex<Vec<bool>>,
 }
 
 impl<S> Crashing<S> {
     fn new(inner: S, at: Crash) -> Self {
         Self {
             inner,
-            at,
+            at: Some(at),
             armed: AtomicBool::new(true),
+            gate: Mutex::new(None),
+            claims: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// No crash; the first incident claim waits at `gate`.
+    fn gated(inner: S, gate: Arc<tokio::sync::Barrier>) -> Self {
+        Self {
+            inner,
+            at: None,
+            armed: AtomicBool::new(true),
+            gate: Mutex::new(Some(gate)),
+            claims: Mutex::new(Vec::new()),
         }
     }
 
     fn fires(&self, step: Crash) -> bool {
-        step == self.at && self.armed.swap(false, Ordering::SeqCst)
+        Some(step) == self.at && self.armed.swap(false, Ordering::SeqCst)
+    }
+
+    /// Outcomes of the claims of new incidents, in order (`false`: another flusher's won).
+    fn claims(&self) -> Vec<bool> {
+        lock(&self.claims).clone()
     }
 }
 
@@ -371,10 +409,23 @@ impl<S: Store + Sync> Store for Crashing<S> {
         incident: &trailwatch::incident::Incident,
         now: DateTime<Utc>,
     ) -> Result<bool, Self::Error> {
-        self.inner
+        if self.fires(Crash::BeforeSaveIncident) {
+            return Err(crash());
+        }
+        let claim = !incident.posted;
+        let gate = if claim { lock(&self.gate).take() } else { None };
+        if let Some(gate) = gate {
+            gate.wait().await;
+        }
+        let saved = self
+            .inner
             .save_incident(incident, now)
             .await
-            .map_err(Wrapped::Inner)
+            .map_err(Wrapped::Inner)?;
+        if claim {
+            lock(&self.claims).push(saved);
+        }
+        Ok(saved)
     }
 
     async fn release(
@@ -417,12 +468,17 @@ impl Notifier for LostAck {
 
 /// Ingest a fixture with the clock before any window is due (nothing flushes).
 async fn ingest_only(store: &DynamoStore, name: &str) -> u64 {
+    ingest_bytes_only(store, &read(name)).await
+}
+
+/// Ingest records with the clock before any window is due (nothing flushes).
+async fn ingest_bytes_only(store: &DynamoStore, bytes: &[u8]) -> u64 {
     let mut engine = engine(
         store.clone(),
         CollectingNotifier::default(),
         at("2026-11-02T00:00:00Z"),
     );
-    let events = engine.decode(&read(name));
+    let events = engine.decode(bytes);
     engine
         .ingest(events)
         .await
@@ -1197,4 +1253,440 @@ async fn digests_mark_only_the_immediate_alerts_that_went_out() {
             }
         }
     }
+}
+
+// ---- Incidents (issue 14) on DynamoDB, posted by the bot to the fake Slack ----
+
+const CHANNEL: &str = "C_OPS";
+
+/// Security-group changes by one SSO session of one account (one incident), as
+/// `(time, event name)`. The names all differ, so each event can be found in what Slack got.
+const FIRST_WINDOW: [(&str, &str); 2] = [
+    ("2026-11-02T03:00:20Z", "AuthorizeSecurityGroupIngress"),
+    ("2026-11-02T03:01:10Z", "RevokeSecurityGroupIngress"),
+];
+const SECOND_WINDOW: [(&str, &str); 2] = [
+    ("2026-11-02T03:05:30Z", "AuthorizeSecurityGroupEgress"),
+    ("2026-11-02T03:06:40Z", "RevokeSecurityGroupEgress"),
+];
+
+/// The first record of multi-account.jsonl, once per change, with its time, name and ids.
+fn sg_changes(changes: &[(&str, &str)]) -> Vec<u8> {
+    let text = String::from_utf8(read("multi-account.jsonl")).unwrap_or_default();
+    let line = text.lines().next().unwrap_or_default();
+    let template: serde_json::Value =
+        serde_json::from_str(line).unwrap_or_else(|err| panic!("template record: {err:?}"));
+    let mut out = String::new();
+    for (time, name) in changes {
+        let mut record = template.clone();
+        record["id"] = format!("envelope-{name}").into();
+        record["time"] = (*time).into();
+        record["detail"]["eventTime"] = (*time).into();
+        record["detail"]["eventName"] = (*name).into();
+        record["detail"]["eventID"] = format!("event-{name}").into();
+        out.push_str(&record.to_string());
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
+fn both_windows() -> Vec<u8> {
+    [sg_changes(&FIRST_WINDOW), sg_changes(&SECOND_WINDOW)].concat()
+}
+
+fn bot(fake: &FakeSlack) -> SlackNotifier<Arc<ManualSleeper>> {
+    let routes = SlackRoutes {
+        default_channel: Some(CHANNEL.to_owned()),
+        ..SlackRoutes::default()
+    };
+    fake.bot(TOKEN, routes, RetryPolicy::default())
+}
+
+/// Slack's top-level messages and thread replies.
+fn top_and_replies(fake: &FakeSlack) -> (Vec<fake_slack::Posted>, Vec<fake_slack::Posted>) {
+    fake.posts()
+        .into_iter()
+        .partition(|p| p.thread_ts.is_none())
+}
+
+/// The one message of `posts` naming each event of `changes`, by event name (every name in
+/// exactly one message).
+fn message_of(posts: &[fake_slack::Posted], changes: &[(&str, &str)]) -> Vec<String> {
+    changes
+        .iter()
+        .map(|(_, name)| {
+            let holders: Vec<&fake_slack::Posted> = posts
+                .iter()
+                .filter(|p| p.body.to_string().contains(name))
+                .collect();
+            assert_eq!(holders.len(), 1, "{name} in {} messages", holders.len());
+            holders[0].ts.clone()
+        })
+        .collect()
+}
+
+/// The incident of [`FIRST_WINDOW`] and [`SECOND_WINDOW`].
+fn incident_key() -> IncidentKey {
+    let mut decoder = engine(
+        MemoryStore::default(),
+        CollectingNotifier::default(),
+        at("2026-11-02T00:00:00Z"),
+    );
+    let events = decoder.decode(&sg_changes(&FIRST_WINDOW));
+    IncidentKey::of(&events[0])
+}
+
+async fn stored_incident(store: &DynamoStore) -> Incident {
+    let mut found = store
+        .incidents(&[incident_key()])
+        .await
+        .unwrap_or_else(|err| panic!("incidents: {err:?}"));
+    assert_eq!(found.len(), 1, "{found:?}");
+    found.remove(0)
+}
+
+/// The audit item whose line has batch id `key`.
+async fn window_audit(store: &DynamoStore, key: &str) -> trailwatch::adapters::dynamo::AuditRecord {
+    let audit = store
+        .audit(at("2026-11-01T00:00:00Z"), at("2026-11-03T00:00:00Z"))
+        .await
+        .unwrap_or_else(|err| panic!("audit: {err:?}"));
+    audit
+        .into_iter()
+        .find(|r| r.line.batch_id == key)
+        .unwrap_or_else(|| panic!("no audit item for {key}"))
+}
+
+/// Two engines, each with its own `DynamoStore` on one table and its own bot, flush the two
+/// windows of one incident at once. A gate holds each one's claim of the incident until both
+/// planned to open it, so the race is real: one claim wins and posts the only top-level
+/// message; the other batch is released ("another flusher opened the same incident") and,
+/// retried, goes as a reply in that message's thread. Each event is in exactly one message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_engines_open_an_incident_once_and_the_other_replies_in_its_thread() {
+    let Some(client) = moto().await else { return };
+    let fake = FakeSlack::start(&[CHANNEL]).await;
+    let table = table(&client, "incrace").await;
+    assert_eq!(
+        ingest_bytes_only(&dynamo(&client, &table), &both_windows()).await,
+        4
+    );
+    let due_at = at("2026-11-02T04:00:00Z");
+    let gate = Arc::new(tokio::sync::Barrier::new(2));
+    let store = |gate| Crashing::gated(dynamo(&client, &table), gate);
+    let mut one = engine(store(Arc::clone(&gate)), bot(&fake), due_at);
+    let mut two = engine(store(gate), bot(&fake), due_at);
+    let (first, second) = tokio::time::timeout(
+        Duration::from_mins(1),
+        Box::pin(async { tokio::join!(one.flush_due(), two.flush_due()) }),
+    )
+    .await
+    .unwrap_or_else(|err| panic!("both flushers try to open the incident: {err:?}"));
+    first.unwrap_or_else(|err| panic!("flush one: {err:?}"));
+    second.unwrap_or_else(|err| panic!("flush two: {err:?}"));
+    let mut claims = [one.store.claims(), two.store.claims()].concat();
+    claims.sort_unstable();
+    assert_eq!(claims, [false, true], "both tried to open it, one won");
+
+    // The loser's batch is due again a grace period later.
+    for flusher in [&mut one, &mut two] {
+        flusher.clock.advance(TimeDelta::minutes(10));
+        flusher
+            .flush_due()
+            .await
+            .unwrap_or_else(|err| panic!("retry: {err:?}"));
+    }
+    let (top, replies) = top_and_replies(&fake);
+    assert_eq!(top.len(), 1, "one top-level message: {top:#?}");
+    assert_eq!(replies.len(), 1, "{replies:#?}");
+    assert_eq!(replies[0].thread_ts.as_deref(), Some(top[0].ts.as_str()));
+    let opener = top[0].batch_id().unwrap_or_else(|| panic!("batch id"));
+    let (opening, continuing) = if opener.contains("T0300Z") {
+        (FIRST_WINDOW, SECOND_WINDOW)
+    } else {
+        (SECOND_WINDOW, FIRST_WINDOW)
+    };
+    let posts = fake.posts();
+    assert_eq!(
+        message_of(&posts, &opening),
+        [top[0].ts.clone(), top[0].ts.clone()]
+    );
+    assert_eq!(
+        message_of(&posts, &continuing),
+        [replies[0].ts.clone(), replies[0].ts.clone()]
+    );
+    let stats = [one.stats(), two.stats()];
+    assert_eq!(stats.iter().map(|s| s.top_level).sum::<u64>(), 1);
+    assert_eq!(stats.iter().map(|s| s.replies).sum::<u64>(), 1);
+
+    let reply_key = replies[0].batch_id().unwrap_or_else(|| panic!("batch id"));
+    let (loser, _) = reply_key
+        .split_once("/reply/")
+        .unwrap_or_else(|| panic!("a reply's key"));
+    assert_ne!(loser, opener);
+    // A batch of replies only is audited under its reply's key.
+    let record = window_audit(&dynamo(&client, &table), &reply_key).await;
+    assert!(
+        record.history.iter().any(|h| h.status == "failed"
+            && h.reason.as_deref() == Some("another flusher opened the same incident")),
+        "{:?}",
+        record.history
+    );
+    assert_eq!(record.line.posted, PostedAs::Reply);
+}
+
+/// The process dies after a thread reply went out and before it was recorded (the incident
+/// write or marking the batch sent fails). Retried after its lease by a fresh engine and bot,
+/// the batch finds the reply in the thread (`conversations.replies`) and posts nothing again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_posted_before_a_crash_is_not_posted_again() {
+    let Some(client) = moto().await else { return };
+    for step in [Crash::BeforeSaveIncident, Crash::BeforeMarkSent] {
+        let fake = FakeSlack::start(&[CHANNEL]).await;
+        let table = table(&client, "increply").await;
+        let store = dynamo(&client, &table);
+        ingest_bytes_only(&store, &both_windows()).await;
+        // The first window (due 03:07) opens the incident.
+        let mut opener = engine(store.clone(), bot(&fake), at("2026-11-02T03:08:00Z"));
+        assert_eq!(
+            opener
+                .flush_due()
+                .await
+                .unwrap_or_else(|err| panic!("flush: {err:?}")),
+            1,
+            "{step:?}"
+        );
+
+        // The second (due 03:12) only replies; the flusher dies after posting.
+        let mut crashing = engine(
+            Crashing::new(store.clone(), step),
+            bot(&fake),
+            at("2026-11-02T03:13:00Z"),
+        );
+        let err = crashing.flush_due().await.err();
+        assert!(
+            err.is_some_and(|e| !e.is_retryable()),
+            "{step:?}: the crash surfaces"
+        );
+        assert_eq!(top_and_replies(&fake).1.len(), 1, "{step:?}: replied");
+
+        let mut rerun = engine(store.clone(), bot(&fake), at("2026-11-02T03:25:00Z"));
+        rerun
+            .flush_due()
+            .await
+            .unwrap_or_else(|err| panic!("rerun: {err:?}"));
+        assert_eq!(rerun.stats().batches, 1, "{step:?}: the batch was retried");
+        assert_eq!(rerun.stats().replies, 1, "{step:?}");
+
+        let (top, replies) = top_and_replies(&fake);
+        assert_eq!(top.len(), 1, "{step:?}");
+        assert_eq!(replies.len(), 1, "{step:?}: the reply posted again");
+        let posts = fake.posts();
+        message_of(&posts, &[FIRST_WINDOW, SECOND_WINDOW].concat());
+        let looked = fake
+            .calls()
+            .iter()
+            .filter(|c| c.starts_with("conversations.replies"))
+            .count();
+        assert_eq!(looked, 2, "{step:?}: each attempt looked in the thread");
+
+        let reply_key = replies[0].batch_id().unwrap_or_else(|| panic!("batch id"));
+        let record = window_audit(&store, &reply_key).await;
+        assert_eq!(record.line.posted, PostedAs::Reply, "{step:?}");
+        assert_eq!(record.event_count, 2, "{step:?}");
+        let incident = stored_incident(&store).await;
+        assert_eq!(incident.events, 4, "{step:?}: every event counted once");
+        assert_eq!(incident.last_event, at(SECOND_WINDOW[1].0), "{step:?}");
+    }
+}
+
+/// The records of a continuing incident are delivered again (a Kinesis retry: same event
+/// ids), in order and reversed, after its reply went out: no new message, no new audit item.
+/// On the way: the window whose events all continue the open incident posts nothing top
+/// level (its audit says reply, in the first message's thread), and the incident item reads
+/// back as written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redelivered_events_of_a_continuing_incident_add_no_reply() {
+    let Some(client) = moto().await else { return };
+    let fake = FakeSlack::start(&[CHANNEL]).await;
+    let table = table(&client, "incredeliver").await;
+    let store = dynamo(&client, &table);
+    let mut first = engine(store.clone(), bot(&fake), at("2026-11-02T00:00:00Z"));
+    let events = first.decode(&both_windows());
+    drive(&mut first, events).await;
+    finish(&mut first).await;
+    assert_eq!((first.stats().top_level, first.stats().replies), (1, 1));
+
+    // All replies: nothing of the second window is top level.
+    let (top, replies) = top_and_replies(&fake);
+    assert_eq!((top.len(), replies.len()), (1, 1));
+    let opener = top[0].batch_id().unwrap_or_else(|| panic!("batch id"));
+    assert!(opener.contains("T0300Z"), "{opener}");
+    let reply_key = replies[0].batch_id().unwrap_or_else(|| panic!("batch id"));
+    let (second, _) = reply_key
+        .split_once("/reply/")
+        .unwrap_or_else(|| panic!("a reply's key"));
+    assert!(second.contains("T0305Z"), "{reply_key}");
+    assert!(
+        fake.posts()
+            .iter()
+            .all(|p| p.batch_id().as_deref() != Some(second))
+    );
+    let record = window_audit(&store, &reply_key).await;
+    assert_eq!(record.line.posted, PostedAs::Reply);
+    assert_eq!(record.line.channel.as_deref(), Some(CHANNEL));
+    assert_eq!(record.line.ts.as_deref(), Some(top[0].ts.as_str()));
+    let ids: Vec<&str> = record.line.events.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "event-AuthorizeSecurityGroupEgress",
+            "event-RevokeSecurityGroupEgress"
+        ]
+    );
+
+    let read_back = incident_round_trip(&client, &table, &top[0], &opener, second).await;
+
+    let posted = fake.posts();
+    for (name, records) in [
+        ("continuing", sg_changes(&SECOND_WINDOW)),
+        ("all", both_windows()),
+    ] {
+        for reverse in [false, true] {
+            let mut again = engine(store.clone(), bot(&fake), at("2026-11-02T06:00:00Z"));
+            let mut events = again.decode(&records);
+            if reverse {
+                events.reverse();
+            }
+            let delivered = events.len() as u64;
+            drive(&mut again, events).await;
+            finish(&mut again).await;
+            assert_eq!(again.stats().matched, 0, "{name}, reversed {reverse}");
+            assert_eq!(again.stats().duplicates, delivered, "{name}");
+            assert_eq!(
+                fake.posts(),
+                posted,
+                "{name}, reversed {reverse}: posted again"
+            );
+        }
+    }
+    let audit = store
+        .audit(at("2026-11-01T00:00:00Z"), at("2026-11-03T00:00:00Z"))
+        .await
+        .unwrap_or_else(|err| panic!("audit: {err:?}"));
+    assert_eq!(audit.len(), 2, "one audit item per window");
+    assert_eq!(
+        stored_incident(&store).await,
+        read_back,
+        "nothing counted twice"
+    );
+}
+
+/// The process dies after the digest that opened an incident went out and its state was
+/// written, before the batch was marked sent. The retry posts nothing: not the digest again
+/// (found in the channel), and not its own events as a reply under it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opening_digest_posted_before_a_crash_is_not_repeated_in_its_thread() {
+    let Some(client) = moto().await else { return };
+    let fake = FakeSlack::start(&[CHANNEL]).await;
+    let table = table(&client, "incopen").await;
+    let store = dynamo(&client, &table);
+    ingest_bytes_only(&store, &sg_changes(&FIRST_WINDOW)).await;
+    let mut crashing = engine(
+        Crashing::new(store.clone(), Crash::BeforeMarkSent),
+        bot(&fake),
+        at("2026-11-02T03:08:00Z"),
+    );
+    assert!(crashing.flush_due().await.is_err(), "the crash surfaces");
+    assert!(
+        stored_incident(&store).await.posted,
+        "recorded before the crash"
+    );
+
+    let mut rerun = engine(store.clone(), bot(&fake), at("2026-11-02T03:20:00Z"));
+    rerun
+        .flush_due()
+        .await
+        .unwrap_or_else(|err| panic!("rerun: {err:?}"));
+    assert_eq!(rerun.stats().batches, 1, "the batch was retried");
+    let (top, replies) = top_and_replies(&fake);
+    assert_eq!(top.len(), 1);
+    assert!(
+        replies.is_empty(),
+        "its own events replied under it: {replies:#?}"
+    );
+    let incident = stored_incident(&store).await;
+    assert_eq!(incident.events, 2, "every event counted once");
+    assert_eq!(
+        incident.parent.batch_key,
+        top[0].batch_id().unwrap_or_else(|| panic!("batch id"))
+    );
+}
+
+/// The incident item as stored after its first message `top` (batch `opener`) and one reply
+/// (batch `second`);
+/// then written over its version and read back by another store, one version on. Returns it.
+async fn incident_round_trip(
+    client: &Client,
+    table: &str,
+    top: &fake_slack::Posted,
+    opener: &str,
+    second: &str,
+) -> Incident {
+    let store = dynamo(client, table);
+    let incident = stored_incident(&store).await;
+    assert!(incident.posted);
+    assert_eq!(incident.parent.batch_key, opener);
+    assert_eq!(
+        incident.parent.posts,
+        [trailwatch::delivery::Posted {
+            destination: CHANNEL.to_owned(),
+            id: top.ts.clone(),
+        }]
+    );
+    assert_eq!(incident.events, 4);
+    let counted: Vec<(&str, bool)> = incident
+        .counted
+        .iter()
+        .map(|c| (c.batch.as_str(), c.reminder))
+        .collect();
+    assert_eq!(counted, [(second, false)], "the reply's batch");
+    assert_eq!(incident.opened_at, at(FIRST_WINDOW[0].0));
+    assert_eq!(incident.last_event, at(SECOND_WINDOW[1].0));
+    assert_eq!(incident.id, incident_key().incident_id(incident.opened_at));
+    let now = at("2026-11-02T05:00:00Z");
+    assert!(
+        store
+            .save_incident(&incident, now)
+            .await
+            .unwrap_or_else(|err| panic!("save: {err:?}"))
+    );
+    let read_back = stored_incident(&dynamo(client, table)).await;
+    assert_eq!(
+        read_back,
+        Incident {
+            version: incident.version + 1,
+            ..incident.clone()
+        }
+    );
+    assert!(
+        !store
+            .save_incident(&incident, now)
+            .await
+            .unwrap_or_else(|err| panic!("save: {err:?}")),
+        "a write over a stale version is refused"
+    );
+    let other = IncidentKey {
+        subject: "someone else".to_owned(),
+        ..incident.key.clone()
+    };
+    assert_eq!(
+        store
+            .incidents(&[other])
+            .await
+            .unwrap_or_else(|err| panic!("incidents: {err:?}")),
+        []
+    );
+
+    read_back
 }

@@ -115,14 +115,7 @@ fn routes() -> SlackRoutes {
 const CHANNELS: &[&str] = &["C_A", "C_B", "C_DEFAULT", "C_SECURITY", "C_EMPTY"];
 
 fn bot(fake: &FakeSlack, token: &str, routes: SlackRoutes) -> SlackNotifier<Arc<ManualSleeper>> {
-    SlackNotifier::new(
-        Credential::Token(Secret::new(token)),
-        Some(&fake.api_url()),
-        routes,
-        policy(),
-        Arc::new(ManualSleeper::default()),
-    )
-    .unwrap_or_else(|err| panic!("notifier: {err}"))
+    fake.bot(token, routes, policy())
 }
 
 fn webhook(url: &str) -> SlackNotifier<Arc<ManualSleeper>> {

@@ -143,9 +143,26 @@ pub struct Incident {
     /// A continuing event at or after this time posts a top-level reminder.
     pub next_reminder: DateTime<Utc>,
     pub reminders: u32,
+    /// The latest window batches that continued it, as counted here: a batch retried after
+    /// a crash that came after this state was written posts the same part again (the
+    /// destination finds it) and counts nothing twice.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub counted: Vec<Counted>,
     /// Bumped on every write: the store writes a state only over the version it read.
     pub version: u64,
 }
+
+/// A window batch an incident's state counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counted {
+    /// Its batch key.
+    pub batch: String,
+    /// True when it posted a reminder, false for a reply.
+    pub reminder: bool,
+}
+
+/// Batches kept in [`Incident::counted`]: more than can be in flight for one incident.
+const COUNTED_KEPT: usize = 16;
 
 impl Incident {
     /// True when an event at `time` continues this incident (it is still open then).
@@ -178,6 +195,7 @@ impl Incident {
             posted: false,
             next_reminder: opened_at + policy.dedup_period,
             reminders: 0,
+            counted: Vec::new(),
             version: 0,
         }
     }
@@ -197,7 +215,27 @@ impl Incident {
             next.posted = true;
             next.parent.posts.clone_from(&mine.parent.posts);
         }
+        for counted in &mine.counted {
+            if !next.counted.contains(counted) {
+                next.counted.push(counted.clone());
+            }
+        }
+        next.keep_latest_counted();
         next
+    }
+
+    /// Window batch `batch` continued it (`reminder`: with a reminder).
+    fn count(&mut self, batch: &str, reminder: bool) {
+        self.counted.push(Counted {
+            batch: batch.to_owned(),
+            reminder,
+        });
+        self.keep_latest_counted();
+    }
+
+    fn keep_latest_counted(&mut self) {
+        let excess = self.counted.len().saturating_sub(COUNTED_KEPT);
+        self.counted.drain(..excess);
     }
 
     /// `events` continue this incident.
@@ -349,13 +387,21 @@ pub fn plan(
         let rule_policy = default_policy.for_rule(&group[0].rule);
         let policy = &rule_policy;
         let stored = known.get(&key);
-        let ours = stored.filter(|s| !s.posted && s.parent.batch_key == digest_key);
+        // Opened by an earlier attempt of this batch, posted or not: it opens again.
+        let ours = stored.filter(|s| s.parent.batch_key == digest_key);
         match stored.filter(|s| ours.is_none() && s.is_open_at(first, policy)) {
             None => {
-                let mut incident = Incident::open(key, &group, digest_key, policy);
-                // Written over the version read: our own claim from an earlier attempt, or
-                // a closed incident of the same key.
-                incident.version = stored.map_or(0, |s| s.version);
+                // Posted already (the crash came after its state was written): as it
+                // stands, so nothing is counted twice.
+                let incident = if let Some(posted) = ours.filter(|s| s.posted) {
+                    posted.clone()
+                } else {
+                    let mut incident = Incident::open(key, &group, digest_key, policy);
+                    // Written over the version read: our own claim from an earlier attempt,
+                    // or a closed incident of the same key.
+                    incident.version = stored.map_or(0, |s| s.version);
+                    incident
+                };
                 for event in &mut group {
                     event.incident = Some(incident.id.clone());
                 }
@@ -368,11 +414,23 @@ pub fn plan(
                 for event in &mut group {
                     event.incident = Some(incident.id.clone());
                 }
-                let remind = first >= incident.next_reminder;
-                incident.extend(&group);
+                // A retry of a batch this state already counts posts the same part again.
+                let done = incident
+                    .counted
+                    .iter()
+                    .find(|c| c.batch == digest_key)
+                    .map(|c| c.reminder);
+                let remind = done.unwrap_or(first >= incident.next_reminder);
+                if done.is_none() {
+                    incident.extend(&group);
+                    if remind {
+                        incident.reminders += 1;
+                        incident.next_reminder =
+                            first + policy.reminder_interval(incident.reminders);
+                    }
+                    incident.count(digest_key, remind);
+                }
                 if remind {
-                    incident.reminders += 1;
-                    incident.next_reminder = first + policy.reminder_interval(incident.reminders);
                     out.reminders.push(Thread {
                         incident,
                         events: group,

@@ -71,7 +71,7 @@ fn later_events_reply_then_remind_at_doubling_intervals() {
         let p = plan(
             vec![ev(&format!("e{minute}"), minute, "alice")],
             &known(&[state.clone()]),
-            "d",
+            &format!("d{minute}"),
             &policy,
         );
         assert!(p.digest.is_empty(), "minute {minute}");

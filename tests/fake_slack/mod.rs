@@ -19,6 +19,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
+use trailwatch::adapters::retry::ManualSleeper;
+use trailwatch::adapters::slack::{Credential, RetryPolicy, SlackNotifier};
+use trailwatch::config::SlackRoutes;
+use trailwatch::secret::Secret;
 
 pub const TOKEN: &str = "xoxb-000000000-fake-SECRET-token-4f9d2b";
 pub const HOOK_SECRET: &str = "T000FAKE/B000FAKE/SECRETwebhookPATH7c1e";
@@ -130,6 +134,24 @@ impl FakeSlack {
 
     pub fn api_url(&self) -> String {
         format!("http://{}/api/", self.addr)
+    }
+
+    /// A bot-token notifier posting to this fake, waiting on a manual sleeper (tests never
+    /// wait for pacing or backoff).
+    pub fn bot(
+        &self,
+        token: &str,
+        routes: SlackRoutes,
+        policy: RetryPolicy,
+    ) -> SlackNotifier<Arc<ManualSleeper>> {
+        SlackNotifier::new(
+            Credential::Token(Secret::new(token)),
+            Some(&self.api_url()),
+            routes,
+            policy,
+            Arc::new(ManualSleeper::default()),
+        )
+        .unwrap_or_else(|err| panic!("notifier: {err}"))
     }
 
     pub fn webhook_url(&self) -> String {
