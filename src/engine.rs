@@ -712,9 +712,9 @@ where
     }
 }
 
-/// The audit record of a flushed window batch: its first delivery's line, with the events
-/// of every part (digest, reminders, replies). A batch whose events were all posted as
-/// immediate alerts already records an empty line.
+/// The audit record of a flushed window batch, under the batch's own key: its first
+/// delivery's line, with the events of every part (digest, reminders, replies). A batch whose
+/// events were all posted as immediate alerts already records an empty line.
 fn merged_audit(
     batch: &Batch,
     deliveries: &[Delivery],
@@ -730,6 +730,7 @@ fn merged_audit(
             .audit(&Receipt::default());
     };
     let mut line = first.audit(receipts.first().unwrap_or(&Receipt::default()));
+    line.batch_id = batch.id.key();
     for delivery in rest {
         line.events
             .extend(delivery.audit(&Receipt::default()).events);

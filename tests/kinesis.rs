@@ -194,13 +194,19 @@ fn cli_send_and_consume() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("records=31"), "{stderr}");
-    // The fixture's windows (2026-11-02) are long due by the wall clock: six digests.
+    // The fixture's windows (2026-11-02) are long due by the wall clock: six window batches,
+    // each a digest, thread replies of continuing incidents, or both.
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|err| panic!("{l}: {err}")))
         .collect();
-    let windows = lines.iter().filter(|l| l["kind"] == "window").count();
-    assert_eq!(windows, 6, "{lines:?}");
+    let windows: std::collections::BTreeSet<&str> = lines
+        .iter()
+        .filter(|l| l["kind"] == "window")
+        .filter_map(|l| l["batch"].as_str())
+        .map(|key| key.split("/reply/").next().unwrap_or(key))
+        .collect();
+    assert_eq!(windows.len(), 6, "{lines:?}");
 
     // A second run resumes from the checkpoints in the table: nothing new is read or sent.
     let out = run(&consume);
@@ -227,7 +233,13 @@ fn cli_send_and_consume() {
         String::from_utf8_lossy(&out.stderr)
     );
     let audit = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(audit.lines().count(), lines.len(), "{audit}");
+    // One audit line per window batch (all its parts) and per immediate alert.
+    let sent: std::collections::BTreeSet<&str> = lines
+        .iter()
+        .filter_map(|l| l["batch"].as_str())
+        .map(|key| key.split("/reply/").next().unwrap_or(key))
+        .collect();
+    assert_eq!(audit.lines().count(), sent.len(), "{audit}");
 
     let out = run(&[
         "send",

@@ -76,7 +76,7 @@ impl<W: Write + Send> Notifier for LineNotifier<W> {
     type Error = LineError;
 
     async fn deliver(&self, delivery: &Delivery) -> Result<Receipt, LineError> {
-        let batch = delivery.batch.id.key();
+        let batch = delivery.key();
         let line = Line {
             batch: batch.clone(),
             kind: delivery.batch.kind,

@@ -167,7 +167,7 @@ pub struct ConsumeArgs {
 /// Run one command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Replay(args) => replay(*args).await,
+        Command::Replay(args) => Box::pin(replay(*args)).await,
         Command::Pattern(args) => pattern(&args),
         Command::Audit(args) => audit(args).await,
         Command::Send(args) => send::send(args).await,
