@@ -146,14 +146,12 @@ fn measure(path: &Path, locale: Locale, budget: usize) -> Option<Row> {
         lines.push_str(&record.to_string());
         lines.push('\n');
     }
-    let batches = replay(lines.as_bytes(), locale);
-    let batches: Vec<Batch> = batches
-        .into_iter()
-        .filter(|b| b.kind != BatchKind::Immediate)
-        .collect();
+    // Every delivery's events count; only top-level ones (digests, immediate alerts,
+    // reminders) call the model: an incident's thread replies never do.
+    let deliveries = replay(lines.as_bytes(), locale);
     let mut row = Row {
         events: 0,
-        batches: batches.len(),
+        batches: deliveries.iter().filter(|(_, model)| *model).count(),
         ours: 0,
         data: 0,
         original: 0,
@@ -162,10 +160,12 @@ fn measure(path: &Path, locale: Locale, budget: usize) -> Option<Row> {
         one_batch_cut: 0,
     };
     let mut all = Vec::new();
-    for batch in &batches {
-        let built = prompt::build(batch, locale, budget);
-        row.ours += built.input_bytes();
-        row.data += built.digest.text.len();
+    for (batch, model) in &deliveries {
+        if *model {
+            let built = prompt::build(batch, locale, budget);
+            row.ours += built.input_bytes();
+            row.data += built.digest.text.len();
+        }
         row.events += batch.events.len();
         for event in &batch.events {
             let raw = raw_by_id
@@ -178,7 +178,7 @@ fn measure(path: &Path, locale: Locale, budget: usize) -> Option<Row> {
         }
         all.extend(batch.events.iter().cloned());
     }
-    if let Some(first) = batches.first() {
+    if let Some((first, _)) = deliveries.first() {
         let one = Batch {
             id: first.id.clone(),
             kind: BatchKind::Window,
@@ -196,7 +196,8 @@ fn measure(path: &Path, locale: Locale, budget: usize) -> Option<Row> {
     Some(row)
 }
 
-fn replay(bytes: &[u8], locale: Locale) -> Vec<Batch> {
+/// Each delivery's batch, and whether the model is asked for its summary (not for replies).
+fn replay(bytes: &[u8], locale: Locale) -> Vec<(Batch, bool)> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap_or_else(|err| panic!("runtime: {err}"));
@@ -226,7 +227,10 @@ fn replay(bytes: &[u8], locale: Locale) -> Vec<Batch> {
             .notifier
             .take()
             .into_iter()
-            .map(|d| d.batch)
+            .map(|d| {
+                let model = d.thread_of().is_none();
+                (d.batch, model)
+            })
             .collect()
     })
 }
