@@ -565,7 +565,15 @@ fn parse_duration(key: &str, text: &str) -> Result<TimeDelta, ConfigError> {
         .ok()
         .and_then(|d| TimeDelta::from_std(d).ok())
         .filter(|d| *d > TimeDelta::zero() || key.contains("grace"))
-        .ok_or_else(|| invalid(key, "a duration like \"5m\" or \"90s\"", text))
+        // Beyond a year a time plus the duration can leave chrono's range.
+        .filter(|d| *d <= TimeDelta::days(366))
+        .ok_or_else(|| {
+            invalid(
+                key,
+                "a duration like \"5m\" or \"90s\" (a year at most)",
+                text,
+            )
+        })
 }
 
 fn parse_lang(key: &str, text: &str) -> Result<Lang, ConfigError> {

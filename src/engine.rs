@@ -407,6 +407,9 @@ where
                 .await?;
             return Ok(false);
         }
+        // Claimed in key order, so two flushers opening the same incidents never hold one
+        // each while waiting on the other's.
+        plan.opened.sort_by(|a, b| a.key.cmp(&b.key));
         let mut opened = Vec::with_capacity(plan.opened.len());
         for mut incident in std::mem::take(&mut plan.opened) {
             if !self

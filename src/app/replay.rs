@@ -74,7 +74,7 @@ async fn run<M: Summarizer>(
     }
     engine.flush_all().await?;
     let elapsed = started.elapsed();
-    let deliveries = engine.notifier.collected.take();
+    let deliveries = once_each(engine.notifier.collected.take());
     let output = render(&deliveries, args.format)?;
     write_output(args.out.as_deref(), &output)?;
     if let Some(path) = &args.quarantine {
@@ -109,6 +109,24 @@ impl Notifier for ReplayNotifier {
         let _ = self.collected.deliver(delivery).await;
         Ok(receipt)
     }
+}
+
+/// Each delivery once, in the place it first went out, as last delivered: with Slack, a
+/// batch whose later part failed is retried, and its earlier parts are delivered again (Slack
+/// finds them and does not post them twice; the output must not list them twice either).
+fn once_each(deliveries: Vec<Delivery>) -> Vec<Delivery> {
+    let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut out: Vec<Delivery> = Vec::with_capacity(deliveries.len());
+    for delivery in deliveries {
+        match at.entry(delivery.key()) {
+            std::collections::hash_map::Entry::Occupied(place) => out[*place.get()] = delivery,
+            std::collections::hash_map::Entry::Vacant(place) => {
+                place.insert(out.len());
+                out.push(delivery);
+            }
+        }
+    }
+    out
 }
 
 /// The Slack notifier `--slack-webhook` or `--slack-token` asks for, if any.
@@ -389,6 +407,20 @@ mod tests {
         let deliveries = engine.notifier.take();
         assert!(deliveries.len() > 1);
         render(&deliveries, format).unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    #[test]
+    fn a_delivery_retried_after_a_later_part_failed_is_output_once() {
+        use crate::severity::Severity;
+        use crate::testing::{delivery, small_batch, summary};
+        let first = delivery(small_batch(), summary("first try", Severity::Green));
+        let mut other = small_batch();
+        other.id.seq = 1;
+        let second = delivery(other, summary("other", Severity::Green));
+        let again = delivery(small_batch(), summary("retried", Severity::Green));
+        let out = once_each(vec![first, second, again]);
+        let headlines: Vec<&str> = out.iter().map(|d| d.summary.headline.as_str()).collect();
+        assert_eq!(headlines, ["retried", "other"]);
     }
 
     #[tokio::test]

@@ -135,6 +135,11 @@ pub struct Incident {
     pub last_event: DateTime<Utc>,
     /// Events so far, every part counted.
     pub events: u64,
+    /// The batch key of the batch that opened it (its digest or immediate alert). The first
+    /// message may end up elsewhere (a digest folded past the ceiling goes in the overflow
+    /// post's thread), so a retry of the opening batch recognises it by this.
+    #[serde(default)]
+    pub opened_by: String,
     /// Its first message, once a flusher took the job of posting it. `posts` is filled once
     /// that message went out; until then another flusher must not reply (it waits).
     pub parent: Parent,
@@ -159,12 +164,25 @@ pub struct Counted {
     pub batch: String,
     /// True when it posted a reminder, false for a reply.
     pub reminder: bool,
+    /// Events it added to the count.
+    #[serde(default)]
+    pub events: u64,
 }
 
 /// Batches kept in [`Incident::counted`]: more than can be in flight for one incident.
 const COUNTED_KEPT: usize = 16;
 
 impl Incident {
+    /// The batch key of the batch that opened it (`parent.batch_key` for states written
+    /// before `opened_by` was).
+    pub fn opener(&self) -> &str {
+        if self.opened_by.is_empty() {
+            &self.parent.batch_key
+        } else {
+            &self.opened_by
+        }
+    }
+
     /// True when an event at `time` continues this incident (it is still open then).
     pub fn is_open_at(&self, time: DateTime<Utc>, policy: &IncidentPolicy) -> bool {
         time <= self.last_event + policy.dedup_period
@@ -188,6 +206,7 @@ impl Incident {
             opened_at,
             last_event,
             events: events.len() as u64,
+            opened_by: parent_key.to_owned(),
             parent: Parent {
                 batch_key: parent_key.to_owned(),
                 posts: Vec::new(),
@@ -200,13 +219,13 @@ impl Incident {
         }
     }
 
-    /// What is stored, moved on by what `mine` added to the state it read: its events and
-    /// latest time, its reminder if it sent one, its first message if it posted it.
+    /// What is stored, moved on by what `mine` added to the state it read: the events of
+    /// the batches it counted that the stored state does not, its latest time, its reminder
+    /// if it sent one, its first message if it posted it.
     #[must_use]
     pub fn merged(&self, mine: &Self) -> Self {
         let mut next = self.clone();
         next.last_event = next.last_event.max(mine.last_event);
-        next.events = next.events.max(mine.events);
         if mine.reminders > next.reminders {
             next.reminders = mine.reminders;
             next.next_reminder = mine.next_reminder;
@@ -216,7 +235,8 @@ impl Incident {
             next.parent.posts.clone_from(&mine.parent.posts);
         }
         for counted in &mine.counted {
-            if !next.counted.contains(counted) {
+            if !next.counted.iter().any(|c| c.batch == counted.batch) {
+                next.events += counted.events;
                 next.counted.push(counted.clone());
             }
         }
@@ -224,11 +244,12 @@ impl Incident {
         next
     }
 
-    /// Window batch `batch` continued it (`reminder`: with a reminder).
-    fn count(&mut self, batch: &str, reminder: bool) {
+    /// Window batch `batch` continued it with `events` events (`reminder`: with a reminder).
+    fn count(&mut self, batch: &str, reminder: bool, events: u64) {
         self.counted.push(Counted {
             batch: batch.to_owned(),
             reminder,
+            events,
         });
         self.keep_latest_counted();
     }
@@ -388,7 +409,7 @@ pub fn plan(
         let policy = &rule_policy;
         let stored = known.get(&key);
         // Opened by an earlier attempt of this batch, posted or not: it opens again.
-        let ours = stored.filter(|s| s.parent.batch_key == digest_key);
+        let ours = stored.filter(|s| s.opener() == digest_key);
         match stored.filter(|s| ours.is_none() && s.is_open_at(first, policy)) {
             None => {
                 // Posted already (the crash came after its state was written): as it
@@ -428,7 +449,7 @@ pub fn plan(
                         incident.next_reminder =
                             first + policy.reminder_interval(incident.reminders);
                     }
-                    incident.count(digest_key, remind);
+                    incident.count(digest_key, remind, group.len() as u64);
                 }
                 if remind {
                     out.reminders.push(Thread {

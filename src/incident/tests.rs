@@ -275,4 +275,68 @@ name = "DeleteBucket"
         message.contains("[[rule]] x: dedup_period: expected a duration"),
         "{message}"
     );
+    // Nothing, or more than a year (a time plus it would leave chrono's range), is refused.
+    for period in ["0s", "100000000y"] {
+        let text = format!(
+            "[[rule]]\nid = \"x\"\ntitle = \"x\"\nseverity = \"red\"\ndedup_period = \"{period}\"\n[rule.match]\nname = \"X\"\n"
+        );
+        assert!(
+            crate::rules::RulePack::from_toml(&text).is_err(),
+            "{period} accepted"
+        );
+    }
+}
+
+#[test]
+fn a_retried_folded_digest_is_still_its_incidents_opener() {
+    let policy = IncidentPolicy::default();
+    let mut opened =
+        posted(plan(vec![ev("a", 0, "alice")], &BTreeMap::new(), "d0", &policy).opened[0].clone());
+    // Folded past the ceiling: its first message is the hour's overflow post.
+    opened.parent = Parent {
+        batch_key: "overflow".to_owned(),
+        posts: Vec::new(),
+    };
+    let retry = plan(
+        vec![ev("a", 0, "alice")],
+        &known(std::slice::from_ref(&opened)),
+        "d0",
+        &policy,
+    );
+    assert!(
+        retry.replies.is_empty(),
+        "posted again as a reply: {retry:?}"
+    );
+    assert_eq!(retry.opened.len(), 1);
+    assert_eq!(retry.opened[0].events, 1, "counted once");
+}
+
+#[test]
+fn racing_continuers_add_their_counts() {
+    let policy = IncidentPolicy::default();
+    let base =
+        posted(plan(vec![ev("a", 0, "alice")], &BTreeMap::new(), "d0", &policy).opened[0].clone());
+    let one = plan(
+        vec![ev("b", 6, "alice"), ev("c", 7, "alice")],
+        &known(std::slice::from_ref(&base)),
+        "d1",
+        &policy,
+    )
+    .replies[0]
+        .incident
+        .clone();
+    let other = plan(
+        vec![ev("d", 11, "alice")],
+        &known(std::slice::from_ref(&base)),
+        "d2",
+        &policy,
+    )
+    .replies[0]
+        .incident
+        .clone();
+    // `other` wrote first; `one` merges into what is stored.
+    let merged = other.merged(&one);
+    assert_eq!(merged.events, 4, "1 + 2 + 1");
+    // Merging again (a retry of the same write) adds nothing.
+    assert_eq!(merged.merged(&one).events, 4);
 }

@@ -191,7 +191,7 @@ pub fn render_batch(delivery: &Delivery) -> Vec<SlackMessage> {
             pack(incident::collapsed_lines(batch, locale)),
         ),
         Placement::Reminder(incident) => {
-            let mut head = vec![incident::reminder_line(incident, locale)];
+            let mut head = vec![incident::reminder_line(batch, incident, locale)];
             head.extend(head_blocks(batch, summary, severity, locale, l));
             (head, tree_sections(batch, locale, l))
         }

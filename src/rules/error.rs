@@ -27,7 +27,7 @@ pub enum RulesError {
     },
 
     #[error(
-        "[[rule]] {id}: dedup_period: expected a duration like \"30m\" or \"2h\", found {found:?}"
+        "[[rule]] {id}: dedup_period: expected a duration like \"30m\" or \"2h\" (a year at most), found {found:?}"
     )]
     DedupPeriod { id: String, found: String },
 

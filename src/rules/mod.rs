@@ -240,13 +240,17 @@ impl RulePack {
             }
             let dedup_period_secs = match &spec.dedup_period {
                 None => None,
+                // More than nothing, at most a year (beyond, a time plus it leaves chrono's
+                // range).
                 Some(text) => Some(
                     humantime::parse_duration(text)
-                        .map_err(|_| RulesError::DedupPeriod {
+                        .ok()
+                        .map(|d| d.as_secs())
+                        .filter(|secs| (1..=366 * 86_400).contains(secs))
+                        .ok_or_else(|| RulesError::DedupPeriod {
                             id: spec.id.clone(),
                             found: text.clone(),
-                        })?
-                        .as_secs(),
+                        })?,
                 ),
             };
             let rule = Rule {

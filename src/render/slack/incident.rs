@@ -12,8 +12,17 @@ use crate::window::{Batch, BatchEvent};
 /// Resources named per collapsed line; the rest are counted.
 const RESOURCES_SHOWN: usize = 2;
 
-fn hhmm(time: chrono::DateTime<chrono::Utc>, locale: Locale) -> String {
-    time.with_timezone(&locale.tz).format("%H:%M").to_string()
+/// When an incident started, as seen from `batch`'s window: `09:00` on the same day,
+/// `2026-11-02 09:00` before it.
+fn since(time: chrono::DateTime<chrono::Utc>, batch: &Batch, locale: Locale) -> String {
+    let start = time.with_timezone(&locale.tz);
+    let window = batch.id.window_start.with_timezone(&locale.tz);
+    let format = if start.date_naive() == window.date_naive() {
+        "%H:%M"
+    } else {
+        "%Y-%m-%d %H:%M"
+    };
+    start.format(format).to_string()
 }
 
 /// "↳ 12 more events · Root used · since 09:00 · 40 events so far".
@@ -29,21 +38,21 @@ pub(super) fn reply_head(batch: &Batch, incident: &Incident, locale: Locale) -> 
             "↳ *{}* · {title} · {} {} · {}",
             (w.more_events)(batch.events.len()),
             w.since,
-            hhmm(incident.opened_at, locale),
+            since(incident.opened_at, batch, locale),
             (w.so_far)(incident.events),
         ))],
     }
 }
 
 /// "Still going since 09:00 · 40 events so far · earlier events are in the thread …".
-pub(super) fn reminder_line(incident: &Incident, locale: Locale) -> Block {
+pub(super) fn reminder_line(batch: &Batch, incident: &Incident, locale: Locale) -> Block {
     let w = locale.words();
     Block::Context {
         elements: vec![Text::mrkdwn(format!(
-            ":repeat: *{} · {} {}* · {} · {}",
+            ":repeat: *{} {} {}* · {} · {}",
             w.still_going,
             w.since,
-            hhmm(incident.opened_at, locale),
+            since(incident.opened_at, batch, locale),
             (w.so_far)(incident.events),
             w.in_thread,
         ))],
