@@ -398,7 +398,16 @@ where
             .await
             .map_err(store_error)?
             .into_iter()
-            .map(|incident| (incident.key.clone(), incident))
+            .map(|incident| {
+                // A claim whose batch never posted is taken over, not waited for.
+                let incident = if incident.is_abandoned(now, &self.settings.incidents) {
+                    tracing::warn!(incident = %incident.id, opener = %incident.opener(), "Incident claimed but never posted; taking it over.");
+                    incident.closed()
+                } else {
+                    incident
+                };
+                (incident.key.clone(), incident)
+            })
             .collect();
         let policy = self.settings.incidents;
         let mut plan = incident::plan(batch.events.clone(), &known, &id.key(), &policy);
@@ -412,6 +421,9 @@ where
         plan.opened.sort_by(|a, b| a.key.cmp(&b.key));
         let mut opened = Vec::with_capacity(plan.opened.len());
         for mut incident in std::mem::take(&mut plan.opened) {
+            if !incident.posted {
+                incident.claimed_at = Some(now);
+            }
             if !self
                 .store
                 .save_incident(&incident, now)
@@ -786,6 +798,56 @@ mod tests {
             }
         }
         one.repeat(times)
+    }
+
+    /// A batch continuing an incident whose opener claimed it but never posted waits for a
+    /// while, then takes the incident over and posts it top level: nothing waits for ever.
+    #[tokio::test]
+    async fn an_abandoned_incident_claim_is_taken_over() {
+        use crate::enrich::{PrincipalKind, Tool};
+        use crate::incident::{Incident, IncidentKey, IncidentPolicy};
+        use crate::severity::Severity;
+        use crate::testing::{actor, batch_event, event, rule, t0};
+
+        let rl = rule("r", "Rule", None, Severity::Yellow);
+        let who = actor("alice", PrincipalKind::Person, Tool::Console);
+        let first = batch_event(event("e0", 0, "us-east-1", "CreateUser", &[]), &rl, &who);
+        let later = batch_event(event("e1", 60, "us-east-1", "CreateUser", &[]), &rl, &who);
+        // The window is due 7 minutes after t0; the claim is abandoned 15 minutes after it.
+        for (wait_minutes, waits) in [(10, true), (20, false)] {
+            let mut engine = engine(Split::SERIAL).with_flush_on_ingest(false);
+            let policy = IncidentPolicy::default();
+            let mut claim = Incident::open(
+                IncidentKey::of(&first),
+                std::slice::from_ref(&first),
+                "other-batch",
+                &policy,
+            );
+            claim.claimed_at = Some(t0());
+            assert!(
+                engine
+                    .store
+                    .save_incident(&claim, t0())
+                    .await
+                    .unwrap_or(false)
+            );
+            engine
+                .ingest(vec![later.clone()])
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let now = t0() + chrono::TimeDelta::minutes(wait_minutes);
+            engine.flush_at(now).await.unwrap_or_else(|e| panic!("{e}"));
+            let sent = engine.notifier.deliveries();
+            if waits {
+                assert!(sent.is_empty(), "posted while the claim is fresh");
+                assert_eq!(engine.store.unsent(), 1, "the batch waits");
+            } else {
+                assert_eq!(sent.len(), 1, "{sent:?}");
+                assert_eq!(sent[0].placement, crate::delivery::Placement::Top);
+                let stored = engine.store.all_incidents();
+                assert!(stored[0].posted && stored[0].opener() != "other-batch");
+            }
+        }
     }
 
     #[test]

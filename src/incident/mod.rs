@@ -145,6 +145,11 @@ pub struct Incident {
     pub parent: Parent,
     /// True once the first message went out.
     pub posted: bool,
+    /// When the opening batch claimed it (before posting its first message). A claim still
+    /// unposted after [`IncidentPolicy::claim_timeout`] is abandoned: another batch takes
+    /// the incident over instead of waiting for ever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_at: Option<DateTime<Utc>>,
     /// A continuing event at or after this time posts a top-level reminder.
     pub next_reminder: DateTime<Utc>,
     pub reminders: u32,
@@ -183,6 +188,24 @@ impl Incident {
         }
     }
 
+    /// True for a claim whose first message never went out within the claim timeout (its
+    /// batch keeps failing, or no longer holds its events): not worth waiting for.
+    pub fn is_abandoned(&self, now: DateTime<Utc>, policy: &IncidentPolicy) -> bool {
+        !self.posted
+            && self.claimed_at.is_some_and(|at| {
+                at.checked_add_signed(policy.claim_timeout)
+                    .is_some_and(|end| end <= now)
+            })
+    }
+
+    /// The state as if the incident had ended long ago (same version): what a batch that
+    /// takes over an abandoned claim plans against, opening the incident anew.
+    #[must_use]
+    pub fn closed(mut self) -> Self {
+        self.last_event = DateTime::<Utc>::MIN_UTC;
+        self
+    }
+
     /// True when an event at `time` continues this incident (it is still open then).
     pub fn is_open_at(&self, time: DateTime<Utc>, policy: &IncidentPolicy) -> bool {
         time <= self.last_event + policy.dedup_period
@@ -212,6 +235,7 @@ impl Incident {
                 posts: Vec::new(),
             },
             posted: false,
+            claimed_at: None,
             next_reminder: opened_at + policy.dedup_period,
             reminders: 0,
             counted: Vec::new(),
@@ -278,6 +302,9 @@ pub struct IncidentPolicy {
     /// Top-level posts per channel per hour (default 20; 0: no ceiling). Beyond it, the
     /// digests of new incidents fold into the thread of one "more incidents" post.
     pub ceiling_per_hour: usize,
+    /// How long a claimed incident may wait for its first message before another batch
+    /// takes it over (default 15 minutes: longer than a flush lease and a few retries).
+    pub claim_timeout: TimeDelta,
 }
 
 impl Default for IncidentPolicy {
@@ -286,6 +313,7 @@ impl Default for IncidentPolicy {
             dedup_period: TimeDelta::minutes(60),
             max_reminder_interval: TimeDelta::hours(24),
             ceiling_per_hour: 20,
+            claim_timeout: TimeDelta::minutes(15),
         }
     }
 }
