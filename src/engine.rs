@@ -416,11 +416,24 @@ where
                 .await?;
             return Ok(false);
         }
+        // Where an earlier attempt of this batch put its digest (its claims say), so that a
+        // retry posts it to the same place, where the destination finds it.
+        let earlier = known
+            .values()
+            .find(|s| s.opener() == id.key())
+            .map(|s| s.parent.clone());
         // Claimed in key order, so two flushers opening the same incidents never hold one
         // each while waiting on the other's.
-        plan.opened.sort_by(|a, b| a.key.cmp(&b.key));
-        let mut opened = Vec::with_capacity(plan.opened.len());
-        for mut incident in std::mem::take(&mut plan.opened) {
+        let mut claims = std::mem::take(&mut plan.opened);
+        claims.sort_by(|a, b| a.key.cmp(&b.key));
+        let deliveries = self.deliveries(&batch, plan, earlier.as_ref()).await;
+        if let Some(Placement::Folded(parent)) = deliveries.first().map(|d| &d.placement) {
+            for incident in &mut claims {
+                incident.parent.clone_from(parent);
+            }
+        }
+        let mut opened = Vec::with_capacity(claims.len());
+        for mut incident in claims {
             if !incident.posted {
                 incident.claimed_at = Some(now);
             }
@@ -437,7 +450,6 @@ where
             incident.version += 1;
             opened.push(incident);
         }
-        let deliveries = self.deliveries(&batch, plan).await;
         let mut receipts = Vec::with_capacity(deliveries.len());
         for delivery in &deliveries {
             match self.post(delivery).await {
@@ -455,7 +467,13 @@ where
 
     /// The parts of a planned batch, in posting order: the digest (so that the incidents
     /// it opens have their first message before anything replies), reminders, replies.
-    async fn deliveries(&mut self, batch: &Batch, plan: incident::Plan) -> Vec<Delivery> {
+    /// `earlier`: where an earlier attempt put the digest (its incidents' first message).
+    async fn deliveries(
+        &mut self,
+        batch: &Batch,
+        plan: incident::Plan,
+        earlier: Option<&Parent>,
+    ) -> Vec<Delivery> {
         let mut deliveries = Vec::new();
         if !plan.digest.is_empty() {
             let digest = Batch {
@@ -464,12 +482,20 @@ where
             };
             let mut delivery = self.prepare(digest, true).await;
             delivery.alerted_elsewhere = plan.alerted.len();
-            let route = self.route(&delivery);
-            let placement = self.ceiling.place(
-                &route,
-                batch.window_end,
-                self.settings.incidents.ceiling_per_hour,
-            );
+            let placement = match earlier {
+                Some(parent) if parent.batch_key != batch.id.key() => {
+                    Placement::Folded(parent.clone())
+                }
+                Some(_) => Placement::Top,
+                None => {
+                    let route = self.route(&delivery);
+                    self.ceiling.place(
+                        &route,
+                        batch.window_end,
+                        self.settings.incidents.ceiling_per_hour,
+                    )
+                }
+            };
             deliveries.push(delivery.placed(placement));
         }
         for thread in plan.reminders {
@@ -848,6 +874,114 @@ mod tests {
                 assert!(stored[0].posted && stored[0].opener() != "other-batch");
             }
         }
+    }
+
+    /// Fails the first thread reply it is given, delivers everything else.
+    #[derive(Default)]
+    struct FailFirstReply {
+        failed: std::sync::atomic::AtomicBool,
+        inner: CollectingNotifier,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("reply refused")]
+    struct Refused;
+
+    impl Retryable for Refused {
+        fn is_retryable(&self) -> bool {
+            true
+        }
+    }
+
+    impl Notifier for FailFirstReply {
+        type Error = Refused;
+
+        async fn deliver(&self, delivery: &Delivery) -> Result<crate::delivery::Receipt, Refused> {
+            let reply = delivery.thread_of().is_some();
+            if reply && !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                return Err(Refused);
+            }
+            let _ = self.inner.deliver(delivery).await;
+            Ok(crate::delivery::Receipt::default())
+        }
+    }
+
+    /// A batch whose digest went out top level and whose reply then failed is retried with
+    /// its digest top level again (where Slack finds it), even though the hour's ceiling
+    /// filled meanwhile: a second attempt never folds it into the overflow thread.
+    #[tokio::test]
+    async fn a_retried_digest_keeps_the_place_its_first_attempt_gave_it() {
+        use crate::enrich::{PrincipalKind, Tool};
+        use crate::incident::{Incident, IncidentKey, IncidentPolicy};
+        use crate::severity::Severity;
+        use crate::testing::{actor, batch_event, event, rule, t0};
+
+        let rl = rule("r", "Rule", None, Severity::Yellow);
+        let alice = actor("alice", PrincipalKind::Person, Tool::Console);
+        let bob = actor("bob", PrincipalKind::Person, Tool::Console);
+        let before = batch_event(
+            event("e0", -600, "us-east-1", "CreateUser", &[]),
+            &rl,
+            &alice,
+        );
+        let going_on = batch_event(event("e1", 60, "us-east-1", "CreateUser", &[]), &rl, &alice);
+        let new = batch_event(event("e2", 90, "us-east-1", "CreateUser", &[]), &rl, &bob);
+        let mut settings = Settings::default();
+        settings.incidents.ceiling_per_hour = 1;
+        let mut engine = Engine::new(
+            RulePack::builtin(),
+            settings.clone(),
+            MemoryStore::new(settings.window),
+            OfflineSummarizer,
+            FailFirstReply::default(),
+            EventTimeClock::default(),
+        )
+        .with_flush_on_ingest(false);
+        // Alice's incident opened earlier and is posted: her event continues it (a reply).
+        let mut open = Incident::open(
+            IncidentKey::of(&before),
+            std::slice::from_ref(&before),
+            "earlier-batch",
+            &IncidentPolicy::default(),
+        );
+        open.posted = true;
+        assert!(
+            engine
+                .store
+                .save_incident(&open, t0())
+                .await
+                .unwrap_or(false)
+        );
+        engine
+            .ingest(vec![going_on, new])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        engine
+            .flush_at(t0() + chrono::TimeDelta::minutes(7))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(engine.stats().send_failures, 1, "the reply failed");
+        // Another top-level post fills the hour's ceiling of one.
+        engine
+            .ceiling
+            .posted("", t0() + chrono::TimeDelta::minutes(8));
+        engine
+            .flush_at(t0() + chrono::TimeDelta::minutes(10))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let sent = engine.notifier.inner.deliveries();
+        let digests: Vec<&Delivery> = sent.iter().filter(|d| d.thread_of().is_none()).collect();
+        assert_eq!(
+            digests.len(),
+            2,
+            "posted, then posted again on the retry: {sent:?}"
+        );
+        assert!(
+            digests.iter().all(|d| d.placement == Placement::Top),
+            "{:?}",
+            digests.iter().map(|d| &d.placement).collect::<Vec<_>>()
+        );
+        assert_eq!(engine.store.unsent(), 0);
     }
 
     #[test]

@@ -449,6 +449,11 @@ pub fn plan(
                     // Written over the version read: our own claim from an earlier attempt,
                     // or a closed incident of the same key.
                     incident.version = stored.map_or(0, |s| s.version);
+                    // An earlier attempt chose where the first message goes (top level, or
+                    // folded into an overflow thread): it goes there again.
+                    if let Some(claim) = ours {
+                        incident.parent.clone_from(&claim.parent);
+                    }
                     incident
                 };
                 for event in &mut group {
