@@ -21,6 +21,8 @@ use crate::rules::{RulePack, Verdict};
 use crate::summary::{Summarizer, SummarySource, offline_summary};
 use crate::window::{Added, Batch, BatchEvent, BatchId, BatchKind, Clock};
 
+mod held;
+
 /// Most quarantined records kept for inspection (all are counted).
 const QUARANTINE_KEPT: usize = 10_000;
 
@@ -52,6 +54,11 @@ pub struct Stats {
     pub immediate_in_thread: u64,
     /// Digests of new incidents folded past a channel's hourly ceiling (counted in `replies`).
     pub folded: u64,
+    /// Replies held for the account's next top-level post (a destination without threads;
+    /// see [`crate::incident::held`]).
+    pub held: u64,
+    /// Top-level posts of held events alone (counted in `top_level` too).
+    pub continuing: u64,
 }
 
 impl Stats {
@@ -374,6 +381,7 @@ where
                 sent += 1;
             }
         }
+        sent += self.post_held(now).await?;
         Ok(sent)
     }
 
@@ -426,12 +434,18 @@ where
         // each while waiting on the other's.
         let mut claims = std::mem::take(&mut plan.opened);
         claims.sort_by(|a, b| a.key.cmp(&b.key));
-        let deliveries = self.deliveries(&batch, plan, earlier.as_ref()).await;
+        let mut deliveries = self.deliveries(&batch, plan, earlier.as_ref()).await;
         if let Some(Placement::Folded(parent)) = deliveries.first().map(|d| &d.placement) {
             for incident in &mut claims {
                 incident.parent.clone_from(parent);
             }
         }
+        let held = if self.notifier.threads() {
+            None
+        } else {
+            held::unthread(&mut deliveries);
+            Some(self.hold(&id.account, &mut deliveries).await?)
+        };
         let mut opened = Vec::with_capacity(claims.len());
         for mut incident in claims {
             if !incident.posted {
@@ -459,6 +473,9 @@ where
                     return Ok(false);
                 }
             }
+        }
+        if let Some(plan) = held {
+            self.save_held(plan, &deliveries, now).await?;
         }
         self.record_flush(&batch, opened, &deliveries, &receipts, now)
             .await?;
@@ -539,7 +556,10 @@ where
                         posts: receipt.posts.clone(),
                     }),
                     Placement::Folded(parent) => Some(parent.clone()),
-                    Placement::Reminder(_) | Placement::Reply(_) => None,
+                    Placement::Reminder(_)
+                    | Placement::Reply(_)
+                    | Placement::Held(_)
+                    | Placement::Continuing => None,
                 });
         for mut incident in opened {
             incident.posted = true;
@@ -552,7 +572,9 @@ where
             let route = self.route(delivery);
             let at = delivery.batch.window_end;
             match &delivery.placement {
-                Placement::Top | Placement::Reminder(_) => self.ceiling.posted(&route, at),
+                Placement::Top | Placement::Reminder(_) | Placement::Continuing => {
+                    self.ceiling.posted(&route, at);
+                }
                 Placement::Overflow(_) => {
                     self.ceiling.posted(&route, at);
                     self.ceiling.overflowed(
@@ -564,7 +586,7 @@ where
                         },
                     );
                 }
-                Placement::Reply(_) | Placement::Folded(_) => {}
+                Placement::Reply(_) | Placement::Folded(_) | Placement::Held(_) => {}
             }
         }
         for delivery in deliveries {
@@ -581,15 +603,23 @@ where
         for delivery in deliveries {
             match delivery.placement {
                 Placement::Reply(_) => self.stats.replies += 1,
+                // Without threads, a folded digest is posted as it comes, top level.
+                Placement::Folded(_) if !delivery.threaded => {
+                    self.stats.top_level += 1;
+                    self.stats.folded += 1;
+                }
                 Placement::Folded(_) => {
                     self.stats.replies += 1;
                     self.stats.folded += 1;
                 }
+                Placement::Held(_) => self.stats.held += 1,
                 Placement::Reminder(_) => {
                     self.stats.reminders += 1;
                     self.stats.top_level += 1;
                 }
-                Placement::Top | Placement::Overflow(_) => self.stats.top_level += 1,
+                Placement::Top | Placement::Overflow(_) | Placement::Continuing => {
+                    self.stats.top_level += 1;
+                }
             }
         }
         Ok(())

@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 
 use crate::delivery::AuditLine;
 pub use crate::delivery::{Delivery, Receipt};
-use crate::incident::{Incident, IncidentKey};
+use crate::event::AccountId;
+use crate::incident::{Held, Incident, IncidentKey};
 pub use crate::summary::Summarizer;
 pub use crate::window::Clock;
 use crate::window::{Added, BatchEvent, BatchId, Claimed};
@@ -73,6 +74,28 @@ pub trait Store {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
 
+    /// What `account` holds for its next top-level post (destinations without threads; see
+    /// [`crate::incident::held`]); `None` when nothing was ever held.
+    fn held(
+        &self,
+        account: &AccountId,
+    ) -> impl Future<Output = Result<Option<Held>, Self::Error>> + Send;
+
+    /// Store `held` as version `held.version + 1`, if the stored version is still
+    /// `held.version` (none stored counts as 0). `Ok(false)`: another flusher wrote it
+    /// meanwhile; read it again. `now` sets how long the store keeps it.
+    fn save_held(
+        &self,
+        held: &Held,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
+
+    /// Accounts whose held events are due (`due_at <= now`), earliest first.
+    fn held_due(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<AccountId>, Self::Error>> + Send;
+
     /// The batch could not go out: it stays due, from `retry_at`.
     fn release(
         &self,
@@ -91,6 +114,12 @@ pub trait Notifier {
         &self,
         delivery: &Delivery,
     ) -> impl Future<Output = Result<Receipt, Self::Error>> + Send;
+
+    /// False for a destination that cannot post into a thread (a Slack incoming webhook):
+    /// the engine then holds replies for the account's next top-level post instead.
+    fn threads(&self) -> bool {
+        true
+    }
 }
 
 /// Port: how far `consume` got in each Kinesis shard (the last sequence number it processed).

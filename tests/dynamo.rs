@@ -18,13 +18,14 @@ use fake_slack::{FakeSlack, TOKEN};
 use trailwatch::adapters::dynamo::{DynamoError, DynamoSettings, DynamoStore, create_table};
 use trailwatch::adapters::memory::{CollectingNotifier, MemoryStore};
 use trailwatch::adapters::retry::ManualSleeper;
-use trailwatch::adapters::slack::{RetryPolicy, SlackNotifier};
+use trailwatch::adapters::slack::{Credential, RetryPolicy, SlackNotifier};
 use trailwatch::config::{Settings, SlackRoutes};
 use trailwatch::delivery::{AuditLine, PostedAs};
 use trailwatch::engine::{Engine, Stats};
 use trailwatch::incident::{Incident, IncidentKey};
 use trailwatch::ports::{Delivery, Notifier, Receipt, Retryable, Store};
 use trailwatch::rules::RulePack;
+use trailwatch::secret::Secret;
 use trailwatch::summary::{Lang, OfflineSummarizer};
 use trailwatch::window::{Added, BatchEvent, BatchId, Claimed, Clock as _, ManualClock};
 
@@ -277,6 +278,8 @@ enum Crash {
     /// Died at the first incident write (for a batch of replies only: after they went out,
     /// before the incident recorded them).
     BeforeSaveIncident,
+    /// Wrote the account's held events, then died (before the batch was marked sent).
+    AfterSaveHeld,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -364,6 +367,36 @@ fn crash<E: std::error::Error>() -> Wrapped<E> {
 
 impl<S: Store + Sync> Store for Crashing<S> {
     type Error = Wrapped<S::Error>;
+
+    async fn held(
+        &self,
+        account: &trailwatch::event::AccountId,
+    ) -> Result<Option<trailwatch::incident::Held>, Self::Error> {
+        self.inner.held(account).await.map_err(Wrapped::Inner)
+    }
+
+    async fn save_held(
+        &self,
+        held: &trailwatch::incident::Held,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Self::Error> {
+        let saved = self
+            .inner
+            .save_held(held, now)
+            .await
+            .map_err(Wrapped::Inner)?;
+        if saved && self.fires(Crash::AfterSaveHeld) {
+            return Err(crash());
+        }
+        Ok(saved)
+    }
+
+    async fn held_due(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<trailwatch::event::AccountId>, Self::Error> {
+        self.inner.held_due(now).await.map_err(Wrapped::Inner)
+    }
 
     async fn add(&self, event: BatchEvent, now: DateTime<Utc>) -> Result<Added, Self::Error> {
         self.inner.add(event, now).await.map_err(Wrapped::Inner)
@@ -1140,6 +1173,31 @@ struct FailingDue<S> {
 impl<S: Store + Sync> Store for FailingDue<S> {
     type Error = Wrapped<S::Error>;
 
+    async fn held(
+        &self,
+        account: &trailwatch::event::AccountId,
+    ) -> Result<Option<trailwatch::incident::Held>, Self::Error> {
+        self.inner.held(account).await.map_err(Wrapped::Inner)
+    }
+
+    async fn save_held(
+        &self,
+        held: &trailwatch::incident::Held,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Self::Error> {
+        self.inner
+            .save_held(held, now)
+            .await
+            .map_err(Wrapped::Inner)
+    }
+
+    async fn held_due(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<trailwatch::event::AccountId>, Self::Error> {
+        self.inner.held_due(now).await.map_err(Wrapped::Inner)
+    }
+
     async fn add(&self, event: BatchEvent, now: DateTime<Utc>) -> Result<Added, Self::Error> {
         self.inner.add(event, now).await.map_err(Wrapped::Inner)
     }
@@ -1614,7 +1672,12 @@ async fn an_opening_digest_posted_before_a_crash_is_not_repeated_in_its_thread()
         bot(&fake),
         at("2026-11-02T03:08:00Z"),
     );
-    assert!(crashing.flush_due().await.is_err(), "the crash surfaces");
+    let crashed = crashing.flush_due().await;
+    assert!(
+        crashed.is_err(),
+        "the crash surfaces: {crashed:?} {:?}",
+        crashing.stats()
+    );
     assert!(
         stored_incident(&store).await.posted,
         "recorded before the crash"
@@ -1706,4 +1769,137 @@ async fn incident_round_trip(
     );
 
     read_back
+}
+
+fn webhook(fake: &FakeSlack) -> SlackNotifier<Arc<ManualSleeper>> {
+    SlackNotifier::new(
+        Credential::Webhook(Secret::new(fake.webhook_url())),
+        None,
+        SlackRoutes::default(),
+        RetryPolicy::default(),
+        Arc::new(ManualSleeper::default()),
+    )
+    .unwrap_or_else(|err| panic!("webhook: {err}"))
+}
+
+/// An incoming webhook (no threads) on DynamoDB. The second window only continues the
+/// incident the first opened: its events are held in the account's item, not posted. The
+/// flusher dies after writing them, before marking the batch sent; the retry holds nothing
+/// twice. Once the incident has been quiet for its dedup period, the held events go out in
+/// one post of their own that names each once; the item is then empty and out of the due
+/// index. Redelivering every record posts nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_gets_held_events_once_in_a_post_of_their_own() {
+    let Some(client) = moto().await else { return };
+    let fake = FakeSlack::start(&[CHANNEL]).await;
+    let table = table(&client, "held").await;
+    let store = dynamo(&client, &table);
+    ingest_bytes_only(&store, &both_windows()).await;
+    let mut opener = engine(store.clone(), webhook(&fake), at("2026-11-02T03:08:00Z"));
+    assert_eq!(
+        opener.flush_due().await.unwrap_or_else(|e| panic!("{e:?}")),
+        1
+    );
+    assert_eq!(fake.hooks().len(), 1, "the digest");
+
+    let mut crashing = engine(
+        Crashing::new(store.clone(), Crash::AfterSaveHeld),
+        webhook(&fake),
+        at("2026-11-02T03:13:00Z"),
+    );
+    let crashed = crashing.flush_due().await;
+    assert!(
+        crashed.is_err(),
+        "the crash surfaces: {crashed:?} {:?}",
+        crashing.stats()
+    );
+    let mut rerun = engine(store.clone(), webhook(&fake), at("2026-11-02T03:25:00Z"));
+    rerun
+        .flush_due()
+        .await
+        .unwrap_or_else(|e| panic!("rerun: {e:?}"));
+    assert_eq!((rerun.stats().batches, rerun.stats().held), (1, 1));
+    assert_eq!(fake.hooks().len(), 1, "held, not posted");
+    let account = trailwatch::event::AccountId::new("111111111111");
+    let held = store
+        .held(&account)
+        .await
+        .unwrap_or_else(|e| panic!("held: {e:?}"))
+        .unwrap_or_else(|| panic!("nothing held"));
+    assert_eq!(
+        held.events(),
+        2,
+        "held once, though written twice: {held:?}"
+    );
+    let due = held.due_at.unwrap_or_else(|| panic!("no due time"));
+    assert_eq!(due, at(SECOND_WINDOW[1].0) + TimeDelta::hours(1));
+    let before = store.held_due(due - TimeDelta::seconds(1)).await;
+    assert!(before.is_ok_and(|d| d.is_empty()), "due too early");
+
+    let mut later = engine(store.clone(), webhook(&fake), due);
+    assert_eq!(
+        later.flush_due().await.unwrap_or_else(|e| panic!("{e:?}")),
+        1
+    );
+    assert_eq!((later.stats().continuing, later.stats().top_level), (1, 1));
+    let hooks = fake.hooks();
+    assert_eq!(hooks.len(), 2);
+    let text = hooks[1].to_string();
+    for (_, name) in SECOND_WINDOW {
+        assert_eq!(text.matches(name).count(), 1, "{name} in {text}");
+    }
+    assert!(text.contains("2 events"), "{text}");
+    let left = store.held(&account).await.ok().flatten();
+    assert!(left.is_some_and(|h| h.is_empty() && h.due_at.is_none()));
+    let due_now = store.held_due(due + TimeDelta::days(1)).await;
+    assert!(
+        due_now.is_ok_and(|d| d.is_empty()),
+        "still in the due index"
+    );
+
+    let mut again = engine(store.clone(), webhook(&fake), due + TimeDelta::hours(2));
+    let events = again.decode(&both_windows());
+    drive(&mut again, events).await;
+    finish(&mut again).await;
+    assert_eq!(again.stats().matched, 0);
+    assert_eq!(fake.hooks().len(), 2, "posted again");
+}
+
+/// The held item's write is conditional on the version read, like an incident's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_events_are_written_only_over_the_version_read() {
+    let Some(client) = moto().await else { return };
+    let table = table(&client, "heldcas").await;
+    let store = dynamo(&client, &table);
+    let account = trailwatch::event::AccountId::new("222222222222");
+    let mut held = trailwatch::incident::Held::empty(account.clone());
+    held.due_at = Some(at("2026-11-02T04:00:00Z"));
+    let now = at("2026-11-02T03:00:00Z");
+    assert!(
+        store
+            .save_held(&held, now)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"))
+    );
+    assert!(
+        !store
+            .save_held(&held, now)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}")),
+        "a second write over version 0"
+    );
+    let read = store.held(&account).await.ok().flatten();
+    assert_eq!(read.as_ref().map(|h| h.version), Some(1));
+    let due = store
+        .held_due(at("2026-11-02T04:00:00Z"))
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(due, [account]);
+    assert!(
+        store
+            .due(at("2027-01-01T00:00:00Z"))
+            .await
+            .is_ok_and(|d| d.is_empty()),
+        "held items are not windows"
+    );
 }

@@ -73,6 +73,9 @@ fn counted(deliveries: &[Delivery]) -> Counts {
                 counts.reminders += 1;
             }
             Placement::Reply(_) | Placement::Folded(_) => counts.replies += 1,
+            Placement::Continuing => counts.top_level += 1,
+            // Held for a later top-level post (no threads): not a message of its own.
+            Placement::Held(_) => {}
         }
     }
     counts
@@ -85,6 +88,8 @@ fn placement(delivery: &Delivery) -> &'static str {
         Placement::Reminder(_) => "reminder",
         Placement::Reply(_) => "reply",
         Placement::Folded(_) => "folded",
+        Placement::Held(_) => "held",
+        Placement::Continuing => "continuing",
     }
 }
 
@@ -385,4 +390,80 @@ fn twenty_five_new_incidents_in_an_hour_stop_at_the_ceiling() {
     by_time.sort();
     let last_four: BTreeSet<String> = by_time[21..].iter().map(|(_, i)| i.clone()).collect();
     assert_eq!(folded, last_four);
+}
+
+/// Without threads (an incoming webhook), each scenario: no message is a reply; every matched
+/// event is in exactly one delivery (posted, or held); what was held is listed, to the event,
+/// in the continuing sections of the account's later top-level posts; and the top-level posts
+/// are those of the threaded run, plus one post of held events per account whose incidents
+/// ended with events still held. Expected, per scenario (from the rules in
+/// `incident::held`): (a) the alert, then the 9 windows held, listed when the session ends:
+/// 2; (b) the digest and 4 reminders carry what was held before them; the windows after the
+/// last reminder are listed when the failures stop: 6; (c) the digest, then the 03:05 and
+/// 03:10 windows held: 2; (d) the alert and the one held window: 2; (e) per account the
+/// 03:00 and 03:10 digests (the second lists 03:05), then 03:15-03:25 held: 3 each, 6;
+/// (f) no incident continues: the 21 posts of the threaded run, and the 4 digests it folds
+/// into the overflow post's thread are posted top level as they come: 25.
+#[test]
+fn without_threads_later_events_are_held_and_listed_in_the_next_top_level_post() {
+    for (name, top_level, held) in [
+        ("root-console-reads.jsonl", 2, 9),
+        ("service-denied-24h.jsonl", 6, 283),
+        ("terraform-apply-400.jsonl", 2, 10),
+        ("stoplogging-denied.jsonl", 2, 1),
+        ("two-accounts-interleaved.jsonl", 6, 10),
+        ("25-new-incidents.jsonl", 25, 0),
+    ] {
+        let replayed = common::replay_files_without_threads(
+            &[&incident_fixture(name)],
+            settings(Lang::En, UTC),
+        );
+        let stats = replayed.stats;
+        let deliveries = &replayed.deliveries;
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        for delivery in deliveries {
+            for event in &delivery.batch.events {
+                *seen.entry(event.event.id.to_string()).or_default() += 1;
+            }
+        }
+        assert_eq!(seen.len() as u64, stats.matched, "{name}: events lost");
+        assert!(seen.values().all(|n| *n == 1), "{name}: an event twice");
+
+        let held_events: usize = deliveries
+            .iter()
+            .filter(|d| matches!(d.placement, Placement::Held(_)))
+            .map(|d| d.batch.events.len())
+            .sum();
+        let listed: u64 = deliveries
+            .iter()
+            .flat_map(|d| &d.continuing)
+            .map(|entry| entry.events)
+            .sum();
+        assert_eq!(listed, held_events as u64, "{name}: held events listed");
+        for delivery in deliveries {
+            if !delivery.continuing.is_empty() {
+                assert!(delivery.is_top_level(), "{name}: {}", delivery.key());
+            }
+        }
+        assert_eq!(
+            (stats.top_level, stats.held, stats.replies),
+            (top_level, held, 0),
+            "{name}: {stats:?}"
+        );
+        // What the destination gets: every message top level, none for a held reply.
+        let messages: Vec<serde_json::Value> =
+            serde_json::from_str(&replayed.output(Format::Slack)).unwrap();
+        assert!(
+            messages.iter().all(|m| m["thread_of"].is_null()),
+            "{name}: a reply"
+        );
+        let first_parts = messages.iter().filter(|m| m["part"] == 0).count() as u64;
+        assert_eq!(first_parts, top_level, "{name}: top-level messages");
+        assert!(
+            messages
+                .iter()
+                .all(|m| !m["batch_key"].as_str().unwrap().contains("/reply/")),
+            "{name}: a held reply was rendered"
+        );
+    }
 }

@@ -86,6 +86,28 @@ impl FailingStore {
 impl Store for FailingStore {
     type Error = Injected;
 
+    async fn held(
+        &self,
+        account: &trailwatch::event::AccountId,
+    ) -> Result<Option<trailwatch::incident::Held>, Injected> {
+        Ok(self.inner.held(account).await.unwrap_or_default())
+    }
+
+    async fn save_held(
+        &self,
+        held: &trailwatch::incident::Held,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Injected> {
+        Ok(self.inner.save_held(held, now).await.unwrap_or_default())
+    }
+
+    async fn held_due(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<trailwatch::event::AccountId>, Injected> {
+        Ok(self.inner.held_due(now).await.unwrap_or_default())
+    }
+
     async fn add(&self, event: BatchEvent, now: DateTime<Utc>) -> Result<Added, Injected> {
         if self.adds.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_on {
             return Err(Injected(self.retryable));

@@ -575,6 +575,28 @@ impl Retryable for Crash {
 impl Store for CrashOnMarkSent {
     type Error = Crash;
 
+    async fn held(
+        &self,
+        account: &trailwatch::event::AccountId,
+    ) -> Result<Option<trailwatch::incident::Held>, Crash> {
+        Ok(self.inner.held(account).await.unwrap_or_default())
+    }
+
+    async fn save_held(
+        &self,
+        held: &trailwatch::incident::Held,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, Crash> {
+        Ok(self.inner.save_held(held, now).await.unwrap_or_default())
+    }
+
+    async fn held_due(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<trailwatch::event::AccountId>, Crash> {
+        Ok(self.inner.held_due(now).await.unwrap_or_default())
+    }
+
     async fn add(&self, e: BatchEvent, now: chrono::DateTime<chrono::Utc>) -> Result<Added, Crash> {
         Ok(self.inner.add(e, now).await.unwrap_or(Added::Duplicate))
     }

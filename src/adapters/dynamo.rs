@@ -14,7 +14,11 @@
 //! - event `W#<account>#<start>` / `E#<event id>`: the redacted event and the generation it
 //!   was added in;
 //! - audit `AUDIT#<day of window start>` / `<start>#<account>#<seq>`: one per sent batch;
-//! - checkpoint `CKPT#<stream>` / `<shard id>`: the last sequence number processed.
+//! - checkpoint `CKPT#<stream>` / `<shard id>`: the last sequence number processed;
+//! - incident `INC#<account>#<key digest>` / `INC`: its state (JSON), written over the version
+//!   read;
+//! - held events `HELD#<account>` / `HELD` (destinations without threads): JSON, written over
+//!   the version read; while it holds any, it is in the `due` index under partition `HELD`.
 
 use std::collections::HashMap;
 use std::io::{Read as _, Write as _};
@@ -35,7 +39,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::delivery::AuditLine;
 use crate::event::AccountId;
-use crate::incident::{Incident, IncidentKey};
+use crate::incident::{Held, Incident, IncidentKey};
 use crate::ports::{Retryable, Store};
 use crate::window::{Added, BatchEvent, BatchId, BatchKind, Claimed, WindowConfig};
 
@@ -49,6 +53,8 @@ pub const DUE_AT: &str = "due_at";
 pub const TTL_ATTRIBUTE: &str = "expires_at";
 
 const DUE_PARTITION: &str = "DUE";
+/// The `due` index partition of accounts with held events.
+const HELD_PARTITION: &str = "HELD";
 /// How often `add`/`mark_sent` re-read a window that changed under them before giving up.
 const MAX_RACES: usize = 16;
 /// Longest release reason kept in the window's attempt history.
@@ -558,6 +564,36 @@ impl DynamoStore {
     }
 
     /// Run a single put; `Ok(false)` when the condition failed.
+    /// Every item of the `due` index in `partition` due at `now` (`due_at <= now`), all pages.
+    async fn due_items(
+        &self,
+        op: &'static str,
+        partition: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Item>, DynamoError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.settings.table)
+                .index_name(DUE_INDEX)
+                .key_condition_expression("due_pk = :dp AND due_at <= :now")
+                .expression_attribute_values(":dp", s(partition))
+                .expression_attribute_values(":now", n(ms(now)))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| classify(op, e))?;
+            items.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
     async fn put_if(
         &self,
         op: &'static str,
@@ -944,47 +980,28 @@ impl Store for DynamoStore {
 
     async fn due(&self, now: DateTime<Utc>) -> Result<Vec<BatchId>, DynamoError> {
         let mut due = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.settings.table)
-                .index_name(DUE_INDEX)
-                .key_condition_expression("due_pk = :dp AND due_at <= :now")
-                .expression_attribute_values(":dp", s(DUE_PARTITION))
-                .expression_attribute_values(":now", n(ms(now)))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| classify("query due", e))?;
-            for item in out.items() {
-                let window = WindowState::parse(Some(item));
-                if window.in_flight() && window.lease_until.is_some_and(|l| l > ms(now)) {
-                    continue;
-                }
-                let key = get_s(item, "pk").unwrap_or_default();
-                let account = get_s(item, "acct").ok_or_else(|| malformed(key, "account"))?;
-                let window_start = get_s(item, "w_start")
-                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                    .ok_or_else(|| malformed(key, "window start"))?
-                    .with_timezone(&Utc);
-                let seq = window.seq().ok_or_else(|| malformed(key, "sent count"))?;
-                let at = get_n(item, DUE_AT).unwrap_or_default();
-                due.push((
-                    at,
-                    BatchId {
-                        account: AccountId::new(account),
-                        window_start,
-                        seq,
-                        event: None,
-                    },
-                ));
+        for item in &self.due_items("query due", DUE_PARTITION, now).await? {
+            let window = WindowState::parse(Some(item));
+            if window.in_flight() && window.lease_until.is_some_and(|l| l > ms(now)) {
+                continue;
             }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                break;
-            }
+            let key = get_s(item, "pk").unwrap_or_default();
+            let account = get_s(item, "acct").ok_or_else(|| malformed(key, "account"))?;
+            let window_start = get_s(item, "w_start")
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .ok_or_else(|| malformed(key, "window start"))?
+                .with_timezone(&Utc);
+            let seq = window.seq().ok_or_else(|| malformed(key, "sent count"))?;
+            let at = get_n(item, DUE_AT).unwrap_or_default();
+            due.push((
+                at,
+                BatchId {
+                    account: AccountId::new(account),
+                    window_start,
+                    seq,
+                    event: None,
+                },
+            ));
         }
         due.sort();
         Ok(due.into_iter().map(|(_, id)| id).collect())
@@ -1184,6 +1201,63 @@ impl Store for DynamoStore {
         )]);
         self.put_if("save incident", item, "inc_version = :v", Some(values))
             .await
+    }
+
+    async fn held(&self, account: &AccountId) -> Result<Option<Held>, DynamoError> {
+        let pk = format!("HELD#{account}");
+        let Some(item) = self.get("get held", Self::key(&pk, "HELD")).await? else {
+            return Ok(None);
+        };
+        let body = get_s(&item, "held_body").ok_or_else(|| malformed(&pk, "held body"))?;
+        let held: Held = serde_json::from_str(body)
+            .map_err(|err| malformed(&pk, format!("held body: {err}")))?;
+        Ok(Some(held))
+    }
+
+    async fn save_held(&self, held: &Held, now: DateTime<Utc>) -> Result<bool, DynamoError> {
+        let pk = format!("HELD#{}", held.account);
+        let mut next = held.clone();
+        next.version += 1;
+        let body = serde_json::to_string(&next).map_err(|err| DynamoError::Build {
+            op: "save held",
+            source: Box::new(err),
+        })?;
+        let mut item = Self::key(&pk, "HELD");
+        item.insert("held_body".to_owned(), s(body));
+        item.insert(
+            "held_version".to_owned(),
+            n(i64::try_from(next.version).unwrap_or(i64::MAX)),
+        );
+        item.insert("acct".to_owned(), s(held.account.as_str()));
+        if let Some(due) = held.due_at {
+            item.insert(DUE_PK.to_owned(), s(HELD_PARTITION));
+            item.insert(DUE_AT.to_owned(), n(ms(due)));
+        }
+        // Kept until well after its events are due, whatever the event TTL.
+        let keep_from = held.due_at.map_or(now, |due| due.max(now));
+        item.insert(
+            TTL_ATTRIBUTE.to_owned(),
+            ttl(keep_from, self.settings.event_ttl),
+        );
+        if held.version == 0 {
+            return self
+                .put_if("save held", item, "attribute_not_exists(pk)", None)
+                .await;
+        }
+        let values = HashMap::from([(
+            ":v".to_owned(),
+            n(i64::try_from(held.version).unwrap_or(i64::MAX)),
+        )]);
+        self.put_if("save held", item, "held_version = :v", Some(values))
+            .await
+    }
+
+    async fn held_due(&self, now: DateTime<Utc>) -> Result<Vec<AccountId>, DynamoError> {
+        let items = self.due_items("query held", HELD_PARTITION, now).await?;
+        Ok(items
+            .iter()
+            .filter_map(|item| get_s(item, "acct").map(AccountId::new))
+            .collect())
     }
 
     async fn release(

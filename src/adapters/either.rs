@@ -73,4 +73,11 @@ where
             Self::Right(b) => b.deliver(delivery).await.map_err(EitherError::from),
         }
     }
+
+    fn threads(&self) -> bool {
+        match self {
+            Self::Left(a) => a.threads(),
+            Self::Right(b) => b.threads(),
+        }
+    }
 }

@@ -7,7 +7,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use chrono::{DateTime, Utc};
 
 use crate::delivery::AuditLine;
-use crate::incident::{Incident, IncidentKey};
+use crate::event::AccountId;
+use crate::incident::{Held, Incident, IncidentKey};
 use crate::ports::{Checkpoints, Delivery, Notifier, Receipt, Store};
 use crate::window::{Added, BatchEvent, BatchId, Claimed, WindowBook, WindowConfig};
 
@@ -23,6 +24,7 @@ pub struct MemoryStore {
     failures: Mutex<BTreeMap<String, Vec<String>>>,
     checkpoints: Mutex<BTreeMap<(String, String), String>>,
     incidents: Mutex<BTreeMap<IncidentKey, Incident>>,
+    held: Mutex<BTreeMap<AccountId, Held>>,
 }
 
 impl MemoryStore {
@@ -33,6 +35,7 @@ impl MemoryStore {
             failures: Mutex::new(BTreeMap::new()),
             checkpoints: Mutex::new(BTreeMap::new()),
             incidents: Mutex::new(BTreeMap::new()),
+            held: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -44,6 +47,7 @@ impl MemoryStore {
             failures: Mutex::new(BTreeMap::new()),
             checkpoints: Mutex::new(BTreeMap::new()),
             incidents: Mutex::new(BTreeMap::new()),
+            held: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -127,6 +131,36 @@ impl Store for MemoryStore {
         Ok(true)
     }
 
+    async fn held(&self, account: &AccountId) -> Result<Option<Held>, Infallible> {
+        Ok(lock(&self.held).get(account).cloned())
+    }
+
+    async fn save_held(&self, held: &Held, _now: DateTime<Utc>) -> Result<bool, Infallible> {
+        let mut stored = lock(&self.held);
+        let current = stored.get(&held.account).map_or(0, |h| h.version);
+        if current != held.version {
+            return Ok(false);
+        }
+        let mut next = held.clone();
+        next.version += 1;
+        stored.insert(held.account.clone(), next);
+        Ok(true)
+    }
+
+    async fn held_due(&self, now: DateTime<Utc>) -> Result<Vec<AccountId>, Infallible> {
+        let stored = lock(&self.held);
+        let mut due: Vec<(DateTime<Utc>, AccountId)> = stored
+            .values()
+            .filter_map(|h| {
+                h.due_at
+                    .filter(|at| *at <= now)
+                    .map(|at| (at, h.account.clone()))
+            })
+            .collect();
+        due.sort();
+        Ok(due.into_iter().map(|(_, account)| account).collect())
+    }
+
     async fn release(
         &self,
         id: &BatchId,
@@ -167,9 +201,18 @@ impl Checkpoints for MemoryStore {
 #[derive(Debug, Default)]
 pub struct CollectingNotifier {
     deliveries: Mutex<Vec<Delivery>>,
+    no_threads: bool,
 }
 
 impl CollectingNotifier {
+    /// One that says it cannot thread, as an incoming webhook: the engine holds replies.
+    pub fn without_threads() -> Self {
+        Self {
+            no_threads: true,
+            ..Self::default()
+        }
+    }
+
     pub fn deliveries(&self) -> Vec<Delivery> {
         lock(&self.deliveries).clone()
     }
@@ -181,6 +224,10 @@ impl CollectingNotifier {
 
 impl Notifier for CollectingNotifier {
     type Error = Infallible;
+
+    fn threads(&self) -> bool {
+        !self.no_threads
+    }
 
     async fn deliver(&self, delivery: &Delivery) -> Result<Receipt, Infallible> {
         lock(&self.deliveries).push(delivery.clone());

@@ -778,6 +778,11 @@ impl<S: Sleeper> SlackNotifier<S> {
 impl<S: Sleeper> Notifier for SlackNotifier<S> {
     type Error = SlackError;
 
+    /// An incoming webhook posts into one channel and cannot reply in a thread.
+    fn threads(&self) -> bool {
+        matches!(self.credential, Credential::Token(_))
+    }
+
     async fn deliver(&self, delivery: &Delivery) -> Result<Receipt, SlackError> {
         match &self.credential {
             Credential::Token(token) => self.deliver_bot(token, delivery).await,

@@ -64,6 +64,11 @@ pub struct ReplayArgs {
     /// arriving late (files are otherwise sorted as a whole, so input order never matters).
     #[arg(long)]
     pub as_arrived: bool,
+    /// Preview what a destination without threads (a Slack incoming webhook) gets: an
+    /// incident's later events are held and listed in the account's next top-level post.
+    /// Implied by --slack-webhook.
+    #[arg(long)]
+    pub no_threads: bool,
     /// Matched events held in memory before a sorted run is spilled to a private temporary
     /// folder (memory against disk; the output is the same).
     #[arg(long, hide = true, default_value_t = crate::adapters::spill::DEFAULT_RUN_SIZE)]

@@ -51,7 +51,11 @@ async fn run<M: Summarizer>(
 ) -> anyhow::Result<()> {
     let store = MemoryStore::new(settings.window);
     let notifier = ReplayNotifier {
-        collected: CollectingNotifier::default(),
+        collected: if args.no_threads {
+            CollectingNotifier::without_threads()
+        } else {
+            CollectingNotifier::default()
+        },
         slack: slack_notifier(&args, &settings)?,
     };
     let mut engine = Engine::new(
@@ -108,6 +112,13 @@ impl Notifier for ReplayNotifier {
         };
         let _ = self.collected.deliver(delivery).await;
         Ok(receipt)
+    }
+
+    /// Slack's, when posting to Slack; else the preview's (`--no-threads` previews a webhook).
+    fn threads(&self) -> bool {
+        self.slack
+            .as_ref()
+            .map_or(self.collected.threads(), Notifier::threads)
     }
 }
 
@@ -360,7 +371,7 @@ pub fn stats_line(stats: &Stats, seconds: f64) -> String {
         0.0
     };
     format!(
-        "replay: read={} decoded={} quarantined={} matched={} ignored={} unmatched={} duplicates={} late={} immediate={} batches={} top_level={} replies={} reminders={} fallbacks={} elapsed={seconds:.3}s events/s={rate:.0}",
+        "replay: read={} decoded={} quarantined={} matched={} ignored={} unmatched={} duplicates={} late={} immediate={} batches={} top_level={} replies={} reminders={} held={} fallbacks={} elapsed={seconds:.3}s events/s={rate:.0}",
         stats.read,
         stats.decoded,
         stats.quarantined,
@@ -374,6 +385,7 @@ pub fn stats_line(stats: &Stats, seconds: f64) -> String {
         stats.top_level,
         stats.replies,
         stats.reminders,
+        stats.held,
         stats.fallbacks,
     )
 }

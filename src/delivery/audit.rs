@@ -39,6 +39,9 @@ pub enum PostedAs {
     Reply,
     /// Folded into a top-level post that lists several incidents.
     Folded,
+    /// Held for the account's next top-level post, which lists it in a compact
+    /// "continuing" section (destinations without threads; see `incident::held`).
+    Held,
 }
 
 /// One line of the audit log.
@@ -127,7 +130,11 @@ pub(super) fn audit_line(delivery: &Delivery) -> AuditLine {
         posted: match delivery.placement {
             Placement::Reply(_) => PostedAs::Reply,
             Placement::Folded(_) => PostedAs::Folded,
-            Placement::Top | Placement::Reminder(_) | Placement::Overflow(_) => PostedAs::Top,
+            Placement::Held(_) => PostedAs::Held,
+            Placement::Top
+            | Placement::Reminder(_)
+            | Placement::Overflow(_)
+            | Placement::Continuing => PostedAs::Top,
         },
         incident: delivery.incident().map(|i| i.id.clone()).or_else(|| {
             let mut ids = batch.events.iter().filter_map(|e| e.incident.as_deref());

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 pub use audit::{AuditEvent, AuditLine, PostedAs, SummaryBy};
 
-use crate::incident::{Incident, Parent};
+use crate::incident::{HeldEntry, Incident, Parent};
 use crate::severity::Severity;
 use crate::summary::{Locale, Summary};
 use crate::window::Batch;
@@ -39,6 +39,13 @@ pub enum Placement {
     Overflow(usize),
     /// A digest of new incidents past the ceiling, in the thread of the hour's overflow post.
     Folded(Parent),
+    /// Not posted: a reply for a destination without threads, held in the store for the
+    /// account's next top-level post (see [`crate::incident::held`]); the incident's state
+    /// after this batch.
+    Held(Box<Incident>),
+    /// A top-level post of held events only ([`Delivery::continuing`]), when nothing else
+    /// posted for the account before they were due. Its batch has no events.
+    Continuing,
 }
 
 /// A batch ready to go out: what happened, what the summarizer said of it, how bad it is,
@@ -53,6 +60,12 @@ pub struct Delivery {
     pub placement: Placement,
     /// Events of this window left out because their immediate alert already went out.
     pub alerted_elsewhere: usize,
+    /// Held events of the account's continuing incidents, listed in a compact section of a
+    /// top-level post (destinations without threads; see [`crate::incident::held`]).
+    pub continuing: Vec<HeldEntry>,
+    /// False when the destination cannot thread: a reminder then says where earlier events
+    /// were listed instead of pointing at a thread.
+    pub threaded: bool,
 }
 
 impl Delivery {
@@ -66,6 +79,8 @@ impl Delivery {
             locale,
             placement: Placement::Top,
             alerted_elsewhere: 0,
+            continuing: Vec::new(),
+            threaded: true,
         }
     }
 
@@ -73,6 +88,18 @@ impl Delivery {
     pub fn placed(mut self, placement: Placement) -> Self {
         self.placement = placement;
         self
+    }
+
+    /// True when it posts top level (a digest, an immediate alert, a reminder, an overflow
+    /// post or a post of held events).
+    pub fn is_top_level(&self) -> bool {
+        matches!(
+            self.placement,
+            Placement::Top
+                | Placement::Reminder(_)
+                | Placement::Overflow(_)
+                | Placement::Continuing
+        )
     }
 
     /// The delivery's own key, unique across every delivery: the batch key, then for a
@@ -88,21 +115,27 @@ impl Delivery {
                     &incident.key.digest()[..12]
                 )
             }
-            Placement::Reply(incident) => {
+            Placement::Reply(incident) | Placement::Held(incident) => {
                 format!(
                     "{}/reply/{}",
                     self.batch.id.key(),
                     &incident.key.digest()[..12]
                 )
             }
+            Placement::Continuing => format!("{}/continuing", self.batch.id.key()),
         }
     }
 
     /// The incident this delivery is about, when it is about one.
     pub fn incident(&self) -> Option<&Incident> {
         match &self.placement {
-            Placement::Top | Placement::Overflow(_) | Placement::Folded(_) => None,
-            Placement::Reminder(incident) | Placement::Reply(incident) => Some(incident),
+            Placement::Top
+            | Placement::Overflow(_)
+            | Placement::Folded(_)
+            | Placement::Continuing => None,
+            Placement::Reminder(incident)
+            | Placement::Reply(incident)
+            | Placement::Held(incident) => Some(incident),
         }
     }
 

@@ -12,6 +12,8 @@
 //! incident states the store holds, what posts where and what the states become. The engine
 //! reads and writes the states through the `Store` port and delivers the parts.
 
+pub mod held;
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -22,6 +24,8 @@ use crate::enrich::{Origin, PrincipalKind};
 use crate::event::AccountId;
 use crate::rules::{DedupField, Rule};
 use crate::window::BatchEvent;
+
+pub use held::{Held, HeldEntry};
 
 /// What one incident is about: an account, a rule, and a subject.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

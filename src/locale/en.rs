@@ -95,6 +95,31 @@ pub const WORDS: Words = Words {
             "More than {ceiling} new incidents this hour: the next ones are listed in this thread"
         )
     },
+    in_held: "earlier events were listed under \"Continuing\" in this channel",
+    continuing: "Continuing",
+    continuing_note: "later events of incidents posted before, held because this channel has no threads",
+    continuing_headline: |events, incidents| {
+        format!(
+            "{} of {} posted before",
+            if events == 1 {
+                "1 later event".to_owned()
+            } else {
+                format!("{events} later events")
+            },
+            if incidents == 1 {
+                "1 incident".to_owned()
+            } else {
+                format!("{incidents} incidents")
+            },
+        )
+    },
+    events_n: |n| {
+        if n == 1 {
+            "1 event".to_owned()
+        } else {
+            format!("{n} events")
+        }
+    },
 };
 
 fn alerted_elsewhere(n: usize) -> String {

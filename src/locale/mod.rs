@@ -260,6 +260,18 @@ pub struct Words {
     /// The first post past a channel's hourly ceiling: the next new incidents of the hour go
     /// in its thread.
     pub overflow: fn(usize) -> String,
+
+    // Held continuations (destinations without threads).
+    /// Where a reminder's earlier events are when the channel has no threads.
+    pub in_held: &'static str,
+    /// The heading of a top-level post's list of held events.
+    pub continuing: &'static str,
+    /// What that list is: `later events of incidents posted before, held because …`.
+    pub continuing_note: &'static str,
+    /// The headline of a post of held events only: events, incidents.
+    pub continuing_headline: fn(u64, usize) -> String,
+    /// A held entry's count: `12 events`.
+    pub events_n: fn(u64) -> String,
 }
 
 impl Words {

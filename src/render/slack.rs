@@ -185,36 +185,10 @@ pub fn render_batch(delivery: &Delivery) -> Vec<SlackMessage> {
         delivery.severity,
     );
     let l = locale.words();
-    let (head, mut sections) = match &delivery.placement {
-        Placement::Reply(incident) => (
-            vec![incident::reply_head(batch, incident, locale)],
-            pack(incident::collapsed_lines(batch, locale)),
-        ),
-        Placement::Reminder(incident) => {
-            let mut head = vec![incident::reminder_line(batch, incident, locale)];
-            head.extend(head_blocks(batch, summary, severity, locale, l));
-            (head, tree_sections(batch, locale, l))
-        }
-        Placement::Overflow(ceiling) => {
-            let mut head = vec![incident::overflow_line(*ceiling, locale)];
-            head.extend(head_blocks(batch, summary, severity, locale, l));
-            (head, tree_sections(batch, locale, l))
-        }
-        Placement::Top | Placement::Folded(_) => {
-            let mut head = head_blocks(batch, summary, severity, locale, l);
-            if delivery.alerted_elsewhere > 0 {
-                let at = head.len().saturating_sub(1);
-                head.insert(
-                    at,
-                    incident::alerted_note(delivery.alerted_elsewhere, locale),
-                );
-            }
-            (head, tree_sections(batch, locale, l))
-        }
+    let Some((head, sections)) = head_and_sections(delivery) else {
+        // Held for a later top-level post: nothing of its own to show.
+        return Vec::new();
     };
-    if sections.is_empty() {
-        sections.push(Block::section(l.no_events.to_owned()));
-    }
 
     let first_room = MAX_BLOCKS - head.len();
     let later_room = MAX_BLOCKS - 1;
@@ -222,7 +196,11 @@ pub fn render_batch(delivery: &Delivery) -> Vec<SlackMessage> {
     let parts = 1 + rest.div_ceil(later_room);
 
     let key = delivery.key();
-    let thread_of = delivery.thread_of().map(str::to_owned);
+    // A destination without threads posts every part top level, and says so.
+    let thread_of = delivery
+        .thread_of()
+        .filter(|_| delivery.threaded)
+        .map(str::to_owned);
     let fallback = fallback_text(batch, summary, l);
     let mut remaining = sections.into_iter();
     let mut messages = Vec::with_capacity(parts);
@@ -245,7 +223,7 @@ pub fn render_batch(delivery: &Delivery) -> Vec<SlackMessage> {
             parts,
             thread_of: thread_of
                 .clone()
-                .or_else(|| (part > 0).then(|| key.clone())),
+                .or_else(|| (part > 0 && delivery.threaded).then(|| key.clone())),
             payload: Payload {
                 attachments: vec![Attachment {
                     color: severity.colour().to_owned(),
@@ -264,6 +242,62 @@ pub fn render_batch(delivery: &Delivery) -> Vec<SlackMessage> {
         });
     }
     messages
+}
+
+/// The head blocks of a delivery's first message and the sections that follow it (they may
+/// spill into continuation parts); `None` for a held reply, which shows nothing of its own.
+fn head_and_sections(delivery: &Delivery) -> Option<(Vec<Block>, Vec<Block>)> {
+    let (batch, summary, locale, severity) = (
+        &delivery.batch,
+        &delivery.summary,
+        delivery.locale,
+        delivery.severity,
+    );
+    let l = locale.words();
+    let (mut head, mut sections) = match &delivery.placement {
+        Placement::Held(_) => return None,
+        Placement::Continuing => (incident::continuing_head(delivery), Vec::new()),
+        Placement::Reply(incident) => (
+            vec![incident::reply_head(batch, incident, locale)],
+            pack(incident::collapsed_lines(batch, locale)),
+        ),
+        Placement::Reminder(incident) => {
+            let mut head = vec![incident::reminder_line(
+                batch,
+                incident,
+                locale,
+                delivery.threaded,
+            )];
+            head.extend(head_blocks(batch, summary, severity, locale, l));
+            (head, tree_sections(batch, locale, l))
+        }
+        Placement::Overflow(ceiling) => {
+            let mut head = vec![incident::overflow_line(*ceiling, locale)];
+            head.extend(head_blocks(batch, summary, severity, locale, l));
+            (head, tree_sections(batch, locale, l))
+        }
+        Placement::Top | Placement::Folded(_) => {
+            let mut head = head_blocks(batch, summary, severity, locale, l);
+            if delivery.alerted_elsewhere > 0 {
+                let at = head.len().saturating_sub(1);
+                head.insert(
+                    at,
+                    incident::alerted_note(delivery.alerted_elsewhere, locale),
+                );
+            }
+            (head, tree_sections(batch, locale, l))
+        }
+    };
+    if !delivery.continuing.is_empty() && delivery.placement != Placement::Continuing {
+        // Before the divider that ends the head, so it stays in the first message.
+        let at = head.len().saturating_sub(1);
+        let list = incident::continuing_blocks(&delivery.continuing, batch, locale);
+        head.splice(at..at, list);
+    }
+    if sections.is_empty() && delivery.placement != Placement::Continuing {
+        sections.push(Block::section(l.no_events.to_owned()));
+    }
+    Some((head, sections))
 }
 
 /// Summary text (a model's or the templates'): links and mentions defanged, then escaped

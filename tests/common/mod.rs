@@ -56,6 +56,19 @@ impl Replayed {
 }
 
 pub fn replay_bytes(inputs: &[Vec<u8>], settings: Settings) -> Replayed {
+    replay_into(inputs, settings, CollectingNotifier::default())
+}
+
+/// Like [`replay_files`], into a destination without threads (an incoming webhook).
+pub fn replay_files_without_threads(files: &[&Path], settings: Settings) -> Replayed {
+    let inputs: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(f).unwrap_or_else(|err| panic!("{}: {err}", f.display())))
+        .collect();
+    replay_into(&inputs, settings, CollectingNotifier::without_threads())
+}
+
+fn replay_into(inputs: &[Vec<u8>], settings: Settings, notifier: CollectingNotifier) -> Replayed {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap_or_else(|err| panic!("runtime: {err}"));
@@ -67,7 +80,7 @@ pub fn replay_bytes(inputs: &[Vec<u8>], settings: Settings) -> Replayed {
             settings,
             MemoryStore::new(window),
             OfflineSummarizer,
-            CollectingNotifier::default(),
+            notifier,
             EventTimeClock::default(),
         );
         for input in inputs {

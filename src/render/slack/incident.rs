@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::{Block, Text, code_within, plain_within};
-use crate::incident::Incident;
+use crate::incident::{HeldEntry, Incident};
 use crate::locale::Locale;
 use crate::window::{Batch, BatchEvent};
 
@@ -45,7 +45,12 @@ pub(super) fn reply_head(batch: &Batch, incident: &Incident, locale: Locale) -> 
 }
 
 /// "Still going since 09:00 · 40 events so far · earlier events are in the thread …".
-pub(super) fn reminder_line(batch: &Batch, incident: &Incident, locale: Locale) -> Block {
+pub(super) fn reminder_line(
+    batch: &Batch,
+    incident: &Incident,
+    locale: Locale,
+    threaded: bool,
+) -> Block {
     let w = locale.words();
     Block::Context {
         elements: vec![Text::mrkdwn(format!(
@@ -54,7 +59,7 @@ pub(super) fn reminder_line(batch: &Batch, incident: &Incident, locale: Locale) 
             w.since,
             since(incident.opened_at, batch, locale),
             (w.so_far)(incident.events),
-            w.in_thread,
+            if threaded { w.in_thread } else { w.in_held },
         ))],
     }
 }
@@ -133,4 +138,94 @@ pub(super) fn collapsed_lines(batch: &Batch, locale: Locale) -> Vec<String> {
             line
         })
         .collect()
+}
+
+/// Entries listed in a "continuing" section; the rest are counted.
+const HELD_SHOWN: usize = 15;
+
+/// A time of a held event as seen from `batch`'s window (`09:00`, or with its date).
+fn clock(time: chrono::DateTime<chrono::Utc>, batch: &Batch, locale: Locale) -> String {
+    since(time, batch, locale)
+}
+
+/// The "continuing" section of a top-level post, for a destination without threads: one
+/// line per incident with held events (`• 🔴 Root used · root · 42 events 10:05–10:40 ·
+/// DescribeInstances ×30, …`), worst first.
+pub(super) fn continuing_blocks(
+    entries: &[HeldEntry],
+    batch: &Batch,
+    locale: Locale,
+) -> Vec<Block> {
+    let w = locale.words();
+    let mut lines: Vec<String> = entries
+        .iter()
+        .take(HELD_SHOWN)
+        .map(|entry| {
+            let subject = if entry.subject.is_empty() {
+                w.no_actor.to_owned()
+            } else {
+                plain_within(&entry.subject, 120)
+            };
+            let mut line = format!(
+                "• {} *{}* · {subject} · {} {}",
+                entry.severity.emoji(),
+                plain_within(&entry.title, 150),
+                (w.events_n)(entry.events),
+                clock(entry.first, batch, locale),
+            );
+            if entry.last != entry.first {
+                let _ = write!(line, "–{}", clock(entry.last, batch, locale));
+            }
+            let names: Vec<String> = entry
+                .top_names()
+                .into_iter()
+                .take(4)
+                .map(|(name, count)| {
+                    let name = code_within(name, 60);
+                    if count > 1 {
+                        format!("{name} ×{count}")
+                    } else {
+                        name
+                    }
+                })
+                .collect();
+            if !names.is_empty() {
+                let _ = write!(line, " · {}", names.join(", "));
+            }
+            if let Some(since) = entry.since.filter(|s| *s < entry.first) {
+                let _ = write!(line, " ({} {})", w.since, clock(since, batch, locale));
+            }
+            line
+        })
+        .collect();
+    if entries.len() > HELD_SHOWN {
+        lines.push((w.more)(entries.len() - HELD_SHOWN));
+    }
+    let mut blocks = vec![Block::Context {
+        elements: vec![Text::mrkdwn(format!(
+            ":repeat: *{}* · {}",
+            w.continuing, w.continuing_note
+        ))],
+    }];
+    blocks.extend(super::pack(lines));
+    blocks
+}
+
+/// The head of a post of held events only: its headline and the account.
+pub(super) fn continuing_head(delivery: &crate::delivery::Delivery) -> Vec<Block> {
+    let (batch, locale) = (&delivery.batch, delivery.locale);
+    let w = locale.words();
+    let events: u64 = delivery.continuing.iter().map(|e| e.events).sum();
+    let mut head = vec![
+        Block::section(format!(
+            "{} *{}*",
+            delivery.severity.emoji(),
+            (w.continuing_headline)(events, delivery.continuing.len())
+        )),
+        Block::Context {
+            elements: vec![Text::mrkdwn(plain_within(&batch.account_label(), 200))],
+        },
+    ];
+    head.extend(continuing_blocks(&delivery.continuing, batch, locale));
+    head
 }
