@@ -444,7 +444,10 @@ where
             None
         } else {
             held::unthread(&mut deliveries);
-            Some(self.hold(&id.account, &mut deliveries).await?)
+            Some(
+                self.hold(&id.account, &id.key(), &mut deliveries, now)
+                    .await?,
+            )
         };
         let mut opened = Vec::with_capacity(claims.len());
         for mut incident in claims {
@@ -475,7 +478,7 @@ where
             }
         }
         if let Some(plan) = held {
-            self.save_held(plan, &deliveries, now).await?;
+            self.save_held(plan, &id.key(), &deliveries, now).await?;
         }
         self.record_flush(&batch, opened, &deliveries, &receipts, now)
             .await?;
@@ -706,9 +709,30 @@ where
             events: vec![event],
         };
         let now = self.clock.now();
+        // Claimed before posting, as a window batch claims the incidents it opens: of two
+        // flushers alerting on first events of one incident at once, one posts; the other's
+        // event goes in its thread with its window.
+        incident.claimed_at = Some(now);
+        if !self
+            .store
+            .save_incident(&incident, now)
+            .await
+            .map_err(store_error)?
+        {
+            self.stats.immediate_in_thread += 1;
+            return Ok(());
+        }
+        incident.version += 1;
         let delivery = self.prepare(batch, true).await;
         let Ok(receipt) = self.post(&delivery).await else {
-            // Not marked alerted: the event goes out with its window instead.
+            // Not marked alerted: the event goes out with its window instead, which opens the
+            // incident itself once this claim is given back (not waiting for it to time out).
+            let released = incident.closed();
+            let _ = self
+                .store
+                .save_incident(&released, now)
+                .await
+                .map_err(store_error)?;
             return Ok(());
         };
         let audit = delivery.audit(&receipt);

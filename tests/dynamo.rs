@@ -1903,3 +1903,59 @@ async fn held_events_are_written_only_over_the_version_read() {
         "held items are not windows"
     );
 }
+
+/// Two flushers each take in a different first event of one immediate incident (two denied
+/// `StopLogging` calls a few seconds apart, delivered to two Lambdas at once). A barrier makes
+/// both reach their claim of the new incident before either writes it: one claim wins and
+/// posts the immediate alert; the other's event is not alerted again but goes, with its
+/// window, as a reply in the alert's thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_immediate_alerts_of_one_incident_post_once() {
+    let Some(client) = moto().await else { return };
+    let fake = FakeSlack::start(&[CHANNEL]).await;
+    let table = table(&client, "incimmediate").await;
+    let store = dynamo(&client, &table);
+    let bytes = std::fs::read(common::root().join("fixtures/incidents/stoplogging-denied.jsonl"))
+        .unwrap_or_else(|err| panic!("fixture: {err}"));
+    let gate = Arc::new(tokio::sync::Barrier::new(2));
+    let start = at("2026-11-02T03:00:00Z");
+    let mut one = engine(
+        Crashing::gated(store.clone(), Arc::clone(&gate)),
+        bot(&fake),
+        start,
+    );
+    let mut two = engine(Crashing::gated(store.clone(), gate), bot(&fake), start);
+    let mut events = one.decode(&bytes);
+    assert_eq!(events.len(), 3);
+    let second = events.remove(1);
+    let first = events.remove(0);
+    for e in [&first, &second] {
+        assert!(e.rule.immediate, "{}", e.rule.id);
+    }
+    let (a, b) = tokio::time::timeout(
+        Duration::from_mins(1),
+        Box::pin(async { tokio::join!(one.ingest(vec![first]), two.ingest(vec![second])) }),
+    )
+    .await
+    .unwrap_or_else(|err| panic!("both alert at once: {err:?}"));
+    a.unwrap_or_else(|err| panic!("one: {err:?}"));
+    b.unwrap_or_else(|err| panic!("two: {err:?}"));
+    let mut claims = [one.store.claims(), two.store.claims()].concat();
+    claims.sort_unstable();
+    assert_eq!(claims, [false, true], "both tried to open it, one won");
+    let (top, replies) = top_and_replies(&fake);
+    assert_eq!((top.len(), replies.len()), (1, 0), "one alert: {top:#?}");
+    let stats = [one.stats(), two.stats()];
+    assert_eq!(stats.iter().map(|s| s.immediate).sum::<u64>(), 1);
+    assert_eq!(stats.iter().map(|s| s.immediate_in_thread).sum::<u64>(), 1);
+
+    // The window (due 03:07) lists the event that was not alerted, in the alert's thread.
+    let mut flusher = engine(store.clone(), bot(&fake), at("2026-11-02T03:10:00Z"));
+    flusher
+        .flush_due()
+        .await
+        .unwrap_or_else(|err| panic!("flush: {err:?}"));
+    let (top, replies) = top_and_replies(&fake);
+    assert_eq!((top.len(), replies.len()), (1, 1), "{replies:#?}");
+    assert_eq!(replies[0].thread_ts.as_deref(), Some(top[0].ts.as_str()));
+}

@@ -563,7 +563,6 @@ impl DynamoStore {
         }
     }
 
-    /// Run a single put; `Ok(false)` when the condition failed.
     /// Every item of the `due` index in `partition` due at `now` (`due_at <= now`), all pages.
     async fn due_items(
         &self,
@@ -594,6 +593,7 @@ impl DynamoStore {
         }
     }
 
+    /// Run a single put; `Ok(false)` when the condition failed.
     async fn put_if(
         &self,
         op: &'static str,

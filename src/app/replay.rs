@@ -114,11 +114,10 @@ impl Notifier for ReplayNotifier {
         Ok(receipt)
     }
 
-    /// Slack's, when posting to Slack; else the preview's (`--no-threads` previews a webhook).
+    /// No threads when `--no-threads` asks for none or the Slack destination has none (a
+    /// webhook).
     fn threads(&self) -> bool {
-        self.slack
-            .as_ref()
-            .map_or(self.collected.threads(), Notifier::threads)
+        self.collected.threads() && self.slack.as_ref().is_none_or(Notifier::threads)
     }
 }
 

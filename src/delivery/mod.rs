@@ -122,7 +122,11 @@ impl Delivery {
                     &incident.key.digest()[..12]
                 )
             }
-            Placement::Continuing => format!("{}/continuing", self.batch.id.key()),
+            Placement::Continuing => format!(
+                "{}/continuing/{}",
+                self.batch.id.key(),
+                self.batch.window_end.format("%H%M%S")
+            ),
         }
     }
 

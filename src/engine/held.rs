@@ -36,21 +36,28 @@ pub(super) fn unthread(deliveries: &mut [Delivery]) {
     }
 }
 
-/// Add the held parts of `deliveries` to `held` (each part once, by its key).
-fn hold_parts(held: &mut Held, deliveries: &[Delivery], policy: &IncidentPolicy, lang: Lang) {
-    for delivery in deliveries {
-        let Placement::Held(incident) = &delivery.placement else {
-            continue;
-        };
-        let since = Some(incident.opened_at);
-        held.hold(
-            &delivery.key(),
-            &delivery.batch.events,
-            lang,
-            |e| policy.for_rule(&e.rule).dedup_period,
-            |_| since,
-        );
-    }
+/// Add the held replies of `deliveries` (the parts of the batch `batch_key`) to `held`,
+/// once per batch. Returns false when there were none, or the batch was held already.
+fn hold_parts(
+    held: &mut Held,
+    batch_key: &str,
+    deliveries: &[Delivery],
+    policy: &IncidentPolicy,
+    lang: Lang,
+) -> bool {
+    let replies: Vec<(&[crate::window::BatchEvent], Option<DateTime<Utc>>)> = deliveries
+        .iter()
+        .filter_map(|delivery| match &delivery.placement {
+            Placement::Held(incident) => {
+                Some((delivery.batch.events.as_slice(), Some(incident.opened_at)))
+            }
+            _ => None,
+        })
+        .collect();
+    !replies.is_empty()
+        && held.hold(batch_key, &replies, lang, |e| {
+            policy.for_rule(&e.rule).dedup_period
+        })
 }
 
 impl<S, M, N, C> Engine<S, M, N, C>
@@ -60,12 +67,15 @@ where
     N: Notifier,
     C: Clock,
 {
-    /// Hold the held parts of a flush of `account`, and list everything the account holds
-    /// in the flush's first top-level part, if it has one.
+    /// Hold the replies of a flush of `account`, and list everything the account holds in
+    /// the flush's first top-level part, if it has one and no other flusher is posting the
+    /// account's held events: the listed state is claimed (with the posting lease) first.
     pub(super) async fn hold(
         &mut self,
         account: &AccountId,
+        batch_key: &str,
         deliveries: &mut [Delivery],
+        now: DateTime<Utc>,
     ) -> Result<HeldPlan, EngineError> {
         let read = self
             .store
@@ -74,34 +84,50 @@ where
             .map_err(store_error)?
             .unwrap_or_else(|| Held::empty(account.clone()));
         let mut next = read.clone();
-        hold_parts(
-            &mut next,
-            deliveries,
-            &self.settings.incidents,
-            self.settings.locale.lang,
-        );
-        let shown = match deliveries.iter_mut().find(|d| d.is_top_level()) {
-            Some(top) if !next.is_empty() => {
-                top.continuing = next.listed();
-                Some(next)
-            }
-            _ => None,
+        let (policy, lang) = (self.settings.incidents, self.settings.locale.lang);
+        hold_parts(&mut next, batch_key, deliveries, &policy, lang);
+        let Some(top) = deliveries.iter_mut().find(|d| d.is_top_level()) else {
+            return Ok(HeldPlan { read, shown: None });
         };
-        Ok(HeldPlan { read, shown })
+        if next.is_empty() || read.is_being_posted(now) {
+            return Ok(HeldPlan { read, shown: None });
+        }
+        next.posting_until = now.checked_add_signed(policy.claim_timeout);
+        if !self
+            .store
+            .save_held(&next, now)
+            .await
+            .map_err(store_error)?
+        {
+            // Another flusher moved it on meanwhile: listed by a later post instead.
+            return Ok(HeldPlan { read, shown: None });
+        }
+        next.version += 1;
+        top.continuing = next.listed();
+        Ok(HeldPlan {
+            read: next.clone(),
+            shown: Some(next),
+        })
     }
 
     /// After a flush went out: store what it held, less what its top-level part listed.
     pub(super) async fn save_held(
         &mut self,
         plan: HeldPlan,
+        batch_key: &str,
         deliveries: &[Delivery],
         now: DateTime<Utc>,
     ) -> Result<(), EngineError> {
         let (policy, lang) = (self.settings.incidents, self.settings.locale.lang);
         let shown = plan.shown;
+        let mut probe = plan.read.clone();
+        if shown.is_none() && !hold_parts(&mut probe, batch_key, deliveries, &policy, lang) {
+            // Nothing to hold (or held by an earlier attempt), nothing listed: no write.
+            return Ok(());
+        }
         self.write_held(plan.read, now, |base| {
             let mut next = base.clone();
-            hold_parts(&mut next, deliveries, &policy, lang);
+            hold_parts(&mut next, batch_key, deliveries, &policy, lang);
             match &shown {
                 Some(shown) => next.without(shown),
                 None => next,
@@ -136,8 +162,15 @@ where
                 .map_err(store_error)?
                 .unwrap_or_else(|| Held::empty(base.account.clone()));
         }
-        tracing::warn!(account = %base.account, "Held events kept changing under this flusher; some may be listed twice.");
-        Ok(())
+        // The batch stays due and is tried again: holding is idempotent per batch.
+        Err(EngineError::Store {
+            retryable: true,
+            source: format!(
+                "the held events of account {} kept changing under this flusher",
+                base.account
+            )
+            .into(),
+        })
     }
 
     /// Post the held events of every account they are due for (nothing else posted top level
@@ -153,12 +186,28 @@ where
             let Some(due_at) = read.due_at.filter(|at| *at <= now && !read.is_empty()) else {
                 continue;
             };
-            let delivery = self.held_post(&read, due_at);
-            if self.post(&delivery).await.is_err() {
+            if read.is_being_posted(now) {
                 continue;
             }
-            let shown = read.clone();
-            self.write_held(read, now, |base| base.without(&shown))
+            // Claimed first (the posting lease): of two ticks, one posts.
+            let mut claimed = read.clone();
+            claimed.posting_until = now.checked_add_signed(self.settings.incidents.claim_timeout);
+            if !self
+                .store
+                .save_held(&claimed, now)
+                .await
+                .map_err(store_error)?
+            {
+                continue;
+            }
+            claimed.version += 1;
+            let delivery = self.held_post(&claimed, due_at);
+            if self.post(&delivery).await.is_err() {
+                // Listed again at the next tick once the lease ends.
+                continue;
+            }
+            let shown = claimed.clone();
+            self.write_held(claimed, now, |base| base.without(&shown))
                 .await?;
             let route = self.route(&delivery);
             self.ceiling.posted(&route, due_at);
@@ -198,7 +247,8 @@ where
             account_name: self.account_name(&id),
             id,
             kind: BatchKind::Window,
-            window_end: window.end_of(start),
+            // When it was due: the post's key tells two posts of one window apart.
+            window_end: due_at,
             events: Vec::new(),
         };
         let mut delivery = Delivery::new(batch, summary, locale).placed(Placement::Continuing);

@@ -28,7 +28,7 @@ use crate::window::BatchEvent;
 /// Event names kept per entry, most frequent first; the others are counted in `events` only.
 pub const NAMES_KEPT: usize = 8;
 
-/// Batch parts remembered in [`Held::added_by`]: more than can be in flight for an account.
+/// Batches remembered in [`Held::added_by`]: more than can be in flight for an account.
 const ADDED_KEPT: usize = 64;
 
 /// What an account holds for its next top-level post.
@@ -38,10 +38,15 @@ pub struct Held {
     /// One entry per incident, by incident id.
     #[serde(default)]
     pub entries: BTreeMap<String, HeldEntry>,
-    /// Keys of the latest deliveries held here (newest last, at most 64): a batch retried
-    /// after a crash holds nothing twice.
+    /// Keys of the latest batches whose replies were held here (newest last, at most 64): a
+    /// batch retried after a crash holds nothing twice.
     #[serde(default)]
     pub added_by: Vec<String>,
+    /// While a flusher posts the held events (from claiming them until it clears what it
+    /// listed): no other flusher lists them meanwhile. A lease, so a flusher that died
+    /// while posting holds nothing back for long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub posting_until: Option<DateTime<Utc>>,
     /// When held events go out at the latest: the earliest [`HeldEntry::due_at`]. `None`
     /// when nothing is held.
     #[serde(default)]
@@ -82,9 +87,15 @@ impl Held {
             account,
             entries: BTreeMap::new(),
             added_by: Vec::new(),
+            posting_until: None,
             due_at: None,
             version: 0,
         }
+    }
+
+    /// True while another flusher holds the posting lease at `now`.
+    pub fn is_being_posted(&self, now: DateTime<Utc>) -> bool {
+        self.posting_until.is_some_and(|until| until > now)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -96,21 +107,38 @@ impl Held {
         self.entries.values().map(|e| e.events).sum()
     }
 
-    /// Hold the events of the delivery `key` (its incidents' ids on each event); each goes
-    /// out at the latest `dedup_period(event)` after it, if its incident ends then. `since`
-    /// gives an incident's start by id, when known. Returns false, and changes nothing, when
-    /// that delivery was already held.
+    /// Hold the replies of the batch `batch_key`: per reply its events (their incident's id
+    /// on each) and when its incident started. Each event goes out at the latest
+    /// `dedup_period(event)` after it, if its incident ends then. Returns false, and changes
+    /// nothing, when that batch was already held.
     pub fn hold(
         &mut self,
-        key: &str,
-        events: &[BatchEvent],
+        batch_key: &str,
+        replies: &[(&[BatchEvent], Option<DateTime<Utc>>)],
         lang: Lang,
         dedup_period: impl Fn(&BatchEvent) -> TimeDelta,
-        since: impl Fn(&str) -> Option<DateTime<Utc>>,
     ) -> bool {
-        if self.added_by.iter().any(|k| k == key) {
+        if self.added_by.iter().any(|k| k == batch_key) {
             return false;
         }
+        for (events, since) in replies {
+            self.hold_events(events, *since, lang, &dedup_period);
+        }
+        self.added_by.push(batch_key.to_owned());
+        if self.added_by.len() > ADDED_KEPT {
+            let extra = self.added_by.len() - ADDED_KEPT;
+            self.added_by.drain(..extra);
+        }
+        true
+    }
+
+    fn hold_events(
+        &mut self,
+        events: &[BatchEvent],
+        since: Option<DateTime<Utc>>,
+        lang: Lang,
+        dedup_period: &impl Fn(&BatchEvent) -> TimeDelta,
+    ) {
         for event in events {
             let id = event.incident.clone().unwrap_or_default();
             let time = event.event.time;
@@ -122,7 +150,7 @@ impl Held {
                 title: event.rule.title(lang).to_owned(),
                 subject: IncidentKey::of(event).subject,
                 severity: event.severity(),
-                since: since(&id),
+                since,
                 events: 0,
                 first: time,
                 last: time,
@@ -138,17 +166,12 @@ impl Held {
             entry.due_at = entry.due_at.max(due);
         }
         self.due_at = self.entries.values().map(|e| e.due_at).min();
-        self.added_by.push(key.to_owned());
-        if self.added_by.len() > ADDED_KEPT {
-            let extra = self.added_by.len() - ADDED_KEPT;
-            self.added_by.drain(..extra);
-        }
-        true
     }
 
     /// What is left once `shown` went out: each entry less the events `shown` listed of it
-    /// (an entry whose events all went out is gone). Events held after `shown` was read stay,
-    /// with the due time they had.
+    /// (an entry whose events all went out is gone), and the posting lease ended. Events
+    /// held after `shown` was read stay, with the due time they had. Exact only while the
+    /// posting lease kept every other flusher from listing (and clearing) them meanwhile.
     #[must_use]
     pub fn without(&self, shown: &Self) -> Self {
         let mut next = self.clone();
@@ -175,6 +198,7 @@ impl Held {
             }
         }
         next.due_at = next.entries.values().map(|e| e.due_at).min();
+        next.posting_until = None;
         next
     }
 
@@ -239,15 +263,15 @@ mod tests {
     }
 
     fn hold(held: &mut Held, key: &str, events: &[BatchEvent]) -> bool {
-        held.hold(key, events, Lang::En, |_| TimeDelta::minutes(60), |_| None)
+        held.hold(key, &[(events, None)], Lang::En, |_| TimeDelta::minutes(60))
     }
 
     #[test]
     fn a_delivery_is_held_once_and_its_events_counted() {
         let mut held = Held::empty(AccountId::new("111111111111"));
-        assert!(hold(&mut held, "a/1/reply/x", &events(3, 10)));
-        assert!(!hold(&mut held, "a/1/reply/x", &events(3, 10)));
-        assert!(hold(&mut held, "a/2/reply/x", &events(2, 20)));
+        assert!(hold(&mut held, "a/1", &events(3, 10)));
+        assert!(!hold(&mut held, "a/1", &events(3, 10)));
+        assert!(hold(&mut held, "a/2", &events(2, 20)));
         assert_eq!(held.events(), 5);
         assert_eq!(held.entries.len(), 1);
         assert_eq!(held.due_at, Some(at(80)), "due when the incident would end");
@@ -281,5 +305,39 @@ mod tests {
         assert_eq!(entry.events, 20);
         assert_eq!(entry.names.len(), NAMES_KEPT);
         assert_eq!(entry.top_names()[0], ("Name00", 2));
+    }
+
+    #[test]
+    fn a_batch_of_many_replies_is_held_once() {
+        let mut held = Held::empty(AccountId::new("111111111111"));
+        let parts: Vec<Vec<BatchEvent>> = (0..100)
+            .map(|i| {
+                let mut e = named(&format!("p{i}"), 10, "PutObject");
+                e.incident = Some(format!("inc-{i}"));
+                vec![e]
+            })
+            .collect();
+        let replies: Vec<(&[BatchEvent], Option<DateTime<Utc>>)> =
+            parts.iter().map(|p| (p.as_slice(), None)).collect();
+        let hold_batch =
+            |held: &mut Held| held.hold("acct/0310/0", &replies, Lang::En, |_| TimeDelta::hours(1));
+        assert!(hold_batch(&mut held));
+        assert!(
+            !hold_batch(&mut held),
+            "a retried batch holds nothing twice"
+        );
+        assert_eq!((held.entries.len(), held.events()), (100, 100));
+        assert_eq!(held.added_by.len(), 1);
+    }
+
+    #[test]
+    fn the_posting_lease_runs_until_what_was_listed_is_cleared() {
+        let mut held = Held::empty(AccountId::new("111111111111"));
+        hold(&mut held, "k1", &events(2, 10));
+        held.posting_until = Some(at(30));
+        assert!(held.is_being_posted(at(29)));
+        assert!(!held.is_being_posted(at(30)), "a lease that ended");
+        let cleared = held.without(&held);
+        assert_eq!(cleared.posting_until, None);
     }
 }

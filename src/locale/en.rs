@@ -95,7 +95,8 @@ pub const WORDS: Words = Words {
             "More than {ceiling} new incidents this hour: the next ones are listed in this thread"
         )
     },
-    in_held: "earlier events were listed under \"Continuing\" in this channel",
+    in_held: "later events are listed under \"Continuing\" in this channel",
+    overflow_unthreaded: |ceiling| format!("More than {ceiling} new incidents this hour"),
     continuing: "Continuing",
     continuing_note: "later events of incidents posted before, held because this channel has no threads",
     continuing_headline: |events, incidents| {

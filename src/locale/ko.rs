@@ -97,7 +97,8 @@ pub const WORDS: Words = Words {
     alerted_elsewhere: |n| {
         format!("이 구간의 이벤트 {n}건은 즉시 알림으로 이미 게시됨 (스레드 참고)")
     },
-    in_held: "이전 이벤트는 이 채널의 \"계속 중\" 목록에 있습니다",
+    in_held: "이후 이벤트는 이 채널의 \"계속 중\" 목록에 있습니다",
+    overflow_unthreaded: |ceiling| format!("이번 시간 새 인시던트가 {ceiling}건을 넘었습니다"),
     continuing: "계속 중",
     continuing_note: "이 채널은 스레드가 없어, 앞서 게시된 인시던트의 이후 이벤트를 모아 보여 줍니다",
     continuing_headline: |events, incidents| {

@@ -262,8 +262,11 @@ pub struct Words {
     pub overflow: fn(usize) -> String,
 
     // Held continuations (destinations without threads).
-    /// Where a reminder's earlier events are when the channel has no threads.
+    /// Where an incident's later events are when the channel has no threads.
     pub in_held: &'static str,
+    /// The first post past a channel's hourly ceiling, for a channel without threads (the
+    /// next new incidents are posted as they come).
+    pub overflow_unthreaded: fn(usize) -> String,
     /// The heading of a top-level post's list of held events.
     pub continuing: &'static str,
     /// What that list is: `later events of incidents posted before, held because …`.

@@ -272,7 +272,7 @@ fn head_and_sections(delivery: &Delivery) -> Option<(Vec<Block>, Vec<Block>)> {
             (head, tree_sections(batch, locale, l))
         }
         Placement::Overflow(ceiling) => {
-            let mut head = vec![incident::overflow_line(*ceiling, locale)];
+            let mut head = vec![incident::overflow_line(*ceiling, locale, delivery.threaded)];
             head.extend(head_blocks(batch, summary, severity, locale, l));
             (head, tree_sections(batch, locale, l))
         }

@@ -65,12 +65,15 @@ pub(super) fn reminder_line(
 }
 
 /// The first post past a channel's hourly ceiling: later new incidents fold into its thread.
-pub(super) fn overflow_line(ceiling: usize, locale: Locale) -> Block {
+pub(super) fn overflow_line(ceiling: usize, locale: Locale, threaded: bool) -> Block {
+    let w = locale.words();
+    let text = if threaded {
+        (w.overflow)(ceiling)
+    } else {
+        (w.overflow_unthreaded)(ceiling)
+    };
     Block::Context {
-        elements: vec![Text::mrkdwn(format!(
-            ":heavy_plus_sign: *{}*",
-            (locale.words().overflow)(ceiling)
-        ))],
+        elements: vec![Text::mrkdwn(format!(":heavy_plus_sign: *{text}*"))],
     }
 }
 
