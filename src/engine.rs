@@ -1061,7 +1061,7 @@ mod tests {
     fn quarantine_kept_across_parts_is_the_first_in_input_order() {
         let mut input = Vec::new();
         for n in 0..QUARANTINE_KEPT + 500 {
-            input.extend_from_slice(format!("{{\"broken\": {n}\n").as_bytes());
+            input.extend_from_slice(format!("{{\"eventID\": \"e-{n}\", \"broken\": \n").as_bytes());
         }
         let mut parallel = engine(Split {
             threads: 3,
@@ -1076,8 +1076,12 @@ mod tests {
         assert_eq!(stats.read, stats.quarantined);
         let kept = parallel.quarantined();
         assert_eq!(kept.len(), QUARANTINE_KEPT);
-        assert!(kept[0].excerpt.contains("\"broken\": 0"), "{:?}", kept[0]);
-        let last = format!("\"broken\": {}", QUARANTINE_KEPT - 1);
+        assert!(
+            kept[0].excerpt.contains("\"eventID\":\"e-0\""),
+            "{:?}",
+            kept[0]
+        );
+        let last = format!("\"eventID\":\"e-{}\"", QUARANTINE_KEPT - 1);
         assert!(kept[QUARANTINE_KEPT - 1].excerpt.contains(&last));
     }
 }

@@ -3,8 +3,9 @@
 //! Two layers. By key: values under keys that name a secret (`password`, `sessionToken`,
 //! `secretAccessKey`, `privateKey`, ...) are never read into an [`Event`](crate::event::Event)
 //! and are replaced in quarantine excerpts. By shape: every string that does leave is scanned
-//! for known secret formats (AWS keys, Slack and GitHub tokens, JWTs, PEM keys, long
-//! high-entropy runs, `password=...` pairs).
+//! for known secret formats (AWS keys; Slack, GitHub, GitLab, Stripe, OpenAI, Anthropic and
+//! Google tokens; JWTs, PEM keys, passwords in URLs and on `mysql` command lines, long hex
+//! runs, long high-entropy runs, `password=...` pairs).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -73,7 +74,7 @@ pub fn shorten_access_key(key: &str) -> String {
 
 /// Each secret shape: a cheap test that must hold before its regex runs, the regex, and what
 /// replaces a match. The cheap tests keep regexes off the hot path: most strings are ids.
-const PATTERN_TABLE: [(Needle, &str, Replace); 9] = [
+const PATTERN_TABLE: [(Needle, &str, Replace); 16] = [
     (
         Needle::Any(&["PRIVATE KEY"]),
         r"-----BEGIN[A-Z ]*PRIVATE KEY-----(?s:.*?)(-----END[A-Z ]*PRIVATE KEY-----|$)",
@@ -113,6 +114,48 @@ const PATTERN_TABLE: [(Needle, &str, Replace); 9] = [
         Needle::Any(&["AKIA", "ASIA"]),
         r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b",
         Replace::ShortenKey,
+    ),
+    // Stripe secret and restricted keys (publishable `pk_` keys are public).
+    (
+        Needle::Any(&["sk_live_", "sk_test_", "rk_live_", "rk_test_"]),
+        r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{10,}",
+        Replace::Whole,
+    ),
+    // OpenAI (`sk-…`, `sk-proj-…`) and Anthropic (`sk-ant-…`) API keys.
+    (
+        Needle::Any(&["sk-"]),
+        r"\bsk-[A-Za-z0-9_-]{20,}",
+        Replace::Whole,
+    ),
+    // GitLab personal access tokens.
+    (
+        Needle::Any(&["glpat-"]),
+        r"glpat-[A-Za-z0-9_-]{20,}",
+        Replace::Whole,
+    ),
+    // Google API keys.
+    (
+        Needle::Any(&["AIza"]),
+        r"AIza[0-9A-Za-z_-]{35}",
+        Replace::Whole,
+    ),
+    // A password in a URL's user info: `postgres://user:PASSWORD@host`.
+    (
+        Needle::Any(&["://"]),
+        r"([A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:)([^@\s/]+)(@)",
+        Replace::Between,
+    ),
+    // `mysql -u root -pSECRET` (the password glued to `-p`) in scripts and user data.
+    (
+        Needle::Any(&["mysql"]),
+        r"(mysql[A-Za-z]*\b[^\n]*?\s-p)([^\s'\x22]+)",
+        Replace::AfterPrefix,
+    ),
+    // Hex runs of 48 or more: signatures, keys. Digests say so (`sha256:…`) and stay.
+    (
+        Needle::Run(48),
+        r"((?i:sha(?:1|224|256|384|512)|md5)[:=])?\b([0-9A-Fa-f]{48,})\b",
+        Replace::HexUnlessDigest,
     ),
     (
         Needle::Run(32),
@@ -205,7 +248,11 @@ static PATTERNS: LazyLock<Vec<Regex>> = LazyLock::new(|| {
 enum Replace {
     Whole,
     AfterPrefix,
+    /// Keep the first and third groups, redact the second.
+    Between,
     ShortenKey,
+    /// Redact the hex run (group 2) unless a digest prefix (group 1) names it.
+    HexUnlessDigest,
     IfHighEntropy,
 }
 
@@ -232,8 +279,10 @@ pub fn redact_text(text: &str) -> Cow<'_, str> {
             continue;
         }
         let replaced = regex.replace_all(&out, |caps: &Captures<'_>| match replace {
-            Replace::Whole => REDACTED.to_owned(),
+            Replace::HexUnlessDigest if caps.get(1).is_some() => caps[0].to_owned(),
+            Replace::Whole | Replace::HexUnlessDigest => REDACTED.to_owned(),
             Replace::AfterPrefix => format!("{}{REDACTED}", &caps[1]),
+            Replace::Between => format!("{}{REDACTED}{}", &caps[1], &caps[3]),
             Replace::ShortenKey => shorten_access_key(&caps[0]),
             Replace::IfHighEntropy if looks_random(&caps[0]) => REDACTED.to_owned(),
             Replace::IfHighEntropy => caps[0].to_owned(),
@@ -349,6 +398,65 @@ mod tests {
             let out = redact_text(&input);
             assert!(!out.contains(secret), "{secret} survived: {out}");
             assert!(out.contains(REDACTED), "{out}");
+        }
+    }
+
+    /// Each shape added for vendor tokens, URLs, command lines and hex: redacted in context,
+    /// and only the secret part.
+    #[test]
+    fn vendor_tokens_urls_and_hex_runs_are_redacted() {
+        let cases = [
+            (
+                "STRIPE_KEY=x sk_live_51HqLyjWDarjtT1zdp7dcXYZ",
+                "sk_live_51HqLyjWDarjtT1zdp7dc",
+            ),
+            (
+                "rk_test_4eC39HqLyjWDarjtT1zdp7dc",
+                "rk_test_4eC39HqLyjWDarjtT1zdp7dc",
+            ),
+            (
+                "key sk-proj-Ab3dEf5hIj7kLm9nOp1qRs3tUv5wXy7z",
+                "sk-proj-Ab3dEf5hIj7kLm9nOp1q",
+            ),
+            (
+                "key sk-ant-api03-Ab3dEf5hIj7kLm9nOp1qRs3tUv5w",
+                "sk-ant-api03-Ab3dEf5hIj7kLm9n",
+            ),
+            ("glpat-Ab3dEf5hIj7kLm9nOp1q", "glpat-Ab3dEf5hIj7kLm9nOp1q"),
+            (
+                "AIzaSyA-1234567890abcdefghijklmnopqrstu",
+                "AIzaSyA-1234567890abcdefghijkl",
+            ),
+            (
+                "postgres://app:Sup3rS3cret@db.internal:5432/prod",
+                "Sup3rS3cret",
+            ),
+            (
+                "mysql -h db -u root -pHunter2Planted < dump.sql",
+                "Hunter2Planted",
+            ),
+            (
+                "sig 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 end",
+                "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822c",
+            ),
+        ];
+        for (input, secret) in cases {
+            let out = redact_text(input);
+            assert!(!out.contains(secret), "{secret} survived: {out}");
+            assert!(out.contains(REDACTED), "{out}");
+        }
+        let out = redact_text("postgres://app:Sup3rS3cret@db.internal:5432/prod");
+        assert_eq!(out, "postgres://app:[REDACTED]@db.internal:5432/prod");
+        let digest =
+            "image@sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        assert!(matches!(redact_text(digest), Cow::Borrowed(_)), "a digest");
+        for plain in [
+            "https://example.com/path:8080",
+            "mysql -u root -p",
+            "task-sk-1",
+            "commit 2fd4e1c67a2d28fced849ee1bb76e7391b93eb12",
+        ] {
+            assert!(matches!(redact_text(plain), Cow::Borrowed(_)), "{plain}");
         }
     }
 

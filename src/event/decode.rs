@@ -170,10 +170,67 @@ fn decode_value(text: &str, sink: &mut dyn FnMut(Decoded<'_>), depth: usize) {
         },
         Some(b'{') => match serde_json::from_str::<Probe<'_>>(text) {
             Ok(probe) => decode_object(probe, text, sink, depth),
-            Err(err) => sink(quarantine(probe_failure(text, &err), text)),
+            Err(err) => match without_lone_surrogates(text) {
+                // A caller-controlled string (a user agent) with a lone surrogate escape
+                // must not cost the whole record: the odd character becomes U+FFFD.
+                Some(repaired) => decode_value(&repaired, sink, depth),
+                None => sink(quarantine(probe_failure(text, &err), text)),
+            },
         },
         _ => sink(quarantine("not a JSON object", text)),
     }
+}
+
+/// `text` with every lone UTF-16 surrogate escape (`\ud800` not followed by a low one, or a
+/// low one alone) replaced by `\ufffd`; `None` when it has none. JSON allows such escapes;
+/// a string cannot hold them.
+fn without_lone_surrogates(text: &str) -> Option<String> {
+    fn escape_at(b: &[u8], at: usize) -> Option<u16> {
+        let hex = b.get(at..at + 6)?;
+        if hex[0] != b'\\' || hex[1] != b'u' {
+            return None;
+        }
+        u16::from_str_radix(std::str::from_utf8(&hex[2..]).ok()?, 16).ok()
+    }
+    let b = text.as_bytes();
+    let mut lone = Vec::new();
+    let mut at = 0;
+    while at < b.len() {
+        if b[at] != b'\\' {
+            at += 1;
+            continue;
+        }
+        match escape_at(b, at) {
+            Some(high @ 0xD800..=0xDBFF) => {
+                let _ = high;
+                if matches!(escape_at(b, at + 6), Some(0xDC00..=0xDFFF)) {
+                    at += 12;
+                } else {
+                    lone.push(at);
+                    at += 6;
+                }
+            }
+            Some(0xDC00..=0xDFFF) => {
+                lone.push(at);
+                at += 6;
+            }
+            // Another escape (`\\`, `\"`, `\n`, `\u0041`): skip it whole.
+            Some(_) => at += 6,
+            None => at += 2,
+        }
+    }
+    if lone.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut from = 0;
+    for at in lone {
+        out.push_str(&text[from..at]);
+        out.push_str("\\ufffd");
+        from = at + 6;
+    }
+    out.push_str(&text[from..]);
+    Some(out)
 }
 
 /// Why an object did not parse: broken JSON, an envelope of another kind, or a record whose
@@ -278,22 +335,115 @@ fn decode_envelope<'a>(
 }
 
 fn quarantine(reason: impl AsRef<str>, raw: &str) -> Decoded<'static> {
-    let excerpt = json_excerpt(raw).unwrap_or_else(|| redact_text(raw).into_owned());
+    let excerpt = json_excerpt(raw).unwrap_or_else(|| unparsed_excerpt(raw));
     Decoded::Quarantined(Quarantined {
-        reason: bounded(&redact_text(reason.as_ref()), 300).into_owned(),
+        reason: bounded(&safe_reason(reason.as_ref()), 300).into_owned(),
         excerpt: bounded(&excerpt, EXCERPT_CHARS).into_owned(),
     })
 }
 
-/// The start of a JSON text, re-written value by value with its secrets redacted (values under
-/// secret keys, and anything secret-looking in keys and strings), stopping once the excerpt is
-/// long enough: a bad record costs its excerpt, not a tree. `None` when `raw` is not JSON.
+/// Fields whose values a quarantine excerpt keeps: they identify a record, AWS fills them
+/// from a closed vocabulary, and they hold no secret. Every other string is replaced.
+const EXCERPT_KEPT: &[&str] = &[
+    "eventName",
+    "eventSource",
+    "eventTime",
+    "eventID",
+    "eventType",
+    "eventVersion",
+    "awsRegion",
+    "recipientAccountId",
+    "accountId",
+    "account",
+    "errorCode",
+    "detail-type",
+];
+
+/// Longest value of a kept field in an excerpt.
+const EXCERPT_KEPT_CHARS: usize = 128;
+
+/// The shape of an identifying field's value: short, and only letters, digits and `_.:/@+-`.
+fn is_identifying_value(value: &str) -> bool {
+    (1..=EXCERPT_KEPT_CHARS).contains(&value.len())
+        && value.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'/' | b'@' | b'+' | b'-')
+        })
+}
+
+/// What stands for a string an excerpt does not keep: its length only.
+fn withheld(text: &str) -> String {
+    format!("[{} chars]", text.chars().count())
+}
+
+/// True for a key that reads as a field name (`eventName`, `x-amz-id-2`, `DB_HOST`), which an
+/// excerpt may show. Anything else (a token used as a key, free text) is replaced by its
+/// length: a secret nobody listed cannot leak through a key either.
+fn looks_like_field_name(key: &str) -> bool {
+    let bytes = key.as_bytes();
+    let digits = bytes.iter().filter(|b| b.is_ascii_digit()).count();
+    let (upper, lower) = (
+        bytes.iter().any(u8::is_ascii_uppercase),
+        bytes.iter().any(u8::is_ascii_lowercase),
+    );
+    !bytes.is_empty()
+        && bytes.len() <= 48
+        && bytes[0].is_ascii_alphabetic()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
+        && digits <= 3
+        && !(bytes.len() >= 16 && upper && lower && digits > 0)
+        && matches!(redact_text(key), Cow::Borrowed(_))
+}
+
+/// A reason safe to show: quoted input inside it (serde quotes the value it choked on) is
+/// replaced by its length.
+fn safe_reason(reason: &str) -> String {
+    static QUOTED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        #[allow(clippy::unwrap_used)] // A constant pattern, exercised by the tests.
+        regex::Regex::new(r#""(?:[^"\\]|\\.)*"?|`[^`]*`?"#).unwrap()
+    });
+    QUOTED
+        .replace_all(reason, |caps: &regex::Captures<'_>| withheld(&caps[0]))
+        .into_owned()
+}
+
+/// The excerpt of a record that is not JSON: its length, and the kept fields a plain scan
+/// finds in it (`"eventName": "X"`), as JSON. Nothing else of it.
+fn unparsed_excerpt(raw: &str) -> String {
+    static FIELD: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        #[allow(clippy::unwrap_used)] // A constant pattern, exercised by the tests.
+        regex::Regex::new(r#""([A-Za-z-]{3,24})"\s*:\s*"([A-Za-z0-9_.:/+-]{1,128})""#).unwrap()
+    });
+    let mut out = serde_json::Map::new();
+    out.insert(
+        "unparsed".to_owned(),
+        serde_json::Value::String(withheld(raw)),
+    );
+    for caps in FIELD.captures_iter(raw) {
+        let key = &caps[1];
+        if EXCERPT_KEPT.contains(&key) && !out.contains_key(key) {
+            out.insert(
+                key.to_owned(),
+                serde_json::Value::String(caps[2].to_owned()),
+            );
+        }
+    }
+    serde_json::Value::Object(out).to_string()
+}
+
+/// The start of a JSON text, re-written value by value, safe by construction: its structure,
+/// numbers, booleans and nulls stay; strings stay only under the identifying keys of
+/// [`EXCERPT_KEPT`] (and are scanned for secret shapes even there); every other string, and
+/// everything under a secret key, is replaced by its length or a redacted marker; keys stay
+/// only where they read as field names. It stops once the excerpt is long enough: a bad
+/// record costs its excerpt, not a tree. `None` when `raw` is not JSON.
 fn json_excerpt(raw: &str) -> Option<String> {
     let mut out = Vec::with_capacity(raw.len().min(EXCERPT_CHARS * 4) + 16);
     let written = serde::de::DeserializeSeed::deserialize(
         Excerpt {
             out: &mut out,
-            secret: false,
+            under: Under::Other,
         },
         &mut serde_json::Deserializer::from_str(raw),
     );
@@ -313,16 +463,49 @@ fn is_continuation_byte(b: u8) -> bool {
 /// Stops an excerpt once it holds more than [`EXCERPT_CHARS`] characters (not a failure).
 const EXCERPT_FULL: &str = "excerpt full";
 
-/// Writes one JSON value as redacted JSON into `out`; `secret`: the value sits under a secret
-/// key, so it is replaced whole (unless null or a boolean, which say nothing).
+/// What key a value of an excerpt sits under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Under {
+    /// An identifying field ([`EXCERPT_KEPT`]): its string is kept.
+    Kept,
+    /// A secret key: the value is replaced whole (unless null or a boolean).
+    Secret,
+    /// Anything else: structure and numbers stay, strings are replaced by their length.
+    Other,
+}
+
+impl Under {
+    fn of(key: &str) -> Self {
+        if EXCERPT_KEPT.contains(&key) {
+            Self::Kept
+        } else if is_secret_key(key) {
+            Self::Secret
+        } else {
+            Self::Other
+        }
+    }
+}
+
+/// Writes one JSON value as safe JSON into `out` (see [`json_excerpt`]).
 struct Excerpt<'o> {
     out: &'o mut Vec<u8>,
-    secret: bool,
+    under: Under,
 }
 
 impl Excerpt<'_> {
     fn text<E: serde::de::Error>(&mut self, text: &str) -> Result<(), E> {
         serde_json::to_writer(&mut *self.out, &*redact_text(text)).map_err(E::custom)
+    }
+
+    /// The value of an identifying field, as it is when it has the shape such values have
+    /// (`CreateUser`, `2026-11-02T03:00:00Z`, an id, a region); else its length.
+    fn kept<E: serde::de::Error>(&mut self, value: &str) -> Result<(), E> {
+        let text = if is_identifying_value(value) {
+            value.to_owned()
+        } else {
+            withheld(value)
+        };
+        serde_json::to_writer(&mut *self.out, &text).map_err(E::custom)
     }
 
     fn redacted<E: serde::de::Error>(&mut self) -> Result<(), E> {
@@ -333,7 +516,7 @@ impl Excerpt<'_> {
         mut self,
         number: impl Into<serde_json::Value>,
     ) -> Result<(), E> {
-        if self.secret {
+        if self.under == Under::Secret {
             return self.redacted();
         }
         serde_json::to_writer(&mut *self.out, &number.into()).map_err(E::custom)
@@ -371,10 +554,11 @@ impl<'de> serde::de::Visitor<'de> for Excerpt<'_> {
     }
 
     fn visit_str<E: serde::de::Error>(mut self, value: &str) -> Result<(), E> {
-        if self.secret {
-            return self.redacted();
+        match self.under {
+            Under::Secret => self.redacted(),
+            Under::Kept => self.kept(value),
+            Under::Other => self.text(&withheld(value)),
         }
-        self.text(value)
     }
 
     fn visit_bool<E>(self, value: bool) -> Result<(), E> {
@@ -401,7 +585,7 @@ impl<'de> serde::de::Visitor<'de> for Excerpt<'_> {
     }
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
-        if self.secret {
+        if self.under == Under::Secret {
             while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
             return self.redacted();
         }
@@ -414,7 +598,7 @@ impl<'de> serde::de::Visitor<'de> for Excerpt<'_> {
             }
             let item = Excerpt {
                 out: &mut *self.out,
-                secret: false,
+                under: Under::Other,
             };
             if seq.next_element_seed(item)?.is_none() {
                 // No element after all: take the separator back.
@@ -427,7 +611,7 @@ impl<'de> serde::de::Visitor<'de> for Excerpt<'_> {
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
-        if self.secret {
+        if self.under == Under::Secret {
             while map
                 .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
                 .is_some()
@@ -442,11 +626,15 @@ impl<'de> serde::de::Visitor<'de> for Excerpt<'_> {
                 self.out.push(b',');
             }
             first = false;
-            self.text(&key)?;
+            if looks_like_field_name(&key) {
+                self.text(&key)?;
+            } else {
+                self.text(&format!("[key: {} chars]", key.chars().count()))?;
+            }
             self.out.push(b':');
             map.next_value_seed(Excerpt {
                 out: &mut *self.out,
-                secret: is_secret_key(&key),
+                under: Under::of(&key),
             })?;
         }
         self.out.push(b'}');
@@ -555,8 +743,9 @@ struct Probe<'a> {
     error_code: Str<'a>,
     #[serde(rename = "errorMessage", borrow)]
     error_message: Str<'a>,
-    #[serde(rename = "readOnly")]
-    read_only: Option<bool>,
+    /// `true`, or `"true"` as some pipelines rewrite it; anything else reads as unknown.
+    #[serde(rename = "readOnly", borrow)]
+    read_only: Option<&'a RawValue>,
     #[serde(rename = "recipientAccountId", borrow)]
     recipient_account: Str<'a>,
     #[serde(rename = "userIdentity", borrow)]
@@ -774,7 +963,11 @@ impl<'a> Record<'a> {
             source_ip: probe.source_ip,
             error_code: probe.error_code,
             error_message: probe.error_message,
-            read_only: probe.read_only,
+            read_only: probe.read_only.and_then(|raw| match raw.get() {
+                "true" | "\"true\"" => Some(true),
+                "false" | "\"false\"" => Some(false),
+                _ => None,
+            }),
             mfa_used: additional.mfa_used,
             sign_in_name: additional.user_name,
             from_console: is_true(probe.from_console),
@@ -1222,15 +1415,61 @@ mod tests {
         assert_eq!(value["credentials"], "[REDACTED]");
         assert_eq!(value["newPassword"], "[REDACTED]");
         assert_eq!(value["pin"]["password"], "[REDACTED]");
-        assert_eq!(value["userName"], "alice");
+        // Not an identifying field: only its length.
+        assert_eq!(value["userName"], "[5 chars]");
         assert_eq!(value["n"], -1.5);
         assert_eq!(value["ok"], true);
         assert!(value["none"].is_null());
-        assert_eq!(value["list"], serde_json::json!([1, "two", []]));
-        for secret in ["abc", "hunter2", "IOSFODNN7EXAMPLE"] {
+        assert_eq!(value["list"], serde_json::json!([1, "[3 chars]", []]));
+        assert_eq!(
+            value["[key: 20 chars]"], "[12 chars]",
+            "a token as a key: {text}"
+        );
+        for secret in ["abc", "hunter2", "IOSFODNN7EXAMPLE", "alice"] {
             assert!(!text.contains(secret), "{secret} in {text}");
         }
         assert_eq!(json_excerpt("{\"a\": [1, 2"), None);
+    }
+
+    /// The excerpt keeps what identifies a record and nothing a person or a program chose:
+    /// a secret in a shape nobody listed, under an innocent key, cannot come out.
+    #[test]
+    fn excerpts_keep_only_identifying_fields() {
+        let raw = r#"{"eventName":"UpdateFunctionConfiguration20150331v2","eventID":"e-9",
+            "recipientAccountId":"111111111111","awsRegion":"eu-west-1",
+            "requestParameters":{"environment":{"variables":{"STRIPE_KEY":"zq9-unlisted-shape-7Hk2",
+            "DB_URL":"postgres://u:p4ss@h/db"}},"containerOverrides":[{"name":"DB_PASSWORD",
+            "value":"plain-value-nobody-listed"}]}}"#;
+        let Some(text) = json_excerpt(raw) else {
+            panic!("valid JSON has an excerpt");
+        };
+        for kept in [
+            "UpdateFunctionConfiguration20150331v2",
+            "e-9",
+            "111111111111",
+            "eu-west-1",
+        ] {
+            assert!(text.contains(kept), "{kept} missing: {text}");
+        }
+        for secret in ["zq9-unlisted", "p4ss", "plain-value", "DB_PASSWORD"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        // Broken JSON: its length and the identifying fields a scan finds, nothing else.
+        let broken = r#"{"eventName":"PutParameter","eventID":"e-10","requestParameters":{"value":"zq9-unlisted-shape","#;
+        let Decoded::Quarantined(q) = quarantine("EOF while parsing", broken) else {
+            panic!("a quarantine");
+        };
+        assert!(
+            q.excerpt.contains("\"eventName\":\"PutParameter\""),
+            "{}",
+            q.excerpt
+        );
+        assert!(q.excerpt.contains("\"unparsed\""), "{}", q.excerpt);
+        assert!(!q.excerpt.contains("zq9"), "{}", q.excerpt);
+        // A reason quoting the input it choked on does not repeat it.
+        let reason = safe_reason("invalid type: string \"zq9-unlisted-shape\", expected a boolean");
+        assert!(!reason.contains("zq9"), "{reason}");
+        assert!(reason.contains("expected a boolean"), "{reason}");
     }
 
     #[test]
@@ -1242,7 +1481,9 @@ mod tests {
         };
         assert!(
             q.excerpt
-                .starts_with("{\"eventName\":\"X\",\"items\":[\"item-0\"")
+                .starts_with("{\"eventName\":\"X\",\"items\":[\"[6 chars]\""),
+            "{}",
+            q.excerpt
         );
         assert!(q.excerpt.ends_with('…'), "{}", q.excerpt);
         assert_eq!(q.excerpt.chars().count(), EXCERPT_CHARS + 1);
