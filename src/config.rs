@@ -97,6 +97,13 @@ struct FileConfig {
     output: OutputFile,
     slack: SlackFile,
     summary: SummaryFile,
+    input: InputFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct InputFile {
+    max_inflated_mib: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -246,6 +253,22 @@ impl Default for SummaryConfig {
     }
 }
 
+/// `[input]`: bounds on what one input may cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputConfig {
+    /// Most bytes one gzip file may inflate to (`max_inflated_mib`, 1 to 4096 MiB; default
+    /// 256 MiB); past it the file is quarantined, not read.
+    pub max_inflated: usize,
+}
+
+impl Default for InputConfig {
+    fn default() -> Self {
+        Self {
+            max_inflated: crate::event::decode::DEFAULT_MAX_INFLATED,
+        }
+    }
+}
+
 /// Validated settings the engine runs with.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Settings {
@@ -257,6 +280,7 @@ pub struct Settings {
     pub locale: Locale,
     pub slack: SlackSettings,
     pub summary: SummaryConfig,
+    pub input: InputConfig,
 }
 
 impl Settings {
@@ -317,6 +341,16 @@ impl Settings {
         if let Some(max) = file.incidents.max_reminder_interval {
             self.incidents.max_reminder_interval =
                 parse_duration("incidents.max_reminder_interval", &max)?;
+        }
+        if let Some(mib) = file.input.max_inflated_mib {
+            if !(1..=4096).contains(&mib) {
+                return Err(invalid(
+                    "input.max_inflated_mib",
+                    "a size in MiB from 1 to 4096",
+                    &mib.to_string(),
+                ));
+            }
+            self.input.max_inflated = usize::try_from(mib << 20).unwrap_or(usize::MAX);
         }
         if let Some(ceiling) = file.incidents.ceiling_per_hour {
             self.incidents.ceiling_per_hour = ceiling;
@@ -560,20 +594,46 @@ fn parse_url(key: &str, text: &str) -> Result<String, ConfigError> {
     }
 }
 
+/// The range a duration setting must fall in, by its key (file or environment name), with
+/// how the error states it. Every duration is bounded: a year-long window or a deadline past
+/// the Lambda's own timeout is a typo, and times plus huge durations leave chrono's range.
+fn duration_bounds(key: &str) -> (TimeDelta, TimeDelta, &'static str) {
+    let key = key.to_ascii_lowercase();
+    if key.contains("grace") {
+        (
+            TimeDelta::zero(),
+            TimeDelta::hours(1),
+            "a duration from 0s to 1h, like \"2m\"",
+        )
+    } else if key.contains("width") || key.ends_with("window") {
+        (
+            TimeDelta::minutes(1),
+            TimeDelta::days(1),
+            "a duration from 1m to 1d, like \"5m\"",
+        )
+    } else if key.contains("deadline") {
+        (
+            TimeDelta::seconds(1),
+            TimeDelta::minutes(15),
+            "a duration from 1s to 15m, like \"45s\"",
+        )
+    } else {
+        // Dedup periods and reminder intervals.
+        (
+            TimeDelta::minutes(1),
+            TimeDelta::days(30),
+            "a duration from 1m to 30d, like \"60m\"",
+        )
+    }
+}
+
 fn parse_duration(key: &str, text: &str) -> Result<TimeDelta, ConfigError> {
+    let (min, max, expected) = duration_bounds(key);
     humantime::parse_duration(text.trim())
         .ok()
         .and_then(|d| TimeDelta::from_std(d).ok())
-        .filter(|d| *d > TimeDelta::zero() || key.contains("grace"))
-        // Beyond a year a time plus the duration can leave chrono's range.
-        .filter(|d| *d <= TimeDelta::days(366))
-        .ok_or_else(|| {
-            invalid(
-                key,
-                "a duration like \"5m\" or \"90s\" (a year at most)",
-                text,
-            )
-        })
+        .filter(|d| *d >= min && *d <= max)
+        .ok_or_else(|| invalid(key, expected, text))
 }
 
 fn parse_lang(key: &str, text: &str) -> Result<Lang, ConfigError> {
@@ -782,6 +842,22 @@ mod tests {
             (
                 "[window]\nwidth = \"five\"\n",
                 "window.width: expected a duration",
+            ),
+            (
+                "[window]\nwidth = \"300000y\"\n",
+                "window.width: expected a duration from 1m to 1d",
+            ),
+            (
+                "[window]\ngrace = \"100000y\"\n",
+                "window.grace: expected a duration from 0s to 1h",
+            ),
+            (
+                "[incidents]\ndedup_period = \"100000y\"\n",
+                "incidents.dedup_period: expected a duration from 1m to 30d",
+            ),
+            (
+                "[incidents]\nmax_reminder_interval = \"0s\"\n",
+                "incidents.max_reminder_interval: expected a duration from 1m to 30d",
             ),
             (
                 "[output]\ntz = \"Mars/Base\"\n",

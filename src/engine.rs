@@ -14,7 +14,7 @@ use crate::delivery::{AuditLine, Placement, Receipt};
 use crate::enrich::redact::RedactCache;
 use crate::enrich::{ActorConfig, AgentMemo, classify_with};
 use crate::event::decode::{decode_json_lines, line_parts};
-use crate::event::{Decoded, Quarantined, decode_bytes};
+use crate::event::{Decoded, Quarantined, Skipped, decode_bytes_within};
 use crate::incident::{self, Ceiling, Incident, IncidentKey, Parent};
 use crate::ports::{Delivery, Notifier, Retryable, Store};
 use crate::rules::{RulePack, Verdict};
@@ -26,13 +26,22 @@ mod held;
 /// Most quarantined records kept for inspection (all are counted).
 const QUARANTINE_KEPT: usize = 10_000;
 
-/// Counters for one run. `read = decoded + quarantined`;
+/// Counters for one run. `read = decoded + quarantined + skipped`;
 /// `decoded = matched + ignored + unmatched + duplicates`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Stats {
     pub read: u64,
     pub decoded: u64,
     pub quarantined: u64,
+    /// Real CloudTrail output that is not an event: Insights records and digest files.
+    pub skipped: u64,
+    /// Of `skipped`: CloudTrail Insights records.
+    pub skipped_insights: u64,
+    /// Of `skipped`: CloudTrail digest files.
+    pub skipped_digests: u64,
+    /// Quarantined records beyond the first 10,000, which are counted but not kept (nor
+    /// written to the quarantine file).
+    pub quarantine_omitted: u64,
     pub matched: u64,
     pub ignored: u64,
     pub unmatched: u64,
@@ -62,11 +71,14 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// Add the counters decoding sets (read, decoded, quarantined, ignored, unmatched).
+    /// Add the counters decoding sets (read, decoded, quarantined, skipped, ignored, unmatched).
     fn add_decoding(&mut self, more: Self) {
         self.read += more.read;
         self.decoded += more.decoded;
         self.quarantined += more.quarantined;
+        self.skipped += more.skipped;
+        self.skipped_insights += more.skipped_insights;
+        self.skipped_digests += more.skipped_digests;
         self.ignored += more.ignored;
         self.unmatched += more.unmatched;
     }
@@ -187,6 +199,13 @@ impl Decoding {
                         out.quarantine.push(q);
                     }
                 }
+                Decoded::Skipped(kind) => {
+                    out.stats.skipped += 1;
+                    match kind {
+                        Skipped::Insight => out.stats.skipped_insights += 1,
+                        Skipped::DigestFile => out.stats.skipped_digests += 1,
+                    }
+                }
             }
         });
         out
@@ -280,6 +299,16 @@ where
         }
     }
 
+    /// [`Engine::decode`] of one input file: its quarantined records name it (`source`).
+    pub fn decode_from(&mut self, bytes: &[u8], source: &str) -> Vec<BatchEvent> {
+        let before = self.quarantine.len();
+        let events = self.decode(bytes);
+        for q in &mut self.quarantine[before..] {
+            q.source = Some(source.to_owned());
+        }
+        events
+    }
+
     /// Decode, match and enrich a buffer. Only matched events are built and returned, in
     /// input order. A large JSON Lines buffer is cut at line ends and its parts decoded on
     /// threads of their own (see [`Split`]): the result is the same as in one piece.
@@ -287,7 +316,8 @@ where
         let (rules, actors) = (&self.rules, &self.settings.actors);
         let parts = line_parts(bytes, self.split.threads, self.split.min_part);
         let decoded = if parts.len() <= 1 {
-            Decoding::run(rules, actors, |sink| decode_bytes(bytes, sink))
+            let max = self.settings.input.max_inflated;
+            Decoding::run(rules, actors, |sink| decode_bytes_within(bytes, max, sink))
         } else {
             std::thread::scope(|scope| {
                 let workers: Vec<_> = parts
@@ -310,6 +340,10 @@ where
         };
         self.stats.add_decoding(decoded.stats);
         keep_quarantined(&mut self.quarantine, decoded.quarantine);
+        self.stats.quarantine_omitted = self
+            .stats
+            .quarantined
+            .saturating_sub(self.quarantine.len() as u64);
         decoded.matched
     }
 

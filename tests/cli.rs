@@ -162,3 +162,216 @@ fn pattern_prints_the_generated_pattern() {
         assert!(serde_json::to_string(piece).unwrap_or_default().len() <= 2048);
     }
 }
+
+/// A bare CloudTrail record no rule matches (a read by a workload role), with its id.
+fn quiet_record(id: &str) -> serde_json::Value {
+    serde_json::json!({
+        "eventVersion": "1.09",
+        "eventID": id,
+        "eventTime": "2026-11-02T03:00:00Z",
+        "eventSource": "ec2.amazonaws.com",
+        "eventName": "DescribeInstances",
+        "awsRegion": "us-east-1",
+        "recipientAccountId": "111111111111",
+        "eventType": "AwsApiCall",
+        "readOnly": true,
+        "userAgent": "aws-sdk-go-v2/1.30.0",
+        "userIdentity": {
+            "type": "AssumedRole",
+            "arn": "arn:aws:sts::111111111111:assumed-role/app/i-0abc",
+            "accountId": "111111111111",
+            "sessionContext": {"sessionIssuer": {"type": "Role", "userName": "app",
+                "arn": "arn:aws:iam::111111111111:role/app"}}
+        },
+        "requestParameters": {"filterSet": {}, "padding": "x".repeat(300)},
+        "responseElements": null
+    })
+}
+
+fn log_file(ids: std::ops::Range<usize>) -> String {
+    let records: Vec<serde_json::Value> = ids.map(|n| quiet_record(&format!("r-{n}"))).collect();
+    serde_json::json!({ "Records": records }).to_string()
+}
+
+fn gzip(bytes: &[u8], level: flate2::Compression) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), level);
+    encoder.write_all(bytes).unwrap_or_default();
+    encoder.finish().unwrap_or_default()
+}
+
+/// The stats line of `trailwatch replay FILE --format audit` (its timing fields cut off).
+fn stats_of(name: &str, bytes: &[u8], extra: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap_or_else(|err| panic!("tempdir: {err}"));
+    let path = dir.path().join(name);
+    std::fs::write(&path, bytes).unwrap_or_else(|err| panic!("write: {err}"));
+    let mut args = vec![
+        "replay",
+        path.to_str().unwrap_or_default(),
+        "--format",
+        "audit",
+    ];
+    args.extend_from_slice(extra);
+    let out = trailwatch(&args);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("replay: "))
+        .unwrap_or_else(|| panic!("no stats line: {stderr}"));
+    line.split(" elapsed=")
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn expected_stats(decoded: u64, quarantined: u64, insights: u64, digests: u64) -> String {
+    let skipped = insights + digests;
+    format!(
+        "replay: read={} decoded={decoded} quarantined={quarantined} quarantine_omitted=0 \
+         skipped={skipped} insights={insights} digest_files={digests} matched=0 ignored=0 \
+         unmatched={decoded} duplicates=0 late=0 immediate=0 batches=0 top_level=0 replies=0 \
+         reminders=0 held=0 fallbacks=0",
+        decoded + quarantined + skipped
+    )
+}
+
+/// A byte-order mark before JSON Lines or a whole log file, and CRLF line ends, cost nothing.
+#[test]
+fn a_byte_order_mark_and_crlf_line_ends_are_read() {
+    let lines: Vec<String> = (0..3)
+        .map(|n| quiet_record(&format!("l-{n}")).to_string())
+        .collect();
+    let bom_lines = format!("\u{feff}{}\n", lines.join("\n"));
+    assert_eq!(
+        stats_of("bom.jsonl", bom_lines.as_bytes(), &[]),
+        expected_stats(3, 0, 0, 0)
+    );
+    let bom_file = format!("\u{feff}{}", log_file(0..4));
+    assert_eq!(
+        stats_of("bom.json", bom_file.as_bytes(), &[]),
+        expected_stats(4, 0, 0, 0)
+    );
+    let crlf = format!("{}\r\n", lines.join("\r\n"));
+    assert_eq!(
+        stats_of("crlf.jsonl", crlf.as_bytes(), &[]),
+        expected_stats(3, 0, 0, 0)
+    );
+    let gz = gzip(bom_file.as_bytes(), flate2::Compression::default());
+    assert_eq!(
+        stats_of("bom.json.gz", &gz, &[]),
+        expected_stats(4, 0, 0, 0)
+    );
+}
+
+/// A damaged gzip log file: every record complete before the damage decodes, and one
+/// quarantine entry (naming the file) says what was lost.
+#[test]
+fn a_damaged_gzip_file_keeps_the_records_before_the_damage() {
+    let file = log_file(0..40);
+    let gz = gzip(file.as_bytes(), flate2::Compression::none());
+    // Cut at 90%: the records whose text ends within what still inflates decode.
+    let cut = &gz[..gz.len() * 9 / 10];
+    let mut inflated = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(cut), &mut inflated);
+    let complete = (0..40)
+        .filter(|n| {
+            let record = quiet_record(&format!("r-{n}")).to_string();
+            file.find(&record)
+                .is_some_and(|at| at + record.len() <= inflated.len())
+        })
+        .count() as u64;
+    assert!((30..40).contains(&complete), "{complete}");
+    assert_eq!(
+        stats_of("cut.json.gz", cut, &[]),
+        expected_stats(complete, 1, 0, 0)
+    );
+    // Only the trailer missing, or a bad checksum: every record, and the damage noted.
+    let no_trailer = &gz[..gz.len() - 8];
+    assert_eq!(
+        stats_of("trailer.json.gz", no_trailer, &[]),
+        expected_stats(40, 1, 0, 0)
+    );
+    let mut bad_crc = gz.clone();
+    let at = bad_crc.len() - 6;
+    bad_crc[at] ^= 0xff;
+    assert_eq!(
+        stats_of("crc.json.gz", &bad_crc, &[]),
+        expected_stats(40, 1, 0, 0)
+    );
+    // The quarantine entry names the file and the reason, and holds nothing of the records.
+    let dir = tempfile::tempdir().unwrap_or_else(|err| panic!("tempdir: {err}"));
+    let (input, quarantine) = (dir.path().join("cut.json.gz"), dir.path().join("q.jsonl"));
+    std::fs::write(&input, cut).unwrap_or_default();
+    let out = trailwatch(&[
+        "replay",
+        input.to_str().unwrap_or_default(),
+        "--format",
+        "audit",
+        "--quarantine",
+        quarantine.to_str().unwrap_or_default(),
+    ]);
+    assert!(out.status.success());
+    let written = std::fs::read_to_string(&quarantine).unwrap_or_default();
+    let entry: serde_json::Value = serde_json::from_str(written.trim()).unwrap_or_default();
+    assert!(
+        entry["source"]
+            .as_str()
+            .is_some_and(|s| s.ends_with("cut.json.gz")),
+        "{written}"
+    );
+    assert!(
+        entry["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("gzip: ")),
+        "{written}"
+    );
+}
+
+/// A gzip bomb is not inflated past the configured bound: one quarantine entry says so.
+#[test]
+fn a_gzip_bomb_stops_at_the_bound() {
+    let bomb = gzip(&vec![b' '; 3 << 20], flate2::Compression::best());
+    assert!(bomb.len() < 64 << 10);
+    let dir = tempfile::tempdir().unwrap_or_else(|err| panic!("tempdir: {err}"));
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "[input]\nmax_inflated_mib = 1\n").unwrap_or_default();
+    let config = config.to_str().unwrap_or_default().to_owned();
+    assert_eq!(
+        stats_of("bomb.json.gz", &bomb, &["--config", &config]),
+        expected_stats(0, 1, 0, 0)
+    );
+}
+
+/// CloudTrail Insights records and digest files are real CloudTrail output, not events:
+/// skipped and counted by kind, never quarantined.
+#[test]
+fn insights_records_and_digest_files_are_skipped_not_quarantined() {
+    let insight = serde_json::json!({
+        "eventVersion": "1.07", "eventTime": "2026-11-02T03:00:00Z",
+        "awsRegion": "us-east-1", "eventID": "ins-1", "eventType": "AwsCloudTrailInsight",
+        "recipientAccountId": "111111111111", "sharedEventID": "s-1",
+        "insightDetails": {"state": "Start", "eventSource": "ec2.amazonaws.com",
+            "eventName": "RunInstances", "insightType": "ApiCallRateInsight"},
+        "eventCategory": "Insight"
+    });
+    let insights = serde_json::json!({ "Records": [insight, quiet_record("r-1")] }).to_string();
+    assert_eq!(
+        stats_of("insights.json", insights.as_bytes(), &[]),
+        expected_stats(1, 0, 1, 0)
+    );
+    let digest = serde_json::json!({
+        "awsAccountId": "111111111111",
+        "digestStartTime": "2026-11-02T02:00:00Z",
+        "digestEndTime": "2026-11-02T03:00:00Z",
+        "digestS3Bucket": "trail-bucket",
+        "digestS3Object": "AWSLogs/111111111111/CloudTrail-Digest/us-east-1/x.json.gz",
+        "previousDigestSignature": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "logFiles": []
+    })
+    .to_string();
+    assert_eq!(
+        stats_of("digest.json", digest.as_bytes(), &[]),
+        expected_stats(0, 0, 0, 1)
+    );
+}

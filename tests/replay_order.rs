@@ -57,7 +57,13 @@ fn audit(inputs: &[Vec<u8>], run_size: usize, dir: &Path) -> String {
             CollectingNotifier::default(),
             EventTimeClock::default(),
         );
-        ingest_in_order(&mut engine, inputs.iter().cloned().map(Ok), run_size, dir)
+        let named = inputs.iter().enumerate().map(|(n, bytes)| {
+            Ok(trailwatch::app::Input {
+                name: format!("input-{n}"),
+                bytes: bytes.clone(),
+            })
+        });
+        ingest_in_order(&mut engine, named, run_size, dir)
             .await
             .unwrap_or_else(|err| panic!("{err:#}"));
         engine

@@ -14,7 +14,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 pub use audit::{audit, parse_since};
 pub use pattern::pattern;
-pub use replay::{ingest_as_arrived, ingest_in_order, input_files, render, replay, stats_line};
+pub use replay::{
+    Input, ingest_as_arrived, ingest_in_order, input_files, render, replay, stats_line,
+};
 pub use slack::lambda_slack_notifier;
 
 /// trailwatch: what changed in your AWS accounts, who did it, how bad it is.

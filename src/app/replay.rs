@@ -67,7 +67,12 @@ async fn run<M: Summarizer>(
         EventTimeClock::default(),
     );
     let files = input_files(&args.files)?;
-    let inputs = files.iter().map(|file| read_input(file));
+    let inputs = files.iter().map(|file| {
+        read_input(file).map(|bytes| Input {
+            name: file.display().to_string(),
+            bytes,
+        })
+    });
     let started = Instant::now();
     if args.as_arrived {
         ingest_as_arrived(&mut engine, inputs).await?;
@@ -184,6 +189,13 @@ fn slack_notifier(
     Ok(Some(notifier))
 }
 
+/// One input file: its name as given (`-` for standard input) and its bytes.
+#[derive(Debug, Clone)]
+pub struct Input {
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
 /// Events per call of [`Engine::ingest`] when feeding sorted events.
 const INGEST_CHUNK: usize = 4096;
 
@@ -193,7 +205,7 @@ const INGEST_CHUNK: usize = 4096;
 /// spilled into `dir` and merged.
 pub async fn ingest_in_order<S, M, N, C>(
     engine: &mut Engine<S, M, N, C>,
-    inputs: impl IntoIterator<Item = anyhow::Result<Vec<u8>>>,
+    inputs: impl IntoIterator<Item = anyhow::Result<Input>>,
     run_size: usize,
     dir: &Path,
 ) -> anyhow::Result<()>
@@ -205,7 +217,8 @@ where
 {
     let mut sorter = EventSorter::new(run_size, dir);
     for input in inputs {
-        let events = engine.decode(&input?);
+        let input = input?;
+        let events = engine.decode_from(&input.bytes, &input.name);
         sorter.extend(events)?;
     }
     let mut in_order = sorter.finish()?;
@@ -224,7 +237,7 @@ where
 /// Feed each input to the engine as it comes, in the order given (`--as-arrived`).
 pub async fn ingest_as_arrived<S, M, N, C>(
     engine: &mut Engine<S, M, N, C>,
-    inputs: impl IntoIterator<Item = anyhow::Result<Vec<u8>>>,
+    inputs: impl IntoIterator<Item = anyhow::Result<Input>>,
 ) -> anyhow::Result<()>
 where
     S: Store,
@@ -233,7 +246,9 @@ where
     C: Clock,
 {
     for input in inputs {
-        engine.ingest_bytes(&input?).await?;
+        let input = input?;
+        let events = engine.decode_from(&input.bytes, &input.name);
+        engine.ingest(events).await?;
     }
     Ok(())
 }
@@ -358,6 +373,15 @@ fn write_quarantine<S, M, N, C>(path: &Path, engine: &Engine<S, M, N, C>) -> any
         out.push_str(&serde_json::to_string(record)?);
         out.push('\n');
     }
+    let omitted = engine.stats().quarantine_omitted;
+    if omitted > 0 {
+        // The file is bounded; its last line says what it left out.
+        out.push_str(&serde_json::to_string(&serde_json::json!({
+            "omitted": omitted,
+            "reason": format!("the quarantine file keeps the first {} records", engine.quarantined().len()),
+        }))?);
+        out.push('\n');
+    }
     std::fs::write(path, out).with_context(|| format!("cannot write {}", path.display()))
 }
 
@@ -370,10 +394,14 @@ pub fn stats_line(stats: &Stats, seconds: f64) -> String {
         0.0
     };
     format!(
-        "replay: read={} decoded={} quarantined={} matched={} ignored={} unmatched={} duplicates={} late={} immediate={} batches={} top_level={} replies={} reminders={} held={} fallbacks={} elapsed={seconds:.3}s events/s={rate:.0}",
+        "replay: read={} decoded={} quarantined={} quarantine_omitted={} skipped={} insights={} digest_files={} matched={} ignored={} unmatched={} duplicates={} late={} immediate={} batches={} top_level={} replies={} reminders={} held={} fallbacks={} elapsed={seconds:.3}s events/s={rate:.0}",
         stats.read,
         stats.decoded,
         stats.quarantined,
+        stats.quarantine_omitted,
+        stats.skipped,
+        stats.skipped_insights,
+        stats.skipped_digests,
         stats.matched,
         stats.ignored,
         stats.unmatched,

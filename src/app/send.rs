@@ -17,6 +17,7 @@ pub fn entries(bytes: &[u8], out: &mut Vec<Entry>) -> u64 {
             data: record.envelope_json().into_owned().into_bytes(),
         }),
         Decoded::Quarantined(_) => quarantined += 1,
+        Decoded::Skipped(_) => {}
     });
     quarantined
 }

@@ -31,35 +31,129 @@ const MAX_RESOURCE_CHARS: usize = 200;
 /// Longest free text (user agent, error message) kept.
 const MAX_TEXT_CHARS: usize = 400;
 
-/// A record that could not be decoded: kept, redacted and bounded, with its reason.
+/// A record that could not be decoded: kept, safe to show (see [`json_excerpt`]) and
+/// bounded, with its reason and, when known, the file it came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Quarantined {
     pub reason: String,
     pub excerpt: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
-/// One input record: decoded (borrowed) or quarantined.
+/// Real CloudTrail output that is not an event: counted as skipped, never quarantined (the
+/// quarantine count drives an alarm).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skipped {
+    /// A CloudTrail Insights record (`eventType: AwsCloudTrailInsight`).
+    Insight,
+    /// A CloudTrail digest file (`digestStartTime`, no `Records`): log-file integrity, not
+    /// events.
+    DigestFile,
+}
+
+/// One input record: decoded (borrowed), quarantined, or skipped.
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // Handed straight to the sink: boxing would allocate per record.
 pub enum Decoded<'a> {
     Record(Record<'a>),
     Quarantined(Quarantined),
+    Skipped(Skipped),
 }
+
+/// How much one gzip file may inflate to by default, in bytes (256 MiB: a CloudTrail log
+/// file is a few MB; a 4 MB gzip bomb inflates to gigabytes).
+pub const DEFAULT_MAX_INFLATED: usize = 256 << 20;
 
 /// Decode a buffer of any supported shape, handing each record to `sink` in input order.
 pub fn decode_bytes(input: &[u8], sink: &mut dyn FnMut(Decoded<'_>)) {
-    decode_buffer(input, sink, 0);
+    decode_bytes_within(input, DEFAULT_MAX_INFLATED, sink);
 }
 
-fn decode_buffer(input: &[u8], sink: &mut dyn FnMut(Decoded<'_>), depth: usize) {
-    if input.starts_with(&[0x1f, 0x8b]) {
-        let mut inflated = Vec::new();
-        match flate2::read::MultiGzDecoder::new(input).read_to_end(&mut inflated) {
-            Ok(_) => decode_text(&inflated, sink, depth),
-            Err(err) => sink(quarantine(format!("gzip: {err}"), "")),
+/// [`decode_bytes`], a gzip file inflating to at most `max_inflated` bytes: past it, the file
+/// is quarantined (one entry saying so), not read.
+pub fn decode_bytes_within(input: &[u8], max_inflated: usize, sink: &mut dyn FnMut(Decoded<'_>)) {
+    decode_buffer(input, sink, 0, max_inflated);
+}
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+fn decode_buffer(input: &[u8], sink: &mut dyn FnMut(Decoded<'_>), depth: usize, max: usize) {
+    if !input.starts_with(&[0x1f, 0x8b]) {
+        decode_text(input.strip_prefix(BOM).unwrap_or(input), sink, depth);
+        return;
+    }
+    let mut inflated = Vec::new();
+    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+    let read = flate2::read::MultiGzDecoder::new(input)
+        .take(limit)
+        .read_to_end(&mut inflated);
+    if inflated.len() > max {
+        sink(quarantine(
+            format!(
+                "gzip: inflates past {} MiB ([input] max_inflated_mib); not read",
+                max >> 20
+            ),
+            "",
+        ));
+        return;
+    }
+    let text = inflated.strip_prefix(BOM).unwrap_or(&inflated);
+    match read {
+        Ok(_) => decode_text(text, sink, depth),
+        Err(err) => {
+            // Damaged (cut short, bad checksum): every complete record before the damage is
+            // decoded; what follows it is lost, and one quarantine entry says so.
+            salvage(text, sink, depth);
+            sink(quarantine(
+                format!(
+                    "gzip: {err}: the file is damaged after {} bytes; records after the damage are lost",
+                    inflated.len()
+                ),
+                "",
+            ));
         }
-    } else {
-        decode_text(input, sink, depth);
+    }
+}
+
+/// The complete records of a text cut short: each record of a `{"Records": [...]}` file up
+/// to the cut, or each whole line of JSON Lines (a last, cut line is quarantined).
+fn salvage(text: &[u8], sink: &mut dyn FnMut(Decoded<'_>), depth: usize) {
+    let Ok(text) = std::str::from_utf8(text).or_else(|err| {
+        // Cut inside a character: keep what precedes it.
+        std::str::from_utf8(&text[..err.valid_up_to()])
+    }) else {
+        return;
+    };
+    let head = text.trim_start();
+    let Some(rest) = head
+        .strip_prefix('{')
+        .map(str::trim_start)
+        .and_then(|r| r.strip_prefix("\"Records\""))
+        .map(str::trim_start)
+        .and_then(|r| r.strip_prefix(':'))
+        .map(str::trim_start)
+        .and_then(|r| r.strip_prefix('['))
+    else {
+        decode_text(text.as_bytes(), sink, depth);
+        return;
+    };
+    let mut rest = rest;
+    loop {
+        rest = rest.trim_start_matches(|c: char| c.is_ascii_whitespace() || c == ',');
+        if rest.is_empty() || rest.starts_with(']') {
+            return;
+        }
+        let mut values = serde_json::Deserializer::from_str(rest).into_iter::<&RawValue>();
+        match values.next() {
+            Some(Ok(record)) => {
+                let end = values.byte_offset();
+                decode_value(record.get(), sink, depth + 1);
+                rest = &rest[end..];
+            }
+            // The record the damage cut: reported with the damage.
+            _ => return,
+        }
     }
 }
 
@@ -264,6 +358,10 @@ fn decode_object(
         for record in records {
             decode_value(record.get(), sink, depth + 1);
         }
+    } else if probe.digest_start.is_some() {
+        sink(Decoded::Skipped(Skipped::DigestFile));
+    } else if probe.event_type.as_deref() == Some("AwsCloudTrailInsight") {
+        sink(Decoded::Skipped(Skipped::Insight));
     } else if let Some(kinesis) = &probe.kinesis {
         decode_base64(kinesis.data.as_deref(), text, sink, depth);
     } else if probe.partition_key.is_some() && probe.data.is_some() {
@@ -293,9 +391,11 @@ fn decode_base64(data: Option<&str>, text: &str, sink: &mut dyn FnMut(Decoded<'_
     };
     match base64::engine::general_purpose::STANDARD.decode(data) {
         Ok(bytes) if serde_json::from_slice::<&RawValue>(bytes.trim_ascii()).is_ok() => {
-            decode_buffer(&bytes, sink, depth + 1);
+            decode_buffer(&bytes, sink, depth + 1, DEFAULT_MAX_INFLATED);
         }
-        Ok(bytes) if bytes.starts_with(&[0x1f, 0x8b]) => decode_buffer(&bytes, sink, depth + 1),
+        Ok(bytes) if bytes.starts_with(&[0x1f, 0x8b]) => {
+            decode_buffer(&bytes, sink, depth + 1, DEFAULT_MAX_INFLATED);
+        }
         Ok(bytes) => sink(quarantine(
             "Kinesis data is not JSON",
             &String::from_utf8_lossy(&bytes),
@@ -339,6 +439,7 @@ fn quarantine(reason: impl AsRef<str>, raw: &str) -> Decoded<'static> {
     Decoded::Quarantined(Quarantined {
         reason: bounded(&safe_reason(reason.as_ref()), 300).into_owned(),
         excerpt: bounded(&excerpt, EXCERPT_CHARS).into_owned(),
+        source: None,
     })
 }
 
@@ -733,6 +834,9 @@ struct Probe<'a> {
     event_name: Str<'a>,
     #[serde(rename = "eventType", borrow)]
     event_type: Str<'a>,
+    /// Set in a CloudTrail digest file, which has no `Records`.
+    #[serde(rename = "digestStartTime", borrow)]
+    digest_start: Option<&'a RawValue>,
     #[serde(rename = "awsRegion", borrow)]
     aws_region: Str<'a>,
     #[serde(rename = "sourceIPAddress", borrow)]
@@ -1388,6 +1492,7 @@ mod tests {
         decode_bytes(input, &mut |decoded| match decoded {
             Decoded::Record(record) => events.push(record.to_event()),
             Decoded::Quarantined(q) => quarantined.push(q),
+            Decoded::Skipped(_) => {}
         });
         (events, quarantined)
     }
@@ -1788,6 +1893,7 @@ mod tests {
                             failure = Some(format!("unbounded quarantine: {q:?}"));
                         }
                     }
+                    Decoded::Skipped(_) => {}
                 }
             });
             prop_assert!(failure.is_none(), "{failure:?}");
@@ -1809,6 +1915,7 @@ mod tests {
             match decoded {
                 Decoded::Record(record) => format!("{:?}", record.to_event()),
                 Decoded::Quarantined(q) => format!("{q:?}"),
+                Decoded::Skipped(s) => format!("{s:?}"),
             }
         }
 

@@ -275,8 +275,8 @@ name = "DeleteBucket"
         message.contains("[[rule]] x: dedup_period: expected a duration"),
         "{message}"
     );
-    // Nothing, or more than a year (a time plus it would leave chrono's range), is refused.
-    for period in ["0s", "100000000y"] {
+    // Less than a minute, or more than 30 days, is refused.
+    for period in ["0s", "59s", "31d", "100000y", "100000000y"] {
         let text = format!(
             "[[rule]]\nid = \"x\"\ntitle = \"x\"\nseverity = \"red\"\ndedup_period = \"{period}\"\n[rule.match]\nname = \"X\"\n"
         );

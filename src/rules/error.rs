@@ -27,7 +27,7 @@ pub enum RulesError {
     },
 
     #[error(
-        "[[rule]] {id}: dedup_period: expected a duration like \"30m\" or \"2h\" (a year at most), found {found:?}"
+        "[[rule]] {id}: dedup_period: expected a duration from 1m to 30d, like \"30m\" or \"2h\", found {found:?}"
     )]
     DedupPeriod { id: String, found: String },
 

@@ -240,13 +240,12 @@ impl RulePack {
             }
             let dedup_period_secs = match &spec.dedup_period {
                 None => None,
-                // More than nothing, at most a year (beyond, a time plus it leaves chrono's
-                // range).
+                // From a minute to 30 days, like `[incidents] dedup_period`.
                 Some(text) => Some(
                     humantime::parse_duration(text)
                         .ok()
                         .map(|d| d.as_secs())
-                        .filter(|secs| (1..=366 * 86_400).contains(secs))
+                        .filter(|secs| (60..=30 * 86_400).contains(secs))
                         .ok_or_else(|| RulesError::DedupPeriod {
                             id: spec.id.clone(),
                             found: text.clone(),

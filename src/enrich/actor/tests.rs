@@ -31,6 +31,7 @@ fn decoded(json: &str) -> Event {
     decode_bytes(json.as_bytes(), &mut |d| match d {
         Decoded::Record(record) => events.push(record.to_event()),
         Decoded::Quarantined(q) => panic!("quarantined: {q:?}"),
+        Decoded::Skipped(s) => panic!("skipped: {s:?}"),
     });
     assert_eq!(events.len(), 1, "one record in {json}");
     events.remove(0)
