@@ -79,7 +79,8 @@ pub fn defang(s: &str) -> String {
 }
 
 /// Free event text for `mrkdwn`: escaped, formatting characters replaced by look-alikes,
-/// whitespace (newlines included) collapsed to single spaces, control and bidi characters removed.
+/// whitespace (newlines included) collapsed to single spaces, control characters removed, bidi
+/// and zero-width characters shown as their code points.
 pub fn plain(s: &str) -> String {
     plain_within(s, usize::MAX)
 }
@@ -185,19 +186,38 @@ fn fit(s: &str, max: usize, mode: Mode) -> String {
     out
 }
 
-/// Unicode bidi controls: they can make `gpj.exe` read as `exe.jpg`.
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+/// Characters that change how text reads without showing: bidi controls (they can make
+/// `gpj.exe` read as `exe.jpg`) and zero-width characters (`ad\u{200B}min` reads as `admin`).
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
 }
 
-/// Collapses whitespace runs to one space, trims, and drops control and bidi characters.
+/// Collapses whitespace runs to one space, trims, drops control characters, and shows each
+/// invisible character as its code point (`⟨U+200B⟩`): removing it would make the text read
+/// as something it is not. (The audit keeps the raw value as evidence.)
 fn clean(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut pending_space = false;
     for c in s.chars() {
-        if c.is_whitespace() {
+        if is_invisible(c) {
+            if pending_space {
+                out.push(' ');
+                pending_space = false;
+            }
+            let _ = std::fmt::Write::write_fmt(&mut out, format_args!("⟨U+{:04X}⟩", u32::from(c)));
+        } else if c.is_whitespace() {
             pending_space = !out.is_empty();
-        } else if !c.is_control() && !is_bidi_control(c) {
+        } else if !c.is_control() {
             if pending_space {
                 out.push(' ');
                 pending_space = false;
@@ -270,7 +290,21 @@ mod tests {
     #[test]
     fn plain_collapses_whitespace_and_drops_controls() {
         assert_eq!(plain("  a\n\n b\r\n\tc  "), "a b c");
-        assert_eq!(plain("x\u{202E}gpj.exe\u{0}"), "xgpj.exe");
+        assert_eq!(plain("x\u{202E}gpj.exe\u{0}"), "x⟨U+202E⟩gpj.exe");
+    }
+
+    /// Zero-width and bidi characters show: `ad\u{200B}min` must not read as `admin`.
+    #[test]
+    fn invisible_characters_are_shown_as_code_points() {
+        for (input, shown) in [
+            ("ad\u{200B}min", "ad⟨U+200B⟩min"),
+            ("ad\u{2060}min", "ad⟨U+2060⟩min"),
+            ("\u{FEFF}admin", "⟨U+FEFF⟩admin"),
+            ("evil\u{202E}fdp.exe", "evil⟨U+202E⟩fdp.exe"),
+        ] {
+            assert_eq!(plain(input), shown);
+            assert_eq!(code(input), format!("`{shown}`"));
+        }
     }
 
     #[test]
