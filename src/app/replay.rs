@@ -265,7 +265,15 @@ fn remove_on_interrupt(dir: PathBuf) {
             return;
         };
         runtime.block_on(interrupted());
-        let _ = std::fs::remove_dir_all(&dir);
+        // The sort may write a run into the folder while it is being removed (the removal
+        // then fails as the folder is not empty): try again until it is gone. Once it is, no
+        // run can be written (its folder no longer exists).
+        for _ in 0..100 {
+            if std::fs::remove_dir_all(&dir).is_ok() || !dir.exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         eprintln!("error: interrupted");
         std::process::exit(130);
     });

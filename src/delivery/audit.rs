@@ -115,6 +115,9 @@ pub struct AuditEvent {
     /// The incident the event belongs to (absent on lines written before incidents).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<String>,
+    /// What was odd about the record and how it was read anyway (`Event::oddities`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub oddities: Vec<String>,
 }
 
 fn unknown_principal() -> PrincipalKind {
@@ -170,6 +173,7 @@ pub(super) fn audit_line(delivery: &Delivery) -> AuditLine {
                 ci: e.actor.ci.as_ref().map(ToString::to_string),
                 severity: e.severity(),
                 incident: e.incident.clone(),
+                oddities: e.event.oddities.iter().map(ToString::to_string).collect(),
             })
             .collect(),
         channel: None,

@@ -267,7 +267,21 @@ fn decode_value(text: &str, sink: &mut dyn FnMut(Decoded<'_>), depth: usize) {
             Err(err) => match without_lone_surrogates(text) {
                 // A caller-controlled string (a user agent) with a lone surrogate escape
                 // must not cost the whole record: the odd character becomes U+FFFD.
-                Some(repaired) => decode_value(&repaired, sink, depth),
+                Some(repaired) => decode_value(
+                    &repaired,
+                    &mut |decoded| {
+                        sink(match decoded {
+                            Decoded::Record(mut record) => {
+                                record
+                                    .oddities
+                                    .push("a lone surrogate escape replaced by U+FFFD");
+                                Decoded::Record(record)
+                            }
+                            other => other,
+                        });
+                    },
+                    depth,
+                ),
                 None => sink(quarantine(probe_failure(text, &err), text)),
             },
         },
@@ -974,6 +988,8 @@ pub struct Record<'a> {
     /// The JSON this record came in: its EventBridge envelope, or the bare CloudTrail record.
     text: &'a str,
     enveloped: bool,
+    /// What was odd about it, and how it was read anyway (see [`Event::oddities`]).
+    oddities: Vec<&'static str>,
 }
 
 /// RFC 3339 (CloudTrail), or `2022-12-11 19:42:55` in UTC as some log pipelines rewrite it.
@@ -1037,9 +1053,16 @@ impl<'a> Record<'a> {
         let id = probe
             .event_id
             .or_else(|| envelope.and_then(|(e, _)| e.id.clone()));
+        let mut oddities = Vec::new();
         let account = probe
             .recipient_account
-            .or_else(|| envelope.and_then(|(e, _)| e.account.clone()));
+            .or_else(|| envelope.and_then(|(e, _)| e.account.clone()))
+            .or_else(|| {
+                // The caller's account: for a cross-account call not the one it happened in.
+                let caller = probe.user_identity.as_ref()?.account_id.clone()?;
+                oddities.push("no recipientAccountId: account from userIdentity.accountId");
+                Some(caller)
+            });
         let region = probe
             .aws_region
             .or_else(|| envelope.and_then(|(e, _)| e.region.clone()));
@@ -1068,9 +1091,20 @@ impl<'a> Record<'a> {
             error_code: probe.error_code,
             error_message: probe.error_message,
             read_only: probe.read_only.and_then(|raw| match raw.get() {
-                "true" | "\"true\"" => Some(true),
-                "false" | "\"false\"" => Some(false),
-                _ => None,
+                "true" => Some(true),
+                "false" => Some(false),
+                "\"true\"" => {
+                    oddities.push("readOnly written as text");
+                    Some(true)
+                }
+                "\"false\"" => {
+                    oddities.push("readOnly written as text");
+                    Some(false)
+                }
+                _ => {
+                    oddities.push("readOnly neither true nor false: unknown");
+                    None
+                }
             }),
             mfa_used: additional.mfa_used,
             sign_in_name: additional.user_name,
@@ -1083,6 +1117,7 @@ impl<'a> Record<'a> {
             envelope_resources: Vec::new(),
             text: "",
             enveloped: false,
+            oddities,
         })
     }
 
@@ -1117,6 +1152,7 @@ impl<'a> Record<'a> {
             envelope_resources,
             text: "",
             enveloped: false,
+            oddities: Vec::new(),
         })
     }
 
@@ -1209,6 +1245,7 @@ impl<'a> Record<'a> {
             login_result: ident(cache, self.login_result.as_deref(), 20),
             state: ident(cache, self.state.as_deref(), 40),
             resources: self.extract_resources(cache),
+            oddities: self.oddities.iter().map(|&o| o.into()).collect(),
         }
     }
 
@@ -1360,9 +1397,21 @@ const SKIPPED_KEYS: &[&str] = &[
     "tagSpecificationSet",
     "policyDocument",
     "assumeRolePolicyDocument",
+    // Environment variables (Lambda, ECS, CodeBuild, Glue): their names are not resources,
+    // and their values are settings or secrets.
+    "environment",
+    "environmentVariables",
+    "environmentVariablesOverride",
+    "variables",
+    "Variables",
+    "secrets",
+    "connectionProperties",
+    "parameters",
+    "userData",
 ];
 
-/// Objects and arrays under these keys are not walked: secrets, states, tags, policies.
+/// Objects and arrays under these keys are not walked: secrets, states, tags, policies,
+/// environment variables.
 /// (A string under a secret key is never kept either: see [`is_identifier_key`].)
 fn skipped(key: &str) -> bool {
     SKIPPED_KEYS.contains(&key) || is_secret_key(key)
@@ -1980,6 +2029,99 @@ mod tests {
                     decode_bytes(&input, &mut |d| whole.push(outcome(&d)));
                     prop_assert_eq!(by_parts, whole);
                 }
+            }
+        }
+
+        /// Fixture records (bare, or inside an envelope) that decode, as JSON, with what they
+        /// decode to: event id, account, event name.
+        /// A record's JSON, and its event id, account and event name.
+        type Seeded = (serde_json::Value, (String, String, String));
+
+        static RECORDS: LazyLock<Vec<Seeded>> = LazyLock::new(|| {
+            let mut out = Vec::new();
+            for seed in SEEDS.iter() {
+                let Ok(value) = serde_json::from_slice::<serde_json::Value>(seed) else {
+                    continue;
+                };
+                if value.get("Records").is_some() || !value.is_object() {
+                    continue;
+                }
+                let mut decoded = Vec::new();
+                decode_bytes(seed, &mut |d| {
+                    if let Decoded::Record(r) = d {
+                        let e = r.to_event();
+                        decoded.push((e.id.to_string(), e.account.to_string(), e.name.to_string()));
+                    }
+                });
+                if let [one] = decoded.as_slice() {
+                    out.push((value, one.clone()));
+                }
+            }
+            out
+        });
+
+        /// Make one field of `record` odd, as real pipelines and callers do.
+        fn make_odd(record: &serde_json::Value, kind: usize) -> String {
+            let mut record = record.clone();
+            let detail = if record.get("detail").is_some() {
+                &mut record["detail"]
+            } else {
+                &mut record
+            };
+            match kind {
+                0 => detail["userAgent"] = "agent-with-a-lone-surrogate-MARK".into(),
+                1 => detail["readOnly"] = "false".into(),
+                2 => detail["readOnly"] = "maybe".into(),
+                _ => {
+                    if let Some(map) = detail.as_object_mut() {
+                        map.remove("recipientAccountId");
+                    }
+                }
+            }
+            record.to_string().replace("MARK", "\\ud800")
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(128))]
+
+            /// Issue 15, done-when 2: one odd field (a lone surrogate in a caller-controlled
+            /// string, `readOnly` as text or as nonsense, no `recipientAccountId`) never
+            /// quarantines a record: it decodes with the same event id, account and name, and
+            /// the oddity is noted on the event.
+            #[test]
+            fn one_odd_field_does_not_cost_the_record(
+                pick in any::<prop::sample::Index>(),
+                kind in 0usize..4,
+            ) {
+                prop_assume!(!RECORDS.is_empty());
+                let (record, (id, account, name)) = &RECORDS[pick.index(RECORDS.len())];
+                let odd = make_odd(record, kind);
+                let mut events = Vec::new();
+                let mut quarantined = Vec::new();
+                decode_bytes(odd.as_bytes(), &mut |d| match d {
+                    Decoded::Record(r) => events.push(r.to_event()),
+                    Decoded::Quarantined(q) => quarantined.push(q),
+                    Decoded::Skipped(_) => {}
+                });
+                prop_assert!(quarantined.is_empty(), "{quarantined:?} for {odd}");
+                prop_assert_eq!(events.len(), 1);
+                let event = &events[0];
+                prop_assert_eq!(event.id.as_str(), id.as_str());
+                prop_assert_eq!(event.name.as_ref(), name.as_str());
+                let caller = record
+                    .get("detail")
+                    .unwrap_or(record)
+                    .pointer("/userIdentity/accountId")
+                    .and_then(serde_json::Value::as_str);
+                let enveloped = record.get("account").is_some();
+                if kind == 3 && !enveloped && caller.is_some_and(|c| c != account) {
+                    prop_assert_eq!(Some(event.account.as_str()), caller);
+                } else {
+                    prop_assert_eq!(event.account.as_str(), account.as_str());
+                }
+                // Noted, except an account an envelope gives (that one is the rule).
+                let noted = kind < 3 || !enveloped;
+                prop_assert_eq!(!event.oddities.is_empty(), noted, "{:?}", event.oddities);
             }
         }
     }

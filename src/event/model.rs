@@ -166,6 +166,10 @@ pub struct Event {
     /// `detail.state` of an EC2 state-change notification.
     pub state: Option<SharedStr>,
     pub resources: Vec<Resource>,
+    /// What was odd about the record and how it was read anyway (a lone surrogate replaced,
+    /// the account taken from `userIdentity.accountId`, ...): kept in the audit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub oddities: Vec<SharedStr>,
 }
 
 impl Event {

@@ -624,6 +624,7 @@ pub(crate) mod testkit {
                         name: (*name).into(),
                     })
                     .collect(),
+                oddities: Vec::new(),
             },
             rule: Arc::clone(rule),
             actor: actor.clone(),
