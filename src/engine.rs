@@ -23,6 +23,35 @@ use crate::window::{Added, Batch, BatchEvent, BatchId, BatchKind, Clock};
 
 mod held;
 
+/// How far past the wall clock an event may be dated before it is placed at the engine's
+/// time (clocks drift; CloudTrail's own delivery is minutes late, never early).
+pub const FUTURE_BOUND: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
+
+/// Event ids remembered with their content digest, to tell a conflicting duplicate from a
+/// redelivery (forgotten all at once past this many).
+const SEEN_KEPT: usize = 1 << 20;
+
+/// What tells two records of one event id apart: account, event name, time, source and
+/// region (FNV-1a, 64 bits: the same in every run).
+fn content_digest(event: &BatchEvent) -> u64 {
+    let e = &event.event;
+    let time = e.time.timestamp_millis().to_le_bytes();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in [
+        e.account.as_str().as_bytes(),
+        e.name.as_bytes(),
+        &time,
+        e.source.as_bytes(),
+        e.region.as_bytes(),
+    ] {
+        for byte in part.iter().chain(&[0]) {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}
+
 /// Most quarantined records kept for inspection (all are counted).
 const QUARANTINE_KEPT: usize = 10_000;
 
@@ -42,6 +71,11 @@ pub struct Stats {
     /// Quarantined records beyond the first 10,000, which are counted but not kept (nor
     /// written to the quarantine file).
     pub quarantine_omitted: u64,
+    /// Events dated more than 15 minutes past the wall clock, placed at the engine's time.
+    pub future_dated: u64,
+    /// Records whose event id was seen before with other content (another account or event
+    /// name): the first in event-time order is kept, ties broken by a content digest.
+    pub conflicting_duplicates: u64,
     pub matched: u64,
     pub ignored: u64,
     pub unmatched: u64,
@@ -236,6 +270,8 @@ pub struct Engine<S, M, N, C> {
     flush_on_ingest: bool,
     split: Split,
     ceiling: Ceiling,
+    /// Event id -> content digest of the events stored by this engine (bounded).
+    seen: std::collections::HashMap<String, u64>,
 }
 
 impl<S, M, N, C> Engine<S, M, N, C> {
@@ -296,6 +332,7 @@ where
             flush_on_ingest: true,
             split: Split::cores(),
             ceiling: Ceiling::default(),
+            seen: std::collections::HashMap::new(),
         }
     }
 
@@ -352,6 +389,7 @@ where
     /// post at once.
     pub async fn ingest(&mut self, events: Vec<BatchEvent>) -> Result<(), EngineError> {
         for mut event in events {
+            self.place_if_future(&mut event);
             self.clock.observe(event.event.time);
             if self.flush_on_ingest {
                 self.flush_due().await?;
@@ -360,14 +398,30 @@ where
             // (`mark_sent` of the alert does it), so a digest never claims an alert that failed.
             event.already_alerted = false;
             let alert = event.rule.immediate.then(|| event.clone());
+            let (id, digest) = (event.event.id.to_string(), content_digest(&event));
             match self
                 .store
                 .add(event, self.clock.now())
                 .await
                 .map_err(store_error)?
             {
-                Added::Duplicate => self.stats.duplicates += 1,
+                Added::Duplicate => {
+                    self.stats.duplicates += 1;
+                    if let Some(kept) = self.seen.get(&id).filter(|kept| **kept != digest) {
+                        self.stats.conflicting_duplicates += 1;
+                        tracing::warn!(
+                            event_id = %id,
+                            kept = %format!("{kept:016x}"),
+                            dropped = %format!("{digest:016x}"),
+                            "Two records share an event id but differ (account, event name, time, source or region): the first was kept."
+                        );
+                    }
+                }
                 Added::New { late, .. } => {
+                    if self.seen.len() >= SEEN_KEPT {
+                        self.seen.clear();
+                    }
+                    self.seen.insert(id, digest);
                     self.stats.matched += 1;
                     self.stats.late += u64::from(late);
                     if let Some(alert) = alert {
@@ -377,6 +431,38 @@ where
             }
         }
         Ok(())
+    }
+
+    /// An event dated more than [`FUTURE_BOUND`] past the wall clock (a broken or hostile
+    /// record: year 9999) would make every later event late, and its window would never come
+    /// due. It is placed at the engine's current time instead (its arrival in the Lambda, the
+    /// latest event time in replay), and marked so on the event.
+    fn place_if_future(&mut self, event: &mut BatchEvent) {
+        let Some(wall) = self.clock.wall() else {
+            return;
+        };
+        let Some(bound) = wall.checked_add_signed(FUTURE_BOUND) else {
+            return;
+        };
+        if event.event.time <= bound {
+            return;
+        }
+        let at = self
+            .clock
+            .current()
+            .filter(|now| *now <= bound)
+            .unwrap_or(wall);
+        let note = format!(
+            "dated {}, in the future: placed at {}",
+            event
+                .event
+                .time
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        event.event.oddities.push(note.into());
+        event.event.time = at;
+        self.stats.future_dated += 1;
     }
 
     /// Decode and ingest a buffer.

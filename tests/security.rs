@@ -616,3 +616,99 @@ fn invisible_characters_show_in_messages_and_stay_raw_in_the_audit() {
         "{audit}"
     );
 }
+
+/// Issue 15, item 6: an event dated in year 9999 is placed at the engine's current time (the
+/// latest event time in replay) and marked so; the events after it are not late.
+#[test]
+fn an_event_dated_far_in_the_future_is_placed_now_and_marked() {
+    let at = |n: usize, time: &str| {
+        let mut record = planted_record(
+            n,
+            "iam.amazonaws.com",
+            "CreateUser",
+            &serde_json::json!({
+                "userName": format!("user-{n}")
+            }),
+        );
+        record["eventTime"] = time.into();
+        format!("{record}\n")
+    };
+    let input = [
+        at(1, "2026-11-02T03:00:00Z"),
+        at(2, "9999-12-31T23:59:59Z"),
+        at(3, "2026-11-02T03:04:00Z"),
+    ]
+    .concat();
+    // As they arrive (the Lambda's case): the third would have been late.
+    let replayed = replay_bytes(&[input.into_bytes()], settings(Lang::En, UTC));
+    assert_eq!((replayed.stats.future_dated, replayed.stats.late), (1, 0));
+    let audit = replayed.output(Format::Audit);
+    assert!(
+        audit.contains("dated 9999-12-31T23:59:59Z, in the future: placed at 2026-11-02T03:00:00Z"),
+        "{audit}"
+    );
+    assert!(
+        !audit.contains("9999-12-31T23:59:59Z\",\"late\""),
+        "{audit}"
+    );
+    assert_eq!(replayed.stats.matched, 3);
+}
+
+/// Issue 15, item 7: two records with one event id but different content (another account,
+/// another event name) are counted as conflicting duplicates, and the one kept is the first in
+/// event-time order whatever the input order; a plain redelivery is a duplicate only.
+#[test]
+fn conflicting_duplicates_are_counted_and_the_kept_one_does_not_depend_on_order() {
+    let record = |account: &str, name: &str, time: &str| {
+        let mut r = planted_record(
+            1,
+            "iam.amazonaws.com",
+            name,
+            &serde_json::json!({"userName": "x"}),
+        );
+        r["recipientAccountId"] = account.into();
+        r["eventTime"] = time.into();
+        format!("{r}\n")
+    };
+    let first = record("111111111111", "CreateUser", "2026-11-02T03:00:00Z");
+    let other = record("222222222222", "DeleteUser", "2026-11-02T03:00:05Z");
+    let dir = tempfile::tempdir().unwrap_or_else(|err| panic!("{err}"));
+    let mut audits = Vec::new();
+    for (n, lines) in [[&first, &other, &first], [&other, &first, &first]]
+        .iter()
+        .enumerate()
+    {
+        let path = dir.path().join(format!("dup-{n}.jsonl"));
+        std::fs::write(&path, lines.iter().map(|l| l.as_str()).collect::<String>())
+            .unwrap_or_default();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+            .args([
+                "replay",
+                path.to_str().unwrap_or_default(),
+                "--format",
+                "audit",
+            ])
+            .output()
+            .unwrap_or_else(|err| panic!("{err}"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(" duplicates=2 conflicting_duplicates=1 "),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("share an event id but differ"),
+            "both digests logged: {stderr}"
+        );
+        audits.push(String::from_utf8_lossy(&out.stdout).into_owned());
+    }
+    assert_eq!(
+        audits[0], audits[1],
+        "the kept record depends on input order"
+    );
+    assert!(
+        audits[0].contains("\"name\":\"CreateUser\""),
+        "{}",
+        audits[0]
+    );
+    assert!(!audits[0].contains("DeleteUser"), "{}", audits[0]);
+}

@@ -13,4 +13,8 @@ impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
     }
+
+    fn wall(&self) -> Option<DateTime<Utc>> {
+        Some(self.now())
+    }
 }

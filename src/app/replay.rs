@@ -12,6 +12,7 @@ use crate::adapters::memory::{CollectingNotifier, MemoryStore};
 use crate::adapters::retry::TokioSleeper;
 use crate::adapters::slack::{Credential, RetryPolicy, SlackError, SlackNotifier};
 use crate::adapters::spill::{EventSorter, spill_dir};
+use crate::adapters::system_clock::SystemClock;
 use crate::config::{Settings, SlackRoutes, SummarizerKind};
 use crate::engine::{Engine, Stats};
 use crate::ports::{Clock, Delivery, Notifier, Receipt, Store};
@@ -64,7 +65,7 @@ async fn run<M: Summarizer>(
         store,
         summarizer,
         notifier,
-        EventTimeClock::default(),
+        EventTimeClock::with_wall(SystemClock.now()),
     );
     let files = input_files(&args.files)?;
     let inputs = files.iter().map(|file| {
@@ -402,7 +403,7 @@ pub fn stats_line(stats: &Stats, seconds: f64) -> String {
         0.0
     };
     format!(
-        "replay: read={} decoded={} quarantined={} quarantine_omitted={} skipped={} insights={} digest_files={} matched={} ignored={} unmatched={} duplicates={} late={} immediate={} batches={} top_level={} replies={} reminders={} held={} fallbacks={} elapsed={seconds:.3}s events/s={rate:.0}",
+        "replay: read={} decoded={} quarantined={} quarantine_omitted={} skipped={} insights={} digest_files={} matched={} ignored={} unmatched={} duplicates={} conflicting_duplicates={} late={} future_dated={} immediate={} batches={} top_level={} replies={} reminders={} held={} fallbacks={} elapsed={seconds:.3}s events/s={rate:.0}",
         stats.read,
         stats.decoded,
         stats.quarantined,
@@ -414,7 +415,9 @@ pub fn stats_line(stats: &Stats, seconds: f64) -> String {
         stats.ignored,
         stats.unmatched,
         stats.duplicates,
+        stats.conflicting_duplicates,
         stats.late,
+        stats.future_dated,
         stats.immediate,
         stats.batches,
         stats.top_level,

@@ -13,6 +13,18 @@ pub trait Clock {
     fn observe(&self, event_time: DateTime<Utc>) {
         let _ = event_time;
     }
+
+    /// The engine's current time, when it has one; replay's clock has none before its first
+    /// event.
+    fn current(&self) -> Option<DateTime<Utc>> {
+        Some(self.now())
+    }
+
+    /// The real time, when this clock knows it: no event can be dated much later than this
+    /// (see `Engine::ingest`). `None`: not checked (a test's manual clock).
+    fn wall(&self) -> Option<DateTime<Utc>> {
+        None
+    }
 }
 
 /// A clock that tests set and advance by hand.
@@ -57,9 +69,32 @@ impl Clock for ManualClock {
 #[derive(Debug, Default)]
 pub struct EventTimeClock {
     now: Mutex<Option<DateTime<Utc>>>,
+    /// The real time when the replay started (what events cannot be dated much later than).
+    wall: Option<DateTime<Utc>>,
+}
+
+impl EventTimeClock {
+    /// A replay clock that knows the real time `wall` (the system clock's, at start).
+    pub fn with_wall(wall: DateTime<Utc>) -> Self {
+        Self {
+            now: Mutex::new(None),
+            wall: Some(wall),
+        }
+    }
 }
 
 impl Clock for EventTimeClock {
+    fn wall(&self) -> Option<DateTime<Utc>> {
+        self.wall
+    }
+
+    fn current(&self) -> Option<DateTime<Utc>> {
+        *self
+            .now
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn now(&self) -> DateTime<Utc> {
         self.now
             .lock()

@@ -9,6 +9,7 @@ use trailwatch::app::{Format, render};
 use trailwatch::config::Settings;
 use trailwatch::engine::{Engine, Stats};
 use trailwatch::event::Quarantined;
+use trailwatch::ports::Clock as _;
 use trailwatch::ports::Delivery;
 use trailwatch::rules::RulePack;
 use trailwatch::summary::{Lang, Locale, OfflineSummarizer};
@@ -81,7 +82,7 @@ fn replay_into(inputs: &[Vec<u8>], settings: Settings, notifier: CollectingNotif
             MemoryStore::new(window),
             OfflineSummarizer,
             notifier,
-            EventTimeClock::default(),
+            EventTimeClock::with_wall(trailwatch::adapters::system_clock::SystemClock.now()),
         );
         for input in inputs {
             engine
