@@ -375,3 +375,36 @@ fn insights_records_and_digest_files_are_skipped_not_quarantined() {
         expected_stats(0, 0, 0, 1)
     );
 }
+
+/// Past 10,000 quarantined records the quarantine file stops, and says so: on the stats line
+/// (`quarantine_omitted`) and in its last line.
+#[test]
+fn the_quarantine_file_says_what_it_left_out() {
+    use std::fmt::Write as _;
+    let mut broken = String::new();
+    for n in 0..10_050 {
+        let _ = writeln!(broken, "{{\"eventID\": \"b-{n}\", \"broken\": ");
+    }
+    let dir = tempfile::tempdir().unwrap_or_else(|err| panic!("tempdir: {err}"));
+    let (input, quarantine) = (dir.path().join("broken.jsonl"), dir.path().join("q.jsonl"));
+    std::fs::write(&input, broken).unwrap_or_default();
+    let out = trailwatch(&[
+        "replay",
+        input.to_str().unwrap_or_default(),
+        "--format",
+        "audit",
+        "--quarantine",
+        quarantine.to_str().unwrap_or_default(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(" quarantined=10050 quarantine_omitted=50 "),
+        "{stderr}"
+    );
+    let written = std::fs::read_to_string(&quarantine).unwrap_or_default();
+    let lines: Vec<&str> = written.lines().collect();
+    assert_eq!(lines.len(), 10_001);
+    let last: serde_json::Value = serde_json::from_str(lines[10_000]).unwrap_or_default();
+    assert_eq!(last["omitted"], 50, "{last}");
+}
