@@ -13,8 +13,8 @@ use crate::config::Settings;
 use crate::delivery::{AuditLine, Placement, Receipt};
 use crate::enrich::redact::RedactCache;
 use crate::enrich::{ActorConfig, AgentMemo, classify_with};
-use crate::event::decode::{decode_json_lines, line_parts};
-use crate::event::{Decoded, Quarantined, Skipped, decode_bytes_within};
+use crate::event::decode::{DecodeOptions, decode_json_lines_with, file_account, line_parts};
+use crate::event::{Decoded, Quarantined, Skipped, decode_bytes_with};
 use crate::incident::{self, Ceiling, Incident, IncidentKey, Parent};
 use crate::ports::{Delivery, Notifier, Retryable, Store};
 use crate::rules::{RulePack, Verdict};
@@ -303,6 +303,12 @@ impl<S, M, N, C> Engine<S, M, N, C> {
     pub fn quarantined(&self) -> &[Quarantined] {
         &self.quarantine
     }
+
+    /// Hand over the quarantined records kept so far, keeping none: a long-lived engine (the
+    /// Lambda) logs them batch by batch instead of holding them.
+    pub fn take_quarantined(&mut self) -> Vec<Quarantined> {
+        std::mem::take(&mut self.quarantine)
+    }
 }
 
 impl<S, M, N, C> Engine<S, M, N, C>
@@ -337,9 +343,10 @@ where
     }
 
     /// [`Engine::decode`] of one input file: its quarantined records name it (`source`).
+    /// A CloudTrail log file's name gives the account of records that name none.
     pub fn decode_from(&mut self, bytes: &[u8], source: &str) -> Vec<BatchEvent> {
         let before = self.quarantine.len();
-        let events = self.decode(bytes);
+        let events = self.decode_with(bytes, file_account(source));
         for q in &mut self.quarantine[before..] {
             q.source = Some(source.to_owned());
         }
@@ -350,18 +357,29 @@ where
     /// input order. A large JSON Lines buffer is cut at line ends and its parts decoded on
     /// threads of their own (see [`Split`]): the result is the same as in one piece.
     pub fn decode(&mut self, bytes: &[u8]) -> Vec<BatchEvent> {
+        self.decode_with(bytes, None)
+    }
+
+    fn decode_with(&mut self, bytes: &[u8], file_account: Option<&str>) -> Vec<BatchEvent> {
+        let options = DecodeOptions {
+            max_inflated: self.settings.input.max_inflated,
+            file_account,
+        };
         let (rules, actors) = (&self.rules, &self.settings.actors);
         let parts = line_parts(bytes, self.split.threads, self.split.min_part);
         let decoded = if parts.len() <= 1 {
-            let max = self.settings.input.max_inflated;
-            Decoding::run(rules, actors, |sink| decode_bytes_within(bytes, max, sink))
+            Decoding::run(rules, actors, |sink| {
+                decode_bytes_with(bytes, options, sink);
+            })
         } else {
             std::thread::scope(|scope| {
                 let workers: Vec<_> = parts
                     .iter()
                     .map(|&part| {
                         scope.spawn(move || {
-                            Decoding::run(rules, actors, |sink| decode_json_lines(part, sink))
+                            Decoding::run(rules, actors, |sink| {
+                                decode_json_lines_with(part, options, sink);
+                            })
                         })
                     })
                     .collect();
@@ -376,11 +394,10 @@ where
             })
         };
         self.stats.add_decoding(decoded.stats);
+        let before = self.quarantine.len();
         keep_quarantined(&mut self.quarantine, decoded.quarantine);
-        self.stats.quarantine_omitted = self
-            .stats
-            .quarantined
-            .saturating_sub(self.quarantine.len() as u64);
+        let kept = (self.quarantine.len() - before) as u64;
+        self.stats.quarantine_omitted += decoded.stats.quarantined.saturating_sub(kept);
         decoded.matched
     }
 

@@ -408,3 +408,26 @@ fn the_quarantine_file_says_what_it_left_out() {
     let last: serde_json::Value = serde_json::from_str(lines[10_000]).unwrap_or_default();
     assert_eq!(last["omitted"], 50, "{last}");
 }
+
+/// A record without `recipientAccountId` (and no envelope, no `userIdentity.accountId`) takes
+/// the account of its CloudTrail log file's name instead of being quarantined.
+#[test]
+fn the_log_files_name_gives_a_record_its_account() {
+    let mut record = quiet_record("no-account");
+    if let Some(map) = record.as_object_mut() {
+        map.remove("recipientAccountId");
+    }
+    if let Some(identity) = record["userIdentity"].as_object_mut() {
+        identity.remove("accountId");
+    }
+    let file = serde_json::json!({ "Records": [record] }).to_string();
+    let named = "111111111111_CloudTrail_us-east-1_20261102T0300Z_AbCdEf.json";
+    assert_eq!(
+        stats_of(named, file.as_bytes(), &[]),
+        expected_stats(1, 0, 0, 0)
+    );
+    assert_eq!(
+        stats_of("other.json", file.as_bytes(), &[]),
+        expected_stats(0, 1, 0, 0)
+    );
+}

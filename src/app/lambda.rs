@@ -30,6 +30,9 @@ use crate::engine::{Engine, EngineError};
 use crate::ports::{Clock, Notifier, Retryable, Store, Summarizer};
 use crate::summary::OfflineSummarizer;
 
+/// Quarantined records a warm container keeps (after logging them) before forgetting them.
+const QUARANTINE_LOGGED_KEPT: usize = 1_000;
+
 /// The payload the EventBridge Scheduler schedule must send (its target `Input`).
 pub const TICK_PAYLOAD: &str = r#"{"trailwatch":"tick"}"#;
 
@@ -215,6 +218,7 @@ where
     async fn ingest(&self, records: &[&RawValue], by: ReportBy) -> Result<Response, LambdaError> {
         let mut engine = self.engine.lock().await;
         let before = engine.stats();
+        let quarantine_before = engine.quarantined().len();
         let mut response = KinesisEventResponse::default();
         let mut result = Ok(());
         let mut rejected = 0_u64;
@@ -246,6 +250,15 @@ where
                 }
             }
             break;
+        }
+        // Safe to log: an excerpt keeps no string but a few identifying fields. Logged
+        // batch by batch; a warm container forgets them once it holds many.
+        let kept = engine.quarantined();
+        for q in &kept[quarantine_before.min(kept.len())..] {
+            tracing::warn!(reason = %q.reason, excerpt = %q.excerpt, "Quarantined a record.");
+        }
+        if kept.len() >= QUARANTINE_LOGGED_KEPT {
+            engine.take_quarantined();
         }
         let after = engine.stats();
         let mut metrics = vec![

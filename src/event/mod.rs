@@ -3,5 +3,5 @@
 pub mod decode;
 mod model;
 
-pub use decode::{Decoded, Quarantined, Skipped, decode_bytes, decode_bytes_within};
+pub use decode::{DecodeOptions, Decoded, Quarantined, Skipped, decode_bytes, decode_bytes_with};
 pub use model::{AccountId, Event, EventId, EventKind, Facts, Identity, Resource, SharedStr};
