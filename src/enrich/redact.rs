@@ -259,12 +259,29 @@ enum Replace {
 /// Mixed case with digits over a long run: a key or token, not a word, a path or an id.
 /// (`role/AmazonSSMManagedInstanceCore` has no digit; a 40-character AWS secret key almost
 /// always has several, and the documented example key has one beside a `/`.)
+///
+/// A run with `/` in it may be a path (`log/AWSLogs/342082656213/vpcflowlogs/us`): it counts
+/// as random only when its case flips often, as in base64 (`wJalrXUtnFEMI/K7MDENG/…`), not
+/// once per word as in a path.
 fn looks_random(s: &str) -> bool {
     let upper = s.chars().any(|c| c.is_ascii_uppercase());
     let lower = s.chars().any(|c| c.is_ascii_lowercase());
     let digits = s.chars().filter(char::is_ascii_digit).count();
     let slashes = s.chars().any(|c| c == '/' || c == '+');
-    upper && lower && (digits >= 2 || (digits == 1 && slashes))
+    let mixed = upper && lower && (digits >= 2 || (digits == 1 && slashes));
+    if !mixed || !s.contains('/') {
+        return mixed;
+    }
+    let flips = s
+        .as_bytes()
+        .windows(2)
+        .filter(|w| {
+            w[0].is_ascii_alphabetic()
+                && w[1].is_ascii_alphabetic()
+                && w[0].is_ascii_uppercase() != w[1].is_ascii_uppercase()
+        })
+        .count();
+    flips * 8 >= s.len()
 }
 
 /// Redact every known secret format in `text`. Borrowed when nothing was found.
@@ -481,6 +498,8 @@ mod tests {
             "my-bucket-name",
             "arn:aws:iam::aws:policy/service-role/AmazonSSMManagedInstanceCore",
             "arn:aws:secretsmanager:us-east-1:111111111111:secret:prod/db-Xk2P9q",
+            "falsimentis-log/AWSLogs/342082656213/vpcflowlogs/us-west-1/2021/08/01/x.log.gz",
+            "AWSLogs/o-abc123/111111111111/CloudTrail/us-east-1/2026/11/02/x.json.gz",
         ] {
             assert!(matches!(redact_text(text), Cow::Borrowed(_)), "{text}");
         }
