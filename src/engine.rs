@@ -36,14 +36,19 @@ const SEEN_KEPT: usize = 1 << 20;
 fn content_digest(event: &BatchEvent) -> u64 {
     let e = &event.event;
     let time = e.time.timestamp_millis().to_le_bytes();
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in [
+    fnv(&[
         e.account.as_str().as_bytes(),
         e.name.as_bytes(),
         &time,
         e.source.as_bytes(),
         e.region.as_bytes(),
-    ] {
+    ])
+}
+
+/// FNV-1a (64 bits) of `parts`, each followed by a zero byte.
+fn fnv(parts: &[&[u8]]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
         for byte in part.iter().chain(&[0]) {
             hash ^= u64::from(*byte);
             hash = hash.wrapping_mul(0x0100_0000_01b3);
@@ -270,8 +275,8 @@ pub struct Engine<S, M, N, C> {
     flush_on_ingest: bool,
     split: Split,
     ceiling: Ceiling,
-    /// Event id -> content digest of the events stored by this engine (bounded).
-    seen: std::collections::HashMap<String, u64>,
+    /// Event id digest -> content digest of the events stored by this engine (bounded).
+    seen: std::collections::HashMap<u64, u64, foldhash::fast::RandomState>,
 }
 
 impl<S, M, N, C> Engine<S, M, N, C> {
@@ -338,7 +343,7 @@ where
             flush_on_ingest: true,
             split: Split::cores(),
             ceiling: Ceiling::default(),
-            seen: std::collections::HashMap::new(),
+            seen: std::collections::HashMap::default(),
         }
     }
 
@@ -415,7 +420,11 @@ where
             // (`mark_sent` of the alert does it), so a digest never claims an alert that failed.
             event.already_alerted = false;
             let alert = event.rule.immediate.then(|| event.clone());
-            let (id, digest) = (event.event.id.to_string(), content_digest(&event));
+            let (id, digest) = (
+                fnv(&[event.event.id.as_str().as_bytes()]),
+                content_digest(&event),
+            );
+            let event_id = event.event.id.clone();
             match self
                 .store
                 .add(event, self.clock.now())
@@ -424,10 +433,11 @@ where
             {
                 Added::Duplicate => {
                     self.stats.duplicates += 1;
+                    let event_id = &event_id;
                     if let Some(kept) = self.seen.get(&id).filter(|kept| **kept != digest) {
                         self.stats.conflicting_duplicates += 1;
                         tracing::warn!(
-                            event_id = %id,
+                            event_id = %event_id,
                             kept = %format!("{kept:016x}"),
                             dropped = %format!("{digest:016x}"),
                             "Two records share an event id but differ (account, event name, time, source or region): the first was kept."

@@ -224,12 +224,17 @@ fn candidates(text: &str) -> u32 {
     for found in automaton.find_overlapping_iter(aho_corasick::Input::new(text)) {
         set |= 1 << entries[found.pattern().as_usize()];
     }
+    let mut longest_run = None;
     for (index, (needle, _, _)) in PATTERN_TABLE.iter().enumerate() {
         match needle {
             Needle::KeyValue if memchr::memchr2(b':', b'=', text.as_bytes()).is_none() => {
                 set &= !(1 << index);
             }
-            Needle::Run(length) if longest_base64_run(text) >= *length => set |= 1 << index,
+            Needle::Run(length)
+                if *longest_run.get_or_insert_with(|| longest_base64_run(text)) >= *length =>
+            {
+                set |= 1 << index;
+            }
             _ => {}
         }
     }

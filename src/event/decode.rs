@@ -563,7 +563,8 @@ fn looks_like_field_name(key: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
         && digits <= 3
         && !(bytes.len() >= 16 && upper && lower && digits > 0)
-        && matches!(redact_text(key), Cow::Borrowed(_))
+        // No known token shape is shorter than 16 characters: short keys skip the scan.
+        && (bytes.len() < 16 || matches!(redact_text(key), Cow::Borrowed(_)))
 }
 
 /// A reason safe to show: quoted input inside it (serde quotes the value it choked on) is
