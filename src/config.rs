@@ -20,6 +20,9 @@ pub mod env {
     pub const ACCOUNTS: &str = "TRAILWATCH_ACCOUNTS";
     /// `terraform-*,github-actions-*`: role or user name globs that are automation.
     pub const AUTOMATION_ROLES: &str = "TRAILWATCH_AUTOMATION_ROLES";
+    /// `111111111111,222222222222`: the organisation's accounts; events of any other account
+    /// are quarantined (added to the file's `[trust] accounts`).
+    pub const TRUSTED_ACCOUNTS: &str = "TRAILWATCH_TRUSTED_ACCOUNTS";
     /// `en` or `ko`.
     pub const LANG: &str = "TRAILWATCH_LANG";
     /// An IANA time zone, e.g. `Asia/Seoul`.
@@ -98,6 +101,13 @@ struct FileConfig {
     slack: SlackFile,
     summary: SummaryFile,
     input: InputFile,
+    trust: TrustFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct TrustFile {
+    accounts: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -253,6 +263,21 @@ impl Default for SummaryConfig {
     }
 }
 
+/// `[trust]`: which accounts events may come from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustConfig {
+    /// The organisation's accounts (`[trust] accounts`, `TRAILWATCH_TRUSTED_ACCOUNTS`): an
+    /// event of any other account is quarantined and counted. Empty: every account (replay of
+    /// anyone's files).
+    pub accounts: std::collections::BTreeSet<AccountId>,
+}
+
+impl TrustConfig {
+    pub fn allows(&self, account: &str) -> bool {
+        self.accounts.is_empty() || self.accounts.iter().any(|a| a.as_str() == account)
+    }
+}
+
 /// `[input]`: bounds on what one input may cost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InputConfig {
@@ -281,6 +306,7 @@ pub struct Settings {
     pub slack: SlackSettings,
     pub summary: SummaryConfig,
     pub input: InputConfig,
+    pub trust: TrustConfig,
 }
 
 impl Settings {
@@ -341,6 +367,10 @@ impl Settings {
         if let Some(max) = file.incidents.max_reminder_interval {
             self.incidents.max_reminder_interval =
                 parse_duration("incidents.max_reminder_interval", &max)?;
+        }
+        for (n, account) in file.trust.accounts.iter().enumerate() {
+            let id = parse_account(&format!("trust.accounts[{n}]"), account)?;
+            self.trust.accounts.insert(id);
         }
         if let Some(mib) = file.input.max_inflated_mib {
             if !(1..=4096).contains(&mib) {
@@ -497,6 +527,12 @@ impl Settings {
                 })?;
                 let account = parse_account(env::ACCOUNTS, account.trim())?;
                 self.accounts.insert(account, name.trim().to_owned());
+            }
+        }
+        if let Some(list) = var(env::TRUSTED_ACCOUNTS) {
+            for account in list.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+                let id = parse_account(env::TRUSTED_ACCOUNTS, account)?;
+                self.trust.accounts.insert(id);
             }
         }
         if let Some(list) = var(env::AUTOMATION_ROLES) {

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::config::Settings;
 use crate::delivery::{AuditLine, Placement, Receipt};
 use crate::enrich::redact::RedactCache;
-use crate::enrich::{ActorConfig, AgentMemo, classify_with};
+use crate::enrich::{AgentMemo, classify_with};
 use crate::event::decode::{DecodeOptions, decode_json_lines_with, file_account, line_parts};
 use crate::event::{Decoded, Quarantined, Skipped, decode_bytes_with};
 use crate::incident::{self, Ceiling, Incident, IncidentKey, Parent};
@@ -78,6 +78,12 @@ pub struct Stats {
     pub quarantine_omitted: u64,
     /// Events dated more than 15 minutes past the wall clock, placed at the engine's time.
     pub future_dated: u64,
+    /// Envelopes whose `detail.recipientAccountId` is not the EventBridge-stamped `account`
+    /// (the envelope's is used).
+    pub account_mismatches: u64,
+    /// Records of an account outside `[trust] accounts`, quarantined (counted in
+    /// `quarantined` too).
+    pub untrusted: u64,
     /// Records whose event id was seen before with other content (another account or event
     /// name): the first in event-time order is kept, ties broken by a content digest.
     pub conflicting_duplicates: u64,
@@ -118,6 +124,8 @@ impl Stats {
         self.skipped += more.skipped;
         self.skipped_insights += more.skipped_insights;
         self.skipped_digests += more.skipped_digests;
+        self.account_mismatches += more.account_mismatches;
+        self.untrusted += more.untrusted;
         self.ignored += more.ignored;
         self.unmatched += more.unmatched;
     }
@@ -205,17 +213,35 @@ impl Decoding {
     /// each record as it comes.
     fn run(
         rules: &RulePack,
-        actors: &ActorConfig,
+        settings: &Settings,
         decode: impl FnOnce(&mut dyn FnMut(Decoded<'_>)),
     ) -> Self {
+        let (actors, trust) = (&settings.actors, &settings.trust);
         let mut out = Self::default();
         let mut redactions = RedactCache::default();
         let mut agents = AgentMemo::default();
         decode(&mut |decoded| {
             out.stats.read += 1;
             match decoded {
+                Decoded::Record(record) if !trust.allows(record.account()) => {
+                    out.stats.quarantined += 1;
+                    out.stats.untrusted += 1;
+                    if out.quarantine.len() < QUARANTINE_KEPT {
+                        let reason = format!(
+                            "account {} is not one of the organisation's ([trust] accounts)",
+                            record.account()
+                        );
+                        out.quarantine.push(record.quarantined(&reason));
+                    }
+                }
                 Decoded::Record(record) => {
                     out.stats.decoded += 1;
+                    if record
+                        .oddities()
+                        .contains(&crate::event::decode::ACCOUNT_MISMATCH)
+                    {
+                        out.stats.account_mismatches += 1;
+                    }
                     match rules.evaluate(&record.facts()) {
                         Verdict::Matched(rule) => {
                             let event = record.to_event_with(&mut redactions);
@@ -370,10 +396,10 @@ where
             max_inflated: self.settings.input.max_inflated,
             file_account,
         };
-        let (rules, actors) = (&self.rules, &self.settings.actors);
+        let (rules, settings) = (&self.rules, &self.settings);
         let parts = line_parts(bytes, self.split.threads, self.split.min_part);
         let decoded = if parts.len() <= 1 {
-            Decoding::run(rules, actors, |sink| {
+            Decoding::run(rules, settings, |sink| {
                 decode_bytes_with(bytes, options, sink);
             })
         } else {
@@ -382,7 +408,7 @@ where
                     .iter()
                     .map(|&part| {
                         scope.spawn(move || {
-                            Decoding::run(rules, actors, |sink| {
+                            Decoding::run(rules, settings, |sink| {
                                 decode_json_lines_with(part, options, sink);
                             })
                         })
@@ -411,6 +437,9 @@ where
     /// post at once.
     pub async fn ingest(&mut self, events: Vec<BatchEvent>) -> Result<(), EngineError> {
         for mut event in events {
+            // The digest of the record as it came: a redelivered future-dated record is placed
+            // at another arrival time, and must still read as the same record.
+            let digest = content_digest(&event);
             self.place_if_future(&mut event);
             self.clock.observe(event.event.time);
             if self.flush_on_ingest {
@@ -420,10 +449,7 @@ where
             // (`mark_sent` of the alert does it), so a digest never claims an alert that failed.
             event.already_alerted = false;
             let alert = event.rule.immediate.then(|| event.clone());
-            let (id, digest) = (
-                fnv(&[event.event.id.as_str().as_bytes()]),
-                content_digest(&event),
-            );
+            let id = fnv(&[event.event.id.as_str().as_bytes()]);
             let event_id = event.event.id.clone();
             match self
                 .store

@@ -712,3 +712,64 @@ fn conflicting_duplicates_are_counted_and_the_kept_one_does_not_depend_on_order(
     );
     assert!(!audits[0].contains("DeleteUser"), "{}", audits[0]);
 }
+
+/// Issue 16 (trust): the account of an enveloped event is the one EventBridge stamped on the
+/// envelope, not the `recipientAccountId` its payload claims (counted when they differ); with
+/// `[trust] accounts` set, an event of any other account is quarantined and counted.
+#[test]
+fn the_envelope_account_wins_and_untrusted_accounts_are_quarantined() {
+    let record = planted_record(
+        1,
+        "iam.amazonaws.com",
+        "CreateUser",
+        &serde_json::json!({
+            "userName": "mallory"
+        }),
+    );
+    let mut claimed = record.clone();
+    claimed["recipientAccountId"] = "999999999999".into();
+    let envelope = serde_json::json!({
+        "version": "0", "id": "env-1", "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.iam", "account": "111111111111", "time": "2026-11-02T03:00:00Z",
+        "region": "us-east-1", "resources": [], "detail": claimed
+    });
+    let mut outsider = record.clone();
+    outsider["eventID"] = "planted-2".into();
+    outsider["recipientAccountId"] = "333333333333".into();
+    let input = format!("{envelope}\n{outsider}\n").into_bytes();
+
+    let mut trusting = settings(Lang::En, UTC);
+    trusting
+        .trust
+        .accounts
+        .insert(trailwatch::event::AccountId::new("111111111111"));
+    let replayed = replay_bytes(std::slice::from_ref(&input), trusting);
+    let stats = replayed.stats;
+    assert_eq!(
+        (stats.account_mismatches, stats.untrusted, stats.quarantined),
+        (1, 1, 1)
+    );
+    assert_eq!(
+        stats.read,
+        stats.decoded + stats.quarantined + stats.skipped
+    );
+    let audit = replayed.output(Format::Audit);
+    assert!(audit.contains("\"account\":\"111111111111\""), "{audit}");
+    assert!(!audit.contains("999999999999"), "{audit}");
+    assert!(
+        replayed.quarantined[0].reason.contains("333333333333"),
+        "{:?}",
+        replayed.quarantined
+    );
+
+    // No list configured: every account is taken (replay of anyone's files).
+    let open = replay_bytes(&[input], settings(Lang::En, UTC));
+    assert_eq!(
+        (
+            open.stats.untrusted,
+            open.stats.quarantined,
+            open.stats.matched
+        ),
+        (0, 0, 2)
+    );
+}

@@ -124,7 +124,7 @@ const PATTERN_TABLE: [(Needle, &str, Replace); 16] = [
     // OpenAI (`sk-…`, `sk-proj-…`) and Anthropic (`sk-ant-…`) API keys.
     (
         Needle::Any(&["sk-"]),
-        r"\bsk-[A-Za-z0-9_-]{20,}",
+        r"\bsk-(?:(?:proj|ant|svcacct|admin)-[A-Za-z0-9_-]{20,}|[A-Za-z0-9]{32,})",
         Replace::Whole,
     ),
     // GitLab personal access tokens.
@@ -142,19 +142,21 @@ const PATTERN_TABLE: [(Needle, &str, Replace); 16] = [
     // A password in a URL's user info: `postgres://user:PASSWORD@host`.
     (
         Needle::Any(&["://"]),
-        r"([A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:)([^@\s/]+)(@)",
+        r"([A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:)([^/\s]+)(@)",
         Replace::Between,
     ),
     // `mysql -u root -pSECRET` (the password glued to `-p`) in scripts and user data.
     (
         Needle::Any(&["mysql"]),
-        r"(mysql[A-Za-z]*\b[^\n]*?\s-p)([^\s'\x22]+)",
+        r"(mysql[A-Za-z]*\b[^\n]*?\s-p)('[^']*'|\x22[^\x22]*\x22|[^\s'\x22]+)",
         Replace::AfterPrefix,
     ),
-    // Hex runs of 48 or more: signatures, keys. Digests say so (`sha256:…`) and stay.
+    // Hex runs of 48 or more (also after `0x` or `_`): signatures, keys. Digests say so
+    // (`sha256:…`, `sha256/…`), and a file named by its hash (`<hex>.json`) is not a secret:
+    // those stay.
     (
         Needle::Run(48),
-        r"((?i:sha(?:1|224|256|384|512)|md5)[:=])?\b([0-9A-Fa-f]{48,})\b",
+        r"((?i:sha(?:1|224|256|384|512)|md5)[:=/])?(?:\b|0x|_)([0-9A-Fa-f]{48,})\b(\.[A-Za-z][A-Za-z0-9]{1,4}\b)?",
         Replace::HexUnlessDigest,
     ),
     (
@@ -301,8 +303,12 @@ pub fn redact_text(text: &str) -> Cow<'_, str> {
             continue;
         }
         let replaced = regex.replace_all(&out, |caps: &Captures<'_>| match replace {
-            Replace::HexUnlessDigest if caps.get(1).is_some() => caps[0].to_owned(),
-            Replace::Whole | Replace::HexUnlessDigest => REDACTED.to_owned(),
+            Replace::HexUnlessDigest if caps.get(1).is_some() || caps.get(3).is_some() => {
+                caps[0].to_owned()
+            }
+            Replace::Whole => REDACTED.to_owned(),
+            // Whatever preceded the run (`0x`, `_`) stays.
+            Replace::HexUnlessDigest => caps[0].replace(&caps[2], REDACTED),
             Replace::AfterPrefix => format!("{}{REDACTED}", &caps[1]),
             Replace::Between => format!("{}{REDACTED}{}", &caps[1], &caps[3]),
             Replace::ShortenKey => shorten_access_key(&caps[0]),
@@ -457,6 +463,16 @@ mod tests {
                 "mysql -h db -u root -pHunter2Planted < dump.sql",
                 "Hunter2Planted",
             ),
+            ("mysql -uroot -p'S3cr3t! pass' -e 'x'", "S3cr3t! pass"),
+            ("redis://:p@ssw0rd@cache.internal:6379/0", "p@ssw0rd"),
+            (
+                "key sk-T3BlbkFJabcdefghijklmnopqrstuvwxyz012345",
+                "sk-T3BlbkFJabcdefghijklmnop",
+            ),
+            (
+                "wallet 0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318 end",
+                "4c0883a69102937d6231471b5dbb6204fe5129617082792a",
+            ),
             (
                 "sig 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 end",
                 "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822c",
@@ -476,7 +492,10 @@ mod tests {
             "https://example.com/path:8080",
             "mysql -u root -p",
             "task-sk-1",
+            "function:sk-orders-webhook-prod-handler",
             "commit 2fd4e1c67a2d28fced849ee1bb76e7391b93eb12",
+            "cdk-hnb659fds-assets-111111111111-us-east-1/9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08.json",
+            "blobs/sha256/9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
         ] {
             assert!(matches!(redact_text(plain), Cow::Borrowed(_)), "{plain}");
         }

@@ -96,6 +96,10 @@ pub fn file_account(name: &str) -> Option<&str> {
     .then_some(account)
 }
 
+/// The oddity of an envelope whose `detail.recipientAccountId` is not its `account`.
+pub const ACCOUNT_MISMATCH: &str =
+    "detail.recipientAccountId differs from the envelope's account: the envelope's is used";
+
 /// Where a decode is: how deep in containers, with what options.
 #[derive(Debug, Clone, Copy)]
 struct Cx<'f> {
@@ -427,7 +431,10 @@ fn decode_object(mut probe: Probe<'_>, text: &str, sink: &mut dyn FnMut(Decoded<
         for record in records {
             decode_value(record.get(), sink, cx.deeper());
         }
-    } else if probe.digest_start.is_some() {
+    } else if probe.digest_start.is_some()
+        && probe.log_files.is_some()
+        && probe.event_name.is_none()
+    {
         sink(Decoded::Skipped(Skipped::DigestFile));
     } else if probe.event_type.as_deref() == Some("AwsCloudTrailInsight") {
         sink(Decoded::Skipped(Skipped::Insight));
@@ -529,15 +536,41 @@ const EXCERPT_KEPT: &[&str] = &[
     "detail-type",
 ];
 
-/// Longest value of a kept field in an excerpt.
-const EXCERPT_KEPT_CHARS: usize = 128;
-
 /// The shape of an identifying field's value: short, and only letters, digits and `_.:/@+-`.
-fn is_identifying_value(value: &str) -> bool {
-    (1..=EXCERPT_KEPT_CHARS).contains(&value.len())
-        && value.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'/' | b'@' | b'+' | b'-')
-        })
+/// The shape a kept field's value must have to be shown (an account is 12 digits, a region
+/// `eu-west-1`, a time RFC 3339, a name letters and digits), and no secret shape: anything else
+/// is shown as its length, so a secret put in an allow-listed field does not come out either.
+fn is_identifying_value(key: &str, value: &str) -> bool {
+    let b = value.as_bytes();
+    let all = |ok: fn(u8) -> bool| !b.is_empty() && b.iter().all(|&c| ok(c));
+    let shaped = match key {
+        "recipientAccountId" | "accountId" | "account" => {
+            b.len() == 12 && all(|c| c.is_ascii_digit())
+        }
+        "awsRegion" => {
+            b.len() <= 20 && all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        }
+        "eventTime" => b.len() <= 40 && all(|c| c.is_ascii_digit() || b"-:.TZ+".contains(&c)),
+        "eventName" | "errorCode" | "eventType" => {
+            b.len() <= 80 && all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b':')
+        }
+        "eventSource" => {
+            b.len() <= 80
+                && all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-')
+        }
+        "eventVersion" => b.len() <= 10 && all(|c| c.is_ascii_digit() || c == b'.'),
+        "detail-type" => {
+            b.len() <= 60 && all(|c| c.is_ascii_alphanumeric() || c == b' ' || c == b'-')
+        }
+        // eventID: a UUID, or an id of letters, digits and dashes.
+        _ => b.len() <= 64 && all(|c| c.is_ascii_alphanumeric() || c == b'-'),
+    };
+    // An API name (`UpdateFunctionConfiguration20150331v2`) reads as random to the entropy
+    // test; a CamelCase name with lower-case letters is no token shape anyone listed.
+    let api_name = matches!(key, "eventName" | "errorCode" | "eventType")
+        && b.first().is_some_and(u8::is_ascii_uppercase)
+        && b.iter().any(u8::is_ascii_lowercase);
+    shaped && (api_name || matches!(redact_text(value), Cow::Borrowed(_)))
 }
 
 /// What stands for a string an excerpt does not keep: its length only.
@@ -562,7 +595,7 @@ fn looks_like_field_name(key: &str) -> bool {
             .iter()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
         && digits <= 3
-        && !(bytes.len() >= 16 && upper && lower && digits > 0)
+        && !(bytes.len() >= 10 && upper && lower && digits > 0)
         // No known token shape is shorter than 16 characters: short keys skip the scan.
         && (bytes.len() < 16 || matches!(redact_text(key), Cow::Borrowed(_)))
 }
@@ -615,6 +648,7 @@ fn json_excerpt(raw: &str) -> Option<String> {
         Excerpt {
             out: &mut out,
             under: Under::Other,
+            key: "",
         },
         &mut serde_json::Deserializer::from_str(raw),
     );
@@ -658,12 +692,14 @@ impl Under {
 }
 
 /// Writes one JSON value as safe JSON into `out` (see [`json_excerpt`]).
-struct Excerpt<'o> {
+struct Excerpt<'o, 'k> {
     out: &'o mut Vec<u8>,
     under: Under,
+    /// The key the value sits under (`""` for array items and the root).
+    key: &'k str,
 }
 
-impl Excerpt<'_> {
+impl Excerpt<'_, '_> {
     fn text<E: serde::de::Error>(&mut self, text: &str) -> Result<(), E> {
         serde_json::to_writer(&mut *self.out, &*redact_text(text)).map_err(E::custom)
     }
@@ -671,7 +707,7 @@ impl Excerpt<'_> {
     /// The value of an identifying field, as it is when it has the shape such values have
     /// (`CreateUser`, `2026-11-02T03:00:00Z`, an id, a region); else its length.
     fn kept<E: serde::de::Error>(&mut self, value: &str) -> Result<(), E> {
-        let text = if is_identifying_value(value) {
+        let text = if is_identifying_value(self.key, value) {
             value.to_owned()
         } else {
             withheld(value)
@@ -690,7 +726,18 @@ impl Excerpt<'_> {
         if self.under == Under::Secret {
             return self.redacted();
         }
-        serde_json::to_writer(&mut *self.out, &number.into()).map_err(E::custom)
+        // Small numbers (counts, ports, sizes in KB) say what a record was; a long one may be a
+        // card number or a PIN nobody flagged.
+        let number = number.into();
+        let digits = number
+            .to_string()
+            .bytes()
+            .filter(u8::is_ascii_digit)
+            .count();
+        if digits > 3 {
+            return self.text(&format!("[number: {digits} digits]"));
+        }
+        serde_json::to_writer(&mut *self.out, &number).map_err(E::custom)
     }
 
     /// More than [`EXCERPT_CHARS`] characters written (counted once there are that many bytes).
@@ -709,7 +756,7 @@ impl Excerpt<'_> {
     }
 }
 
-impl<'de> serde::de::DeserializeSeed<'de> for Excerpt<'_> {
+impl<'de> serde::de::DeserializeSeed<'de> for Excerpt<'_, '_> {
     type Value = ();
 
     fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -717,7 +764,7 @@ impl<'de> serde::de::DeserializeSeed<'de> for Excerpt<'_> {
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for Excerpt<'_> {
+impl<'de> serde::de::Visitor<'de> for Excerpt<'_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -770,6 +817,7 @@ impl<'de> serde::de::Visitor<'de> for Excerpt<'_> {
             let item = Excerpt {
                 out: &mut *self.out,
                 under: Under::Other,
+                key: "",
             };
             if seq.next_element_seed(item)?.is_none() {
                 // No element after all: take the separator back.
@@ -806,6 +854,7 @@ impl<'de> serde::de::Visitor<'de> for Excerpt<'_> {
             map.next_value_seed(Excerpt {
                 out: &mut *self.out,
                 under: Under::of(&key),
+                key: &key,
             })?;
         }
         self.out.push(b'}');
@@ -907,6 +956,8 @@ struct Probe<'a> {
     /// Set in a CloudTrail digest file, which has no `Records`.
     #[serde(rename = "digestStartTime", borrow)]
     digest_start: Option<&'a RawValue>,
+    #[serde(rename = "logFiles", borrow)]
+    log_files: Option<&'a RawValue>,
     #[serde(rename = "awsRegion", borrow)]
     aws_region: Str<'a>,
     #[serde(rename = "sourceIPAddress", borrow)]
@@ -1114,9 +1165,16 @@ impl<'a> Record<'a> {
             .event_id
             .or_else(|| envelope.and_then(|(e, _)| e.id.clone()));
         let mut oddities = Vec::new();
-        let account = probe
-            .recipient_account
-            .or_else(|| envelope.and_then(|(e, _)| e.account.clone()))
+        // EventBridge stamps the envelope's `account` itself; the record's own field is payload,
+        // which anyone who can write to the stream could set. The envelope's wins.
+        let stamped = envelope.and_then(|(e, _)| e.account.clone());
+        if let (Some(stamped), Some(claimed)) = (&stamped, &probe.recipient_account)
+            && **stamped != **claimed
+        {
+            oddities.push(ACCOUNT_MISMATCH);
+        }
+        let account = stamped
+            .or(probe.recipient_account)
             .or_else(|| {
                 let account = file_account?;
                 oddities.push("no recipientAccountId: account from the log file's name");
@@ -1231,6 +1289,20 @@ impl<'a> Record<'a> {
 
     pub fn account(&self) -> &str {
         &self.account
+    }
+
+    /// What was odd about the record, and how it was read anyway.
+    pub fn oddities(&self) -> &[&'static str] {
+        &self.oddities
+    }
+
+    /// This record quarantined for `reason` after all (an account not trusted, say): its
+    /// excerpt built as every quarantine's is.
+    pub fn quarantined(&self, reason: &str) -> Quarantined {
+        match quarantine(reason, self.text) {
+            Decoded::Quarantined(q) => q,
+            _ => unreachable!("quarantine() always quarantines"),
+        }
     }
 
     /// The record as EventBridge delivers it to a Kinesis target: its own envelope when it
@@ -1673,6 +1745,17 @@ mod tests {
         for secret in ["zq9-unlisted", "p4ss", "plain-value", "DB_PASSWORD"] {
             assert!(!text.contains(secret), "{secret} in {text}");
         }
+        // An allow-listed key holding something that is not its shape, a long number, a
+        // key that reads as a token: none of them come out.
+        let odd = r#"{"eventName":"X","requestParameters":{"accountId":"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "pin":4921,"port":443,"Hunter2Planted":"x"}}"#;
+        let Some(text) = json_excerpt(odd) else {
+            panic!("valid JSON has an excerpt");
+        };
+        for secret in ["wJalrXUtnFEMI", "4921", "Hunter2Planted"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(text.contains("\"port\":443"), "{text}");
         // Broken JSON: its length and the identifying fields a scan finds, nothing else.
         let broken = r#"{"eventName":"PutParameter","eventID":"e-10","requestParameters":{"value":"zq9-unlisted-shape","#;
         let Decoded::Quarantined(q) = quarantine("EOF while parsing", broken) else {
@@ -2030,13 +2113,22 @@ mod tests {
                 }
             });
             prop_assert!(failure.is_none(), "{failure:?}");
-            // A CloudTrail log file with no records (`{"Records": []}`) rightly gives nothing.
-            let empty_log_file =
-                serde_json::from_slice::<serde_json::Value>(input).is_ok_and(|v| {
-                    v.get("Records")
-                        .and_then(|r| r.as_array())
-                        .is_some_and(Vec::is_empty)
-                });
+            // CloudTrail log files with no records (`{"Records": []}`, one or several in a
+            // row) rightly give nothing.
+            let empty_log_file = {
+                let values: Result<Vec<serde_json::Value>, _> =
+                    serde_json::Deserializer::from_slice(input)
+                        .into_iter()
+                        .collect();
+                values.is_ok_and(|values| {
+                    !values.is_empty()
+                        && values.iter().all(|v| {
+                            v.get("Records")
+                                .and_then(|r| r.as_array())
+                                .is_some_and(Vec::is_empty)
+                        })
+                })
+            };
             if !input.trim_ascii().is_empty() && !empty_log_file {
                 prop_assert!(outcomes > 0, "input with content and no outcome");
             }

@@ -196,9 +196,14 @@ pub fn is_invisible(c: char) -> bool {
             | '\u{180E}'
             | '\u{200B}'..='\u{200F}'
             | '\u{202A}'..='\u{202E}'
+            | '\u{115F}'
+            | '\u{1160}'
             | '\u{2060}'..='\u{2064}'
-            | '\u{2066}'..='\u{2069}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{3164}'
             | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{E0000}'..='\u{E007F}'
     )
 }
 
@@ -301,6 +306,8 @@ mod tests {
             ("ad\u{2060}min", "ad⟨U+2060⟩min"),
             ("\u{FEFF}admin", "⟨U+FEFF⟩admin"),
             ("evil\u{202E}fdp.exe", "evil⟨U+202E⟩fdp.exe"),
+            ("a\u{E0041}b", "a⟨U+E0041⟩b"),
+            ("\u{3164}x", "⟨U+3164⟩x"),
         ] {
             assert_eq!(plain(input), shown);
             assert_eq!(code(input), format!("`{shown}`"));
