@@ -11,6 +11,7 @@ export const ENV = {
   summarizer: 'TRAILWATCH_SUMMARIZER',
   modelId: 'TRAILWATCH_BEDROCK_MODEL_ID',
   accounts: 'TRAILWATCH_ACCOUNTS',
+  trustedAccounts: 'TRAILWATCH_TRUSTED_ACCOUNTS',
   lang: 'TRAILWATCH_LANG',
   tz: 'TRAILWATCH_TZ',
   window: 'TRAILWATCH_WINDOW',
@@ -34,11 +35,13 @@ export const TABLE = {
  * What the Lambda may do to the table: conditional single-item writes and transactions (which
  * IAM checks per item action), reads and index queries. No Scan, no table administration.
  */
+/**
+ * What the Lambda does to its table (`src/adapters/dynamo.rs`: GetItem, PutItem, UpdateItem,
+ * Query, and TransactWriteItems, whose parts need Put/Update/ConditionCheck). No delete and no
+ * batch write: the function cannot erase audit items.
+ */
 export const TABLE_ACTIONS = [
-  'dynamodb:BatchGetItem',
-  'dynamodb:BatchWriteItem',
   'dynamodb:ConditionCheckItem',
-  'dynamodb:DeleteItem',
   'dynamodb:GetItem',
   'dynamodb:PutItem',
   'dynamodb:Query',

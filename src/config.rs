@@ -615,18 +615,41 @@ fn parse_channel(key: &str, text: &str) -> Result<String, ConfigError> {
 }
 
 /// An http(s) base URL, kept with a trailing slash.
+/// True for an `https://` URL, or an `http://` one to this host (`127.0.0.1`, `localhost`,
+/// `[::1]`: a test server). Tokens and webhook URLs never cross a network in clear text.
+pub fn is_safe_url(url: &str) -> bool {
+    if url.starts_with("https://") {
+        return true;
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    let name = if host.starts_with('[') {
+        host.split_once(']')
+            .map_or(host, |(h, _)| h)
+            .trim_start_matches('[')
+    } else {
+        host.split(':').next().unwrap_or_default()
+    };
+    matches!(name, "127.0.0.1" | "localhost" | "::1")
+}
+
 fn parse_url(key: &str, text: &str) -> Result<String, ConfigError> {
     let url = text.trim();
-    if (url.starts_with("https://") || url.starts_with("http://"))
-        && !url.contains(char::is_whitespace)
-    {
+    if is_safe_url(url) && !url.contains(char::is_whitespace) {
         Ok(if url.ends_with('/') {
             url.to_owned()
         } else {
             format!("{url}/")
         })
     } else {
-        Err(invalid(key, "an http(s) URL", text))
+        Err(invalid(
+            key,
+            "an https:// URL (http:// only for a test server on this host)",
+            text,
+        ))
     }
 }
 
@@ -878,6 +901,10 @@ mod tests {
             (
                 "[window]\nwidth = \"five\"\n",
                 "window.width: expected a duration",
+            ),
+            (
+                "[slack]\napi_url = \"http://slack.example/api\"\n",
+                "slack.api_url: expected an https:// URL",
             ),
             (
                 "[window]\nwidth = \"300000y\"\n",

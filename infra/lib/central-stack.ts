@@ -299,6 +299,8 @@ export class CentralStack extends cdk.Stack {
         [ENV.summarizer]: 'bedrock',
         [ENV.modelId]: cfg.bedrock.modelId,
         [ENV.accounts]: accountsValue(cfg.accounts),
+        // Events of any other account are quarantined (the envelope's account is checked).
+        [ENV.trustedAccounts]: Object.keys(cfg.accounts).join(','),
         [ENV.lang]: cfg.lang,
         [ENV.tz]: cfg.timeZone,
         [ENV.window]: cfg.window,

@@ -117,6 +117,7 @@ export function checkFunction(t: Template, cfg: TrailwatchConfig): void {
   assert.equal(env[ENV.window], cfg.window);
   assert.equal(env[ENV.grace], cfg.grace);
   assert.equal(env[ENV.accounts], Object.entries(cfg.accounts).map(([a, n]) => `${a}=${n}`).join(','));
+  assert.equal(env[ENV.trustedAccounts], Object.keys(cfg.accounts).join(','));
   assert.equal(env[ENV.slackChannel], cfg.slack.defaultChannel);
   for (const v of Object.values(env)) {
     assert.ok(typeof v !== 'string' || !/xox[abp]-|hooks\.slack\.com/.test(v), 'no Slack credential in the environment');
@@ -133,6 +134,14 @@ export function checkFunction(t: Template, cfg: TrailwatchConfig): void {
   assert.deepEqual(statement(s, 'Logs').Resource, partitionJoin(`:logs:${region}:${account}:log-group:/aws/lambda/${FUNCTION_NAME}:log-stream:*`));
   assert.deepEqual(statement(s, 'Logs').Action, ['logs:CreateLogStream', 'logs:PutLogEvents']);
   assert.deepEqual(statement(s, 'Table').Action, [...TABLE_ACTIONS]);
+  // Spelled out, not read back from the config: no delete, no batch write (audit items stay).
+  assert.deepEqual(statement(s, 'Table').Action, [
+    'dynamodb:ConditionCheckItem',
+    'dynamodb:GetItem',
+    'dynamodb:PutItem',
+    'dynamodb:Query',
+    'dynamodb:UpdateItem',
+  ]);
   assert.ok(!asList(statement(s, 'Table').Action).includes('dynamodb:Scan'), 'no Scan');
   assert.deepEqual(statement(s, 'Table').Resource, [getAtt(id.table), { 'Fn::Join': ['', [getAtt(id.table), `/index/${TABLE.dueIndex}`]] }]);
   assert.deepEqual(statement(s, 'SlackSecret'), { Sid: 'SlackSecret', Effect: 'Allow', Action: 'secretsmanager:GetSecretValue', Resource: { Ref: id.secret } });

@@ -105,6 +105,9 @@ impl Credential {
     fn from_text(text: &str) -> Result<Self, SlackError> {
         let text = text.trim();
         if text.starts_with("https://") || text.starts_with("http://") {
+            if !crate::config::is_safe_url(text) {
+                return Err(SlackError::InsecureWebhook);
+            }
             Ok(Self::Webhook(Secret::new(text)))
         } else if text.starts_with("xox") && !text.contains(char::is_whitespace) {
             Ok(Self::Token(Secret::new(text)))
@@ -158,6 +161,10 @@ pub enum SlackError {
         "the Slack secret is neither a bot token (xoxb-...) nor a webhook URL (nor JSON with token or webhook_url)"
     )]
     BadCredential,
+    #[error(
+        "the Slack webhook URL must use https:// (http:// only for a test server on this host)"
+    )]
+    InsecureWebhook,
     #[error("cannot build the HTTP client: {0}")]
     Client(&'static str),
 }
@@ -181,9 +188,11 @@ impl Retryable for SlackError {
         match self {
             Self::Api { retryable, .. } | Self::Status { retryable, .. } => *retryable,
             Self::RateLimited { .. } | Self::Transport { .. } | Self::GaveUp { .. } => true,
-            Self::NoRoute { .. } | Self::Body { .. } | Self::BadCredential | Self::Client(_) => {
-                false
-            }
+            Self::NoRoute { .. }
+            | Self::Body { .. }
+            | Self::BadCredential
+            | Self::InsecureWebhook
+            | Self::Client(_) => false,
         }
     }
 }
@@ -939,6 +948,26 @@ mod tests {
         ] {
             let err = Credential::from_secret(&Secret::new(bad)).err();
             assert!(matches!(err, Some(SlackError::BadCredential)), "{bad}");
+        }
+        // A webhook URL in clear text crosses no network: http:// only to this host.
+        for insecure in [
+            "http://hooks.slack.com/services/T/B/x",
+            "http://127.0.0.1.evil.example/hooks",
+            "http://localhost@evil.example/",
+        ] {
+            let err = Credential::from_secret(&Secret::new(insecure)).err();
+            assert!(
+                matches!(err, Some(SlackError::InsecureWebhook)),
+                "{insecure}"
+            );
+        }
+        for local in [
+            "http://127.0.0.1:8080/hooks/x",
+            "http://localhost:9/x",
+            "http://[::1]:9/x",
+        ] {
+            let ok = Credential::from_secret(&Secret::new(local));
+            assert!(matches!(ok, Ok(Credential::Webhook(_))), "{local}");
         }
         assert_eq!(
             format!("{:?}", Credential::Token(Secret::new("xoxb-9"))),
