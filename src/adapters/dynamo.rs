@@ -311,6 +311,14 @@ fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     item.get(name)?.as_s().ok().map(String::as_str)
 }
 
+/// The attribute names of a JSON item written over the version read (see `put_versioned`).
+#[derive(Debug, Clone, Copy)]
+struct Versioned {
+    op: &'static str,
+    body: &'static str,
+    version: &'static str,
+}
+
 /// The item of an incident: `INC#<account>#<key digest>`, sort key `INC`.
 fn incident_pk(key: &IncidentKey) -> String {
     format!("INC#{}#{}", key.account, key.digest())
@@ -561,6 +569,38 @@ impl DynamoStore {
             Err(err) if err.code() == Some("ConditionalCheckFailedException") => Ok(false),
             Err(err) => Err(classify(op, err)),
         }
+    }
+
+    /// Put `item` with `value` as JSON and its version (`value`'s, one more than `read`), if the
+    /// stored version is still `read` (none stored counts as 0); kept `event_ttl` from `keep_from`.
+    /// `Ok(false)`: another writer moved it on.
+    async fn put_versioned<T: Serialize>(
+        &self,
+        names: Versioned,
+        mut item: Item,
+        value: &T,
+        read: u64,
+        keep_from: DateTime<Utc>,
+    ) -> Result<bool, DynamoError> {
+        let body = serde_json::to_string(value).map_err(|err| DynamoError::Build {
+            op: names.op,
+            source: Box::new(err),
+        })?;
+        let version = |v: u64| n(i64::try_from(v).unwrap_or(i64::MAX));
+        item.insert(names.body.to_owned(), s(body));
+        item.insert(names.version.to_owned(), version(read + 1));
+        item.insert(
+            TTL_ATTRIBUTE.to_owned(),
+            ttl(keep_from, self.settings.event_ttl),
+        );
+        if read == 0 {
+            return self
+                .put_if(names.op, item, "attribute_not_exists(pk)", None)
+                .await;
+        }
+        let condition = format!("{} = :v", names.version);
+        let values = HashMap::from([(":v".to_owned(), version(read))]);
+        self.put_if(names.op, item, &condition, Some(values)).await
     }
 
     /// Every item of the `due` index in `partition` due at `now` (`due_at <= now`), all pages.
@@ -1176,30 +1216,15 @@ impl Store for DynamoStore {
         incident: &Incident,
         now: DateTime<Utc>,
     ) -> Result<bool, DynamoError> {
-        let pk = incident_pk(&incident.key);
         let mut next = incident.clone();
         next.version += 1;
-        let body = serde_json::to_string(&next).map_err(|err| DynamoError::Build {
+        let item = Self::key(incident_pk(&incident.key), "INC");
+        let versioned = Versioned {
             op: "save incident",
-            source: Box::new(err),
-        })?;
-        let mut item = Self::key(&pk, "INC");
-        item.insert("inc_body".to_owned(), s(body));
-        item.insert(
-            "inc_version".to_owned(),
-            n(i64::try_from(next.version).unwrap_or(i64::MAX)),
-        );
-        item.insert(TTL_ATTRIBUTE.to_owned(), ttl(now, self.settings.event_ttl));
-        if incident.version == 0 {
-            return self
-                .put_if("save incident", item, "attribute_not_exists(pk)", None)
-                .await;
-        }
-        let values = HashMap::from([(
-            ":v".to_owned(),
-            n(i64::try_from(incident.version).unwrap_or(i64::MAX)),
-        )]);
-        self.put_if("save incident", item, "inc_version = :v", Some(values))
+            body: "inc_body",
+            version: "inc_version",
+        };
+        self.put_versioned(versioned, item, &next, incident.version, now)
             .await
     }
 
@@ -1215,19 +1240,9 @@ impl Store for DynamoStore {
     }
 
     async fn save_held(&self, held: &Held, now: DateTime<Utc>) -> Result<bool, DynamoError> {
-        let pk = format!("HELD#{}", held.account);
         let mut next = held.clone();
         next.version += 1;
-        let body = serde_json::to_string(&next).map_err(|err| DynamoError::Build {
-            op: "save held",
-            source: Box::new(err),
-        })?;
-        let mut item = Self::key(&pk, "HELD");
-        item.insert("held_body".to_owned(), s(body));
-        item.insert(
-            "held_version".to_owned(),
-            n(i64::try_from(next.version).unwrap_or(i64::MAX)),
-        );
+        let mut item = Self::key(format!("HELD#{}", held.account), "HELD");
         item.insert("acct".to_owned(), s(held.account.as_str()));
         if let Some(due) = held.due_at {
             item.insert(DUE_PK.to_owned(), s(HELD_PARTITION));
@@ -1235,20 +1250,12 @@ impl Store for DynamoStore {
         }
         // Kept until well after its events are due, whatever the event TTL.
         let keep_from = held.due_at.map_or(now, |due| due.max(now));
-        item.insert(
-            TTL_ATTRIBUTE.to_owned(),
-            ttl(keep_from, self.settings.event_ttl),
-        );
-        if held.version == 0 {
-            return self
-                .put_if("save held", item, "attribute_not_exists(pk)", None)
-                .await;
-        }
-        let values = HashMap::from([(
-            ":v".to_owned(),
-            n(i64::try_from(held.version).unwrap_or(i64::MAX)),
-        )]);
-        self.put_if("save held", item, "held_version = :v", Some(values))
+        let versioned = Versioned {
+            op: "save held",
+            body: "held_body",
+            version: "held_version",
+        };
+        self.put_versioned(versioned, item, &next, held.version, keep_from)
             .await
     }
 
