@@ -485,6 +485,26 @@ export class CentralStack extends cdk.Stack {
       1,
     );
     alarm('SlackFailureAlarm', 'Slack messages failed after retries', custom(METRICS.slackFailures), 1);
+    alarm(
+      'ThrottlesAlarm',
+      'The trailwatch Lambda was throttled: ticks or Pipe batches wait, events reach Slack late',
+      this.fn.metricThrottles({ statistic: 'Sum', period: fiveMinutes }),
+      1,
+    );
+    // Silence looks like "nothing happened": the scheduler invokes the function every minute,
+    // so no invocation in ten minutes (or no data at all) means nothing is being watched.
+    const silence = new cloudwatch.Alarm(this, 'SilenceAlarm', {
+      alarmName: 'trailwatch-silence',
+      alarmDescription:
+        'The trailwatch Lambda was not invoked for 10 minutes: the schedule, the Pipe or the function is stopped, and nothing is watched',
+      metric: this.fn.metricInvocations({ statistic: 'Sum', period: fiveMinutes }),
+      threshold: 1,
+      evaluationPeriods: 2,
+      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+    });
+    silence.addAlarmAction(action);
+    silence.addOkAction(action);
 
     new cdk.CfnOutput(this, 'CentralBusArn', { value: this.bus.eventBusArn });
     new cdk.CfnOutput(this, 'SlackSecretArn', { value: this.slackSecret.secretArn });

@@ -40,7 +40,7 @@ describe('central stack details', () => {
     const counts: Record<string, number> = {};
     for (const r of Object.values(res) as { Type: string }[]) counts[r.Type] = (counts[r.Type] ?? 0) + 1;
     assert.deepEqual(counts, {
-      'AWS::CloudWatch::Alarm': 7,
+      'AWS::CloudWatch::Alarm': 9,
       'AWS::DynamoDB::Table': 1,
       'AWS::Events::EventBus': 1,
       'AWS::Events::EventBusPolicy': 1,

@@ -323,11 +323,20 @@ export function checkAlarms(t: Template): void {
     assert.equal(a.Dimensions, undefined, `${m} has no dimensions (the Lambda emits none)`);
     assert.equal(a.Statistic, 'Sum');
   }
-  assert.equal(alarms.length, 7);
+  assert.deepEqual(find('AWS/Lambda', 'Throttles').Dimensions, [{ Name: 'FunctionName', Value: { Ref: id.fn } }]);
+  // Silence: fewer than one invocation in two 5-minute periods, and no data at all, alarm.
+  const silence = find('AWS/Lambda', 'Invocations');
+  assert.deepEqual(silence.Dimensions, [{ Name: 'FunctionName', Value: { Ref: id.fn } }]);
+  assert.equal(silence.ComparisonOperator, 'LessThanThreshold');
+  assert.equal(silence.TreatMissingData, 'breaching');
+  assert.equal(silence.EvaluationPeriods * silence.Period <= 600, true, 'alarms within 10 minutes');
+  assert.equal(alarms.length, 9);
   for (const a of alarms) {
     assert.deepEqual(a.AlarmActions, [{ Ref: id.topic }], `${a.AlarmName} notifies the topic`);
     assert.equal(a.Threshold > 0, true);
-    assert.equal(a.TreatMissingData, 'notBreaching');
+    if (a !== silence) {
+      assert.equal(a.TreatMissingData, 'notBreaching', `${a.AlarmName}: a count with no data is no event`);
+    }
   }
   const [, topic] = only(t, 'AWS::SNS::Topic');
   assert.deepEqual(topic.Properties.KmsMasterKeyId, getAtt(id.key));

@@ -70,6 +70,15 @@ describe('the checks catch', () => {
       for (const [k, v] of Object.entries(r)) if (v.Properties?.AlarmName === 'trailwatch-pipe-dlq') delete r[k];
     }, checkAlarms],
     ['an alarm that tells nobody', (r) => delete byType(r, 'AWS::CloudWatch::Alarm')[0].Properties.AlarmActions, checkAlarms],
+    ['a silence alarm that stays OK without data', (r) => {
+      for (const v of Object.values(r)) if (v.Properties?.AlarmName === 'trailwatch-silence') v.Properties.TreatMissingData = 'notBreaching';
+    }, checkAlarms],
+    ['no silence alarm', (r) => {
+      for (const [k, v] of Object.entries(r)) if (v.Properties?.AlarmName === 'trailwatch-silence') delete r[k];
+    }, checkAlarms],
+    ['no throttle alarm', (r) => {
+      for (const [k, v] of Object.entries(r)) if (v.Properties?.AlarmName === 'trailwatch-throttles') delete r[k];
+    }, checkAlarms],
   ];
   for (const [name, change, check] of cases) {
     it(name, () => {
