@@ -431,3 +431,41 @@ fn the_log_files_name_gives_a_record_its_account() {
         expected_stats(0, 1, 0, 0)
     );
 }
+
+/// `--now` pins the real time events are checked against: an event dated after it (by more
+/// than 15 minutes) is placed at the latest event time before it, whatever day replay runs.
+#[test]
+fn now_pins_the_future_date_check() {
+    let mut early = quiet_record("early");
+    early["eventName"] = "CreateUser".into();
+    early["eventSource"] = "iam.amazonaws.com".into();
+    early["readOnly"] = false.into();
+    let mut later = early.clone();
+    later["eventID"] = "later".into();
+    later["eventTime"] = "2026-11-02T05:00:00Z".into();
+    let input = format!("{early}\n{later}\n");
+    let dir = tempfile::tempdir().unwrap_or_else(|err| panic!("tempdir: {err}"));
+    let path = dir.path().join("two.jsonl");
+    std::fs::write(&path, input).unwrap_or_default();
+    let run = |now: &str| {
+        let out = trailwatch(&[
+            "replay",
+            path.to_str().unwrap_or_default(),
+            "--format",
+            "audit",
+            "--now",
+            now,
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stderr)
+    };
+    assert!(run("2026-11-02T03:30:00Z").contains(" future_dated=1 "));
+    assert!(run("2026-11-02T06:00:00Z").contains(" future_dated=0 "));
+    let bad = trailwatch(&["replay", path.to_str().unwrap_or_default(), "--now", "soon"]);
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("RFC 3339"),
+        "{}",
+        text(&bad.stderr)
+    );
+}

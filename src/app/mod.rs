@@ -71,6 +71,11 @@ pub struct ReplayArgs {
     /// Implied by --slack-webhook.
     #[arg(long)]
     pub no_threads: bool,
+    /// The real time to check event dates against (RFC 3339, e.g. 2026-11-30T00:00:00Z; default
+    /// now): an event dated more than 15 minutes later is placed at the latest event time
+    /// before it. Pins replay's output whatever day it runs.
+    #[arg(long, value_name = "TIME", value_parser = parse_now)]
+    pub now: Option<chrono::DateTime<chrono::Utc>>,
     /// Matched events held in memory before a sorted run is spilled to a private temporary
     /// folder (memory against disk; the output is the same).
     #[arg(long, hide = true, default_value_t = crate::adapters::spill::DEFAULT_RUN_SIZE)]
@@ -189,4 +194,11 @@ fn load_rules(path: Option<&std::path::Path>) -> anyhow::Result<crate::rules::Ru
             .with_context(|| format!("rule pack {}", path.display())),
         None => crate::rules::RulePack::try_builtin().context("built-in rule pack"),
     }
+}
+
+/// `--now`: an RFC 3339 time.
+fn parse_now(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|err| format!("expected an RFC 3339 time like 2026-11-30T00:00:00Z ({err})"))
 }

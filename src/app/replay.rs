@@ -65,7 +65,7 @@ async fn run<M: Summarizer>(
         store,
         summarizer,
         notifier,
-        EventTimeClock::with_wall(SystemClock.now()),
+        EventTimeClock::with_wall(args.now.unwrap_or_else(|| SystemClock.now())),
     );
     let files = input_files(&args.files)?;
     let inputs = files.iter().map(|file| {
