@@ -225,6 +225,26 @@ fn stats_of(name: &str, bytes: &[u8], extra: &[&str]) -> String {
         .to_owned()
 }
 
+/// `trailwatch replay FILE --format audit --quarantine Q` on `bytes` written as `name`: its
+/// standard error and the quarantine file (the run must succeed).
+fn replay_quarantining(name: &str, bytes: &[u8]) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap_or_else(|err| panic!("tempdir: {err}"));
+    let (input, quarantine) = (dir.path().join(name), dir.path().join("q.jsonl"));
+    std::fs::write(&input, bytes).unwrap_or_else(|err| panic!("write: {err}"));
+    let out = trailwatch(&[
+        "replay",
+        input.to_str().unwrap_or_default(),
+        "--format",
+        "audit",
+        "--quarantine",
+        quarantine.to_str().unwrap_or_default(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let written = std::fs::read_to_string(&quarantine).unwrap_or_default();
+    (stderr, written)
+}
+
 fn expected_stats(decoded: u64, quarantined: u64, insights: u64, digests: u64) -> String {
     let skipped = insights + digests;
     format!(
@@ -300,19 +320,7 @@ fn a_damaged_gzip_file_keeps_the_records_before_the_damage() {
         expected_stats(40, 1, 0, 0)
     );
     // The quarantine entry names the file and the reason, and holds nothing of the records.
-    let dir = tempfile::tempdir().unwrap_or_else(|err| panic!("tempdir: {err}"));
-    let (input, quarantine) = (dir.path().join("cut.json.gz"), dir.path().join("q.jsonl"));
-    std::fs::write(&input, cut).unwrap_or_default();
-    let out = trailwatch(&[
-        "replay",
-        input.to_str().unwrap_or_default(),
-        "--format",
-        "audit",
-        "--quarantine",
-        quarantine.to_str().unwrap_or_default(),
-    ]);
-    assert!(out.status.success());
-    let written = std::fs::read_to_string(&quarantine).unwrap_or_default();
+    let (_, written) = replay_quarantining("cut.json.gz", cut);
     let entry: serde_json::Value = serde_json::from_str(written.trim()).unwrap_or_default();
     assert!(
         entry["source"]
@@ -385,24 +393,11 @@ fn the_quarantine_file_says_what_it_left_out() {
     for n in 0..10_050 {
         let _ = writeln!(broken, "{{\"eventID\": \"b-{n}\", \"broken\": ");
     }
-    let dir = tempfile::tempdir().unwrap_or_else(|err| panic!("tempdir: {err}"));
-    let (input, quarantine) = (dir.path().join("broken.jsonl"), dir.path().join("q.jsonl"));
-    std::fs::write(&input, broken).unwrap_or_default();
-    let out = trailwatch(&[
-        "replay",
-        input.to_str().unwrap_or_default(),
-        "--format",
-        "audit",
-        "--quarantine",
-        quarantine.to_str().unwrap_or_default(),
-    ]);
-    let stderr = text(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let (stderr, written) = replay_quarantining("broken.jsonl", broken.as_bytes());
     assert!(
         stderr.contains(" quarantined=10050 quarantine_omitted=50 "),
         "{stderr}"
     );
-    let written = std::fs::read_to_string(&quarantine).unwrap_or_default();
     let lines: Vec<&str> = written.lines().collect();
     assert_eq!(lines.len(), 10_001);
     let last: serde_json::Value = serde_json::from_str(lines[10_000]).unwrap_or_default();
