@@ -3,7 +3,7 @@
 import * as cdk from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 
-import { TrailwatchConfig, memberRegions, validateConfig } from '../config';
+import { TrailwatchConfig, heartbeatSchedule, memberRegions, validateConfig, watchedAccounts } from '../config';
 import { CentralStack, centralBusArn } from './central-stack';
 import { MemberStack, loadMemberPatterns } from './member-stack';
 import { StackSetStack } from './stackset-stack';
@@ -40,20 +40,25 @@ export function buildApp(cfg: TrailwatchConfig, opts: BuildOptions): TrailwatchA
     env: cfg.central,
     config: cfg,
     codeDir: opts.codeDir,
+    patterns,
     description: 'trailwatch central: bus, stream, pipe, Lambda, table, secret, alarms',
     tags,
   });
 
   const regions = memberRegions(cfg);
+  const memberOptions = { heartbeatSchedule: heartbeatSchedule(cfg), alarmEmails: cfg.alarms.emails };
   const members: MemberStack[] = [];
-  for (const account of Object.keys(cfg.accounts)) {
+  // The configured accounts, the management account (a service-managed StackSet never deploys
+  // there) and the central account itself.
+  for (const account of Object.keys(watchedAccounts(cfg))) {
     for (const region of regions) {
       members.push(
         new MemberStack(app, memberStackId(account, region), {
           env: { account, region },
           centralBusArn: busArn,
           patterns,
-          description: `trailwatch member ${account} ${region}: forward matched CloudTrail events to the central bus`,
+          ...memberOptions,
+          description: `trailwatch member ${account} ${region}: forward matched CloudTrail events and a heartbeat to the central bus`,
           tags,
         }),
       );
@@ -69,6 +74,8 @@ export function buildApp(cfg: TrailwatchConfig, opts: BuildOptions): TrailwatchA
           patterns,
           organizationalUnitIds: cfg.stackSet.organizationalUnitIds,
           regions,
+          callAs: cfg.stackSet.callAs ?? 'SELF',
+          ...memberOptions,
           description: 'trailwatch: service-managed StackSet with the member rules for the organisation',
           tags,
         });

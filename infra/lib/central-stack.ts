@@ -1,12 +1,10 @@
-// The security account's half: central bus -> Kinesis -> Pipe -> Lambda, the table, the Slack
-// secret, Bedrock access, the scheduler tick and the alarms.
+// The security account's half: central bus (and its archive) -> Kinesis -> Pipe -> Lambda, the
+// table, the Slack secret, Bedrock access, the scheduler tick, the key and the alarms.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import * as cdk from 'aws-cdk-lib';
-import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
-import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -24,9 +22,9 @@ import { Construct } from 'constructs';
 
 import {
   ENV,
+  HEARTBEAT,
   LAMBDA_ARTIFACT_DIR,
   LAMBDA_PLACEHOLDER_DIR,
-  METRICS,
   TABLE,
   TABLE_ACTIONS,
   TICK_INPUT,
@@ -34,20 +32,50 @@ import {
   accountsValue,
   parseModelId,
   slackChannelsValue,
+  watchedAccounts,
 } from '../config';
+import { addCentralAlarms } from './central-alarms';
+import { CENTRAL_NAMES } from './central-names';
+import { addKeyAdministration, allowDeployment, allowKeyUse, newKey } from './central-key';
+import { detailTypesOf } from './member-stack';
+import { acknowledge, allowAlarmsToPublish } from './shared';
 
-/** The name of the central bus; MemberStack targets it by ARN. */
-export const CENTRAL_BUS_NAME = 'trailwatch';
-export const FUNCTION_NAME = 'trailwatch';
-/** The central bus's rule to Kinesis (named, so the key policy can name it without a cycle). */
-export const BUS_RULE_NAME = 'trailwatch-to-stream';
+export { CENTRAL_NAMES };
 
-function busRuleArn(partition: string, region: string, account: string): string {
-  return `arn:${partition}:events:${region}:${account}:rule/${CENTRAL_BUS_NAME}/${BUS_RULE_NAME}`;
+/**
+ * Retry policy of both central rules (into Kinesis). What fails there is throttling while the
+ * on-demand stream scales or a Kinesis outage: 15 minutes of retries ride out the first, and then
+ * the event goes to the bus DLQ (alarmed) instead of being retried for EventBridge's default
+ * 24 hours before anyone hears of it. It is not lost either way: the archive keeps what the bus
+ * accepted. Attempts stay at EventBridge's maximum, 185; the age is what ends retries
+ * (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-dlq.html).
+ */
+export const CENTRAL_RETRY = { maximumEventAgeInSeconds: 900, maximumRetryAttempts: 185 } as const;
+
+function busRuleArn(partition: string, region: string, account: string, rule: string): string {
+  return `arn:${partition}:events:${region}:${account}:rule/${CENTRAL_NAMES.bus}/${rule}`;
 }
 
+/** The central bus's ARN; member stacks target it. */
 export function centralBusArn(cfg: TrailwatchConfig): string {
-  return `arn:aws:events:${cfg.central.region}:${cfg.central.account}:event-bus/${CENTRAL_BUS_NAME}`;
+  return `arn:aws:events:${cfg.central.region}:${cfg.central.account}:event-bus/${CENTRAL_NAMES.bus}`;
+}
+
+/**
+ * The central CloudTrail rule's pattern: AWS sources only, and exactly the detail-types the
+ * member rules can forward, so events of any other type (`aws.partner/*` ones among them) stay out.
+ */
+export function cloudTrailPattern(patterns: readonly unknown[]): Record<string, unknown> {
+  return { source: [{ prefix: 'aws.' }], 'detail-type': detailTypesOf(patterns) };
+}
+
+/** The central heartbeat rule's pattern: the member scheduled rules named trailwatch-heartbeat. */
+export function heartbeatPattern(): Record<string, unknown> {
+  return {
+    source: [HEARTBEAT.source],
+    'detail-type': [HEARTBEAT.detailType],
+    resources: [{ wildcard: HEARTBEAT.resourcePattern }],
+  };
 }
 
 /** The Lambda code: the built binary when present, else the placeholder (see README "Deploy"). */
@@ -65,14 +93,20 @@ export interface CentralStackProps extends cdk.StackProps {
   readonly config: TrailwatchConfig;
   /** Directory holding `bootstrap`. */
   readonly codeDir: string;
+  /** The member rules' patterns: the central rule accepts the detail-types they name. */
+  readonly patterns: Record<string, unknown>[];
 }
 
 export class CentralStack extends cdk.Stack {
   readonly key: kms.Key;
   readonly bus: events.EventBus;
+  readonly busRule: events.CfnRule;
+  readonly heartbeatRule: events.CfnRule;
+  readonly archive: events.CfnArchive;
   readonly stream: kinesis.Stream;
   readonly table: dynamodb.Table;
   readonly fn: lambda.Function;
+  readonly pipe: pipes.CfnPipe;
   readonly pipeDlq: sqs.Queue;
   readonly busDlq: sqs.Queue;
   readonly alarmTopic: sns.Topic;
@@ -82,16 +116,21 @@ export class CentralStack extends cdk.Stack {
     super(scope, id, props);
     const cfg = props.config;
     const { account, region, partition } = cdk.Stack.of(this);
-    const logGroupName = `/aws/lambda/${FUNCTION_NAME}`;
+    const logGroupName = `/aws/lambda/${CENTRAL_NAMES.function}`;
+    const ruleArns = [busRuleArn(partition, region, account, CENTRAL_NAMES.busRule), busRuleArn(partition, region, account, CENTRAL_NAMES.heartbeatRule)];
 
-    // One customer-managed key for every store of event data; services that write on their own
-    // (CloudWatch Logs, EventBridge into the DLQ, CloudWatch alarms into SNS) are named below.
-    this.key = new kms.Key(this, 'Key', {
-      alias: 'alias/trailwatch',
-      description: 'trailwatch: stream, queues, table, secret, topic and logs',
-      enableKeyRotation: true,
-      removalPolicy: cdk.RemovalPolicy.RETAIN,
-    });
+    // One customer-managed key for every store of event data. Its policy (lib/central-key.ts)
+    // separates administration from use; users are added below as their roles are made.
+    this.key = newKey(this, 'Key');
+    addKeyAdministration(this.key, cfg.kmsAdminPrincipalArn);
+    allowDeployment(this.key);
+    allowKeyUse(
+      this.key,
+      'OperatorsThroughServices',
+      cfg.kmsUserPrincipalArns.map((arn) => new iam.ArnPrincipal(arn)),
+      ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey'],
+      ['dynamodb', 'secretsmanager', 'sqs', 'kinesis'],
+    );
     this.key.addToResourcePolicy(
       new iam.PolicyStatement({
         sid: 'CloudWatchLogsForTheLambdaLogGroup',
@@ -105,14 +144,14 @@ export class CentralStack extends cdk.Stack {
         },
       }),
     );
-    // As the EventBridge guide writes it for a DLQ under a customer-managed key: only that rule.
+    // As the EventBridge guide writes it for a DLQ under a customer-managed key: only the rules.
     this.key.addToResourcePolicy(
       new iam.PolicyStatement({
         sid: 'EventBridgeIntoTheBusDlq',
         principals: [new iam.ServicePrincipal('events.amazonaws.com')],
         actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
         resources: ['*'],
-        conditions: { ArnEquals: { 'aws:SourceArn': busRuleArn(partition, region, account) } },
+        conditions: { ArnEquals: { 'aws:SourceArn': ruleArns } },
       }),
     );
     // As the CloudWatch guide writes it for alarms into an encrypted topic (no condition there:
@@ -126,8 +165,9 @@ export class CentralStack extends cdk.Stack {
       }),
     );
 
-    // ---- central bus: member accounts put their matched CloudTrail events here.
-    this.bus = new events.EventBus(this, 'Bus', { eventBusName: CENTRAL_BUS_NAME });
+    // ---- central bus: member accounts put their matched CloudTrail events and heartbeats here.
+    this.bus = new events.EventBus(this, 'Bus', { eventBusName: CENTRAL_NAMES.bus });
+    const senders = Object.keys(watchedAccounts(cfg));
     this.bus.addToResourcePolicy(
       cfg.organizationId !== undefined
         ? new iam.PolicyStatement({
@@ -139,7 +179,7 @@ export class CentralStack extends cdk.Stack {
           })
         : new iam.PolicyStatement({
             sid: 'MemberAccountsPutEvents',
-            principals: Object.keys(cfg.accounts).map((id) => new iam.AccountPrincipal(id)),
+            principals: senders.map((a) => new iam.AccountPrincipal(a)),
             actions: ['events:PutEvents'],
             resources: [this.bus.eventBusArn],
           }),
@@ -147,7 +187,7 @@ export class CentralStack extends cdk.Stack {
 
     // ---- bus -> Kinesis, one shard key per account so an account's events stay in order.
     this.stream = new kinesis.Stream(this, 'Stream', {
-      streamName: 'trailwatch',
+      streamName: CENTRAL_NAMES.stream,
       streamMode: kinesis.StreamMode.ON_DEMAND,
       encryption: kinesis.StreamEncryption.KMS,
       encryptionKey: this.key,
@@ -159,10 +199,12 @@ export class CentralStack extends cdk.Stack {
       'AwsSolutions-KDS3',
       'A customer-managed key lets the security team own and audit access to CloudTrail-derived data; Kinesis reuses data keys, so the KMS cost is a few requests per shard and consumer every five minutes.',
     );
-    this.busDlq = this.queue('BusDlq', 'trailwatch-bus-dlq');
+    this.busDlq = this.queue('BusDlq', CENTRAL_NAMES.busDlq);
     const busToStreamRole = new iam.Role(this, 'BusToStreamRole', {
+      // Only EventBridge, for the two central rules (the rule ARN is the source:
+      // https://docs.aws.amazon.com/eventbridge/latest/userguide/cross-service-confused-deputy-prevention.html).
       assumedBy: new iam.ServicePrincipal('events.amazonaws.com', {
-        conditions: { StringEquals: { 'aws:SourceAccount': account } },
+        conditions: { StringEquals: { 'aws:SourceAccount': account }, ArnEquals: { 'aws:SourceArn': ruleArns } },
       }),
       description: 'EventBridge puts central-bus events on the trailwatch stream',
     });
@@ -174,39 +216,73 @@ export class CentralStack extends cdk.Stack {
             actions: ['kinesis:PutRecord', 'kinesis:PutRecords'],
             resources: [this.stream.streamArn],
           }),
-          new iam.PolicyStatement({
-            sid: 'EncryptRecords',
-            actions: ['kms:GenerateDataKey'],
-            resources: [this.key.keyArn],
-            conditions: { StringEquals: { 'kms:ViaService': viaServices(region, 'kinesis') } },
-          }),
         ],
       }),
     );
-    const busRule = new events.Rule(this, 'BusToStream', {
-      ruleName: BUS_RULE_NAME,
-      eventBus: this.bus,
-      description: 'Every CloudTrail-derived event the member rules forward',
-      eventPattern: { source: events.Match.prefix('aws.') },
+    // A Kinesis producer needs GenerateDataKey on the stream's key
+    // (https://docs.aws.amazon.com/streams/latest/dev/permissions-user-key-KMS.html).
+    allowKeyUse(this.key, 'RulesWriteTheStream', [busToStreamRole], ['kms:GenerateDataKey'], ['kinesis']);
+    const toStream = (): events.CfnRule.TargetProperty => ({
+      id: 'Stream',
+      arn: this.stream.streamArn,
+      roleArn: busToStreamRole.roleArn,
+      kinesisParameters: { partitionKeyPath: '$.account' },
+      deadLetterConfig: { arn: this.busDlq.queueArn },
+      retryPolicy: { ...CENTRAL_RETRY },
     });
-    const busRuleCfn = busRule.node.defaultChild as events.CfnRule;
-    busRuleCfn.targets = [
-      {
-        id: 'Stream',
-        arn: this.stream.streamArn,
-        roleArn: busToStreamRole.roleArn,
-        kinesisParameters: { partitionKeyPath: '$.account' },
-        deadLetterConfig: { arn: this.busDlq.queueArn },
-        retryPolicy: { maximumEventAgeInSeconds: 24 * 3600, maximumRetryAttempts: 185 },
-      },
-    ];
+    const cloudTrail = cloudTrailPattern(props.patterns);
+    this.busRule = new events.CfnRule(this, 'BusToStream', {
+      name: CENTRAL_NAMES.busRule,
+      eventBusName: this.bus.eventBusName,
+      description: 'The CloudTrail event types the member rules forward, from AWS sources only',
+      state: 'ENABLED',
+      eventPattern: cloudTrail,
+      targets: [toStream()],
+    });
+    this.heartbeatRule = new events.CfnRule(this, 'HeartbeatToStream', {
+      name: CENTRAL_NAMES.heartbeatRule,
+      eventBusName: this.bus.eventBusName,
+      description: 'The member heartbeats (scheduled rules named trailwatch-heartbeat)',
+      state: 'ENABLED',
+      eventPattern: heartbeatPattern(),
+      targets: [toStream()],
+    });
     this.busDlq.addToResourcePolicy(
       new iam.PolicyStatement({
         sid: 'EventBridgeDeadLetters',
         principals: [new iam.ServicePrincipal('events.amazonaws.com')],
         actions: ['sqs:SendMessage'],
         resources: [this.busDlq.queueArn],
-        conditions: { ArnEquals: { 'aws:SourceArn': busRule.ruleArn } },
+        conditions: { ArnEquals: { 'aws:SourceArn': [this.busRule.attrArn, this.heartbeatRule.attrArn] } },
+      }),
+    );
+
+    // ---- the archive: what the central rules accept, kept for replay after the stream's 24 hours
+    // (README "Dead-letter queues and recovery"). Under the project key, as EventBridge documents
+    // it for archives (https://docs.aws.amazon.com/eventbridge/latest/userguide/encryption-archives.html).
+    this.archive = new events.CfnArchive(this, 'Archive', {
+      archiveName: CENTRAL_NAMES.archive,
+      description: 'trailwatch: every event the central rules accept, for replay',
+      sourceArn: this.bus.eventBusArn,
+      eventPattern: { $or: [cloudTrail, heartbeatPattern()] },
+      retentionDays: cfg.archiveRetentionDays,
+      kmsKeyIdentifier: this.key.keyArn,
+    });
+    this.key.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'EventBridgeArchiveDescribeKey',
+        principals: [new iam.ServicePrincipal('events.amazonaws.com')],
+        actions: ['kms:DescribeKey'],
+        resources: ['*'],
+      }),
+    );
+    this.key.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'EventBridgeArchiveOfTheBus',
+        principals: [new iam.ServicePrincipal('events.amazonaws.com')],
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey', 'kms:ReEncrypt*'],
+        resources: ['*'],
+        conditions: { StringEquals: { 'kms:EncryptionContext:aws:events:event-bus:arn': this.bus.eventBusArn } },
       }),
     );
 
@@ -230,12 +306,14 @@ export class CentralStack extends cdk.Stack {
       projectionType: dynamodb.ProjectionType.ALL,
     });
 
-    // ---- the Slack token (or webhook URL): set its value after deploy (README "Deploy").
+    // ---- the Slack token (or webhook URL): set its value after deploy (README "Deploy"). The key
+    // is set on the CloudFormation resource: the construct's encryptionKey would also grant the
+    // whole account use of the key through Secrets Manager, which the key policy does not want.
     this.slackSecret = new secretsmanager.Secret(this, 'SlackSecret', {
       secretName: 'trailwatch/slack',
       description: 'Slack bot token (xoxb-...) or incoming-webhook URL for trailwatch',
-      encryptionKey: this.key,
     });
+    (this.slackSecret.node.defaultChild as secretsmanager.CfnSecret).kmsKeyId = this.key.keyArn;
 
     // ---- the Lambda.
     const logGroup = new logs.LogGroup(this, 'FunctionLogs', {
@@ -250,36 +328,52 @@ export class CentralStack extends cdk.Stack {
     });
     const model = parseModelId(cfg.bedrock.modelId);
     const fnPolicy = new iam.Policy(this, 'FunctionPolicy', {
-        statements: [
-          new iam.PolicyStatement({
-            sid: 'Logs',
-            actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
-            resources: [`arn:${partition}:logs:${region}:${account}:log-group:${logGroupName}:log-stream:*`],
-          }),
-          new iam.PolicyStatement({
-            sid: 'Table',
-            actions: [...TABLE_ACTIONS],
-            resources: [this.table.tableArn, `${this.table.tableArn}/index/${TABLE.dueIndex}`],
-          }),
-          new iam.PolicyStatement({
-            sid: 'SlackSecret',
-            actions: ['secretsmanager:GetSecretValue'],
-            resources: [this.slackSecret.secretArn],
-          }),
-          new iam.PolicyStatement({
-            sid: 'KeyForTableAndSecret',
-            // What CDK's own grants give a writer of a table under a customer-managed key.
-            actions: ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey'],
-            resources: [this.key.keyArn],
-            conditions: { StringEquals: { 'kms:ViaService': viaServices(region, 'dynamodb', 'secretsmanager') } },
-          }),
-          ...bedrockStatements(cfg.bedrock.modelId, model, partition, region, account, cfg.bedrock.profileRegions),
-        ],
+      statements: [
+        new iam.PolicyStatement({
+          sid: 'Logs',
+          actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+          resources: [`arn:${partition}:logs:${region}:${account}:log-group:${logGroupName}:log-stream:*`],
+        }),
+        new iam.PolicyStatement({
+          sid: 'Table',
+          actions: [...TABLE_ACTIONS],
+          resources: [this.table.tableArn, `${this.table.tableArn}/index/${TABLE.dueIndex}`],
+        }),
+        new iam.PolicyStatement({
+          sid: 'SlackSecret',
+          actions: ['secretsmanager:GetSecretValue'],
+          resources: [this.slackSecret.secretArn],
+        }),
+        ...bedrockStatements(cfg.bedrock.modelId, model, partition, region, account, cfg.bedrock.profileRegions),
+      ],
     });
     fnRole.attachInlinePolicy(fnPolicy);
+    // What CDK's own grants give a writer of a table under a customer-managed key, and a reader
+    // of the secret, in the key policy (an IAM statement could not grant it).
+    allowKeyUse(this.key, 'FunctionThroughTableAndSecret', [fnRole], ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey'], ['dynamodb', 'secretsmanager']);
 
+    const watched = watchedAccounts(cfg);
+    const environment: Record<string, string> = {
+      [ENV.table]: this.table.tableName,
+      [ENV.slackSecretArn]: this.slackSecret.secretArn,
+      [ENV.summarizer]: 'bedrock',
+      [ENV.modelId]: cfg.bedrock.modelId,
+      [ENV.accounts]: accountsValue(watched),
+      // Events of any other account are quarantined (the envelope's account is checked).
+      [ENV.trustedAccounts]: Object.keys(watched).join(','),
+      [ENV.lang]: cfg.lang,
+      [ENV.tz]: cfg.timeZone,
+      [ENV.window]: cfg.window,
+      [ENV.grace]: cfg.grace,
+      [ENV.slackChannel]: cfg.slack.defaultChannel,
+      [ENV.slackChannels]: slackChannelsValue(cfg.slack.accountChannels),
+      [ENV.log]: 'info',
+      [ENV.heartbeatSilence]: cfg.heartbeat.silenceAfter,
+    };
+    if (cfg.heartbeat.quietAfter !== undefined) environment[ENV.quietAfter] = cfg.heartbeat.quietAfter;
+    const reserved = cfg.lambda.reservedConcurrency;
     this.fn = new lambda.Function(this, 'Function', {
-      functionName: FUNCTION_NAME,
+      functionName: CENTRAL_NAMES.function,
       description: 'trailwatch: ingest Pipe batches, flush due windows on the scheduler tick',
       runtime: lambda.Runtime.PROVIDED_AL2023,
       architecture: lambda.Architecture.ARM_64,
@@ -287,29 +381,22 @@ export class CentralStack extends cdk.Stack {
       code: lambda.Code.fromAsset(props.codeDir),
       memorySize: cfg.lambda.memoryMb,
       timeout: cdk.Duration.seconds(cfg.lambda.timeoutSeconds),
+      // Reserved: other functions cannot starve this one, and it cannot take the account's pool.
+      reservedConcurrentExecutions: reserved === 'none' ? undefined : reserved,
       role: fnRole,
       logGroup,
       loggingFormat: lambda.LoggingFormat.JSON,
       // Scheduler ticks are invoked asynchronously; a lost tick is superseded a minute later.
       retryAttempts: 0,
       maxEventAge: cdk.Duration.seconds(60),
-      environment: {
-        [ENV.table]: this.table.tableName,
-        [ENV.slackSecretArn]: this.slackSecret.secretArn,
-        [ENV.summarizer]: 'bedrock',
-        [ENV.modelId]: cfg.bedrock.modelId,
-        [ENV.accounts]: accountsValue(cfg.accounts),
-        // Events of any other account are quarantined (the envelope's account is checked).
-        [ENV.trustedAccounts]: Object.keys(cfg.accounts).join(','),
-        [ENV.lang]: cfg.lang,
-        [ENV.tz]: cfg.timeZone,
-        [ENV.window]: cfg.window,
-        [ENV.grace]: cfg.grace,
-        [ENV.slackChannel]: cfg.slack.defaultChannel,
-        [ENV.slackChannels]: slackChannelsValue(cfg.slack.accountChannels),
-        [ENV.log]: 'info',
-      },
+      environment,
     });
+    if (reserved === 'none') {
+      cdk.Annotations.of(this.fn).addWarningV2(
+        'trailwatch:no-reserved-concurrency',
+        'lambda.reservedConcurrency is none: the trailwatch Lambda has NO reserved concurrency. Any other function in this account can starve it, and then ticks and Pipe batches are throttled (the throttle alarm fires). Reserve concurrency once the account quota allows it (AWS keeps 100 unreserved).',
+      );
+    }
     if (path.resolve(props.codeDir) === path.resolve(LAMBDA_PLACEHOLDER_DIR)) {
       cdk.Annotations.of(this.fn).addWarningV2(
         'trailwatch:placeholder-code',
@@ -320,10 +407,14 @@ export class CentralStack extends cdk.Stack {
     this.fn.node.addDependency(fnPolicy);
 
     // ---- Kinesis -> Pipe -> Lambda, with bisect, bounded retries and a dead-letter queue.
-    this.pipeDlq = this.queue('PipeDlq', 'trailwatch-pipe-dlq');
+    this.pipeDlq = this.queue('PipeDlq', CENTRAL_NAMES.pipeDlq);
     const pipeRole = new iam.Role(this, 'PipeRole', {
+      // Only EventBridge Pipes, for this one pipe.
       assumedBy: new iam.ServicePrincipal('pipes.amazonaws.com', {
-        conditions: { StringEquals: { 'aws:SourceAccount': account } },
+        conditions: {
+          StringEquals: { 'aws:SourceAccount': account },
+          ArnEquals: { 'aws:SourceArn': `arn:${partition}:pipes:${region}:${account}:pipe/${CENTRAL_NAMES.pipe}` },
+        },
       }),
       description: 'EventBridge Pipe: read the trailwatch stream, invoke the Lambda, dead-letter',
     });
@@ -352,17 +443,13 @@ export class CentralStack extends cdk.Stack {
           actions: ['sqs:SendMessage'],
           resources: [this.pipeDlq.queueArn],
         }),
-        new iam.PolicyStatement({
-          sid: 'KeyForStreamAndDlq',
-          actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
-          resources: [this.key.keyArn],
-          conditions: { StringEquals: { 'kms:ViaService': viaServices(region, 'kinesis', 'sqs') } },
-        }),
       ],
     });
     pipeRole.attachInlinePolicy(pipePolicy);
-    const pipe = new pipes.CfnPipe(this, 'Pipe', {
-      name: 'trailwatch',
+    // A Kinesis consumer needs Decrypt, an SQS sender GenerateDataKey and Decrypt.
+    allowKeyUse(this.key, 'PipeReadsStreamWritesDlq', [pipeRole], ['kms:Decrypt', 'kms:GenerateDataKey'], ['kinesis', 'sqs']);
+    this.pipe = new pipes.CfnPipe(this, 'Pipe', {
+      name: CENTRAL_NAMES.pipe,
       description: 'trailwatch stream -> Lambda (bare JSON array of Kinesis records)',
       roleArn: pipeRole.roleArn,
       source: this.stream.streamArn,
@@ -383,13 +470,18 @@ export class CentralStack extends cdk.Stack {
         lambdaFunctionParameters: { invocationType: 'REQUEST_RESPONSE' },
       },
     });
-    // CloudFormation validates the Pipe's access when it creates it.
-    pipe.node.addDependency(pipePolicy);
+    // CloudFormation validates the Pipe's access when it creates it: its policy and the key.
+    this.pipe.node.addDependency(pipePolicy, this.key);
 
     // ---- the tick: every minute, flush due windows.
     const tickRole = new iam.Role(this, 'TickRole', {
+      // Only EventBridge Scheduler, for schedules of the tick's group: the schedule group is the
+      // source Scheduler names (https://docs.aws.amazon.com/scheduler/latest/UserGuide/cross-service-confused-deputy-prevention.html).
       assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', {
-        conditions: { StringEquals: { 'aws:SourceAccount': account } },
+        conditions: {
+          StringEquals: { 'aws:SourceAccount': account },
+          ArnEquals: { 'aws:SourceArn': `arn:${partition}:scheduler:${region}:${account}:schedule-group/${CENTRAL_NAMES.tickGroup}` },
+        },
       }),
       description: 'EventBridge Scheduler invokes the trailwatch Lambda every minute',
     });
@@ -404,7 +496,7 @@ export class CentralStack extends cdk.Stack {
     });
     tickRole.attachInlinePolicy(tickPolicy);
     const tick = new scheduler.CfnSchedule(this, 'Tick', {
-      name: 'trailwatch-tick',
+      name: CENTRAL_NAMES.tick,
       description: 'Flush trailwatch windows that are due',
       scheduleExpression: 'rate(1 minute)',
       flexibleTimeWindow: { mode: 'OFF' },
@@ -421,7 +513,7 @@ export class CentralStack extends cdk.Stack {
 
     // ---- alarms -> SNS.
     this.alarmTopic = new sns.Topic(this, 'AlarmTopic', {
-      topicName: 'trailwatch-alarms',
+      topicName: CENTRAL_NAMES.topic,
       displayName: 'trailwatch alarms',
       masterKey: this.key,
       enforceSSL: true,
@@ -429,84 +521,11 @@ export class CentralStack extends cdk.Stack {
     for (const email of cfg.alarms.emails) {
       this.alarmTopic.addSubscription(new subscriptions.EmailSubscription(email));
     }
-    const action = new cwActions.SnsAction(this.alarmTopic);
-    const alarm = (id: string, description: string, metric: cloudwatch.IMetric, threshold: number, periods = 1) => {
-      const a = new cloudwatch.Alarm(this, id, {
-        alarmName: `trailwatch-${id.replace(/Alarm$/, '').replace(/([a-z])([A-Z])/g, '$1-$2').toLowerCase()}`,
-        alarmDescription: description,
-        metric,
-        threshold,
-        evaluationPeriods: periods,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      });
-      a.addAlarmAction(action);
-      a.addOkAction(action);
-      return a;
-    };
-    const fiveMinutes = cdk.Duration.minutes(5);
-    alarm(
-      'IteratorAgeAlarm',
-      'The Pipe is falling behind the stream: events reach Slack late',
-      this.stream.metricGetRecordsIteratorAgeMilliseconds({ statistic: 'Maximum', period: cdk.Duration.minutes(1) }),
-      cfg.alarms.iteratorAgeSeconds * 1000,
-      5,
-    );
-    alarm(
-      'PipeDlqAlarm',
-      'Kinesis records the Lambda could not take went to the Pipe dead-letter queue',
-      this.pipeDlq.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum', period: fiveMinutes }),
-      1,
-    );
-    alarm(
-      'BusDlqAlarm',
-      'Events from the central bus could not be put on the stream',
-      this.busDlq.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum', period: fiveMinutes }),
-      1,
-    );
-    alarm(
-      'FunctionErrorsAlarm',
-      'The trailwatch Lambda failed (ingest or tick)',
-      this.fn.metricErrors({ statistic: 'Sum', period: fiveMinutes }),
-      1,
-    );
-    const custom = (metricName: string) =>
-      new cloudwatch.Metric({ namespace: METRICS.namespace, metricName, statistic: 'Sum', period: fiveMinutes });
-    alarm(
-      'QuarantinedAlarm',
-      'Records that could not be decoded were quarantined (kept, redacted, counted)',
-      custom(METRICS.quarantined),
-      1,
-    );
-    alarm(
-      'OfflineFallbackAlarm',
-      'Bedrock failed (throttling, timeout, invalid output): summaries fell back to offline templates',
-      custom(METRICS.offlineFallbacks),
-      1,
-    );
-    alarm('SlackFailureAlarm', 'Slack messages failed after retries', custom(METRICS.slackFailures), 1);
-    alarm(
-      'ThrottlesAlarm',
-      'The trailwatch Lambda was throttled: ticks or Pipe batches wait, events reach Slack late',
-      this.fn.metricThrottles({ statistic: 'Sum', period: fiveMinutes }),
-      1,
-    );
-    // Silence looks like "nothing happened": the scheduler invokes the function every minute,
-    // so no invocation in ten minutes (or no data at all) means nothing is being watched.
-    const silence = new cloudwatch.Alarm(this, 'SilenceAlarm', {
-      alarmName: 'trailwatch-silence',
-      alarmDescription:
-        'The trailwatch Lambda was not invoked for 10 minutes: the schedule, the Pipe or the function is stopped, and nothing is watched',
-      metric: this.fn.metricInvocations({ statistic: 'Sum', period: fiveMinutes }),
-      threshold: 1,
-      evaluationPeriods: 2,
-      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-      treatMissingData: cloudwatch.TreatMissingData.BREACHING,
-    });
-    silence.addAlarmAction(action);
-    silence.addOkAction(action);
+    allowAlarmsToPublish(this.alarmTopic);
+    addCentralAlarms(this, cfg);
 
     new cdk.CfnOutput(this, 'CentralBusArn', { value: this.bus.eventBusArn });
+    new cdk.CfnOutput(this, 'ArchiveArn', { value: this.archive.attrArn });
     new cdk.CfnOutput(this, 'SlackSecretArn', { value: this.slackSecret.secretArn });
     new cdk.CfnOutput(this, 'AlarmTopicArn', { value: this.alarmTopic.topicArn });
 
@@ -534,20 +553,10 @@ export class CentralStack extends cdk.Stack {
     );
     acknowledge(
       fnPolicy,
-      `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:${this.region}:${this.account}:log-group:/aws/lambda/${FUNCTION_NAME}:log-stream:*]`,
+      `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:${this.region}:${this.account}:log-group:/aws/lambda/${CENTRAL_NAMES.function}:log-stream:*]`,
       'Log streams are created by the Lambda runtime with generated names, inside its one log group.',
     );
   }
-}
-
-/** A cdk-nag finding acknowledged on one construct, with the reason it is acceptable. */
-export function acknowledge(scope: Construct, id: string, reason: string): void {
-  cdk.Validations.of(scope).acknowledge({ id: `AwsSolutions::${id}`, reason });
-}
-
-/** KMS use only through these services, in this region. */
-function viaServices(region: string, ...services: string[]): string[] {
-  return services.map((s) => `${s}.${region}.amazonaws.com`);
 }
 
 function retentionDays(days: number): logs.RetentionDays {

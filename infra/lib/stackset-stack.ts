@@ -10,14 +10,22 @@ import { Construct } from 'constructs';
 
 import { MemberStack } from './member-stack';
 
+/** What the member template carries besides the patterns. */
+export interface MemberTemplateOptions {
+  readonly heartbeatSchedule: string;
+  readonly alarmEmails: readonly string[];
+}
+
 /** The member template, account- and region-agnostic, as the StackSet deploys it. */
-export function memberTemplateBody(centralBusArn: string, patterns: Record<string, unknown>[]): string {
+export function memberTemplateBody(centralBusArn: string, patterns: Record<string, unknown>[], opts: MemberTemplateOptions): string {
   // A separate app in a scratch directory: its assembly must not land in the main cdk.out.
   const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'trailwatch-member-'));
   const app = new cdk.App({ analyticsReporting: false, outdir });
   const stack = new MemberStack(app, 'TrailwatchMember', {
     centralBusArn,
     patterns,
+    heartbeatSchedule: opts.heartbeatSchedule,
+    alarmEmails: opts.alarmEmails,
     synthesizer: new cdk.BootstraplessSynthesizer(),
   });
   try {
@@ -28,11 +36,13 @@ export function memberTemplateBody(centralBusArn: string, patterns: Record<strin
   }
 }
 
-export interface StackSetStackProps extends cdk.StackProps {
+export interface StackSetStackProps extends cdk.StackProps, MemberTemplateOptions {
   readonly centralBusArn: string;
   readonly patterns: Record<string, unknown>[];
   readonly organizationalUnitIds: readonly string[];
   readonly regions: readonly string[];
+  /** `DELEGATED_ADMIN` when a delegated StackSets administrator deploys it. */
+  readonly callAs: 'SELF' | 'DELEGATED_ADMIN';
 }
 
 export class StackSetStack extends cdk.Stack {
@@ -40,7 +50,7 @@ export class StackSetStack extends cdk.Stack {
 
   constructor(scope: Construct, id: string, props: StackSetStackProps) {
     super(scope, id, props);
-    const templateBody = memberTemplateBody(props.centralBusArn, props.patterns);
+    const templateBody = memberTemplateBody(props.centralBusArn, props.patterns, props);
     if (templateBody.length > 51200) {
       throw new Error(`the member template has ${templateBody.length} bytes, more than TemplateBody allows (51,200)`);
     }
@@ -48,8 +58,10 @@ export class StackSetStack extends cdk.Stack {
       stackSetName: 'trailwatch-member',
       description: 'trailwatch: forward matched CloudTrail events to the central bus',
       permissionModel: 'SERVICE_MANAGED',
+      callAs: props.callAs,
       autoDeployment: { enabled: true, retainStacksOnAccountRemoval: false },
-      capabilities: ['CAPABILITY_IAM'],
+      // The forward role has a fixed name (an SCP protects it), which needs the named capability.
+      capabilities: ['CAPABILITY_NAMED_IAM'],
       managedExecution: { Active: true },
       operationPreferences: {
         failureTolerancePercentage: 10,

@@ -8,27 +8,32 @@ import * as path from 'node:path';
 
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 
-import { TrailwatchConfig } from '../config';
+import { TrailwatchConfig, config } from '../config';
 import { buildApp } from '../lib/app';
-import { checkAlarms, checkBusAndStream, checkFunction, checkLeastPrivilege, checkPipe, checkTable, checkTick } from './checks';
-import { accountsConfig, baseConfig, build, centralTemplate, getAtt, logicalIdByPath, newApp, only, resourcesOfType, tempDir, usProfileConfig } from './helpers';
+import { checkAlarms, checkArchive, checkBusAndStream, checkFunction, checkKey, checkLeastPrivilege, checkPipe, checkTable, checkTick } from './checks';
+import { accountsConfig, adminConfig, baseConfig, build, centralTemplate, getAtt, logicalIdByPath, newApp, only, resourcesOfType, tempDir, usProfileConfig } from './helpers';
+
+const patterns = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'member-patterns.json'), 'utf8'));
 
 const variants: [string, TrailwatchConfig][] = [
   ['organisation, global inference profile', baseConfig],
-  ['account list, plain model id', accountsConfig],
+  ['account list, plain model id, quiet-after, no reserved concurrency', accountsConfig],
   ['US inference profile', usProfileConfig],
+  ['configured key administrator, two key users', adminConfig],
 ];
 
 for (const [name, cfg] of variants) {
   describe(`central stack (${name})`, () => {
     const t = centralTemplate(cfg);
-    it('puts the bus, its policy, the rule to Kinesis and the stream in place', () => checkBusAndStream(t, cfg));
+    it('puts the bus, its policy, the two rules to Kinesis and the stream in place', () => checkBusAndStream(t, cfg, patterns));
+    it('archives what the central rules accept, under the key', () => checkArchive(t, cfg));
     it('reads the stream with a Pipe: bisect, bounded retries and age, an SQS DLQ', () => checkPipe(t, cfg));
     it('runs the Lambda with exactly the permissions it needs', () => checkFunction(t, cfg));
     it('grants no wildcard action or resource in any IAM policy', () => checkLeastPrivilege(t));
+    it('separates key administration from use, and names every user', () => checkKey(t, cfg));
     it('keeps state in one on-demand table with PITR, TTL, KMS and the due index', () => checkTable(t));
     it('ticks every minute with the tick payload', () => checkTick(t, cfg));
-    it('alarms on every failure the issue lists', () => checkAlarms(t));
+    it('alarms on every failure the issue lists, on silence too', () => checkAlarms(t, cfg));
   });
 }
 
@@ -40,11 +45,12 @@ describe('central stack details', () => {
     const counts: Record<string, number> = {};
     for (const r of Object.values(res) as { Type: string }[]) counts[r.Type] = (counts[r.Type] ?? 0) + 1;
     assert.deepEqual(counts, {
-      'AWS::CloudWatch::Alarm': 9,
+      'AWS::CloudWatch::Alarm': 18,
       'AWS::DynamoDB::Table': 1,
+      'AWS::Events::Archive': 1,
       'AWS::Events::EventBus': 1,
       'AWS::Events::EventBusPolicy': 1,
-      'AWS::Events::Rule': 1,
+      'AWS::Events::Rule': 2,
       'AWS::IAM::Policy': 4,
       'AWS::IAM::Role': 4,
       'AWS::KMS::Alias': 1,
@@ -54,6 +60,7 @@ describe('central stack details', () => {
       'AWS::Lambda::Function': 1,
       'AWS::Logs::LogGroup': 1,
       'AWS::Pipes::Pipe': 1,
+      'AWS::SNS::Subscription': 1,
       'AWS::SNS::Topic': 1,
       'AWS::SNS::TopicPolicy': 1,
       'AWS::SQS::Queue': 2,
@@ -63,27 +70,17 @@ describe('central stack details', () => {
     });
   });
 
-  it('rotates the key and lets only the named services use it, each narrowed', () => {
-    const [, key] = only(t, 'AWS::KMS::Key');
-    assert.equal(key.Properties.EnableKeyRotation, true);
-    assert.equal(key.DeletionPolicy, 'Retain');
-    const services = (key.Properties.KeyPolicy.Statement as any[]).filter((s) => s.Principal.Service);
-    assert.deepEqual(services.map((s) => s.Principal.Service).sort(), ['cloudwatch.amazonaws.com', 'events.amazonaws.com', 'logs.us-east-1.amazonaws.com']);
-    const bySid = Object.fromEntries(services.map((s) => [s.Sid, s.Condition]));
-    assert.deepEqual(bySid.EventBridgeIntoTheBusDlq, {
-      ArnEquals: { 'aws:SourceArn': { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':events:us-east-1:123456789012:rule/trailwatch/trailwatch-to-stream']] } },
-    });
-    assert.deepEqual(bySid.CloudWatchLogsForTheLambdaLogGroup, {
-      ArnEquals: { 'kms:EncryptionContext:aws:logs:arn': { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':logs:us-east-1:123456789012:log-group:/aws/lambda/trailwatch']] } },
-    });
-    assert.equal(bySid.CloudWatchAlarmsIntoTheTopic, undefined, 'as the CloudWatch guide writes it');
-    const rule = only(t, 'AWS::Events::Rule')[1].Properties;
-    assert.equal(rule.Name, 'trailwatch-to-stream', 'the name the key policy uses');
+  it('names the key, its rules and its pipe as the key and trust policies expect', () => {
+    const names = resourcesOfType(t, 'AWS::Events::Rule').map(([, r]) => r.Properties.Name).sort();
+    assert.deepEqual(names, ['trailwatch-heartbeat-to-stream', 'trailwatch-to-stream']);
+    assert.equal(only(t, 'AWS::Pipes::Pipe')[1].Properties.Name, 'trailwatch');
+    assert.equal(only(t, 'AWS::Scheduler::Schedule')[1].Properties.Name, 'trailwatch-tick');
   });
 
-  it('encrypts the secret, the queues and the logs with the key', () => {
+  it('encrypts the secret, the queues, the logs and the archive with the key', () => {
     const key = getAtt(logicalIdByPath(t, '/Key/Resource'));
     assert.deepEqual(only(t, 'AWS::SecretsManager::Secret')[1].Properties.KmsKeyId, key);
+    assert.deepEqual(only(t, 'AWS::Events::Archive')[1].Properties.KmsKeyIdentifier, key);
     for (const [, q] of resourcesOfType(t, 'AWS::SQS::Queue')) assert.deepEqual(q.Properties.KmsMasterKeyId, key);
     const [, logs] = only(t, 'AWS::Logs::LogGroup');
     assert.deepEqual(logs.Properties.KmsKeyId, key);
@@ -114,15 +111,22 @@ describe('central stack details', () => {
   });
 
   it('subscribes the configured alarm addresses', () => {
-    const app = build({ ...baseConfig, alarms: { ...baseConfig.alarms, emails: ['secops@example.com'] } });
-    Template.fromStack(app.central).hasResourceProperties('AWS::SNS::Subscription', {
-      Protocol: 'email',
-      Endpoint: 'secops@example.com',
-    });
+    const app = build({ ...baseConfig, alarms: { ...baseConfig.alarms, emails: ['secops@example.com', 'oncall@example.com'] } });
+    const subs = Template.fromStack(app.central).findResources('AWS::SNS::Subscription');
+    assert.deepEqual(Object.values(subs).map((s: any) => s.Properties.Endpoint).sort(), ['oncall@example.com', 'secops@example.com']);
   });
 
-  it('outputs the bus, secret and topic ARNs', () => {
-    assert.deepEqual(Object.keys(t.toJSON().Outputs).sort(), ['AlarmTopicArn', 'CentralBusArn', 'SlackSecretArn']);
+  it('outputs the bus, archive, secret and topic ARNs', () => {
+    assert.deepEqual(Object.keys(t.toJSON().Outputs).sort(), ['AlarmTopicArn', 'ArchiveArn', 'CentralBusArn', 'SlackSecretArn']);
+  });
+
+  it('reserves concurrency as configured, and warns loudly when it is opted out', () => {
+    assert.equal(only(t, 'AWS::Lambda::Function')[1].Properties.ReservedConcurrentExecutions, config.lambda.reservedConcurrency);
+    assert.equal(config.lambda.reservedConcurrency, 2 * 4 * config.pipe.parallelizationFactor + 2, 'the example computes it from shards and ticks');
+    Annotations.fromStack(build().central).hasNoWarning('*', Match.stringLikeRegexp('NO reserved concurrency'));
+    const none = build({ ...baseConfig, lambda: { ...baseConfig.lambda, reservedConcurrency: 'none' } });
+    assert.equal(Template.fromStack(none.central).toJSON().Resources[logicalIdByPath(t, '/Function/Resource')].Properties.ReservedConcurrentExecutions, undefined);
+    Annotations.fromStack(none.central).hasWarning('/TrailwatchCentral/Function', Match.stringLikeRegexp('NO reserved concurrency'));
   });
 
   it('warns when the Lambda code is the placeholder, not when it is built', () => {

@@ -14,14 +14,27 @@ import { TrailwatchApp, buildApp } from '../lib/app';
 /** The checked-in configuration, as deployed. */
 export const baseConfig: TrailwatchConfig = config;
 
-/** An account list instead of an organisation, a plain model id, no StackSet. */
+/**
+ * An account list instead of an organisation (the central account among them), a plain model
+ * id, no StackSet, quiet accounts reported, no reserved concurrency.
+ */
 export const accountsConfig: TrailwatchConfig = {
   ...config,
   organizationId: undefined,
   stackSet: undefined,
-  accounts: { '111111111111': 'prod', '333333333333': 'shared' },
+  accounts: { '111111111111': 'prod', '333333333333': 'shared', '123456789012': 'security (named)' },
   memberRegions: ['eu-west-1'],
   bedrock: { modelId: 'anthropic.claude-3-5-sonnet-20240620-v1:0', profileRegions: [] },
+  heartbeat: { intervalMinutes: 1, silenceAfter: '5m', quietAfter: '24h' },
+  lambda: { ...config.lambda, reservedConcurrency: 'none' },
+};
+
+/** A configured key administrator and two key users, a delegated StackSet administrator. */
+export const adminConfig: TrailwatchConfig = {
+  ...config,
+  stackSet: { ...config.stackSet!, callAs: 'DELEGATED_ADMIN' },
+  kmsAdminPrincipalArn: 'arn:aws:iam::123456789012:role/key-admins',
+  kmsUserPrincipalArns: ['arn:aws:iam::123456789012:role/trailwatch-operator', 'arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_SecOps_0123456789abcdef'],
 };
 
 /** A geographic inference profile. */

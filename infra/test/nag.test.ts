@@ -11,7 +11,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { IConstruct } from 'constructs';
 
 import { TrailwatchConfig } from '../config';
-import { accountsConfig, baseConfig, build, usProfileConfig } from './helpers';
+import { accountsConfig, adminConfig, baseConfig, build, usProfileConfig } from './helpers';
 
 /** Every acknowledgement in the tree: [construct path, rule id, reason]. */
 function acknowledgements(root: IConstruct): [string, string, string][] {
@@ -36,6 +36,7 @@ const variants: [string, TrailwatchConfig][] = [
   ['checked-in configuration', baseConfig],
   ['account list', accountsConfig],
   ['US inference profile', usProfileConfig],
+  ['configured key administrator', adminConfig],
 ];
 
 describe('cdk-nag AwsSolutions', () => {
@@ -50,14 +51,19 @@ describe('cdk-nag AwsSolutions', () => {
   it('acknowledges each finding with a reason, and only these', () => {
     const { app } = build(baseConfig);
     const acks = acknowledgements(app);
-    const ids = acks.map(([p, id]) => `${p.split('/').slice(1).join('/')} ${id.replace(/^AwsSolutions::/, '')}`).sort();
+    // One line per construct path below its stack; every member stack acknowledges the same two.
+    const ids = [...new Set(acks.map(([p, id]) => `${p.split('/').slice(1).join('/')} ${id.replace(/^AwsSolutions::/, '')}`))].sort();
     assert.deepEqual(ids, [
+      'AlarmTopic AwsSolutions-SNS2',
       'BusDlq AwsSolutions-SQS3',
+      'ForwardDlq AwsSolutions-SQS3',
       'FunctionPolicy AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:us-east-1:123456789012:log-group:/aws/lambda/trailwatch:log-stream:*]',
       'PipeDlq AwsSolutions-SQS3',
       'SlackSecret AwsSolutions-SMG4',
       'Stream AwsSolutions-KDS3',
     ]);
+    const snsAcks = acks.filter(([, id]) => id.endsWith('SNS2')).map(([p]) => p.split('/')[0]);
+    assert.ok(snsAcks.every((stack) => stack.startsWith('TrailwatchMember-')), 'the central topic is encrypted; only member topics are not');
     for (const [p, id, reason] of acks) assert.ok(reason.length >= 30, `${p} ${id} needs a real reason`);
   });
 
