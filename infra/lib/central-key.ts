@@ -5,7 +5,7 @@
 //
 // Because the account is not trusted for use, an IAM policy cannot grant use of this key
 // ("Unless the key policy explicitly allows it, you cannot use IAM policies to allow access to a
-// KMS key": https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html).
+// KMS key": https://docs.aws.amazon.com/kms/latest/developerguide/key-policies.html).
 // That is why no role carries a kms: statement of its own, and why a CDK grant on this key
 // would do nothing: use is granted here or nowhere.
 
