@@ -74,9 +74,9 @@ fn unmatched(seed: &Value, rules: &RulePack) -> bool {
                 rules.evaluate(&record.facts()),
                 trailwatch::rules::Verdict::Matched(_)
             ),
-            trailwatch::event::Decoded::Quarantined(_) | trailwatch::event::Decoded::Skipped(_) => {
-                false
-            }
+            trailwatch::event::Decoded::Quarantined(_)
+            | trailwatch::event::Decoded::Skipped(_)
+            | trailwatch::event::Decoded::Heartbeat(_) => false,
         };
     });
     unmatched

@@ -61,6 +61,11 @@ pub mod env {
     pub const TABLE: &str = "TRAILWATCH_TABLE";
     /// Log filter (`tracing` env-filter syntax), e.g. `info` or `trailwatch=debug`.
     pub const LOG: &str = "TRAILWATCH_LOG";
+    /// How long an account and region may send no heartbeat before it is silent, e.g. `15m`.
+    pub const HEARTBEAT_SILENCE: &str = "TRAILWATCH_HEARTBEAT_SILENCE";
+    /// How long an account and region may forward no event before it is quiet, e.g. `24h`
+    /// (unset: never reported).
+    pub const QUIET_AFTER: &str = "TRAILWATCH_QUIET_AFTER";
 }
 
 /// A configuration problem, naming the key and what was expected.
@@ -102,6 +107,14 @@ struct FileConfig {
     summary: SummaryFile,
     input: InputFile,
     trust: TrustFile,
+    heartbeat: HeartbeatFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct HeartbeatFile {
+    silence_after: Option<String>,
+    quiet_after: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -278,6 +291,29 @@ impl TrustConfig {
     }
 }
 
+/// `[heartbeat]`: when a member account and region that sends heartbeats (see
+/// [`crate::engine::heartbeat`]) counts as silent, or as quiet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeartbeatConfig {
+    /// No heartbeat for this long: the source is silent (`silence_after`,
+    /// `TRAILWATCH_HEARTBEAT_SILENCE`; 1m to 30d, default 15m: three missed heartbeats of
+    /// the member stack's five-minute schedule).
+    pub silence_after: TimeDelta,
+    /// No forwarded event for this long: the source is quiet (`quiet_after`,
+    /// `TRAILWATCH_QUIET_AFTER`; 1m to 30d). `None` (the default): never reported, since
+    /// member rules forward only matched events and a quiet account is normal.
+    pub quiet_after: Option<TimeDelta>,
+}
+
+impl Default for HeartbeatConfig {
+    fn default() -> Self {
+        Self {
+            silence_after: TimeDelta::minutes(15),
+            quiet_after: None,
+        }
+    }
+}
+
 /// `[input]`: bounds on what one input may cost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InputConfig {
@@ -307,6 +343,7 @@ pub struct Settings {
     pub summary: SummaryConfig,
     pub input: InputConfig,
     pub trust: TrustConfig,
+    pub heartbeat: HeartbeatConfig,
 }
 
 impl Settings {
@@ -367,6 +404,12 @@ impl Settings {
         if let Some(max) = file.incidents.max_reminder_interval {
             self.incidents.max_reminder_interval =
                 parse_duration("incidents.max_reminder_interval", &max)?;
+        }
+        if let Some(after) = &file.heartbeat.silence_after {
+            self.heartbeat.silence_after = parse_duration("heartbeat.silence_after", after)?;
+        }
+        if let Some(after) = &file.heartbeat.quiet_after {
+            self.heartbeat.quiet_after = Some(parse_duration("heartbeat.quiet_after", after)?);
         }
         for (n, account) in file.trust.accounts.iter().enumerate() {
             let id = parse_account(&format!("trust.accounts[{n}]"), account)?;
@@ -545,6 +588,12 @@ impl Settings {
         }
         if let Some(width) = var(env::WINDOW) {
             self.window.width = parse_duration(env::WINDOW, &width)?;
+        }
+        if let Some(after) = var(env::HEARTBEAT_SILENCE) {
+            self.heartbeat.silence_after = parse_duration(env::HEARTBEAT_SILENCE, &after)?;
+        }
+        if let Some(after) = var(env::QUIET_AFTER).filter(|a| !a.trim().is_empty()) {
+            self.heartbeat.quiet_after = Some(parse_duration(env::QUIET_AFTER, &after)?);
         }
         if let Some(grace) = var(env::GRACE) {
             self.window.grace = parse_duration(env::GRACE, &grace)?;

@@ -14,13 +14,15 @@ use crate::delivery::{AuditLine, Placement, Receipt};
 use crate::enrich::redact::RedactCache;
 use crate::enrich::{AgentMemo, classify_with};
 use crate::event::decode::{DecodeOptions, decode_json_lines_with, file_account, line_parts};
-use crate::event::{Decoded, Quarantined, Skipped, decode_bytes_with};
+use crate::event::{Decoded, Heartbeat, Quarantined, Skipped, decode_bytes_with};
 use crate::incident::{self, Ceiling, Incident, IncidentKey, Parent};
 use crate::ports::{Delivery, Notifier, Retryable, Store};
 use crate::rules::{RulePack, Verdict};
 use crate::summary::{Summarizer, SummarySource, offline_summary};
 use crate::window::{Added, Batch, BatchEvent, BatchId, BatchKind, Clock};
 
+mod alerts;
+pub mod heartbeat;
 mod held;
 
 /// How far past the wall clock an event may be dated before it is placed at the engine's
@@ -57,10 +59,13 @@ fn fnv(parts: &[&[u8]]) -> u64 {
     hash
 }
 
+/// Why a post or a summary was given up: the flush's time budget ran out.
+const BUDGET_SPENT: &str = "the flush's time budget ran out";
+
 /// Most quarantined records kept for inspection (all are counted).
 const QUARANTINE_KEPT: usize = 10_000;
 
-/// Counters for one run. `read = decoded + quarantined + skipped`;
+/// Counters for one run. `read = decoded + quarantined + skipped + heartbeats`;
 /// `decoded = matched + ignored + unmatched + duplicates`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Stats {
@@ -113,6 +118,18 @@ pub struct Stats {
     pub held: u64,
     /// Top-level posts of held events alone (counted in `top_level` too).
     pub continuing: u64,
+    /// Immediate alerts stored for the next flush instead of posted during ingest (the
+    /// Lambda: see [`Engine::with_deferred_alerts`]).
+    pub queued_alerts: u64,
+    /// Due batches, pending alerts and notices a flush left for the next one because its
+    /// time budget ran out ([`Engine::set_deadline`]).
+    pub deferred: u64,
+    /// Heartbeats received (see [`heartbeat`]).
+    pub heartbeats: u64,
+    /// Account and region pairs found silent at the latest flush (a gauge, not a counter).
+    pub silent_sources: u64,
+    /// Notices posted that a source went silent or quiet, or came back.
+    pub notices: u64,
 }
 
 impl Stats {
@@ -124,6 +141,7 @@ impl Stats {
         self.skipped += more.skipped;
         self.skipped_insights += more.skipped_insights;
         self.skipped_digests += more.skipped_digests;
+        self.heartbeats += more.heartbeats;
         self.account_mismatches += more.account_mismatches;
         self.untrusted += more.untrusted;
         self.ignored += more.ignored;
@@ -206,6 +224,7 @@ struct Decoding {
     matched: Vec<BatchEvent>,
     stats: Stats,
     quarantine: Vec<Quarantined>,
+    beats: Vec<Heartbeat>,
 }
 
 impl Decoding {
@@ -264,6 +283,24 @@ impl Decoding {
                         out.quarantine.push(q);
                     }
                 }
+                Decoded::Heartbeat(beat) if !trust.allows(beat.account.as_str()) => {
+                    out.stats.quarantined += 1;
+                    out.stats.untrusted += 1;
+                    if out.quarantine.len() < QUARANTINE_KEPT {
+                        out.quarantine.push(Quarantined {
+                            reason: format!(
+                                "heartbeat of account {} is not one of the organisation's ([trust] accounts)",
+                                beat.account
+                            ),
+                            excerpt: String::new(),
+                            source: None,
+                        });
+                    }
+                }
+                Decoded::Heartbeat(beat) => {
+                    out.stats.heartbeats += 1;
+                    out.beats.push(beat);
+                }
                 Decoded::Skipped(kind) => {
                     out.stats.skipped += 1;
                     match kind {
@@ -280,6 +317,7 @@ impl Decoding {
     fn append(&mut self, next: Self) {
         self.stats.add_decoding(next.stats);
         keep_quarantined(&mut self.quarantine, next.quarantine);
+        self.beats.extend(next.beats);
         if self.matched.is_empty() {
             self.matched = next.matched;
         } else {
@@ -303,6 +341,11 @@ pub struct Engine<S, M, N, C> {
     ceiling: Ceiling,
     /// Event id digest -> content digest of the events stored by this engine (bounded).
     seen: std::collections::HashMap<u64, u64, foldhash::fast::RandomState>,
+    defer_alerts: bool,
+    /// When the current flush must stop (the Lambda's time budget); `None`: no limit.
+    deadline: Option<tokio::time::Instant>,
+    /// Heartbeats decoded and not yet recorded, and the latest event time per source.
+    beats: heartbeat::Beats,
 }
 
 impl<S, M, N, C> Engine<S, M, N, C> {
@@ -321,6 +364,28 @@ impl<S, M, N, C> Engine<S, M, N, C> {
     pub fn with_flush_on_ingest(mut self, flush: bool) -> Self {
         self.flush_on_ingest = flush;
         self
+    }
+
+    /// Whether an immediate rule's event is stored as a pending alert for the next flush
+    /// (true) instead of posted during ingest (false, the default). The Lambda defers: its
+    /// ingest then calls neither Slack nor Bedrock, and the tick posts the alerts first.
+    #[must_use]
+    pub fn with_deferred_alerts(mut self, defer: bool) -> Self {
+        self.defer_alerts = defer;
+        self
+    }
+
+    /// The flush that follows must end by `deadline` (the Lambda's time budget): batches
+    /// not started by then stay due for the next flush, and a post or a summary still
+    /// running then is given up (the batch stays due; the summary falls back to the
+    /// offline one). `None`: no limit.
+    pub fn set_deadline(&mut self, deadline: Option<tokio::time::Instant>) {
+        self.deadline = deadline;
+    }
+
+    fn out_of_time(&self) -> bool {
+        self.deadline
+            .is_some_and(|deadline| tokio::time::Instant::now() >= deadline)
     }
 
     /// How a large input is shared out between threads ([`Split::cores`] by default).
@@ -370,6 +435,9 @@ where
             split: Split::cores(),
             ceiling: Ceiling::default(),
             seen: std::collections::HashMap::default(),
+            defer_alerts: false,
+            deadline: None,
+            beats: heartbeat::Beats::default(),
         }
     }
 
@@ -425,6 +493,9 @@ where
             })
         };
         self.stats.add_decoding(decoded.stats);
+        for beat in decoded.beats {
+            self.beats.heard(beat);
+        }
         let before = self.quarantine.len();
         keep_quarantined(&mut self.quarantine, decoded.quarantine);
         let kept = (self.quarantine.len() - before) as u64;
@@ -442,6 +513,8 @@ where
             let digest = content_digest(&event);
             self.place_if_future(&mut event);
             self.clock.observe(event.event.time);
+            self.beats
+                .saw_event(&event.event.account, &event.event.region, event.event.time);
             if self.flush_on_ingest {
                 self.flush_due().await?;
             }
@@ -477,13 +550,17 @@ where
                     self.seen.insert(id, digest);
                     self.stats.matched += 1;
                     self.stats.late += u64::from(late);
-                    if let Some(alert) = alert {
-                        self.send_immediate(alert).await?;
+                    match alert {
+                        Some(alert) if self.defer_alerts => self.queue_alert(alert).await?,
+                        Some(alert) => {
+                            self.send_immediate(alert).await?;
+                        }
+                        None => {}
                     }
                 }
             }
         }
-        Ok(())
+        self.record_beats().await
     }
 
     /// An event dated more than [`FUTURE_BOUND`] past the wall clock (a broken or hostile
@@ -527,7 +604,8 @@ where
     /// Send every batch due now. Returns how many went out.
     pub async fn flush_due(&mut self) -> Result<usize, EngineError> {
         let now = self.clock.now();
-        self.flush_at(now).await
+        let sent = self.flush_at(now).await?;
+        Ok(sent + self.post_notices(now).await?)
     }
 
     /// Send everything still pending, as if time ran on (end of a replay).
@@ -537,9 +615,18 @@ where
     }
 
     async fn flush_at(&mut self, now: DateTime<Utc>) -> Result<usize, EngineError> {
+        let mut sent = self.post_alerts(now).await?;
         let due = self.store.due(now).await.map_err(store_error)?;
-        let mut sent = 0;
-        for id in due {
+        let total = due.len();
+        for (started, id) in due.into_iter().enumerate() {
+            if self.out_of_time() {
+                self.stats.deferred += (total - started) as u64;
+                tracing::warn!(
+                    left = total - started,
+                    "Flush time budget ran out; the rest stays due."
+                );
+                break;
+            }
             let Some(claimed) = self.store.claim(&id, now).await.map_err(store_error)? else {
                 continue;
             };
@@ -735,7 +822,8 @@ where
                     Placement::Reminder(_)
                     | Placement::Reply(_)
                     | Placement::Held(_)
-                    | Placement::Continuing => None,
+                    | Placement::Continuing
+                    | Placement::Notice => None,
                 });
         for mut incident in opened {
             incident.posted = true;
@@ -748,7 +836,10 @@ where
             let route = self.route(delivery);
             let at = delivery.batch.window_end;
             match &delivery.placement {
-                Placement::Top | Placement::Reminder(_) | Placement::Continuing => {
+                Placement::Top
+                | Placement::Reminder(_)
+                | Placement::Continuing
+                | Placement::Notice => {
                     self.ceiling.posted(&route, at);
                 }
                 Placement::Overflow(_) => {
@@ -793,7 +884,10 @@ where
                     self.stats.reminders += 1;
                     self.stats.top_level += 1;
                 }
-                Placement::Top | Placement::Overflow(_) | Placement::Continuing => {
+                Placement::Top
+                | Placement::Overflow(_)
+                | Placement::Continuing
+                | Placement::Notice => {
                     self.stats.top_level += 1;
                 }
             }
@@ -844,7 +938,8 @@ where
             .map_err(store_error)
     }
 
-    async fn send_immediate(&mut self, mut event: BatchEvent) -> Result<(), EngineError> {
+    /// Post `event` alone, at once, unless its incident is open. Returns whether it posted.
+    async fn send_immediate(&mut self, mut event: BatchEvent) -> Result<bool, EngineError> {
         event.already_alerted = false;
         let policy = self.settings.incidents.for_rule(&event.rule);
         let key = IncidentKey::of(&event);
@@ -861,7 +956,7 @@ where
         {
             // The incident is already open: this event goes in its thread with its window.
             self.stats.immediate_in_thread += 1;
-            return Ok(());
+            return Ok(false);
         }
         let window = self.settings.window;
         let start = window.start_of(event.event.time);
@@ -893,7 +988,7 @@ where
             .map_err(store_error)?
         {
             self.stats.immediate_in_thread += 1;
-            return Ok(());
+            return Ok(false);
         }
         incident.version += 1;
         let delivery = self.prepare(batch, true).await;
@@ -906,7 +1001,7 @@ where
                 .save_incident(&released, now)
                 .await
                 .map_err(store_error)?;
-            return Ok(());
+            return Ok(false);
         };
         let audit = delivery.audit(&receipt);
         self.store
@@ -921,7 +1016,7 @@ where
         self.stats.batches += 1;
         self.stats.immediate += 1;
         self.stats.top_level += 1;
-        Ok(())
+        Ok(true)
     }
 
     /// The channels a delivery goes to, as one key (`""` when nothing routes: replay's one
@@ -943,14 +1038,20 @@ where
     async fn prepare(&mut self, batch: Batch, model: bool) -> Delivery {
         let locale = self.settings.locale;
         let summary = if model {
-            match self.summarizer.summarize(&batch, locale).await {
+            let summarized = self.summarizer.summarize(&batch, locale);
+            let outcome = match self.deadline {
+                Some(deadline) => match tokio::time::timeout_at(deadline, summarized).await {
+                    Ok(outcome) => outcome.map_err(|err| err.to_string()),
+                    Err(_) => Err(BUDGET_SPENT.to_owned()),
+                },
+                None => summarized.await.map_err(|err| err.to_string()),
+            };
+            match outcome {
                 Ok(summary) => summary,
-                Err(err) => {
+                Err(reason) => {
                     self.stats.fallbacks += 1;
                     let mut summary = offline_summary(&batch, locale);
-                    summary.source = SummarySource::Fallback {
-                        reason: err.to_string(),
-                    };
+                    summary.source = SummarySource::Fallback { reason };
                     summary
                 }
             }
@@ -962,7 +1063,19 @@ where
 
     /// Deliver; when the notifier failed (warned and counted), why, with its causes.
     async fn post(&mut self, delivery: &Delivery) -> Result<Receipt, String> {
-        match self.notifier.deliver(delivery).await {
+        let delivered = self.notifier.deliver(delivery);
+        let outcome = match self.deadline {
+            Some(deadline) => {
+                let Ok(outcome) = tokio::time::timeout_at(deadline, delivered).await else {
+                    self.stats.send_failures += 1;
+                    tracing::warn!(batch = %delivery.key(), "Flush time budget ran out while posting; batch stays due.");
+                    return Err(BUDGET_SPENT.to_owned());
+                };
+                outcome
+            }
+            None => delivered.await,
+        };
+        match outcome {
             Ok(receipt) => Ok(receipt),
             Err(err) => {
                 self.stats.send_failures += 1;

@@ -96,6 +96,29 @@ pub trait Store {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<AccountId>, Self::Error>> + Send;
 
+    /// The item of `kind` under `key`; `None` when none is stored.
+    fn state(
+        &self,
+        kind: StateKind,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<StateItem>, Self::Error>> + Send;
+
+    /// Store `item` as version `item.version + 1`, if the stored version is still
+    /// `item.version` (none stored counts as 0). `Ok(false)`: another writer moved it on;
+    /// read it again. `now` sets how long the store keeps it (after `due_at`, if later).
+    fn save_state(
+        &self,
+        item: &StateItem,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
+
+    /// Every item of `kind` due at `now` (`due_at <= now`), earliest first.
+    fn states_due(
+        &self,
+        kind: StateKind,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<StateItem>, Self::Error>> + Send;
+
     /// The batch could not go out: it stays due, from `retry_at`.
     fn release(
         &self,
@@ -103,6 +126,41 @@ pub trait Store {
         retry_at: DateTime<Utc>,
         reason: &str,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+/// What a [`StateItem`] keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StateKind {
+    /// Immediate alerts waiting for the next flush, per account (the Lambda's ingest posts
+    /// nothing: see [`crate::engine::Engine::with_deferred_alerts`]).
+    Alerts,
+    /// The heartbeat of one account and region (key `account/region`; see
+    /// [`crate::engine::heartbeat`]).
+    Source,
+}
+
+impl StateKind {
+    /// The kind as stored: part of the DynamoDB key and the `due` index partition.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Alerts => "ALERTS",
+            Self::Source => "SOURCE",
+        }
+    }
+}
+
+/// A small piece of engine state kept as versioned JSON under a kind and a key, due at a
+/// time or not. Written only over the version read, like incidents and held events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateItem {
+    pub kind: StateKind,
+    pub key: String,
+    /// The state, as JSON (the engine's own types).
+    pub body: String,
+    /// When the engine must look at it again (`None`: not until it changes).
+    pub due_at: Option<DateTime<Utc>>,
+    /// Bumped on every write (0: never stored).
+    pub version: u64,
 }
 
 /// Port: posts deliveries (Slack, a file, memory). Each implementation renders the neutral

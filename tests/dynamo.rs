@@ -398,6 +398,36 @@ impl<S: Store + Sync> Store for Crashing<S> {
         self.inner.held_due(now).await.map_err(Wrapped::Inner)
     }
 
+    async fn state(
+        &self,
+        kind: trailwatch::ports::StateKind,
+        key: &str,
+    ) -> Result<Option<trailwatch::ports::StateItem>, Self::Error> {
+        self.inner.state(kind, key).await.map_err(Wrapped::Inner)
+    }
+
+    async fn save_state(
+        &self,
+        item: &trailwatch::ports::StateItem,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Self::Error> {
+        self.inner
+            .save_state(item, now)
+            .await
+            .map_err(Wrapped::Inner)
+    }
+
+    async fn states_due(
+        &self,
+        kind: trailwatch::ports::StateKind,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<trailwatch::ports::StateItem>, Self::Error> {
+        self.inner
+            .states_due(kind, now)
+            .await
+            .map_err(Wrapped::Inner)
+    }
+
     async fn add(&self, event: BatchEvent, now: DateTime<Utc>) -> Result<Added, Self::Error> {
         self.inner.add(event, now).await.map_err(Wrapped::Inner)
     }
@@ -1198,6 +1228,36 @@ impl<S: Store + Sync> Store for FailingDue<S> {
         self.inner.held_due(now).await.map_err(Wrapped::Inner)
     }
 
+    async fn state(
+        &self,
+        kind: trailwatch::ports::StateKind,
+        key: &str,
+    ) -> Result<Option<trailwatch::ports::StateItem>, Self::Error> {
+        self.inner.state(kind, key).await.map_err(Wrapped::Inner)
+    }
+
+    async fn save_state(
+        &self,
+        item: &trailwatch::ports::StateItem,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Self::Error> {
+        self.inner
+            .save_state(item, now)
+            .await
+            .map_err(Wrapped::Inner)
+    }
+
+    async fn states_due(
+        &self,
+        kind: trailwatch::ports::StateKind,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<trailwatch::ports::StateItem>, Self::Error> {
+        self.inner
+            .states_due(kind, now)
+            .await
+            .map_err(Wrapped::Inner)
+    }
+
     async fn add(&self, event: BatchEvent, now: DateTime<Utc>) -> Result<Added, Self::Error> {
         self.inner.add(event, now).await.map_err(Wrapped::Inner)
     }
@@ -1958,4 +2018,174 @@ async fn racing_immediate_alerts_of_one_incident_post_once() {
     let (top, replies) = top_and_replies(&fake);
     assert_eq!((top.len(), replies.len()), (1, 1), "{replies:#?}");
     assert_eq!(replies[0].thread_ts.as_deref(), Some(top[0].ts.as_str()));
+}
+
+/// State items (pending alerts, heartbeats) are written only over the version read, and the
+/// `due` index lists them by kind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_items_are_versioned_and_due_by_kind() {
+    use trailwatch::ports::{StateItem, StateKind};
+    let Some(client) = moto().await else { return };
+    let table = table(&client, "state").await;
+    let store = dynamo(&client, &table);
+    let now = at("2026-11-02T03:00:00Z");
+    let source = StateItem {
+        kind: StateKind::Source,
+        key: "111111111111/us-east-1".to_owned(),
+        body: r#"{"any":"json"}"#.to_owned(),
+        due_at: Some(at("2026-11-02T03:15:00Z")),
+        version: 0,
+    };
+    let alerts = StateItem {
+        kind: StateKind::Alerts,
+        key: "111111111111".to_owned(),
+        body: "{}".to_owned(),
+        due_at: Some(now),
+        version: 0,
+    };
+    for item in [&source, &alerts] {
+        assert!(
+            store
+                .save_state(item, now)
+                .await
+                .unwrap_or_else(|e| panic!("{e:?}"))
+        );
+        assert!(
+            !store
+                .save_state(item, now)
+                .await
+                .unwrap_or_else(|e| panic!("{e:?}")),
+            "a second write over version 0"
+        );
+    }
+    let read = store
+        .state(StateKind::Source, &source.key)
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(
+        read,
+        Some(StateItem {
+            version: 1,
+            ..source.clone()
+        })
+    );
+    let due = |kind, time| {
+        let store = store.clone();
+        async move {
+            store
+                .states_due(kind, at(time))
+                .await
+                .unwrap_or_else(|e| panic!("{e:?}"))
+                .into_iter()
+                .map(|s| s.key)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        due(StateKind::Source, "2026-11-02T03:14:59Z").await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        due(StateKind::Source, "2026-11-02T03:15:00Z").await,
+        [source.key.as_str()]
+    );
+    assert_eq!(
+        due(StateKind::Alerts, "2026-11-02T03:00:00Z").await,
+        [alerts.key.as_str()]
+    );
+    // Written away with no due time: out of the index.
+    let cleared = StateItem {
+        due_at: None,
+        version: 1,
+        ..alerts.clone()
+    };
+    assert!(
+        store
+            .save_state(&cleared, now)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"))
+    );
+    assert!(
+        due(StateKind::Alerts, "2027-01-01T00:00:00Z")
+            .await
+            .is_empty()
+    );
+    assert!(
+        store
+            .due(at("2027-01-01T00:00:00Z"))
+            .await
+            .is_ok_and(|d| d.is_empty()),
+        "state items are not windows"
+    );
+}
+
+/// The Lambda handler on DynamoDB: ingest stores the immediate alert as pending and posts
+/// nothing; the tick posts it before the windows; a source that stops beating gets one
+/// notice, and one when it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lambda_on_dynamodb_defers_alerts_and_reports_silence_once() {
+    use trailwatch::app::lambda::Handler;
+    use trailwatch::delivery::Placement;
+    let Some(client) = moto().await else { return };
+    let table = table(&client, "lambda").await;
+    let store = dynamo(&client, &table);
+    let handler = Handler::new(engine(
+        store.clone(),
+        CollectingNotifier::default(),
+        at("2026-11-02T03:20:00Z"),
+    ))
+    .with_metrics_output(Box::new(std::io::sink()));
+    let fixture = std::fs::read(common::fixture("lambda").join("pipe-batch.json"))
+        .unwrap_or_else(|err| panic!("{err}"));
+    handler
+        .handle(&fixture)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    handler
+        .handle(&common::pipe(&[common::beat(
+            "111111111111",
+            "us-east-1",
+            "2026-11-02T03:20:00Z",
+        )]))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        handler.engine().await.notifier.deliveries().is_empty(),
+        "ingest posts nothing"
+    );
+
+    let tick = br#"{"trailwatch":"tick"}"#;
+    handler.handle(tick).await.unwrap_or_else(|e| panic!("{e}"));
+    let sent = handler.engine().await.notifier.deliveries();
+    assert_eq!(sent.len(), 3, "the alert, then both due windows");
+    assert_eq!(sent[0].batch.kind, trailwatch::window::BatchKind::Immediate);
+
+    for minute in ["03:36", "03:37"] {
+        handler
+            .engine()
+            .await
+            .clock
+            .set(at(&format!("2026-11-02T{minute}:00Z")));
+        handler.handle(tick).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    handler
+        .handle(&common::pipe(&[common::beat(
+            "111111111111",
+            "us-east-1",
+            "2026-11-02T03:38:00Z",
+        )]))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    handler.engine().await.clock.set(at("2026-11-02T03:38:30Z"));
+    handler.handle(tick).await.unwrap_or_else(|e| panic!("{e}"));
+    let notices: Vec<String> = handler
+        .engine()
+        .await
+        .notifier
+        .deliveries()
+        .iter()
+        .filter(|d| d.placement == Placement::Notice)
+        .filter_map(|d| d.batch.id.event.clone())
+        .collect();
+    assert_eq!(notices, ["silent-us-east-1", "resumed-us-east-1"]);
 }

@@ -73,7 +73,7 @@ fn counted(deliveries: &[Delivery]) -> Counts {
                 counts.reminders += 1;
             }
             Placement::Reply(_) | Placement::Folded(_) => counts.replies += 1,
-            Placement::Continuing => counts.top_level += 1,
+            Placement::Continuing | Placement::Notice => counts.top_level += 1,
             // Held for a later top-level post (no threads): not a message of its own.
             Placement::Held(_) => {}
         }
@@ -90,6 +90,7 @@ fn placement(delivery: &Delivery) -> &'static str {
         Placement::Folded(_) => "folded",
         Placement::Held(_) => "held",
         Placement::Continuing => "continuing",
+        Placement::Notice => "notice",
     }
 }
 

@@ -108,6 +108,30 @@ impl Store for FailingStore {
         Ok(self.inner.held_due(now).await.unwrap_or_default())
     }
 
+    async fn state(
+        &self,
+        kind: trailwatch::ports::StateKind,
+        key: &str,
+    ) -> Result<Option<trailwatch::ports::StateItem>, Self::Error> {
+        Ok(self.inner.state(kind, key).await.unwrap_or_default())
+    }
+
+    async fn save_state(
+        &self,
+        item: &trailwatch::ports::StateItem,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, Self::Error> {
+        Ok(self.inner.save_state(item, now).await.unwrap_or_default())
+    }
+
+    async fn states_due(
+        &self,
+        kind: trailwatch::ports::StateKind,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<trailwatch::ports::StateItem>, Self::Error> {
+        Ok(self.inner.states_due(kind, now).await.unwrap_or_default())
+    }
+
     async fn add(&self, event: BatchEvent, now: DateTime<Utc>) -> Result<Added, Injected> {
         if self.adds.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_on {
             return Err(Injected(self.retryable));
@@ -249,11 +273,10 @@ fn pipe_batch_ingests_quarantines_bad_records_and_flushes_only_on_tick() {
             assert_eq!(stats.read, 9);
             assert_eq!(stats.quarantined, 2, "{:?}", engine.quarantined());
             assert_eq!(stats.matched, 5);
-            assert_eq!(stats.immediate, 1);
-            // Only the immediate alert went out during ingest: no per-event flush.
-            let sent = engine.notifier.deliveries();
-            assert_eq!(sent.len(), 1);
-            assert_eq!(sent[0].batch.kind, BatchKind::Immediate);
+            // Ingest posts nothing, not even the immediate alert: it waits for the tick.
+            assert_eq!(stats.immediate, 0);
+            assert_eq!(stats.queued_alerts, 1);
+            assert!(engine.notifier.deliveries().is_empty());
             let reasons: Vec<&str> = engine
                 .quarantined()
                 .iter()
@@ -273,6 +296,7 @@ fn pipe_batch_ingests_quarantines_bad_records_and_flushes_only_on_tick() {
         assert_eq!(ingest["Quarantined"], 2.0);
         assert_eq!(ingest["EventsMatched"], 5.0);
         assert_eq!(ingest["RecordsRetried"], 0.0);
+        assert_eq!(ingest["AlertsQueued"], 1.0);
         assert_eq!(
             ingest["_aws"]["CloudWatchMetrics"][0]["Namespace"],
             "trailwatch"
@@ -282,11 +306,14 @@ fn pipe_batch_ingests_quarantines_bad_records_and_flushes_only_on_tick() {
             .handle(&payload("tick.json"))
             .await
             .unwrap_or_else(|err| panic!("{err}"));
-        // 03:00 windows of 111111111111 and 222222222222 fell due at 03:12.
-        assert_eq!(response_json(&response), json!({"flushed": 2}));
+        // The pending alert first, then the 03:00 windows of 111111111111 and 222222222222
+        // (due at 03:12).
+        assert_eq!(response_json(&response), json!({"flushed": 3}));
         let engine = handler.engine().await;
         let sent = engine.notifier.deliveries();
         assert_eq!(sent.len(), 3);
+        assert_eq!(sent[0].batch.kind, BatchKind::Immediate);
+        assert_eq!(engine.stats().immediate, 1);
         // Every matched event in exactly one delivery: its immediate alert or its window's.
         let mut in_windows: Vec<String> = sent
             .iter()
@@ -297,7 +324,7 @@ fn pipe_batch_ingests_quarantines_bad_records_and_flushes_only_on_tick() {
         expected.sort();
         assert_eq!(in_windows, expected);
         let tick = &lines.values()[1];
-        assert_eq!(tick["BatchesSent"], 2.0);
+        assert_eq!(tick["BatchesSent"], 3.0);
         assert!(
             tick["FlushLatency"].as_f64().is_some_and(|ms| ms >= 0.0),
             "{tick}"
@@ -411,8 +438,8 @@ fn redelivery_after_a_failure_adds_nothing_twice() {
         let engine = handler.engine().await;
         assert_eq!(engine.stats().matched, 5);
         assert_eq!(engine.stats().duplicates, 3);
-        // One immediate alert only, although the root login was delivered twice.
-        assert_eq!(engine.stats().immediate, 1);
+        // One alert pending only, although the root login was delivered twice.
+        assert_eq!(engine.stats().queued_alerts, 1);
         engine.clock.set(at("2026-11-02T04:00:00Z"));
         drop(engine);
         handler
@@ -420,6 +447,7 @@ fn redelivery_after_a_failure_adds_nothing_twice() {
             .await
             .unwrap_or_else(|err| panic!("{err}"));
         let engine = handler.engine().await;
+        assert_eq!(engine.stats().immediate, 1);
         let mut ids: Vec<String> = engine
             .notifier
             .deliveries()

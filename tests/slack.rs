@@ -597,6 +597,30 @@ impl Store for CrashOnMarkSent {
         Ok(self.inner.held_due(now).await.unwrap_or_default())
     }
 
+    async fn state(
+        &self,
+        kind: trailwatch::ports::StateKind,
+        key: &str,
+    ) -> Result<Option<trailwatch::ports::StateItem>, Self::Error> {
+        Ok(self.inner.state(kind, key).await.unwrap_or_default())
+    }
+
+    async fn save_state(
+        &self,
+        item: &trailwatch::ports::StateItem,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, Self::Error> {
+        Ok(self.inner.save_state(item, now).await.unwrap_or_default())
+    }
+
+    async fn states_due(
+        &self,
+        kind: trailwatch::ports::StateKind,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<trailwatch::ports::StateItem>, Self::Error> {
+        Ok(self.inner.states_due(kind, now).await.unwrap_or_default())
+    }
+
     async fn add(&self, e: BatchEvent, now: chrono::DateTime<chrono::Utc>) -> Result<Added, Crash> {
         Ok(self.inner.add(e, now).await.unwrap_or(Added::Duplicate))
     }

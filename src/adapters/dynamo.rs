@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 use crate::delivery::AuditLine;
 use crate::event::AccountId;
 use crate::incident::{Held, Incident, IncidentKey};
-use crate::ports::{Retryable, Store};
+use crate::ports::{Retryable, StateItem, StateKind, Store};
 use crate::window::{Added, BatchEvent, BatchId, BatchKind, Claimed, WindowConfig};
 
 /// Name of the sparse index of due windows.
@@ -322,6 +322,27 @@ struct Versioned {
 /// The item of an incident: `INC#<account>#<key digest>`, sort key `INC`.
 fn incident_pk(key: &IncidentKey) -> String {
     format!("INC#{}#{}", key.account, key.digest())
+}
+
+/// Sort key of every state item.
+const STATE_SK: &str = "STATE";
+
+/// The item of a state: `ST#<kind>#<key>`, sort key `STATE`.
+fn state_pk(kind: StateKind, key: &str) -> String {
+    format!("ST#{}#{key}", kind.as_str())
+}
+
+fn parse_state(kind: StateKind, pk: &str, item: &Item) -> Result<StateItem, DynamoError> {
+    let key = get_s(item, "state_key").ok_or_else(|| malformed(pk, "state key"))?;
+    let body = get_s(item, "state_body").ok_or_else(|| malformed(pk, "state body"))?;
+    let version = get_n(item, "state_version").ok_or_else(|| malformed(pk, "state version"))?;
+    Ok(StateItem {
+        kind,
+        key: key.to_owned(),
+        body: body.to_owned(),
+        due_at: get_n(item, DUE_AT).map(from_ms),
+        version: u64::try_from(version).unwrap_or(0),
+    })
 }
 
 fn malformed(key: &str, reason: impl Into<String>) -> DynamoError {
@@ -1265,6 +1286,56 @@ impl Store for DynamoStore {
             .iter()
             .filter_map(|item| get_s(item, "acct").map(AccountId::new))
             .collect())
+    }
+
+    async fn state(&self, kind: StateKind, key: &str) -> Result<Option<StateItem>, DynamoError> {
+        let pk = state_pk(kind, key);
+        let Some(item) = self.get("get state", Self::key(&pk, STATE_SK)).await? else {
+            return Ok(None);
+        };
+        parse_state(kind, &pk, &item).map(Some)
+    }
+
+    async fn save_state(&self, state: &StateItem, now: DateTime<Utc>) -> Result<bool, DynamoError> {
+        let (kind, read) = (state.kind, state.version);
+        let mut item = Self::key(state_pk(kind, &state.key), STATE_SK);
+        item.insert("state_key".to_owned(), s(&state.key));
+        if let Some(due) = state.due_at {
+            item.insert(DUE_PK.to_owned(), s(kind.as_str()));
+            item.insert(DUE_AT.to_owned(), n(ms(due)));
+        }
+        item.insert("state_body".to_owned(), s(&state.body));
+        let version = |v: u64| n(i64::try_from(v).unwrap_or(i64::MAX));
+        item.insert("state_version".to_owned(), version(read + 1));
+        // Kept until well after it is due, whatever the event TTL.
+        let keep_from = state.due_at.map_or(now, |due| due.max(now));
+        item.insert(
+            TTL_ATTRIBUTE.to_owned(),
+            ttl(keep_from, self.settings.event_ttl),
+        );
+        if read == 0 {
+            return self
+                .put_if("save state", item, "attribute_not_exists(pk)", None)
+                .await;
+        }
+        let values = HashMap::from([(":v".to_owned(), version(read))]);
+        self.put_if("save state", item, "state_version = :v", Some(values))
+            .await
+    }
+
+    async fn states_due(
+        &self,
+        kind: StateKind,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<StateItem>, DynamoError> {
+        let items = self.due_items("query states", kind.as_str(), now).await?;
+        items
+            .iter()
+            .map(|item| {
+                let pk = get_s(item, "pk").unwrap_or_default();
+                parse_state(kind, pk, item)
+            })
+            .collect()
     }
 
     async fn release(

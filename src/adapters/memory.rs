@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use crate::delivery::AuditLine;
 use crate::event::AccountId;
 use crate::incident::{Held, Incident, IncidentKey};
-use crate::ports::{Checkpoints, Delivery, Notifier, Receipt, Store};
+use crate::ports::{Checkpoints, Delivery, Notifier, Receipt, StateItem, StateKind, Store};
 use crate::window::{Added, BatchEvent, BatchId, Claimed, WindowBook, WindowConfig};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -25,6 +25,7 @@ pub struct MemoryStore {
     checkpoints: Mutex<BTreeMap<(String, String), String>>,
     incidents: Mutex<BTreeMap<IncidentKey, Incident>>,
     held: Mutex<BTreeMap<AccountId, Held>>,
+    states: Mutex<BTreeMap<(StateKind, String), StateItem>>,
 }
 
 impl MemoryStore {
@@ -36,6 +37,7 @@ impl MemoryStore {
             checkpoints: Mutex::new(BTreeMap::new()),
             incidents: Mutex::new(BTreeMap::new()),
             held: Mutex::new(BTreeMap::new()),
+            states: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -48,6 +50,7 @@ impl MemoryStore {
             checkpoints: Mutex::new(BTreeMap::new()),
             incidents: Mutex::new(BTreeMap::new()),
             held: Mutex::new(BTreeMap::new()),
+            states: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -159,6 +162,37 @@ impl Store for MemoryStore {
             .collect();
         due.sort();
         Ok(due.into_iter().map(|(_, account)| account).collect())
+    }
+
+    async fn state(&self, kind: StateKind, key: &str) -> Result<Option<StateItem>, Infallible> {
+        Ok(lock(&self.states).get(&(kind, key.to_owned())).cloned())
+    }
+
+    async fn save_state(&self, item: &StateItem, _now: DateTime<Utc>) -> Result<bool, Infallible> {
+        let mut stored = lock(&self.states);
+        let at = (item.kind, item.key.clone());
+        if stored.get(&at).map_or(0, |s| s.version) != item.version {
+            return Ok(false);
+        }
+        let mut next = item.clone();
+        next.version += 1;
+        stored.insert(at, next);
+        Ok(true)
+    }
+
+    async fn states_due(
+        &self,
+        kind: StateKind,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<StateItem>, Infallible> {
+        let stored = lock(&self.states);
+        let mut due: Vec<StateItem> = stored
+            .values()
+            .filter(|s| s.kind == kind && s.due_at.is_some_and(|at| at <= now))
+            .cloned()
+            .collect();
+        due.sort_by_key(|s| s.due_at);
+        Ok(due)
     }
 
     async fn release(

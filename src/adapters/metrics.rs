@@ -54,6 +54,9 @@ pub fn engine_metrics(before: &Stats, after: &Stats) -> Vec<Metric> {
         Metric::count("BatchesSent", after.batches - before.batches),
         Metric::count("SendFailures", after.send_failures - before.send_failures),
         Metric::count("SummaryFallbacks", after.fallbacks - before.fallbacks),
+        Metric::count("AlertsQueued", after.queued_alerts - before.queued_alerts),
+        Metric::count("Heartbeats", after.heartbeats - before.heartbeats),
+        Metric::count("FlushDeferred", after.deferred - before.deferred),
     ]
 }
 

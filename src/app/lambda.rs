@@ -1,7 +1,11 @@
 //! The Lambda handler: one entry point for Kinesis batches (from an EventBridge Pipe or an
 //! event-source mapping) and for the scheduled tick that flushes due windows.
 //!
-//! Ingest never flushes windows (immediate alerts still post at once); only the tick does.
+//! Ingest makes no Slack or Bedrock call: it stores events in their windows, immediate
+//! alerts as pending for the next flush, and heartbeats. The tick (every minute) posts the
+//! pending alerts, then flushes due windows and decides on silent sources, within a time
+//! budget below the Lambda's timeout; what it has no time for stays due for the next tick.
+//! Metrics are written at the end of every invocation, which the budget guarantees.
 //! Each Kinesis record is decoded on its own: a record that cannot be decoded is quarantined,
 //! counted and acknowledged. A retryable store failure reports that record as the batch's
 //! first failure, so it and every record after it in the shard are delivered again (events
@@ -10,7 +14,7 @@
 use std::borrow::Cow;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use serde::{Deserialize, Serialize};
@@ -186,10 +190,15 @@ where
     N: Notifier,
     C: Clock,
 {
-    /// Wrap `engine`, turning off its per-event flush; metrics go to standard output.
+    /// Wrap `engine`, turning off its per-event flush and deferring its immediate alerts to
+    /// the tick; metrics go to standard output.
     pub fn new(engine: Engine<S, M, N, C>) -> Self {
         Self {
-            engine: Mutex::new(engine.with_flush_on_ingest(false)),
+            engine: Mutex::new(
+                engine
+                    .with_flush_on_ingest(false)
+                    .with_deferred_alerts(true),
+            ),
             metrics: std::sync::Mutex::new(Box::new(std::io::stdout())),
         }
     }
@@ -206,12 +215,22 @@ where
         self.engine.lock().await
     }
 
-    /// Handle one invocation's payload.
+    /// Handle one invocation's payload, with no time budget.
     pub async fn handle(&self, payload: &[u8]) -> Result<Response, LambdaError> {
+        self.handle_within(payload, None).await
+    }
+
+    /// Handle one invocation's payload; a tick stops starting work once `budget` is spent
+    /// and gives up a post or summary still running then (see [`Engine::set_deadline`]).
+    pub async fn handle_within(
+        &self,
+        payload: &[u8],
+        budget: Option<Duration>,
+    ) -> Result<Response, LambdaError> {
         match parse_payload(payload)? {
             Payload::Pipe(records) => self.ingest(&records, ReportBy::EventId).await,
             Payload::EventSource(records) => self.ingest(&records, ReportBy::SequenceNumber).await,
-            Payload::Tick => self.tick().await,
+            Payload::Tick => self.tick(budget).await,
         }
     }
 
@@ -282,14 +301,20 @@ where
         result.map(|()| Response::Batch(response))
     }
 
-    async fn tick(&self) -> Result<Response, LambdaError> {
+    async fn tick(&self, budget: Option<Duration>) -> Result<Response, LambdaError> {
         let mut engine = self.engine.lock().await;
         let before = engine.stats();
         let started = Instant::now();
+        engine.set_deadline(budget.map(|b| tokio::time::Instant::now() + b));
         let flushed = engine.flush_due().await.map_err(LambdaError::Flush);
+        engine.set_deadline(None);
         let elapsed = started.elapsed().as_secs_f64() * 1000.0;
         let after = engine.stats();
-        let mut metrics = vec![Metric::millis("FlushLatency", elapsed)];
+        let mut metrics = vec![
+            Metric::millis("FlushLatency", elapsed),
+            // A gauge: the tick runs every minute, so no data means no tick.
+            Metric::count("SilentSources", after.silent_sources),
+        ];
         metrics.extend(engine_metrics(&before, &after));
         self.emit(engine.clock.now(), &metrics);
         let flushed = flushed?;
@@ -357,12 +382,29 @@ pub async fn from_env(var: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<De
     Ok(Handler::new(engine))
 }
 
+/// Time a tick keeps back from the invocation's deadline: for the metrics and the answer,
+/// and for a DynamoDB write already started when the budget ran out.
+pub const TICK_MARGIN: Duration = Duration::from_secs(10);
+
+/// The time budget of an invocation whose deadline is `deadline_ms` (epoch milliseconds, as
+/// the Lambda runtime API's `Lambda-Runtime-Deadline-Ms` gives it) at `now_ms`: what is left
+/// less [`TICK_MARGIN`], at least one second.
+pub fn budget(deadline_ms: u64, now_ms: u64) -> Duration {
+    Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+        .saturating_sub(TICK_MARGIN)
+        .max(Duration::from_secs(1))
+}
+
 /// Serve invocations until the runtime stops.
 pub async fn serve(handler: DefaultHandler) -> Result<(), lambda_runtime::Error> {
     let handler = &handler;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<Box<RawValue>>| async move {
-            handler.handle(event.payload.get().as_bytes()).await
+            let now_ms = u64::try_from(SystemClock.now().timestamp_millis()).unwrap_or(0);
+            let budget = budget(event.context.deadline, now_ms);
+            handler
+                .handle_within(event.payload.get().as_bytes(), Some(budget))
+                .await
         },
     ))
     .await

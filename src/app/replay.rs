@@ -39,7 +39,7 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         SummarizerKind::Bedrock => {
             let config = BedrockConfig::from_settings(&settings.summary);
             let summarizer = BedrockSummarizer::from_environment(config).await;
-            run(args, settings, rules, summarizer).await
+            Box::pin(run(args, settings, rules, summarizer)).await
         }
     }
 }

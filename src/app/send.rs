@@ -6,7 +6,7 @@ use super::SendArgs;
 use crate::adapters::kinesis::{Entry, Kinesis};
 use crate::event::{Decoded, decode_bytes};
 
-/// Kinesis entries for every CloudTrail event in `bytes`, matched by a rule or not: the
+/// Kinesis entries for every CloudTrail event and heartbeat in `bytes`, matched by a rule or not: the
 /// EventBridge envelope as data, the account as partition key. Returns how many records
 /// could not be decoded (they are not sent).
 pub fn entries(bytes: &[u8], out: &mut Vec<Entry>) -> u64 {
@@ -17,6 +17,10 @@ pub fn entries(bytes: &[u8], out: &mut Vec<Entry>) -> u64 {
             data: record.envelope_json().into_owned().into_bytes(),
         }),
         Decoded::Quarantined(_) => quarantined += 1,
+        Decoded::Heartbeat(beat) => out.push(Entry {
+            partition_key: beat.account.to_string(),
+            data: beat.envelope_json().into_bytes(),
+        }),
         Decoded::Skipped(_) => {}
     });
     quarantined

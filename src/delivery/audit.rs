@@ -137,7 +137,8 @@ pub(super) fn audit_line(delivery: &Delivery) -> AuditLine {
             Placement::Top
             | Placement::Reminder(_)
             | Placement::Overflow(_)
-            | Placement::Continuing => PostedAs::Top,
+            | Placement::Continuing
+            | Placement::Notice => PostedAs::Top,
         },
         incident: delivery.incident().map(|i| i.id.clone()).or_else(|| {
             let mut ids = batch.events.iter().filter_map(|e| e.incident.as_deref());

@@ -46,6 +46,10 @@ pub enum Placement {
     /// A top-level post of held events only ([`Delivery::continuing`]), when nothing else
     /// posted for the account before they were due. Its batch has no events.
     Continuing,
+    /// A top-level notice about the pipeline itself (a source went silent or came back; see
+    /// [`crate::engine::heartbeat`]): the summary's headline and body say it all. Its batch
+    /// has no events; `batch.id.event` names the notice (`silent-us-east-1`, ...).
+    Notice,
 }
 
 /// A batch ready to go out: what happened, what the summarizer said of it, how bad it is,
@@ -99,6 +103,7 @@ impl Delivery {
                 | Placement::Reminder(_)
                 | Placement::Overflow(_)
                 | Placement::Continuing
+                | Placement::Notice
         )
     }
 
@@ -127,6 +132,12 @@ impl Delivery {
                 self.batch.id.key(),
                 self.batch.window_end.format("%H%M%S")
             ),
+            Placement::Notice => format!(
+                "{}/{}/notice/{}",
+                self.batch.id.account,
+                self.batch.id.window_start.format("%Y%m%dT%H%MZ"),
+                self.batch.id.event.as_deref().unwrap_or_default()
+            ),
         }
     }
 
@@ -136,7 +147,8 @@ impl Delivery {
             Placement::Top
             | Placement::Overflow(_)
             | Placement::Folded(_)
-            | Placement::Continuing => None,
+            | Placement::Continuing
+            | Placement::Notice => None,
             Placement::Reminder(incident)
             | Placement::Reply(incident)
             | Placement::Held(incident) => Some(incident),

@@ -180,6 +180,10 @@ where
         let due = self.store.held_due(now).await.map_err(store_error)?;
         let mut sent = 0;
         for account in due {
+            if self.out_of_time() {
+                self.stats.deferred += 1;
+                continue;
+            }
             let Some(read) = self.store.held(&account).await.map_err(store_error)? else {
                 continue;
             };

@@ -59,6 +59,94 @@ pub enum Decoded<'a> {
     Record(Record<'a>),
     Quarantined(Quarantined),
     Skipped(Skipped),
+    /// A member account's heartbeat (see [`Heartbeat`]): proof that its forwarding works.
+    Heartbeat(Heartbeat),
+}
+
+/// Name of the scheduled rule each member account and region runs to send heartbeats to the
+/// central bus (`infra/lib/member-stack.ts`; the same name in `infra/config.ts`).
+pub const HEARTBEAT_RULE: &str = "trailwatch-heartbeat";
+
+/// A heartbeat: the EventBridge `Scheduled Event` (source `aws.events`) that the member
+/// rule [`HEARTBEAT_RULE`] sends every few minutes, which crossed the same bus, stream and
+/// Pipe as the member's CloudTrail events. EventBridge stamps `account` and `region`, and
+/// refuses `aws.*` sources from `PutEvents`, so no account can send another's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heartbeat {
+    pub account: AccountId,
+    pub region: String,
+    /// The envelope's `time`: when the schedule fired.
+    pub time: DateTime<Utc>,
+}
+
+impl Heartbeat {
+    /// The heartbeat as EventBridge delivers it (what `trailwatch send` puts on a stream).
+    /// The ARN names the commercial partition: the decoder reads only the rule's name.
+    pub fn envelope_json(&self) -> String {
+        let time = self.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        serde_json::json!({
+            "version": "0",
+            "id": format!("heartbeat-{}-{}-{}", self.account, self.region, self.time.timestamp()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": self.account.as_str(),
+            "time": time,
+            "region": self.region,
+            "resources": [format!(
+                "arn:aws:events:{}:{}:rule/{HEARTBEAT_RULE}",
+                self.region, self.account
+            )],
+            "detail": {},
+        })
+        .to_string()
+    }
+}
+
+/// Whether an envelope is a heartbeat: source `aws.events`, detail-type `Scheduled Event`,
+/// and the heartbeat rule among its `resources` (`arn:<partition>:events:<region>:<account>:rule/<name>`).
+fn is_heartbeat(envelope: &Probe<'_>, detail_type: &str) -> bool {
+    if detail_type != "Scheduled Event" || envelope.source.as_deref() != Some("aws.events") {
+        return false;
+    }
+    let Some(resources) = envelope.resources else {
+        return false;
+    };
+    let Ok(arns) = serde_json::from_str::<Vec<Cow<'_, str>>>(resources.get()) else {
+        return false;
+    };
+    arns.iter().any(|arn| {
+        arn.starts_with("arn:")
+            && arn
+                .rsplit_once(":rule/")
+                .is_some_and(|(_, name)| name == HEARTBEAT_RULE)
+    })
+}
+
+fn heartbeat(envelope: &Probe<'_>, text: &str) -> Decoded<'static> {
+    let account = envelope
+        .account
+        .as_deref()
+        .filter(|a| a.len() == 12 && a.bytes().all(|c| c.is_ascii_digit()));
+    let region = envelope.region.as_deref().filter(|r| {
+        !r.is_empty()
+            && r.len() <= 30
+            && r.bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+    });
+    match (
+        account,
+        region,
+        parse_time(envelope.time.as_deref(), "time"),
+    ) {
+        (Some(account), Some(region), Ok(time)) => Decoded::Heartbeat(Heartbeat {
+            account: AccountId::new(account),
+            region: region.to_owned(),
+            time,
+        }),
+        (None, ..) => quarantine("heartbeat without a 12-digit account", text),
+        (_, None, _) => quarantine("heartbeat without a region", text),
+        (.., Err(reason)) => quarantine(format!("heartbeat: {reason}"), text),
+    }
 }
 
 /// How much one gzip file may inflate to by default, in bytes (256 MiB: a CloudTrail log
@@ -489,6 +577,9 @@ fn decode_envelope<'a>(
     detail_type: &str,
     text: &'a str,
 ) -> Decoded<'a> {
+    if is_heartbeat(envelope, detail_type) {
+        return heartbeat(envelope, text);
+    }
     let Some(kind) = EventKind::from_detail_type(detail_type) else {
         return quarantine(format!("unsupported detail-type {detail_type:?}"), text);
     };
@@ -938,6 +1029,9 @@ struct Probe<'a> {
     id: Str<'a>,
     #[serde(borrow)]
     account: Str<'a>,
+    /// The envelope's `source` (`aws.iam`, `aws.events`, ...).
+    #[serde(borrow)]
+    source: Str<'a>,
     #[serde(borrow)]
     time: Str<'a>,
     #[serde(borrow)]
@@ -1678,7 +1772,7 @@ mod tests {
         decode_bytes(input, &mut |decoded| match decoded {
             Decoded::Record(record) => events.push(record.to_event()),
             Decoded::Quarantined(q) => quarantined.push(q),
-            Decoded::Skipped(_) => {}
+            Decoded::Skipped(_) | Decoded::Heartbeat(_) => {}
         });
         (events, quarantined)
     }
@@ -2109,7 +2203,7 @@ mod tests {
                             failure = Some(format!("unbounded quarantine: {q:?}"));
                         }
                     }
-                    Decoded::Skipped(_) => {}
+                    Decoded::Skipped(_) | Decoded::Heartbeat(_) => {}
                 }
             });
             prop_assert!(failure.is_none(), "{failure:?}");
@@ -2141,6 +2235,7 @@ mod tests {
                 Decoded::Record(record) => format!("{:?}", record.to_event()),
                 Decoded::Quarantined(q) => format!("{q:?}"),
                 Decoded::Skipped(s) => format!("{s:?}"),
+                Decoded::Heartbeat(b) => format!("{b:?}"),
             }
         }
 
@@ -2273,7 +2368,7 @@ mod tests {
                     decode_bytes(odd.as_bytes(), &mut |d| match d {
                         Decoded::Record(r) => events.push(r.to_event()),
                         Decoded::Quarantined(q) => quarantined.push(q),
-                        Decoded::Skipped(_) => {}
+                        Decoded::Skipped(_) | Decoded::Heartbeat(_) => {}
                     });
                     assert!(quarantined.is_empty(), "{quarantined:?} for {odd}");
                     assert_eq!(events.len(), 1, "{odd}");

@@ -3,5 +3,7 @@
 pub mod decode;
 mod model;
 
-pub use decode::{DecodeOptions, Decoded, Quarantined, Skipped, decode_bytes, decode_bytes_with};
+pub use decode::{
+    DecodeOptions, Decoded, Heartbeat, Quarantined, Skipped, decode_bytes, decode_bytes_with,
+};
 pub use model::{AccountId, Event, EventId, EventKind, Facts, Identity, Resource, SharedStr};

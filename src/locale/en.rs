@@ -114,6 +114,20 @@ pub const WORDS: Words = Words {
             },
         )
     },
+    silent_headline: |region, since| {
+        format!(
+            "No heartbeat from {region} since {since}: its events may not be reaching trailwatch"
+        )
+    },
+    silent_body: "The member stack in this account and region sends a heartbeat every five minutes through the same rules, bus, stream and Pipe as its events. Check its rules (trailwatch-heartbeat, trailwatch-forward-*), their dead-letter queue, the central bus policy and the Pipe.",
+    resumed_headline: |region, since| {
+        format!("Heartbeats from {region} are back (silent since {since})")
+    },
+    quiet_headline: |region, since| format!("No event forwarded from {region} since {since}"),
+    quiet_body: "Heartbeats still arrive, so forwarding works; no CloudTrail event matched the member rules for this long. Check that CloudTrail still records in this account and region.",
+    unquiet_headline: |region, since| {
+        format!("Events from {region} are forwarded again (quiet since {since})")
+    },
     events_n: |n| {
         if n == 1 {
             "1 event".to_owned()

@@ -104,6 +104,20 @@ pub const WORDS: Words = Words {
     continuing_headline: |events, incidents| {
         format!("앞서 게시된 인시던트 {incidents}건의 이후 이벤트 {events}건")
     },
+    silent_headline: |region, since| {
+        format!(
+            "{since} 이후 {region}에서 하트비트가 없습니다: 이벤트가 trailwatch에 도달하지 않을 수 있습니다"
+        )
+    },
+    silent_body: "이 계정과 리전의 멤버 스택은 이벤트와 같은 규칙, 버스, 스트림, 파이프를 거쳐 5분마다 하트비트를 보냅니다. 규칙(trailwatch-heartbeat, trailwatch-forward-*), 배달 못한 편지 대기열, 중앙 버스 정책과 파이프를 확인하세요.",
+    resumed_headline: |region, since| {
+        format!("{region}의 하트비트가 돌아왔습니다 ({since}부터 끊김)")
+    },
+    quiet_headline: |region, since| format!("{since} 이후 {region}에서 전달된 이벤트가 없습니다"),
+    quiet_body: "하트비트는 도착하므로 전달은 동작합니다. 그동안 멤버 규칙에 맞는 CloudTrail 이벤트가 없었습니다. 이 계정과 리전에서 CloudTrail이 계속 기록하는지 확인하세요.",
+    unquiet_headline: |region, since| {
+        format!("{region}의 이벤트가 다시 전달됩니다 ({since}부터 조용함)")
+    },
     events_n: |n| format!("{n}건"),
 };
 

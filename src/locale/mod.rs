@@ -275,6 +275,18 @@ pub struct Words {
     pub continuing_headline: fn(u64, usize) -> String,
     /// A held entry's count: `12 events`.
     pub events_n: fn(u64) -> String,
+    /// Headline of a notice that a source sends no heartbeat: region, since (a time).
+    pub silent_headline: fn(&str, &str) -> String,
+    /// What a silent source means and what to check.
+    pub silent_body: &'static str,
+    /// Headline of a notice that a silent source's heartbeats are back: region, since.
+    pub resumed_headline: fn(&str, &str) -> String,
+    /// Headline of a notice that a source forwarded no event for a while: region, since.
+    pub quiet_headline: fn(&str, &str) -> String,
+    /// What a quiet source means and what to check.
+    pub quiet_body: &'static str,
+    /// Headline of a notice that a quiet source forwards events again: region, since.
+    pub unquiet_headline: fn(&str, &str) -> String,
 }
 
 impl Words {

@@ -257,6 +257,7 @@ fn head_and_sections(delivery: &Delivery) -> Option<(Vec<Block>, Vec<Block>)> {
     let (mut head, mut sections) = match &delivery.placement {
         Placement::Held(_) => return None,
         Placement::Continuing => (incident::continuing_head(delivery), Vec::new()),
+        Placement::Notice => (notice_head(delivery), Vec::new()),
         Placement::Reply(incident) => (
             vec![incident::reply_head(batch, incident, locale)],
             pack(incident::collapsed_lines(batch, locale)),
@@ -288,16 +289,39 @@ fn head_and_sections(delivery: &Delivery) -> Option<(Vec<Block>, Vec<Block>)> {
             (head, tree_sections(batch, locale, l))
         }
     };
-    if !delivery.continuing.is_empty() && delivery.placement != Placement::Continuing {
+    let own_head = matches!(
+        delivery.placement,
+        Placement::Continuing | Placement::Notice
+    );
+    if !delivery.continuing.is_empty() && !own_head {
         // Before the divider that ends the head, so it stays in the first message.
         let at = head.len().saturating_sub(1);
         let list = incident::continuing_blocks(&delivery.continuing, batch, locale);
         head.splice(at..at, list);
     }
-    if sections.is_empty() && delivery.placement != Placement::Continuing {
+    if sections.is_empty() && !own_head {
         sections.push(Block::section(l.no_events.to_owned()));
     }
     Some((head, sections))
+}
+
+/// A notice about the pipeline: its headline, the account, what it means.
+fn notice_head(delivery: &Delivery) -> Vec<Block> {
+    let (batch, summary) = (&delivery.batch, &delivery.summary);
+    let mut head = vec![
+        Block::section(format!(
+            "{} *{}*",
+            delivery.severity.emoji(),
+            prose(&summary.headline, 300)
+        )),
+        Block::Context {
+            elements: vec![Text::mrkdwn(plain_within(&batch.account_label(), 200))],
+        },
+    ];
+    if !summary.body.is_empty() {
+        head.push(Block::section(prose(&summary.body, 1_000)));
+    }
+    head
 }
 
 /// Summary text (a model's or the templates'): links and mentions defanged, then escaped

@@ -4,11 +4,14 @@
 
 use std::path::{Path, PathBuf};
 
+use base64::Engine as _;
+use serde_json::{Value, json};
+
 use trailwatch::adapters::memory::{CollectingNotifier, MemoryStore};
 use trailwatch::app::{Format, render};
 use trailwatch::config::Settings;
 use trailwatch::engine::{Engine, Stats};
-use trailwatch::event::Quarantined;
+use trailwatch::event::{AccountId, Heartbeat, Quarantined};
 use trailwatch::ports::Clock as _;
 use trailwatch::ports::Delivery;
 use trailwatch::rules::RulePack;
@@ -121,4 +124,33 @@ pub fn fixture_inputs() -> Vec<PathBuf> {
     });
     files.sort();
     files
+}
+
+/// A heartbeat envelope of `account` and `region`, sent at `time` (RFC 3339).
+pub fn beat(account: &str, region: &str, time: &str) -> String {
+    Heartbeat {
+        account: AccountId::new(account),
+        region: region.to_owned(),
+        time: time.parse().unwrap_or_else(|err| panic!("{time}: {err}")),
+    }
+    .envelope_json()
+}
+
+/// A Pipe batch (bare array of Kinesis records) carrying `envelopes` as data.
+pub fn pipe(envelopes: &[String]) -> Vec<u8> {
+    let records: Vec<Value> = envelopes
+        .iter()
+        .enumerate()
+        .map(|(i, envelope)| {
+            json!({
+                "eventSource": "aws:kinesis",
+                "eventID": format!("shardId-000000000000:{i:040}"),
+                "eventName": "aws:kinesis:record",
+                "partitionKey": "111111111111",
+                "sequenceNumber": format!("{i:040}"),
+                "data": base64::engine::general_purpose::STANDARD.encode(envelope),
+            })
+        })
+        .collect();
+    serde_json::to_vec(&records).unwrap_or_default()
 }

@@ -33,6 +33,7 @@ fn decoded(json: &str) -> Event {
         Decoded::Record(record) => events.push(record.to_event()),
         Decoded::Quarantined(q) => panic!("quarantined: {q:?}"),
         Decoded::Skipped(s) => panic!("skipped: {s:?}"),
+        Decoded::Heartbeat(b) => panic!("heartbeat: {b:?}"),
     });
     assert_eq!(events.len(), 1, "one record in {json}");
     events.remove(0)
