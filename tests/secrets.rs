@@ -1,4 +1,8 @@
-//! The Slack secret from Secrets Manager, against an in-process fake of GetSecretValue.
+//! The Slack secret from Secrets Manager, against an in-process fake of GetSecretValue, and
+//! the Lambda's Slack notifier reading it again when Slack refuses the token.
+
+mod common;
+mod fake_slack;
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -13,7 +17,7 @@ use trailwatch::adapters::secrets::fetch_secret;
 use trailwatch::adapters::slack::Credential;
 use trailwatch::app::lambda_slack_notifier;
 use trailwatch::config::{Settings, env};
-use trailwatch::ports::Retryable;
+use trailwatch::ports::{Notifier, Retryable};
 
 const TOKEN: &str = "xoxb-1111-fake-SECRET-from-secrets-manager";
 const ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:slack-AbCdEf";
@@ -120,4 +124,150 @@ async fn a_missing_secret_fails_clearly() {
         err.is_some_and(|e| !e.is_retryable()),
         "a person must fix it"
     );
+}
+
+/// A fake GetSecretValue that answers the next of `tokens` on each call (the last one
+/// forever): a secret being rotated.
+/// Calls made, and the tokens the secret holds one after the other.
+type Rotation = (Arc<Mutex<Vec<String>>>, Arc<Mutex<Vec<String>>>);
+
+async fn rotating(State((calls, tokens)): State<Rotation>) -> Response {
+    let n = {
+        let mut calls = calls.lock().unwrap_or_else(PoisonError::into_inner);
+        calls.push("secretsmanager.GetSecretValue".to_owned());
+        calls.len()
+    };
+    let tokens = tokens.lock().unwrap_or_else(PoisonError::into_inner);
+    let token = tokens[(n - 1).min(tokens.len() - 1)].clone();
+    axum::Json(json!({"ARN": ARN, "Name": "slack", "SecretString": token})).into_response()
+}
+
+async fn rotating_client(
+    tokens: &[&str],
+) -> (aws_sdk_secretsmanager::Client, Arc<Mutex<Vec<String>>>) {
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let tokens = Arc::new(Mutex::new(tokens.iter().map(|t| (*t).to_owned()).collect()));
+    let app = Router::new()
+        .route("/", post(rotating))
+        .with_state((calls.clone(), tokens));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    let addr = listener.local_addr().unwrap_or_else(|err| panic!("{err}"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let config = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            "AKIDFAKE",
+            "fake-secret-key",
+            None,
+            None,
+            "test",
+        ))
+        .endpoint_url(format!("http://{addr}"))
+        .build();
+    (aws_sdk_secretsmanager::Client::from_conf(config), calls)
+}
+
+/// A one-event delivery (replayed before any runtime starts: replay runs its own).
+fn one_delivery() -> trailwatch::ports::Delivery {
+    let replayed = common::replay_bytes(
+        &[std::fs::read(common::fixture("root-login-no-mfa.jsonl")).unwrap_or_default()],
+        Settings::default(),
+    );
+    replayed
+        .deliveries
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("the fixture gives a delivery"))
+}
+
+/// Settings that post to `fake`'s channel `C_A`.
+fn slack_settings(fake: &fake_slack::FakeSlack) -> Settings {
+    let mut settings = Settings::default();
+    settings.slack.api_url = Some(fake.api_url());
+    settings.slack.routes.default_channel = Some("C_A".to_owned());
+    settings
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|err| panic!("runtime: {err}"))
+}
+
+#[test]
+fn a_refused_token_is_read_again_and_the_post_goes_out_with_the_new_one() {
+    let delivery = one_delivery();
+    rt().block_on(async {
+        let fake = fake_slack::FakeSlack::start(&["C_A"]).await;
+        let (client, calls) =
+            rotating_client(&["xoxb-0000-revoked-OLD-token", fake_slack::TOKEN]).await;
+        let settings = slack_settings(&fake);
+        let var = |key: &str| (key == env::SLACK_SECRET_ARN).then(|| ARN.to_owned());
+        let notifier = lambda_slack_notifier(&client, &settings, &var)
+            .await
+            .unwrap_or_else(|err| panic!("{err}"))
+            .unwrap_or_else(|| panic!("an ARN gives a notifier"));
+        let receipt = notifier.deliver(&delivery).await;
+        assert!(receipt.is_ok(), "{receipt:?}");
+        assert_eq!(fake.posts().len(), 1, "posted once, with the new token");
+        assert_eq!(
+            calls.lock().unwrap_or_else(PoisonError::into_inner).len(),
+            2,
+            "read at start, and again when Slack refused the token"
+        );
+    });
+}
+
+#[test]
+fn a_refused_token_that_did_not_change_fails_without_a_second_post() {
+    let delivery = one_delivery();
+    rt().block_on(async {
+        let fake = fake_slack::FakeSlack::start(&["C_A"]).await;
+        let (client, calls) = rotating_client(&["xoxb-0000-revoked-OLD-token"]).await;
+        let settings = slack_settings(&fake);
+        let var = |key: &str| (key == env::SLACK_SECRET_ARN).then(|| ARN.to_owned());
+        let notifier = lambda_slack_notifier(&client, &settings, &var)
+            .await
+            .unwrap_or_else(|err| panic!("{err}"))
+            .unwrap_or_else(|| panic!("an ARN gives a notifier"));
+        let err = notifier.deliver(&delivery).await.err();
+        assert!(
+            err.as_ref()
+                .is_some_and(trailwatch::adapters::slack::SlackError::is_auth),
+            "{err:?}"
+        );
+        assert!(fake.posts().is_empty());
+        assert_eq!(
+            calls.lock().unwrap_or_else(PoisonError::into_inner).len(),
+            2
+        );
+    });
+}
+
+#[test]
+fn an_old_secret_is_read_again_before_posting() {
+    let delivery = one_delivery();
+    rt().block_on(async {
+        let fake = fake_slack::FakeSlack::start(&["C_A"]).await;
+        let (client, calls) = rotating_client(&[fake_slack::TOKEN]).await;
+        let settings = slack_settings(&fake);
+        let var = |key: &str| (key == env::SLACK_SECRET_ARN).then(|| ARN.to_owned());
+        let notifier = lambda_slack_notifier(&client, &settings, &var)
+            .await
+            .unwrap_or_else(|err| panic!("{err}"))
+            .unwrap_or_else(|| panic!("an ARN gives a notifier"))
+            .with_max_age(std::time::Duration::ZERO);
+        let receipt = notifier.deliver(&delivery).await;
+        assert!(receipt.is_ok(), "{receipt:?}");
+        assert_eq!(
+            calls.lock().unwrap_or_else(PoisonError::into_inner).len(),
+            2
+        );
+    });
 }

@@ -183,6 +183,27 @@ fn hint(code: &str) -> &'static str {
     }
 }
 
+impl SlackError {
+    /// Slack refused the credential itself (`invalid_auth`, `not_authed`, `token_revoked`,
+    /// `token_expired`, `account_inactive`; an incoming webhook answers HTTP 403 or 404 once
+    /// revoked): reading the secret again may help.
+    pub fn is_auth(&self) -> bool {
+        match self {
+            Self::Api { code, .. } => matches!(
+                code.as_str(),
+                "invalid_auth"
+                    | "not_authed"
+                    | "token_revoked"
+                    | "account_inactive"
+                    | "token_expired"
+            ),
+            Self::Status { status, .. } => matches!(status, 401 | 403 | 404),
+            Self::GaveUp { last, .. } => last.is_auth(),
+            _ => false,
+        }
+    }
+}
+
 impl Retryable for SlackError {
     fn is_retryable(&self) -> bool {
         match self {

@@ -25,10 +25,9 @@ use crate::adapters::bedrock::{BedrockConfig, BedrockSummarizer};
 use crate::adapters::dynamo::{DynamoSettings, DynamoStore};
 use crate::adapters::either::Either;
 use crate::adapters::metrics::{Metric, emf_line, engine_metrics};
-use crate::adapters::retry::TokioSleeper;
-use crate::adapters::slack::SlackNotifier;
 use crate::adapters::stdout::StdoutNotifier;
 use crate::adapters::system_clock::SystemClock;
+use crate::app::RefreshingSlack;
 use crate::config::{Settings, SummarizerKind, env};
 use crate::engine::{Engine, EngineError};
 use crate::ports::{Clock, Notifier, Retryable, Store, Summarizer};
@@ -340,7 +339,7 @@ where
 /// The summarizer the configuration chose.
 pub type AnySummarizer = Either<OfflineSummarizer, BedrockSummarizer>;
 /// Slack when a secret is configured, else JSON lines on standard output.
-pub type AnyNotifier = Either<SlackNotifier<TokioSleeper>, StdoutNotifier>;
+pub type AnyNotifier = Either<RefreshingSlack, StdoutNotifier>;
 /// The handler the Lambda runs.
 pub type DefaultHandler = Handler<DynamoStore, AnySummarizer, AnyNotifier, SystemClock>;
 

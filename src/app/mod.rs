@@ -17,7 +17,7 @@ pub use pattern::pattern;
 pub use replay::{
     Input, ingest_as_arrived, ingest_in_order, input_files, render, replay, stats_line,
 };
-pub use slack::lambda_slack_notifier;
+pub use slack::{RefreshingSlack, SECRET_MAX_AGE, lambda_slack_notifier};
 
 /// trailwatch: what changed in your AWS accounts, who did it, how bad it is.
 #[derive(Debug, Parser)]
