@@ -249,9 +249,10 @@ fn expected_stats(decoded: u64, quarantined: u64, insights: u64, digests: u64) -
     let skipped = insights + digests;
     format!(
         "replay: read={} decoded={decoded} quarantined={quarantined} quarantine_omitted=0 \
-         skipped={skipped} insights={insights} digest_files={digests} matched=0 ignored=0 \
-         unmatched={decoded} duplicates=0 conflicting_duplicates=0 late=0 future_dated=0 \
-         immediate=0 batches=0 top_level=0 replies=0 reminders=0 held=0 fallbacks=0",
+         skipped={skipped} insights={insights} digest_files={digests} heartbeats=0 matched=0 \
+         ignored=0 unmatched={decoded} duplicates=0 conflicting_duplicates=0 late=0 \
+         future_dated=0 immediate=0 batches=0 top_level=0 replies=0 reminders=0 held=0 \
+         notices=0 fallbacks=0",
         decoded + quarantined + skipped
     )
 }

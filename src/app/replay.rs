@@ -403,7 +403,7 @@ pub fn stats_line(stats: &Stats, seconds: f64) -> String {
         0.0
     };
     format!(
-        "replay: read={} decoded={} quarantined={} quarantine_omitted={} skipped={} insights={} digest_files={} matched={} ignored={} unmatched={} duplicates={} conflicting_duplicates={} late={} future_dated={} immediate={} batches={} top_level={} replies={} reminders={} held={} fallbacks={} elapsed={seconds:.3}s events/s={rate:.0}",
+        "replay: read={} decoded={} quarantined={} quarantine_omitted={} skipped={} insights={} digest_files={} heartbeats={} matched={} ignored={} unmatched={} duplicates={} conflicting_duplicates={} late={} future_dated={} immediate={} batches={} top_level={} replies={} reminders={} held={} notices={} fallbacks={} elapsed={seconds:.3}s events/s={rate:.0}",
         stats.read,
         stats.decoded,
         stats.quarantined,
@@ -411,6 +411,7 @@ pub fn stats_line(stats: &Stats, seconds: f64) -> String {
         stats.skipped,
         stats.skipped_insights,
         stats.skipped_digests,
+        stats.heartbeats,
         stats.matched,
         stats.ignored,
         stats.unmatched,
@@ -424,6 +425,7 @@ pub fn stats_line(stats: &Stats, seconds: f64) -> String {
         stats.replies,
         stats.reminders,
         stats.held,
+        stats.notices,
         stats.fallbacks,
     )
 }
