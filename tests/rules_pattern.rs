@@ -192,6 +192,7 @@ fn facts(envelope: &Value) -> Facts<'_> {
             role_name: None,
             user_name: None,
             invoked_by: None,
+            request: None,
         };
     }
     let who = &d["userIdentity"];
@@ -209,6 +210,8 @@ fn facts(envelope: &Value) -> Facts<'_> {
         role_name: s(&who["sessionContext"]["sessionIssuer"]["userName"]),
         user_name: s(&who["userName"]),
         invoked_by: s(&who["invokedBy"]),
+        // Read by no rule of the built-in pack yet.
+        request: None,
     }
 }
 

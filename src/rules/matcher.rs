@@ -354,6 +354,7 @@ fn state_change_facts() -> Facts<'static> {
         role_name: None,
         user_name: None,
         invoked_by: None,
+        request: None,
     }
 }
 
@@ -492,6 +493,7 @@ mod tests {
             role_name: None,
             user_name: Some("alice"),
             invoked_by: None,
+            request: None,
         }
     }
 

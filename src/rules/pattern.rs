@@ -292,6 +292,7 @@ fn state_change_facts() -> Facts<'static> {
         role_name: None,
         user_name: None,
         invoked_by: None,
+        request: None,
     }
 }
 

@@ -18,6 +18,7 @@ fn api(source: &'static str, name: &'static str) -> Facts<'static> {
         role_name: Some("deployer"),
         user_name: None,
         invoked_by: None,
+        request: None,
     }
 }
 
