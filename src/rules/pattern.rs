@@ -559,8 +559,10 @@ match = { error_code = "AccessDenied*", user_agent = "x" }
             "builtin pattern: {len} characters compact, {} branches",
             whole["$or"].as_array().map_or(1, Vec::len)
         );
+        // A tripwire, not a limit (the split below is what EventBridge needs): the tamper rules
+        // took it past 8,192, each its own branch as each tests its own request parameter.
         assert!(
-            len <= 2 * EVENT_PATTERN_MAX_LIMIT,
+            len <= 3 * EVENT_PATTERN_MAX_LIMIT,
             "pattern grew to {len} characters"
         );
 
@@ -573,8 +575,10 @@ match = { error_code = "AccessDenied*", user_agent = "x" }
             );
             assert!(parts.iter().all(|v| compact_len(v) <= limit));
         }
-        let parts = event_patterns(&p, 300).unwrap();
-        assert!(parts.iter().all(|v| compact_len(v) <= 300));
+        // Splitting halves name lists only: the largest branch of one name (the stack tamper
+        // rule's, with its eight stack-name globs) sets how small a limit can get.
+        let parts = event_patterns(&p, 600).unwrap();
+        assert!(parts.iter().all(|v| compact_len(v) <= 600));
         assert!(matches!(
             event_patterns(&p, 40),
             Err(RulesError::PatternTooLarge { .. })
