@@ -600,7 +600,32 @@ fn traildiscover_corpus_pattern_agrees_with_pack() {
 }
 
 // ------------------------------------------------------------------------------------------------
-// (d) Request parameters: arbitrary requests against arbitrary rules.
+// (d) Request parameters: the tamper fixtures, and arbitrary requests against arbitrary rules.
+
+#[test]
+fn tamper_fixtures_are_forwarded_exactly_when_the_pack_matches() {
+    let pack = RulePack::builtin();
+    let pattern = event_pattern(&pack);
+    let split = event_patterns(&pack, rules::EVENT_PATTERN_DEFAULT_LIMIT).expect("split");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/tamper");
+    let mut checked = 0;
+    for file in ["tamper.jsonl", "lookalike.jsonl", "denied.jsonl"] {
+        let text = std::fs::read_to_string(dir.join(file)).expect("tamper fixture");
+        for line in text.lines() {
+            let event: Value = serde_json::from_str(line).expect("JSON");
+            let matched = verdict(&pack, &event) != Verdict::Unmatched;
+            assert_eq!(
+                matches_pattern(&pattern, &event),
+                matched,
+                "{file}: {}",
+                event["detail"]["requestParameters"]
+            );
+            assert_eq!(split.iter().any(|p| matches_pattern(p, &event)), matched);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3 * 20, "{checked}");
+}
 
 /// Paths a generated rule tests (none a prefix of another) and keys a generated request has.
 const REQUEST_PATHS: [&str; 4] = ["name", "rule", "a.b", "a.c"];
