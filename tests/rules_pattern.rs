@@ -9,9 +9,10 @@
 
 use std::path::PathBuf;
 
+use proptest::prelude::*;
 use serde_json::{Value, json};
 use trailwatch::Severity;
-use trailwatch::event::{EventKind, Facts};
+use trailwatch::event::{EventKind, Facts, RawJson};
 use trailwatch::rules::{self, RulePack, Verdict, event_pattern, event_patterns};
 
 // ------------------------------------------------------------------------------------------------
@@ -172,8 +173,17 @@ fn s(v: &Value) -> Option<&str> {
     v.as_str()
 }
 
-/// The facts of an envelope, the way the decoder reads them.
-fn facts(envelope: &Value) -> Facts<'_> {
+/// What the pack says of an envelope.
+fn verdict(pack: &RulePack, envelope: &Value) -> Verdict {
+    let request = envelope["detail"]
+        .get("requestParameters")
+        .map(Value::to_string);
+    pack.evaluate(&facts(envelope, request.as_deref()))
+}
+
+/// The facts of an envelope, the way the decoder reads them; `request` is the JSON text of its
+/// `requestParameters`.
+fn facts<'a>(envelope: &'a Value, request: Option<&'a str>) -> Facts<'a> {
     let d = &envelope["detail"];
     let kind = EventKind::from_detail_type(envelope["detail-type"].as_str().expect("detail-type"))
         .expect("known detail-type");
@@ -192,6 +202,7 @@ fn facts(envelope: &Value) -> Facts<'_> {
             role_name: None,
             user_name: None,
             invoked_by: None,
+            request: None,
         };
     }
     let who = &d["userIdentity"];
@@ -209,6 +220,7 @@ fn facts(envelope: &Value) -> Facts<'_> {
         role_name: s(&who["sessionContext"]["sessionIssuer"]["userName"]),
         user_name: s(&who["userName"]),
         invoked_by: s(&who["invokedBy"]),
+        request: request.map(RawJson::new),
     }
 }
 
@@ -273,6 +285,36 @@ const PATHS: [(&str, &[&str]); 10] = [
     ("state", &["state"]),
 ];
 
+/// Put at `path` a value that the match key's `value` accepts.
+fn set_sample(record: &mut Value, path: &[&str], value: &toml::Value) {
+    match value {
+        toml::Value::Boolean(b) => set(record, path, json!(b)),
+        toml::Value::Table(t) if t.get("exists") == Some(&toml::Value::Boolean(true)) => {
+            set(record, path, json!("present"));
+        }
+        toml::Value::Table(_) => {} // exists = false: leave it out
+        v => set(record, path, json!(sample(&globs(v).expect("globs")[0]))),
+    }
+}
+
+/// The paths of a `request` table (dotted keys and nested tables) with their values.
+fn request_paths(table: &toml::Table) -> Vec<(Vec<String>, &toml::Value)> {
+    let mut out = Vec::new();
+    for (key, value) in table {
+        let path: Vec<String> = key.split('.').map(str::to_owned).collect();
+        match value {
+            toml::Value::Table(inner) if !inner.contains_key("exists") => {
+                for (mut rest, value) in request_paths(inner) {
+                    rest.splice(0..0, path.iter().cloned());
+                    out.push((rest, value));
+                }
+            }
+            _ => out.push((path, value)),
+        }
+    }
+    out
+}
+
 /// One bare CloudTrail record (or a state change) per detail-type and per listed name.
 fn synthesise(m: &toml::Table) -> Vec<Value> {
     let detail_types = m
@@ -314,20 +356,15 @@ fn synthesise(m: &toml::Table) -> Vec<Value> {
                 "eventID": "11111111-1111-1111-1111-111111111111",
             });
             for (key, path) in PATHS {
-                let Some(value) = m.get(key) else { continue };
-                match value {
-                    toml::Value::Boolean(b) => set(&mut record, path, json!(b)),
-                    toml::Value::Table(t)
-                        if t.get("exists") == Some(&toml::Value::Boolean(true)) =>
-                    {
-                        set(&mut record, path, json!("present"));
-                    }
-                    toml::Value::Table(_) => {} // exists = false: leave it out
-                    v => set(
-                        &mut record,
-                        path,
-                        json!(sample(&globs(v).expect("globs")[0])),
-                    ),
+                if let Some(value) = m.get(key) {
+                    set_sample(&mut record, path, value);
+                }
+            }
+            if let Some(toml::Value::Table(request)) = m.get("request") {
+                for (path, value) in request_paths(request) {
+                    let mut path: Vec<&str> = path.iter().map(String::as_str).collect();
+                    path.insert(0, "requestParameters");
+                    set_sample(&mut record, &path, value);
                 }
             }
             out.push(envelope(&record));
@@ -357,7 +394,7 @@ fn every_rule_matches_its_own_events_in_pack_and_pattern() {
     for (table, rule) in tables.iter().zip(pack.rules()) {
         let m = table["match"].as_table().expect("match table");
         for event in synthesise(m) {
-            let verdict = pack.evaluate(&facts(&event));
+            let verdict = verdict(&pack, &event);
             let Verdict::Matched(winner) = verdict else {
                 panic!("rule {}: pack says {verdict:?} for {event}", rule.id);
             };
@@ -450,7 +487,7 @@ fn unmatched_events_are_not_forwarded() {
     ];
     for event in &events {
         assert_eq!(
-            pack.evaluate(&facts(event)),
+            verdict(&pack, event),
             Verdict::Unmatched,
             "pack matches {event}"
         );
@@ -470,17 +507,14 @@ fn ignored_noise_and_immediate_alerts() {
         "ListUsers",
         &json!({"errorCode": "AccessDenied", "userAgent": "Boto3/1.34.0 prowler/4.2.1"}),
     );
-    assert!(matches!(
-        pack.evaluate(&facts(&scanner)),
-        Verdict::Ignored(_)
-    ));
+    assert!(matches!(verdict(&pack, &scanner), Verdict::Ignored(_)));
 
     let root = record(
         "iam.amazonaws.com",
         "CreateAccessKey",
         &json!({"readOnly": false, "userIdentity": {"type": "Root"}}),
     );
-    let Verdict::Matched(rule) = pack.evaluate(&facts(&root)) else {
+    let Verdict::Matched(rule) = verdict(&pack, &root) else {
         panic!("root unmatched")
     };
     assert_eq!(
@@ -535,7 +569,7 @@ fn traildiscover_corpus_pattern_agrees_with_pack() {
             "line {}: split disagrees",
             n + 1
         );
-        match pack.evaluate(&facts(&event)) {
+        match verdict(&pack, &event) {
             Verdict::Matched(rule) => {
                 matched += 1;
                 assert!(
@@ -563,4 +597,136 @@ fn traildiscover_corpus_pattern_agrees_with_pack() {
         path.display()
     );
     assert!(matched > 0 && unmatched > 0);
+}
+
+// ------------------------------------------------------------------------------------------------
+// (d) Request parameters: the tamper fixtures, and arbitrary requests against arbitrary rules.
+
+#[test]
+fn tamper_fixtures_are_forwarded_exactly_when_the_pack_matches() {
+    let pack = RulePack::builtin();
+    let pattern = event_pattern(&pack);
+    let split = event_patterns(&pack, rules::EVENT_PATTERN_DEFAULT_LIMIT).expect("split");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/tamper");
+    let mut checked = 0;
+    for file in ["tamper.jsonl", "lookalike.jsonl", "denied.jsonl"] {
+        let text = std::fs::read_to_string(dir.join(file)).expect("tamper fixture");
+        for line in text.lines() {
+            let event: Value = serde_json::from_str(line).expect("JSON");
+            let matched = verdict(&pack, &event) != Verdict::Unmatched;
+            assert_eq!(
+                matches_pattern(&pattern, &event),
+                matched,
+                "{file}: {}",
+                event["detail"]["requestParameters"]
+            );
+            assert_eq!(split.iter().any(|p| matches_pattern(p, &event)), matched);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3 * 20, "{checked}");
+}
+
+/// Paths a generated rule tests (none a prefix of another) and keys a generated request has.
+const REQUEST_PATHS: [&str; 4] = ["name", "rule", "a.b", "a.c"];
+
+fn request_cond() -> impl Strategy<Value = String> {
+    let glob = prop::sample::select(vec![
+        "trailwatch",
+        "trailwatch-*",
+        "*-forward",
+        "t*h*d",
+        "x",
+    ]);
+    prop_oneof![
+        prop::collection::btree_set(glob, 1..3).prop_map(|globs| {
+            let quoted: Vec<String> = globs.iter().map(|g| format!("{g:?}")).collect();
+            format!("[{}]", quoted.join(", "))
+        }),
+        any::<bool>().prop_map(|b| format!("{{ exists = {b} }}")),
+    ]
+}
+
+/// A `request = { ... }` table of one to three of [`REQUEST_PATHS`].
+fn request_rule() -> impl Strategy<Value = String> {
+    prop::collection::btree_map(
+        prop::sample::select(REQUEST_PATHS.to_vec()),
+        request_cond(),
+        1..4,
+    )
+    .prop_map(|conds| {
+        let entries: Vec<String> = conds.iter().map(|(p, c)| format!("{p:?} = {c}")).collect();
+        format!("request = {{ {} }}", entries.join(", "))
+    })
+}
+
+fn request_value() -> impl Strategy<Value = Value> {
+    let text = prop::sample::select(vec!["trailwatch", "trailwatch-forward", "tah-d", "x", ""]);
+    let leaf = prop_oneof![
+        4 => text.prop_map(Value::from),
+        1 => Just(Value::Null),
+        1 => any::<u8>().prop_map(Value::from),
+        1 => any::<bool>().prop_map(Value::from),
+    ];
+    let value = leaf.prop_recursive(2, 12, 3, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+            prop::collection::btree_map(prop::sample::select(vec!["b", "c", "d"]), inner, 0..3)
+                .prop_map(|m| Value::Object(
+                    m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+                )),
+        ]
+    });
+    prop::collection::btree_map(
+        prop::sample::select(vec!["name", "rule", "a", "z"]),
+        value,
+        0..4,
+    )
+    .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()))
+}
+
+/// True when every tested path holds a string or nothing at all: where the rule and the pattern
+/// must agree exactly (elsewhere the pattern may forward more).
+fn plain_at_tested_paths(request: &Value) -> bool {
+    REQUEST_PATHS.iter().all(|path| {
+        let mut node = request;
+        for key in path.split('.') {
+            match node {
+                Value::Object(object) => match object.get(key) {
+                    Some(next) => node = next,
+                    None => return true,
+                },
+                Value::Array(_) => return false,
+                _ => return true, // a scalar has no keys: nothing is there
+            }
+        }
+        node.is_string()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_pattern_forwards_what_request_conditions_match(
+        rule in request_rule(),
+        request in request_value(),
+    ) {
+        let text = format!(
+            "[[rule]]\nid = \"p\"\ntitle = \"p\"\nseverity = \"red\"\n[rule.match]\nsource = \"events.amazonaws.com\"\nname = \"DisableRule\"\n{rule}\n"
+        );
+        let pack = RulePack::from_toml(&text).expect("generated rule");
+        let pattern = event_pattern(&pack);
+        let event = record(
+            "events.amazonaws.com",
+            "DisableRule",
+            &json!({"readOnly": false, "requestParameters": request}),
+        );
+        let matched = verdict(&pack, &event) != Verdict::Unmatched;
+        let forwarded = matches_pattern(&pattern, &event);
+        prop_assert!(!matched || forwarded, "{rule} matches {request} but {pattern} drops it");
+        if plain_at_tested_paths(&request) {
+            prop_assert_eq!(matched, forwarded, "{} on {} with {}", rule, request, pattern);
+        }
+    }
 }

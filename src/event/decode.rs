@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::{AccountId, Event, EventId, EventKind, Facts, Identity, Resource, SharedStr};
+use super::{AccountId, Event, EventId, EventKind, Facts, Identity, RawJson, Resource, SharedStr};
 use crate::enrich::redact::{RedactCache, bounded, is_secret_key, redact_text};
 
 /// Longest quarantine excerpt kept, in characters.
@@ -1447,6 +1447,7 @@ impl<'a> Record<'a> {
             role_name,
             user_name: self.identity.user_name.as_deref(),
             invoked_by: self.identity.invoked_by.as_deref(),
+            request: self.request.map(|raw| RawJson::new(raw.get())),
         }
     }
 

@@ -2,8 +2,10 @@
 
 pub mod decode;
 mod model;
+mod raw;
 
 pub use decode::{
     DecodeOptions, Decoded, Heartbeat, Quarantined, Skipped, decode_bytes, decode_bytes_with,
 };
 pub use model::{AccountId, Event, EventId, EventKind, Facts, Identity, Resource, SharedStr};
+pub use raw::{Found, RawJson};

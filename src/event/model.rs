@@ -6,6 +6,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::RawJson;
+
 /// Event text shared rather than copied: the same account, region, actor or user agent
 /// recurs across events, and a clone only counts a reference.
 pub type SharedStr = Arc<str>;
@@ -173,25 +175,6 @@ pub struct Event {
 }
 
 impl Event {
-    /// The fields rules match on, borrowed.
-    pub fn facts(&self) -> Facts<'_> {
-        Facts {
-            kind: self.kind,
-            source: &self.source,
-            name: &self.name,
-            error_code: self.error_code.as_deref(),
-            identity_type: self.identity.kind.as_deref(),
-            read_only: self.read_only,
-            mfa_used: self.mfa_used.as_deref(),
-            login_result: self.login_result.as_deref(),
-            state: self.state.as_deref(),
-            user_agent: self.user_agent.as_deref(),
-            role_name: self.identity.role_name.as_deref(),
-            user_name: self.identity.user_name.as_deref(),
-            invoked_by: self.identity.invoked_by.as_deref(),
-        }
-    }
-
     /// True when the call failed (an `errorCode` is present).
     pub fn failed(&self) -> bool {
         self.error_code.is_some()
@@ -214,4 +197,6 @@ pub struct Facts<'a> {
     pub role_name: Option<&'a str>,
     pub user_name: Option<&'a str>,
     pub invoked_by: Option<&'a str>,
+    /// `requestParameters`, as its JSON text: nothing is built from it unless a rule looks inside.
+    pub request: Option<RawJson<'a>>,
 }

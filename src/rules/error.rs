@@ -42,7 +42,7 @@ pub enum RulesError {
 
     #[error(
         "[[{section}]] {id}: unknown match key `{key}`, expected one of: {}",
-        super::matcher::Field::KEYS.join(", ")
+        super::matcher::known_keys()
     )]
     UnknownKey {
         section: &'static str,
@@ -56,6 +56,14 @@ pub enum RulesError {
         id: String,
         key: String,
         glob: String,
+        reason: String,
+    },
+
+    #[error("[[{section}]] {id}: match key `{key}` {reason}")]
+    BadPath {
+        section: &'static str,
+        id: String,
+        key: String,
         reason: String,
     },
 

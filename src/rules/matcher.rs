@@ -6,6 +6,7 @@ use crate::event::{EventKind, Facts};
 
 use super::RulesError;
 use super::glob::Glob;
+use super::path::{self, PathCond, Root};
 
 /// A key of a `[rule.match]` table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -139,6 +140,13 @@ impl fmt::Display for Field {
     }
 }
 
+/// Every key a `[rule.match]` table may have, for the unknown-key error.
+pub fn known_keys() -> String {
+    let fields = Field::KEYS.into_iter();
+    let roots = Root::ALL.into_iter().map(Root::key);
+    fields.chain(roots).collect::<Vec<_>>().join(", ")
+}
+
 /// The condition one key puts on its fact.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cond {
@@ -248,6 +256,9 @@ pub struct Matcher {
     /// Positions in `conds`, cheapest test first: an event most often fails on a boolean or
     /// an exact name, so the substring searches of `*word*` globs run last.
     order: Vec<usize>,
+    /// Conditions inside the record's JSON (`request = { ... }`), sorted by path. Tested after
+    /// every other condition: each one walks the JSON text.
+    paths: Vec<PathCond>,
 }
 
 impl Matcher {
@@ -257,6 +268,7 @@ impl Matcher {
                 let (field, cond) = &self.conds[i];
                 cond.holds(field.value(facts))
             })
+            && self.paths.iter().all(|p| p.holds(facts))
     }
 
     pub fn kinds(&self) -> KindSet {
@@ -271,6 +283,10 @@ impl Matcher {
         self.conds.iter().find(|(f, _)| *f == field).map(|(_, c)| c)
     }
 
+    pub fn paths(&self) -> &[PathCond] {
+        &self.paths
+    }
+
     /// Compile a `[rule.match]` table of the entry `id` in `section` (`rule` or `ignore`).
     pub fn parse(section: &'static str, id: &str, table: &toml::Table) -> Result<Self, RulesError> {
         if table.is_empty() {
@@ -282,7 +298,12 @@ impl Matcher {
         let ctx = Ctx { section, id };
         let mut kinds = None;
         let mut conds = Vec::new();
+        let mut paths = Vec::new();
         for (key, value) in table {
+            if let Some(root) = Root::from_key(key) {
+                paths.extend(path::parse(&ctx, root, value)?);
+                continue;
+            }
             let field = Field::from_key(key).ok_or_else(|| RulesError::UnknownKey {
                 section,
                 id: id.to_owned(),
@@ -291,7 +312,7 @@ impl Matcher {
             match field {
                 Field::DetailType => kinds = Some(ctx.detail_types(value)?),
                 Field::ReadOnly => conds.push((field, ctx.bool_cond(field, value)?)),
-                _ => conds.push((field, ctx.glob_cond(field, value)?)),
+                _ => conds.push((field, ctx.glob_cond(field.key(), value)?)),
             }
         }
         conds.sort_by_key(|(f, _)| *f);
@@ -301,6 +322,7 @@ impl Matcher {
             kinds: kinds.unwrap_or(KindSet::CLOUDTRAIL),
             conds,
             order,
+            paths,
         };
         matcher.check_satisfiable(&ctx)?;
         Ok(matcher)
@@ -319,13 +341,20 @@ impl Matcher {
         let state_change = self.kinds.contains(EventKind::StateChange);
         if !cloudtrail {
             let probe = state_change_facts();
-            if let Some((field, _)) = self
+            let field = self
                 .conds
                 .iter()
                 .find(|(f, c)| *f != Field::State && !c.holds(f.value(&probe)))
-            {
+                .map(|(f, _)| f.to_string());
+            let path = || {
+                self.paths
+                    .iter()
+                    .find(|p| !p.holds(&probe))
+                    .map(ToString::to_string)
+            };
+            if let Some(key) = field.or_else(path) {
                 return Err(never(format!(
-                    "`{field}` cannot hold for an EC2 state change (source ec2.amazonaws.com, name InstanceStateChange, only `state` present)"
+                    "`{key}` cannot hold for an EC2 state change (source ec2.amazonaws.com, name InstanceStateChange, only `state` present)"
                 )));
             }
         }
@@ -339,7 +368,7 @@ impl Matcher {
 }
 
 /// The facts of an EC2 state change, with a state that any `state` condition accepts.
-fn state_change_facts() -> Facts<'static> {
+pub fn state_change_facts() -> Facts<'static> {
     Facts {
         kind: EventKind::StateChange,
         source: "ec2.amazonaws.com",
@@ -354,10 +383,12 @@ fn state_change_facts() -> Facts<'static> {
         role_name: None,
         user_name: None,
         invoked_by: None,
+        request: None,
     }
 }
 
-struct Ctx<'a> {
+/// Which entry is being parsed, for error messages.
+pub struct Ctx<'a> {
     section: &'static str,
     id: &'a str,
 }
@@ -367,20 +398,29 @@ const BOOL: &str = "true, false, or { exists = true|false }";
 const DETAIL_TYPES: &str = "a detail-type string or a non-empty list of them";
 
 impl Ctx<'_> {
-    fn type_error(&self, field: Field, expected: &'static str, found: &toml::Value) -> RulesError {
+    pub fn type_error(&self, key: &str, expected: &'static str, found: &toml::Value) -> RulesError {
         RulesError::FieldType {
             section: self.section,
             id: self.id.to_owned(),
-            key: field.key().to_owned(),
+            key: key.to_owned(),
             expected,
             found: describe(found),
+        }
+    }
+
+    pub fn bad_path(&self, key: &str, reason: String) -> RulesError {
+        RulesError::BadPath {
+            section: self.section,
+            id: self.id.to_owned(),
+            key: key.to_owned(),
+            reason,
         }
     }
 
     /// `{ exists = bool }`, if that is what `value` is.
     fn exists(
         &self,
-        field: Field,
+        key: &str,
         value: &toml::Value,
         expected: &'static str,
     ) -> Result<Option<bool>, RulesError> {
@@ -389,13 +429,13 @@ impl Ctx<'_> {
         };
         match (t.len(), t.get("exists")) {
             (1, Some(toml::Value::Boolean(b))) => Ok(Some(*b)),
-            _ => Err(self.type_error(field, expected, value)),
+            _ => Err(self.type_error(key, expected, value)),
         }
     }
 
     fn strings<'v>(
         &self,
-        field: Field,
+        key: &str,
         value: &'v toml::Value,
         expected: &'static str,
     ) -> Result<Vec<&'v str>, RulesError> {
@@ -405,25 +445,26 @@ impl Ctx<'_> {
                 .iter()
                 .map(|v| {
                     v.as_str()
-                        .ok_or_else(|| self.type_error(field, expected, value))
+                        .ok_or_else(|| self.type_error(key, expected, value))
                 })
                 .collect(),
-            _ => Err(self.type_error(field, expected, value)),
+            _ => Err(self.type_error(key, expected, value)),
         }
     }
 
-    fn glob_cond(&self, field: Field, value: &toml::Value) -> Result<Cond, RulesError> {
-        if let Some(b) = self.exists(field, value, GLOBS)? {
+    /// The condition of a key that takes globs (`key` as errors name it).
+    pub fn glob_cond(&self, key: &str, value: &toml::Value) -> Result<Cond, RulesError> {
+        if let Some(b) = self.exists(key, value, GLOBS)? {
             return Ok(Cond::Exists(b));
         }
         let globs = self
-            .strings(field, value, GLOBS)?
+            .strings(key, value, GLOBS)?
             .into_iter()
             .map(|text| {
                 Glob::new(text).map_err(|reason| RulesError::BadGlob {
                     section: self.section,
                     id: self.id.to_owned(),
-                    key: field.key().to_owned(),
+                    key: key.to_owned(),
                     glob: text.to_owned(),
                     reason: reason.to_string(),
                 })
@@ -433,18 +474,18 @@ impl Ctx<'_> {
     }
 
     fn bool_cond(&self, field: Field, value: &toml::Value) -> Result<Cond, RulesError> {
-        if let Some(b) = self.exists(field, value, BOOL)? {
+        if let Some(b) = self.exists(field.key(), value, BOOL)? {
             return Ok(Cond::Exists(b));
         }
         match value {
             toml::Value::Boolean(b) => Ok(Cond::Bool(*b)),
-            _ => Err(self.type_error(field, BOOL, value)),
+            _ => Err(self.type_error(field.key(), BOOL, value)),
         }
     }
 
     fn detail_types(&self, value: &toml::Value) -> Result<KindSet, RulesError> {
         let mut kinds = KindSet::EMPTY;
-        for text in self.strings(Field::DetailType, value, DETAIL_TYPES)? {
+        for text in self.strings(Field::DetailType.key(), value, DETAIL_TYPES)? {
             let kind =
                 EventKind::from_detail_type(text).ok_or_else(|| RulesError::UnknownDetailType {
                     section: self.section,
@@ -492,6 +533,7 @@ mod tests {
             role_name: None,
             user_name: Some("alice"),
             invoked_by: None,
+            request: None,
         }
     }
 

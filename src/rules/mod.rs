@@ -12,6 +12,7 @@ mod error;
 mod glob;
 mod index;
 mod matcher;
+mod path;
 pub mod pattern;
 mod title;
 

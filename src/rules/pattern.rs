@@ -17,6 +17,10 @@
 //!   `"source": ["aws.ec2"]`, name -> nothing) and only `state` goes to `detail.state`.
 //! - any other key -> its `detail.*` path (see `Field::path`); a glob -> an exact string,
 //!   `prefix`, `suffix` or `wildcard`; `{ exists = b }` -> `{"exists": b}`; a bool -> the JSON bool.
+//! - a path key -> its path under its root (`request.name` -> `detail.requestParameters.name`),
+//!   with the same operators. The EC2 state change has no `requestParameters`: a path condition
+//!   that absence satisfies (`{ exists = false }`) is left out of its branch, any other makes the
+//!   branch impossible.
 //!
 //! Ignore entries are not subtracted: ignored events are forwarded and dropped by the pack.
 //!
@@ -33,12 +37,12 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Map, Value, json};
 
-use crate::event::{EventKind, Facts};
+use crate::event::EventKind;
 
 use super::RulePack;
 use super::RulesError;
 use super::glob::Operator;
-use super::matcher::{Cond, Field, KindSet, Matcher};
+use super::matcher::{Cond, Field, KindSet, Matcher, state_change_facts};
 
 /// The default "Event pattern size" quota, in characters.
 pub const EVENT_PATTERN_DEFAULT_LIMIT: usize = 2048;
@@ -126,7 +130,7 @@ struct Branch {
     /// `detail.eventName` operators keyed by their JSON text (sorted, deduplicated); `None`: any.
     names: Option<BTreeMap<String, Value>>,
     /// Every other condition, path -> operator list, in a canonical order.
-    rest: BTreeMap<Vec<&'static str>, Vec<Value>>,
+    rest: BTreeMap<Vec<String>, Vec<Value>>,
 }
 
 impl Branch {
@@ -178,14 +182,14 @@ impl Branch {
     }
 }
 
-fn insert(root: &mut Map<String, Value>, path: &[&str], value: Value) {
+fn insert<S: AsRef<str>>(root: &mut Map<String, Value>, path: &[S], value: Value) {
     let Some((last, parents)) = path.split_last() else {
         return;
     };
     let mut node = root;
     for key in parents {
         let child = node
-            .entry((*key).to_owned())
+            .entry(key.as_ref().to_owned())
             .or_insert_with(|| Value::Object(Map::new()));
         if !child.is_object() {
             *child = Value::Object(Map::new());
@@ -193,7 +197,11 @@ fn insert(root: &mut Map<String, Value>, path: &[&str], value: Value) {
         let Value::Object(map) = child else { return };
         node = map;
     }
-    node.insert((*last).to_owned(), value);
+    node.insert(last.as_ref().to_owned(), value);
+}
+
+fn owned(path: &[&str]) -> Vec<String> {
+    path.iter().map(|k| (*k).to_owned()).collect()
 }
 
 fn glob_ops(cond: &Cond) -> Vec<Value> {
@@ -236,16 +244,19 @@ fn rule_branches(m: &Matcher) -> Vec<Branch> {
         for (field, cond) in m.conds() {
             match (field, cond, envelope_sources(cond)) {
                 (Field::Source, _, Some(sources)) => {
-                    branch.rest.insert(vec!["source"], sources);
+                    branch.rest.insert(owned(&["source"]), sources);
                 }
                 (Field::Name, Cond::Globs(_), _) => {
                     let ops = glob_ops(cond).into_iter().map(|v| (v.to_string(), v));
                     branch.names = Some(ops.collect());
                 }
                 _ => {
-                    branch.rest.insert(field.path().to_vec(), glob_ops(cond));
+                    branch.rest.insert(owned(field.path()), glob_ops(cond));
                 }
             }
+        }
+        for p in m.paths() {
+            branch.rest.insert(p.envelope_path(), glob_ops(p.cond()));
         }
         out.push(branch);
     }
@@ -262,37 +273,22 @@ fn rule_branches(m: &Matcher) -> Vec<Branch> {
                 Field::Source | Field::Name => {
                     possible &= cond.holds(field.value(&facts));
                     if *field == Field::Source {
-                        branch.rest.insert(vec!["source"], vec![json!("aws.ec2")]);
+                        branch
+                            .rest
+                            .insert(owned(&["source"]), vec![json!("aws.ec2")]);
                     }
                 }
                 _ => {
-                    branch.rest.insert(field.path().to_vec(), glob_ops(cond));
+                    branch.rest.insert(owned(field.path()), glob_ops(cond));
                 }
             }
         }
+        possible &= m.paths().iter().all(|p| p.holds(&facts));
         if possible {
             out.push(branch);
         }
     }
     out
-}
-
-fn state_change_facts() -> Facts<'static> {
-    Facts {
-        kind: EventKind::StateChange,
-        source: "ec2.amazonaws.com",
-        name: "InstanceStateChange",
-        error_code: None,
-        identity_type: None,
-        read_only: None,
-        mfa_used: None,
-        login_result: None,
-        state: None,
-        user_agent: None,
-        role_name: None,
-        user_name: None,
-        invoked_by: None,
-    }
 }
 
 /// All branches of the pack, merged, in order of first appearance.
@@ -484,6 +480,48 @@ user_agent = "*console*"
     }
 
     #[test]
+    fn request_paths_go_under_request_parameters() {
+        let p = pack(
+            r#"
+[[rule]]
+id = "tamper"
+title = "t"
+severity = "red"
+[rule.match]
+source = "events.amazonaws.com"
+name = "DisableRule"
+request = { name = ["trailwatch", "trailwatch-*", "*-forward", "t*h*d"], "a.b" = { exists = false } }
+[[rule]]
+id = "state"
+title = "s"
+severity = "yellow"
+[rule.match]
+detail_type = "EC2 Instance State-change Notification"
+state = "terminated"
+request.anything = { exists = false }
+"#,
+        );
+        assert_eq!(
+            event_pattern(&p),
+            json!({"$or": [
+                {
+                    "detail-type": ["AWS API Call via CloudTrail", "AWS Console Sign In via CloudTrail", "AWS Service Event via CloudTrail"],
+                    "source": ["aws.events"],
+                    "detail": {
+                        "eventName": ["DisableRule"],
+                        "requestParameters": {
+                            "a": {"b": [{"exists": false}]},
+                            "name": ["trailwatch", {"prefix": "trailwatch-"}, {"suffix": "-forward"}, {"wildcard": "t*h*d"}]
+                        }
+                    }
+                },
+                {"detail-type": ["EC2 Instance State-change Notification"], "detail": {"state": ["terminated"]}}
+            ]}),
+            "a state change has no requestParameters: absence needs no pattern"
+        );
+    }
+
+    #[test]
     fn a_branch_covered_by_another_is_dropped() {
         let p = pack(
             r#"
@@ -521,8 +559,10 @@ match = { error_code = "AccessDenied*", user_agent = "x" }
             "builtin pattern: {len} characters compact, {} branches",
             whole["$or"].as_array().map_or(1, Vec::len)
         );
+        // A tripwire, not a limit (the split below is what EventBridge needs): the tamper rules
+        // took it past 8,192, each its own branch as each tests its own request parameter.
         assert!(
-            len <= 2 * EVENT_PATTERN_MAX_LIMIT,
+            len <= 3 * EVENT_PATTERN_MAX_LIMIT,
             "pattern grew to {len} characters"
         );
 
@@ -535,8 +575,10 @@ match = { error_code = "AccessDenied*", user_agent = "x" }
             );
             assert!(parts.iter().all(|v| compact_len(v) <= limit));
         }
-        let parts = event_patterns(&p, 300).unwrap();
-        assert!(parts.iter().all(|v| compact_len(v) <= 300));
+        // Splitting halves name lists only: the largest branch of one name (the stack tamper
+        // rule's, with its eight stack-name globs) sets how small a limit can get.
+        let parts = event_patterns(&p, 600).unwrap();
+        assert!(parts.iter().all(|v| compact_len(v) <= 600));
         assert!(matches!(
             event_patterns(&p, 40),
             Err(RulesError::PatternTooLarge { .. })

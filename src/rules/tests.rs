@@ -1,7 +1,7 @@
 use std::error::Error as _;
 
 use super::*;
-use crate::event::EventKind;
+use crate::event::{EventKind, RawJson};
 
 fn api(source: &'static str, name: &'static str) -> Facts<'static> {
     Facts {
@@ -18,6 +18,7 @@ fn api(source: &'static str, name: &'static str) -> Facts<'static> {
         role_name: Some("deployer"),
         user_name: None,
         invoked_by: None,
+        request: None,
     }
 }
 
@@ -472,4 +473,173 @@ fn a_rule_stored_with_title_ko_reads_back_with_its_korean_title() {
     assert_eq!(rule.title(Lang::Ko), "루트 계정 사용");
     let again: Rule = serde_json::from_str(&serde_json::to_string(&rule).unwrap()).unwrap();
     assert_eq!(again, rule);
+}
+
+/// A call with these request parameters.
+fn call(source: &'static str, name: &'static str, request: &'static str) -> Facts<'static> {
+    Facts {
+        request: Some(RawJson::new(request)),
+        ..api(source, name)
+    }
+}
+
+#[test]
+fn tamper_rules_meet_trailwatch_s_names_in_every_form() {
+    let pack = RulePack::builtin();
+    let cases = [
+        (
+            "events.amazonaws.com",
+            "DeleteRule",
+            r#"{"name":"TrailwatchCentral-BusToStreamRule1A2B3C4D-0EF5GH6IJ7KL"}"#,
+            "trailwatch-rule-tampered",
+        ),
+        (
+            "events.amazonaws.com",
+            "DisableRule",
+            r#"{"name":"trailwatch-to-stream","eventBusName":"trailwatch"}"#,
+            "trailwatch-rule-tampered",
+        ),
+        (
+            "events.amazonaws.com",
+            "PutPermission",
+            r#"{"eventBusName":"arn:aws:events:ap-northeast-2:444444444444:event-bus/trailwatch","policy":"{}"}"#,
+            "trailwatch-bus-policy-changed",
+        ),
+        (
+            "lambda.amazonaws.com",
+            "UpdateFunctionCode20150331v2",
+            r#"{"functionName":"arn:aws:lambda:ap-northeast-2:444444444444:function:trailwatch:live"}"#,
+            "trailwatch-function-changed",
+        ),
+        (
+            "lambda.amazonaws.com",
+            "DeleteFunction20150331",
+            r#"{"functionName":"444444444444:function:trailwatch"}"#,
+            "trailwatch-function-changed",
+        ),
+        (
+            "lambda.amazonaws.com",
+            "PutFunctionConcurrency20171031",
+            r#"{"functionName":"trailwatch:live","reservedConcurrentExecutions":0}"#,
+            "trailwatch-function-changed",
+        ),
+        (
+            "cloudformation.amazonaws.com",
+            "DeleteStack",
+            r#"{"stackName":"StackSet-trailwatch-member-0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"}"#,
+            "trailwatch-stack-changed",
+        ),
+        (
+            "cloudformation.amazonaws.com",
+            "DeleteStack",
+            r#"{"stackName":"arn:aws:cloudformation:us-east-1:111111111111:stack/TrailwatchMember-111111111111-us-east-1/5f0e1d2c-3b4a-5968-7766-554433221100"}"#,
+            "trailwatch-stack-changed",
+        ),
+        (
+            "cloudformation.amazonaws.com",
+            "UpdateStackSet",
+            r#"{"stackSetName":"trailwatch-member:3b9c0d1e-2f3a-4b5c-6d7e-8f9a0b1c2d3e"}"#,
+            "trailwatch-stackset-changed",
+        ),
+        (
+            "dynamodb.amazonaws.com",
+            "UpdateTable",
+            r#"{"tableName":"arn:aws:dynamodb:ap-northeast-2:444444444444:table/trailwatch","deletionProtectionEnabled":false}"#,
+            "trailwatch-table-changed",
+        ),
+        (
+            "iam.amazonaws.com",
+            "AttachRolePolicy",
+            r#"{"roleName":"TrailwatchCentral-LambdaRole3A44B857-1A2B3C4D5E6F","policyArn":"arn:aws:iam::aws:policy/AWSDenyAll"}"#,
+            "trailwatch-role-changed",
+        ),
+    ];
+    for (source, name, request, rule) in cases {
+        let Verdict::Matched(met) = pack.evaluate(&call(source, name, request)) else {
+            panic!("{name} {request} unmatched");
+        };
+        assert_eq!(met.id, rule, "{name} {request}");
+        assert_eq!((met.severity, met.immediate), (Severity::Red, true));
+    }
+}
+
+#[test]
+fn tamper_rules_leave_names_that_only_look_like_trailwatch_s() {
+    let pack = RulePack::builtin();
+    let near_misses = [
+        (
+            "events.amazonaws.com",
+            "DisableRule",
+            r#"{"name":"orders-trailwatch-forward"}"#,
+        ),
+        (
+            "events.amazonaws.com",
+            "DisableRule",
+            r#"{"name":"trailwatchforward"}"#,
+        ),
+        (
+            "events.amazonaws.com",
+            "DisableRule",
+            r#"{"name":"Trailwatch-forward-1"}"#,
+        ),
+        (
+            "events.amazonaws.com",
+            "DisableRule",
+            r#"{"eventBusName":"trailwatch","rule":"trailwatch-forward-1","name":"orders"}"#,
+        ),
+        (
+            "events.amazonaws.com",
+            "DisableRule",
+            r#"{"name":["trailwatch-forward-1"]}"#,
+        ),
+        ("events.amazonaws.com", "DisableRule", "null"),
+        (
+            "events.amazonaws.com",
+            "EnableRule",
+            r#"{"name":"trailwatch-forward-1"}"#,
+        ),
+        (
+            "events.amazonaws.com",
+            "PutPermission",
+            r#"{"action":"events:PutEvents","principal":"999999999999"}"#,
+        ),
+        (
+            "events.amazonaws.com",
+            "PutPermission",
+            r#"{"eventBusName":"trailwatch-dev"}"#,
+        ),
+        (
+            "lambda.amazonaws.com",
+            "DeleteFunction20150331",
+            r#"{"functionName":"trailwatch-canary"}"#,
+        ),
+        (
+            "lambda.amazonaws.com",
+            "DeleteFunction20150331",
+            r#"{"functionName":"arn:aws:lambda:us-east-1:444444444444:function:trailwatch-canary"}"#,
+        ),
+        (
+            "cloudformation.amazonaws.com",
+            "DeleteStack",
+            r#"{"stackName":"TrailwatchCentralCopy"}"#,
+        ),
+        (
+            "cloudformation.amazonaws.com",
+            "DeleteStack",
+            r#"{"stackName":"arn:aws:cloudformation:us-east-1:111111111111:stack/orders/TrailwatchCentral"}"#,
+        ),
+        (
+            "iam.amazonaws.com",
+            "PutRolePermissionsBoundary",
+            r#"{"roleName":"orders-trailwatch-reader"}"#,
+        ),
+    ];
+    for (source, name, request) in near_misses {
+        let met = matched_id(&pack, &call(source, name, request));
+        assert!(
+            !met.as_deref()
+                .is_some_and(|id| id.starts_with("trailwatch-")),
+            "{name} {request}: {met:?}"
+        );
+    }
 }
