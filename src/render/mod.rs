@@ -1,6 +1,7 @@
 //! Rendering of deliveries: Slack Block Kit, the HTML and text previews, and escaping of
 //! event text. A leaf: only the adapters and `app` use it, never the engine or the ports.
 
+pub mod console;
 pub mod escape;
 pub mod html;
 mod mrkdwn;
