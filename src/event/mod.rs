@@ -7,5 +7,7 @@ mod raw;
 pub use decode::{
     DecodeOptions, Decoded, Heartbeat, Quarantined, Skipped, decode_bytes, decode_bytes_with,
 };
-pub use model::{AccountId, Event, EventId, EventKind, Facts, Identity, Resource, SharedStr};
+pub use model::{
+    AccountId, Event, EventId, EventKind, Facts, Identity, Resource, SharedStr, display_name,
+};
 pub use raw::{Found, RawJson};

@@ -179,6 +179,67 @@ impl Event {
     pub fn failed(&self) -> bool {
         self.error_code.is_some()
     }
+
+    /// [`Event::name`] as a reader should see it: see [`display_name`].
+    pub fn display_name(&self) -> &str {
+        display_name(&self.name)
+    }
+}
+
+/// An event name as a reader should see it, without the API version some services append to
+/// it: Lambda's `UpdateFunctionCode20150331v2` and `DeleteFunction20150331` read
+/// `UpdateFunctionCode` and `DeleteFunction`, CloudFront's `CreateFunction2020_05_31` reads
+/// `CreateFunction`. Only a real date after a letter is taken off (`YYYYMMDD`, maybe followed by
+/// `v<digits>`, or `YYYY_MM_DD`); any other name is returned as it is.
+///
+/// For display only: rules match the raw name ([`Event::name`]), which keeps its suffix.
+pub fn display_name(name: &str) -> &str {
+    strip_date(without_revision(name), false)
+        .or_else(|| strip_date(name, true))
+        .unwrap_or(name)
+}
+
+/// `…20150331v2` -> `…20150331`: the revision of a dated API version; any other name as it is.
+fn without_revision(name: &str) -> &str {
+    let digits = name.bytes().rev().take_while(u8::is_ascii_digit).count();
+    let head = &name[..name.len() - digits];
+    match head.strip_suffix('v') {
+        Some(dated) if digits > 0 && dated.ends_with(|c: char| c.is_ascii_digit()) => dated,
+        _ => name,
+    }
+}
+
+/// `head` without its trailing date (`YYYYMMDD`, or `YYYY_MM_DD` when `underscored`), when
+/// that date is a real one and follows a letter.
+fn strip_date(head: &str, underscored: bool) -> Option<&str> {
+    let len = if underscored { 10 } else { 8 };
+    let split = head.len().checked_sub(len)?;
+    let (stem, date) = (head.get(..split)?, head.get(split..)?.as_bytes());
+    let digits: [u8; 8] = if underscored {
+        if date[4] != b'_' || date[7] != b'_' {
+            return None;
+        }
+        let mut d = [0; 8];
+        d[..4].copy_from_slice(&date[..4]);
+        d[4..6].copy_from_slice(&date[5..7]);
+        d[6..].copy_from_slice(&date[8..]);
+        d
+    } else {
+        date.try_into().ok()?
+    };
+    if !digits.iter().all(u8::is_ascii_digit) || !stem.ends_with(|c: char| c.is_ascii_alphabetic())
+    {
+        return None;
+    }
+    let number = |from: usize, to: usize| {
+        digits[from..to]
+            .iter()
+            .fold(0_u32, |n, &d| n * 10 + u32::from(d - b'0'))
+    };
+    let (year, month, day) = (number(0, 4), number(4, 6), number(6, 8));
+    let real = (2000..2100).contains(&year)
+        && chrono::NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day).is_some();
+    real.then_some(stem)
 }
 
 /// The fields a rule can test, borrowed from a decoded record before any allocation.
@@ -199,4 +260,94 @@ pub struct Facts<'a> {
     pub invoked_by: Option<&'a str>,
     /// `requestParameters`, as its JSON text: nothing is built from it unless a rule looks inside.
     pub request: Option<RawJson<'a>>,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "test fixtures")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_version_suffixes_are_taken_off_real_event_names() {
+        // Every suffixed name in the shared corpus, and the tamper rules' own.
+        for (raw, shown) in [
+            ("AddPermission20150331v2", "AddPermission"),
+            ("AddPermission20150331", "AddPermission"),
+            ("UpdateFunctionCode20150331v2", "UpdateFunctionCode"),
+            (
+                "UpdateFunctionConfiguration20150331v2",
+                "UpdateFunctionConfiguration",
+            ),
+            (
+                "GetFunctionConfiguration20150331v2",
+                "GetFunctionConfiguration",
+            ),
+            (
+                "CreateEventSourceMapping20150331",
+                "CreateEventSourceMapping",
+            ),
+            ("DeleteFunction20150331", "DeleteFunction"),
+            ("PutFunctionConcurrency20171031", "PutFunctionConcurrency"),
+            ("ListFunctions20150331", "ListFunctions"),
+            ("CreateFunction2020_05_31", "CreateFunction"),
+            ("PublishFunction2020_05_31", "PublishFunction"),
+        ] {
+            assert_eq!(display_name(raw), shown, "{raw}");
+        }
+    }
+
+    #[test]
+    fn names_without_a_dated_version_are_shown_as_they_are() {
+        for name in [
+            "RunInstances",
+            "ListObjectsV2",
+            "GetObjectV2",
+            "AssignIpv6Addresses",
+            "CreateVpcPeeringConnection",
+            // Digits that are not a date, or not after a letter.
+            "Report20151331",
+            "Report20150230",
+            "Report19990101",
+            "Version1234567890",
+            "20150331",
+            "2020_05_31",
+            "Call2020_13_01",
+            "Callv2",
+            "Call20150331v",
+            "한글20150331",
+            "",
+        ] {
+            assert_eq!(display_name(name), name, "{name}");
+        }
+    }
+
+    fn event(name: &str) -> Event {
+        Event {
+            id: EventId::new("ev-1"),
+            account: AccountId::new("111111111111"),
+            time: DateTime::UNIX_EPOCH,
+            region: "us-east-1".into(),
+            kind: EventKind::ApiCall,
+            source: "lambda.amazonaws.com".into(),
+            name: name.into(),
+            identity: Identity::default(),
+            user_agent: None,
+            source_ip: None,
+            error_code: None,
+            error_message: None,
+            read_only: Some(false),
+            mfa_used: None,
+            login_result: None,
+            state: None,
+            resources: Vec::new(),
+            oddities: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn an_event_shows_its_display_name_and_keeps_its_raw_one() {
+        let event = event("UpdateFunctionCode20150331v2");
+        assert_eq!(event.display_name(), "UpdateFunctionCode");
+        assert_eq!(&*event.name, "UpdateFunctionCode20150331v2");
+    }
 }
