@@ -80,6 +80,7 @@ pub(crate) fn event(id: &str, secs: i64, region: &str, name: &str, resources: &[
                 name: (*r).into(),
             })
             .collect(),
+        resources_more: 0,
         oddities: Vec::new(),
     }
 }

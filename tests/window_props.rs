@@ -35,6 +35,7 @@ fn event(id: u32, account: u8, offset_secs: i64) -> BatchEvent {
             login_result: None,
             state: None,
             resources: Vec::new(),
+            resources_more: 0,
             oddities: Vec::new(),
         },
         rule: Arc::new(Rule {

@@ -18,16 +18,14 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::{AccountId, Event, EventId, EventKind, Facts, Identity, RawJson, Resource, SharedStr};
+use super::resources::{self, MAX_RESOURCE_CHARS, Sources};
+use super::{AccountId, Event, EventId, EventKind, Facts, Identity, RawJson, SharedStr};
 use crate::enrich::redact::{RedactCache, bounded, is_secret_key, redact_text};
 
 /// Longest quarantine excerpt kept, in characters.
 const EXCERPT_CHARS: usize = 1024;
 /// Nesting limit for containers inside containers (Kinesis data holding S3 files...).
 const MAX_DEPTH: usize = 4;
-/// Most resources kept per event, and longest resource name.
-const MAX_RESOURCES: usize = 24;
-const MAX_RESOURCE_CHARS: usize = 200;
 /// Longest free text (user agent, error message) kept.
 const MAX_TEXT_CHARS: usize = 400;
 
@@ -958,7 +956,7 @@ type Str<'a> = Option<Text<'a>>;
 /// A string field, borrowed from the input unless it holds escapes. (serde's own impl for
 /// `Option<Cow<str>>` always copies, even with `#[serde(borrow)]`.)
 #[derive(Debug, Clone, Default)]
-struct Text<'a>(Cow<'a, str>);
+pub(super) struct Text<'a>(Cow<'a, str>);
 
 impl std::ops::Deref for Text<'_> {
     type Target = str;
@@ -1458,6 +1456,17 @@ impl<'a> Record<'a> {
 
     /// [`Record::to_event`], reusing redactions of repeated values (one cache per input).
     pub fn to_event_with(&self, cache: &mut RedactCache) -> Event {
+        let resources::Extracted { resources, more } = resources::extract(
+            &Sources {
+                source: &self.source,
+                name: &self.name,
+                instances: &self.envelope_resources,
+                request: self.request,
+                response: self.response,
+                resources: self.resources,
+            },
+            cache,
+        );
         Event {
             // Unique per event: not worth remembering.
             id: EventId::new(bounded(&self.id, MAX_RESOURCE_CHARS)),
@@ -1476,7 +1485,8 @@ impl<'a> Record<'a> {
             mfa_used: ident(cache, self.mfa_used.as_deref(), 20),
             login_result: ident(cache, self.login_result.as_deref(), 20),
             state: ident(cache, self.state.as_deref(), 40),
-            resources: self.extract_resources(cache),
+            resources,
+            resources_more: more,
             oddities: self.oddities.iter().map(|&o| o.into()).collect(),
         }
     }
@@ -1524,54 +1534,15 @@ impl<'a> Record<'a> {
             from_console: self.from_console,
         }
     }
-
-    fn extract_resources(&self, cache: &mut RedactCache) -> Vec<Resource> {
-        let mut found = Vec::new();
-        for name in &self.envelope_resources {
-            push_resource(&mut found, cache, "instanceId", name);
-        }
-        for raw in [self.request, self.response].into_iter().flatten() {
-            let walk = Identifiers {
-                key: "",
-                depth: 0,
-                found: &mut found,
-                cache: &mut *cache,
-            };
-            // Stops early (an `ENOUGH` error) once enough were found; the text was valid JSON.
-            let _ = serde::de::DeserializeSeed::deserialize(
-                walk,
-                &mut serde_json::Deserializer::from_str(raw.get()),
-            );
-        }
-        if let Some(raw) = self.resources
-            && let Ok(list) = serde_json::from_str::<Vec<ArnResource<'_>>>(raw.get())
-        {
-            for resource in list {
-                if let Some(arn) = resource.arn.as_deref() {
-                    let kind = resource.kind.as_deref().unwrap_or("ARN");
-                    push_resource(&mut found, cache, kind, arn);
-                }
-            }
-        }
-        found
-    }
 }
 
-#[derive(Debug, Deserialize)]
-struct ArnResource<'a> {
-    #[serde(rename = "ARN", borrow)]
-    arn: Str<'a>,
-    #[serde(rename = "type", borrow)]
-    kind: Str<'a>,
-}
-
-/// Fields AWS fills from a closed vocabulary (ids, names, regions, codes): bounded, and not
-/// scanned for secrets, since no credential is ever written there.
 /// A flag CloudTrail writes as `"true"` in some records and `true` in others.
 fn is_true(raw: Option<&RawValue>) -> bool {
     raw.is_some_and(|raw| matches!(raw.get(), "true" | "\"true\""))
 }
 
+/// Fields AWS fills from a closed vocabulary (ids, names, regions, codes): bounded, and not
+/// scanned for secrets, since no credential is ever written there.
 fn ident(cache: &mut RedactCache, text: Option<&str>, max: usize) -> Option<SharedStr> {
     text.map(|t| cache.verbatim(t, max))
 }
@@ -1579,188 +1550,6 @@ fn ident(cache: &mut RedactCache, text: Option<&str>, max: usize) -> Option<Shar
 /// Free text and names a person chose: bounded and redacted.
 fn cached(cache: &mut RedactCache, text: Option<&str>, max: usize) -> Option<SharedStr> {
     text.map(|t| cache.clean(t, max))
-}
-
-/// Keys whose string values name what an event touched.
-fn is_identifier_key(key: &str) -> bool {
-    const EXACT: &[&str] = &[
-        "name",
-        "arn",
-        "bucket",
-        "key",
-        "path",
-        "cidrIp",
-        "cidrBlock",
-    ];
-    (EXACT.contains(&key)
-        || key.ends_with("Name")
-        || key.ends_with("Id")
-        || key.ends_with("Arn")
-        || key.ends_with("ARN"))
-        && !matches!(
-            key,
-            "requestId" | "imageId" | "ownerId" | "groupOwnerId" | "reservationId" | "clientToken"
-        )
-        && !is_secret_key(key)
-}
-
-fn push_resource(found: &mut Vec<Resource>, cache: &mut RedactCache, kind: &str, name: &str) {
-    let account_number = name.len() == 12 && name.bytes().all(|b| b.is_ascii_digit());
-    if found.len() >= MAX_RESOURCES || name.is_empty() || account_number {
-        return;
-    }
-    let name = cache.clean(name, MAX_RESOURCE_CHARS);
-    if !found.iter().any(|r| r.name == name) {
-        found.push(Resource {
-            kind: cache.clean(kind, 60),
-            name,
-        });
-    }
-}
-
-/// States (`currentState.name`), tags and policy documents are not what was touched.
-const SKIPPED_KEYS: &[&str] = &[
-    "currentState",
-    "previousState",
-    "instanceState",
-    "stateReason",
-    "tagSet",
-    "tags",
-    "tagSpecificationSet",
-    "policyDocument",
-    "assumeRolePolicyDocument",
-    // Environment variables (Lambda, ECS, CodeBuild, Glue): their names are not resources,
-    // and their values are settings or secrets.
-    "environment",
-    "environmentVariables",
-    "environmentVariablesOverride",
-    "variables",
-    "Variables",
-    "secrets",
-    "connectionProperties",
-    "parameters",
-    "userData",
-];
-
-/// Objects and arrays under these keys are not walked: secrets, states, tags, policies,
-/// environment variables.
-/// (A string under a secret key is never kept either: see [`is_identifier_key`].)
-fn skipped(key: &str) -> bool {
-    SKIPPED_KEYS.contains(&key) || is_secret_key(key)
-}
-
-/// Stops a walk early once enough resources were found (not a failure).
-const ENOUGH: &str = "enough resources";
-
-/// Walks request parameters or response elements without building them, keeping the string
-/// values of identifier keys (`userName`, `bucketName`, `instanceId`, ...).
-struct Identifiers<'k, 'f> {
-    key: &'k str,
-    depth: usize,
-    found: &'f mut Vec<Resource>,
-    cache: &'f mut RedactCache,
-}
-
-impl Identifiers<'_, '_> {
-    fn wants_more(&self) -> bool {
-        self.depth <= 6 && self.found.len() < MAX_RESOURCES
-    }
-}
-
-impl<'de> serde::de::DeserializeSeed<'de> for Identifiers<'_, '_> {
-    type Value = ();
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for Identifiers<'_, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_str<E>(self, value: &str) -> Result<(), E> {
-        if is_identifier_key(self.key) {
-            push_resource(self.found, self.cache, self.key, value);
-        }
-        Ok(())
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        if self.found.len() >= MAX_RESOURCES {
-            return Err(serde::de::Error::custom(ENOUGH));
-        }
-        let wants_more = self.wants_more();
-        let Identifiers {
-            key,
-            depth,
-            found,
-            cache,
-        } = self;
-        if !wants_more || skipped(key) {
-            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-            return Ok(());
-        }
-        while seq
-            .next_element_seed(Identifiers {
-                key,
-                depth: depth + 1,
-                found: &mut *found,
-                cache: &mut *cache,
-            })?
-            .is_some()
-        {}
-        Ok(())
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        if self.found.len() >= MAX_RESOURCES {
-            return Err(serde::de::Error::custom(ENOUGH));
-        }
-        let wants_more = self.wants_more() && !skipped(self.key);
-        let Identifiers {
-            depth,
-            found,
-            cache,
-            ..
-        } = self;
-        while let Some(key) = map.next_key::<Text<'de>>()? {
-            if wants_more {
-                map.next_value_seed(Identifiers {
-                    key: &key,
-                    depth: depth + 1,
-                    found: &mut *found,
-                    cache: &mut *cache,
-                })?;
-            } else {
-                map.next_value::<serde::de::IgnoredAny>()?;
-            }
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

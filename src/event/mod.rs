@@ -3,6 +3,7 @@
 pub mod decode;
 mod model;
 mod raw;
+mod resources;
 
 pub use decode::{
     DecodeOptions, Decoded, Heartbeat, Quarantined, Skipped, decode_bytes, decode_bytes_with,
@@ -11,3 +12,4 @@ pub use model::{
     AccountId, Event, EventId, EventKind, Facts, Identity, Resource, SharedStr, display_name,
 };
 pub use raw::{Found, RawJson};
+pub use resources::MAX_RESOURCES;

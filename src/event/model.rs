@@ -167,7 +167,12 @@ pub struct Event {
     pub login_result: Option<SharedStr>,
     /// `detail.state` of an EC2 state-change notification.
     pub state: Option<SharedStr>,
+    /// What it touched, each thing once, at most [`MAX_RESOURCES`](super::MAX_RESOURCES).
     pub resources: Vec<Resource>,
+    /// How many more distinct things it touched than `resources` lists (a renderer says
+    /// "and N more"). Absent from events stored before it was counted: read as 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resources_more: u32,
     /// What was odd about the record and how it was read anyway (a lone surrogate replaced,
     /// the account taken from `userIdentity.accountId`, ...): kept in the audit.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -184,6 +189,14 @@ impl Event {
     pub fn display_name(&self) -> &str {
         display_name(&self.name)
     }
+}
+
+#[allow(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if passes a reference"
+)]
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// An event name as a reader should see it, without the API version some services append to
@@ -340,6 +353,7 @@ mod tests {
             login_result: None,
             state: None,
             resources: Vec::new(),
+            resources_more: 0,
             oddities: Vec::new(),
         }
     }
@@ -349,5 +363,24 @@ mod tests {
         let event = event("UpdateFunctionCode20150331v2");
         assert_eq!(event.display_name(), "UpdateFunctionCode");
         assert_eq!(&*event.name, "UpdateFunctionCode20150331v2");
+    }
+
+    #[test]
+    fn stored_events_without_a_count_read_as_nothing_more() {
+        let stored = serde_json::to_value(event("CreateUser")).unwrap();
+        assert!(
+            stored.get("resources_more").is_none(),
+            "written only when there is one"
+        );
+        let read: Event = serde_json::from_value(stored).unwrap();
+        assert_eq!(read.resources_more, 0);
+        let counted = Event {
+            resources_more: 92,
+            ..event("RunInstances")
+        };
+        let stored = serde_json::to_value(&counted).unwrap();
+        assert_eq!(stored["resources_more"], 92);
+        let read: Event = serde_json::from_value(stored).unwrap();
+        assert_eq!(read, counted);
     }
 }

@@ -624,6 +624,7 @@ pub(crate) mod testkit {
                         name: (*name).into(),
                     })
                     .collect(),
+                resources_more: 0,
                 oddities: Vec::new(),
             },
             rule: Arc::clone(rule),

@@ -22,6 +22,7 @@ fn event(identity: Identity, user_agent: Option<&str>) -> Event {
         login_result: None,
         state: None,
         resources: Vec::new(),
+        resources_more: 0,
         oddities: Vec::new(),
     }
 }
