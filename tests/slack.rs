@@ -158,8 +158,9 @@ fn one_event() -> Vec<u8> {
     format!("{line}\n").into_bytes()
 }
 
-/// `n` copies of the first record with fresh ids and resources, in one window of account B:
-/// one batch too large for one message.
+/// `n` copies of the first record with fresh ids, resources and performers (one SSO user
+/// each, so the tree cannot group them into one line), in one window of account B: one
+/// batch too large for one message.
 fn big_batch(n: usize) -> Vec<u8> {
     let text = String::from_utf8(fixture("multi-account.jsonl")).unwrap_or_default();
     let line = text.lines().next().unwrap_or_default();
@@ -171,6 +172,12 @@ fn big_batch(n: usize) -> Vec<u8> {
         v["account"] = Value::from(B);
         v["detail"]["eventID"] = Value::from(format!("big-event-{i:05}"));
         v["detail"]["recipientAccountId"] = Value::from(B);
+        let identity = &mut v["detail"]["userIdentity"];
+        identity["principalId"] =
+            Value::from(format!("AROAYZTHMGXW7EAAYDNEZ:user{i:05}@example.com"));
+        identity["arn"] = Value::from(format!(
+            "arn:aws:sts::111111111111:assumed-role/AWSReservedSSO_AdministratorAccess_0123456789abcdef/user{i:05}@example.com"
+        ));
         v["detail"]["requestParameters"]["groupId"] = Value::from(format!(
             "sg-{i:05}aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
         ));

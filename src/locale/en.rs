@@ -1,7 +1,7 @@
 //! English.
 
-use super::{ChangesBy, Kinds, Overview, Ran, SignIn, Words};
-use crate::enrich::Tool;
+use super::{Action, Kinds, Words};
+use crate::summary::outcome::Outcomes;
 
 pub const WORDS: Words = Words {
     performers: "Performer(s)",
@@ -53,31 +53,23 @@ pub const WORDS: Words = Words {
     via: |tool| format!("via {tool}"),
 
     model_language: "English",
-    late_prefix: "Late: ",
-    immediate_prefix: "Immediate alert: ",
-    no_changes: "No changes",
     account_in_prose,
-    lead_count: |n| format!(" ×{n}"),
-    lead_others: |n| format!(", and {}", plural(n, "more event", "more events")),
     no_rule_matched: "No event matched a rule.",
     worst_rule: |title, severity| format!("Worst rule: {title} ({severity})."),
     no_events_in_batch: "This batch has no events.",
     and_more: |n| format!(" and {n} more"),
-    overview,
-    late_line,
-    immediate_line: |title, severity| {
-        format!(
-            "Immediate alert: rule '{title}' ({severity}) posts at once, ahead of the five-minute digest."
-        )
-    },
-    subject,
-    made: |when, subject, list| format!("{when}, {subject} made {list}."),
-    ran,
-    sign_in,
-    more_groups,
-    changes_by,
-    failed_calls: |total, list| format!("{} failed: {list}.", plural(total, "call", "calls")),
-    already_posted,
+    who,
+    action,
+    outcome_counts,
+    made: |counts| format!("made {counts}"),
+    performers_n: |n| plural(n, "performer", "performers"),
+    rules_n: |n| plural(n, "rule", "rules"),
+    headline: |prefix, who, what, title| format!("{prefix}{who} {what} · {title}"),
+    denied_attempt: "Denied attempt: ",
+    failed_attempt: "Failed attempt: ",
+    denied: "denied",
+    read: "read",
+    itself: "itself",
     more_events: |n| plural(n, "more event", "more events"),
     so_far: |n| {
         if n == 1 {
@@ -163,103 +155,86 @@ fn account_in_prose(id: &str, name: Option<&str>) -> String {
     }
 }
 
-fn overview(o: &Overview<'_>) -> String {
-    format!(
-        "{} in {} ({}{}), {}.",
-        plural(o.events, "event", "events"),
-        o.account,
-        o.regions,
-        o.more_regions,
-        o.span
-    )
+/// `dae.kim (SSO) via Terraform`, `root (root user)`.
+fn who(name: &str, tags: &[&str], tool: Option<&str>) -> String {
+    let mut text = name.to_owned();
+    if !tags.is_empty() {
+        text.push_str(" (");
+        text.push_str(&tags.join(", "));
+        text.push(')');
+    }
+    if let Some(via) = tool {
+        text.push(' ');
+        text.push_str(via);
+    }
+    text
 }
 
-fn late_line(n: usize, window: &str) -> String {
-    format!(
-        "{} arrived late, after the digest for {window} was sent; they were not in it.",
-        plural(n, "event", "events")
-    )
-}
-
-/// `dae.kim (SSO, person) via Terraform`.
-fn subject(name: &str, tags: &[&str], tool: Option<&str>) -> String {
-    let via = tool.map(|t| format!(" via {t}")).unwrap_or_default();
-    format!("{name} ({}){via}", tags.join(", "))
-}
-
-fn ran(r: &Ran<'_>) -> String {
-    let Ran {
-        when,
-        subject,
-        name,
-        title,
-        codes,
-        ..
-    } = *r;
-    let target = if r.targets.is_empty() {
-        String::new()
-    } else {
-        format!(" on {}", r.targets)
-    };
-    let times = if r.calls > 1 {
-        format!(" ({} times)", r.calls)
+/// `ran CreateUser on bob`, `tried DeleteTrail on org-trail ×3: denied (AccessDenied)`,
+/// `signed in to the console without MFA`.
+fn action(a: &Action<'_>) -> String {
+    let o = a.outcomes;
+    if let Some(without_mfa) = a.sign_in_without_mfa {
+        let mfa = if without_mfa { " without MFA" } else { "" };
+        let failed = o.denied + o.failed;
+        return match (a.calls, failed) {
+            (1, 0) => format!("signed in to the console{mfa}"),
+            (1, _) => format!("tried to sign in to the console{mfa} and failed"),
+            (n, 0) => format!("signed in to the console {n} times{mfa}"),
+            (n, f) if f == n => {
+                format!("tried to sign in to the console {n} times{mfa}, all failed")
+            }
+            (n, f) => format!("signed in to the console {n} times{mfa}, {f} failed"),
+        };
+    }
+    let times = if a.calls > 1 {
+        format!(" ×{}", a.calls)
     } else {
         String::new()
     };
-    match r.failed {
-        0 => format!("{when}, {subject} ran {name}{target}{times}: {title}."),
-        f if f == r.calls => {
-            format!("{when}, {subject} tried {name}{target}{times} and failed ({codes}): {title}.")
-        }
-        f => format!("{when}, {subject} ran {name}{target}{times}, {f} failed ({codes}): {title}."),
-    }
-}
-
-fn sign_in(s: &SignIn<'_>) -> String {
-    let what = match (s.attempts, s.failed) {
-        (1, 1) => "failed to sign in to the console".to_owned(),
-        (1, _) => "signed in to the console".to_owned(),
-        (n, 0) => format!("signed in to the console {n} times"),
-        (n, f) => format!("tried to sign in to the console {n} times, {f} failed"),
-    };
-    let mfa = if s.without_mfa { " without MFA" } else { "" };
-    format!("{}, {} {what}{mfa}.", s.when, s.subject)
-}
-
-fn more_groups(more: usize, events: usize) -> String {
-    format!(
-        "…and {} ({}), listed below.",
-        plural(more, "more group", "more groups"),
-        plural(events, "event", "events")
-    )
-}
-
-fn changes_by(by: ChangesBy, n: usize) -> String {
-    let count = plural(n, "change", "changes");
-    match by {
-        ChangesBy::Tool(via) => {
-            let tool = match via {
-                Tool::Terraform => "Terraform",
-                Tool::CloudFormation => "CloudFormation",
-                Tool::Cdk => "CDK",
-                Tool::Pulumi => "Pulumi",
-                _ => "automation tools",
-            };
-            format!("{count} applied by {tool}")
-        }
-        ChangesBy::Ci => format!("{count} by CI roles"),
-        ChangesBy::Workload => format!("{count} by workloads (roles run by code)"),
-        ChangesBy::Service => format!("{count} by AWS services"),
-        ChangesBy::Root => format!("{count} by the root user"),
-        ChangesBy::Person => format!("{count} made directly by people"),
-        ChangesBy::Unknown => format!("{count} with no known performer"),
-    }
-}
-
-fn already_posted(n: usize) -> String {
-    if n == 1 {
-        "1 of these was already posted as an immediate alert.".to_owned()
+    let on = if a.targets.is_empty() {
+        String::new()
     } else {
-        format!("{n} of these were already posted as immediate alerts.")
+        format!(" on {}", a.targets)
+    };
+    let codes = if a.codes.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", a.codes)
+    };
+    let name = a.name;
+    let attempts = o.denied + o.failed;
+    if attempts == a.calls {
+        let how = if o.failed == 0 { "denied" } else { "failed" };
+        return format!("tried {name}{times}{on}: {how}{codes}");
     }
+    let verb = if o.reads == a.calls {
+        "read with"
+    } else {
+        "ran"
+    };
+    if attempts == 0 {
+        format!("{verb} {name}{times}{on}")
+    } else {
+        let how = if o.failed == 0 { "denied" } else { "failed" };
+        format!("{verb} {name}{times}{on}, {attempts} {how}{codes}")
+    }
+}
+
+/// `3 changes, 2 reads, 1 denied attempt`.
+fn outcome_counts(o: &Outcomes) -> String {
+    let mut parts = Vec::new();
+    if o.changes > 0 {
+        parts.push(plural(o.changes, "change", "changes"));
+    }
+    if o.reads > 0 {
+        parts.push(plural(o.reads, "read", "reads"));
+    }
+    if o.denied > 0 {
+        parts.push(plural(o.denied, "denied attempt", "denied attempts"));
+    }
+    if o.failed > 0 {
+        parts.push(plural(o.failed, "failed attempt", "failed attempts"));
+    }
+    parts.join(", ")
 }

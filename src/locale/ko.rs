@@ -1,7 +1,7 @@
 //! Korean (한국어).
 
-use super::{ChangesBy, Kinds, Overview, Ran, SignIn, Words};
-use crate::enrich::Tool;
+use super::{Action, Kinds, Words};
+use crate::summary::outcome::Outcomes;
 
 pub const WORDS: Words = Words {
     performers: "수행자",
@@ -53,37 +53,23 @@ pub const WORDS: Words = Words {
     via: |tool| format!("{tool} 사용"),
 
     model_language: "Korean (한국어)",
-    late_prefix: "지연 도착: ",
-    immediate_prefix: "즉시 알림: ",
-    no_changes: "변경 없음",
     account_in_prose,
-    lead_count: |n| format!(" {n}건"),
-    lead_others: |n| format!(" 외 {n}건"),
     no_rule_matched: "해당 규칙에 걸린 이벤트가 없습니다.",
     worst_rule: |title, severity| format!("가장 높은 위험도의 규칙: {title} ({severity})."),
     no_events_in_batch: "이 배치에는 이벤트가 없습니다.",
     and_more: |n| format!(" 외 {n}개"),
-    overview,
-    late_line: |n, window| {
-        format!(
-            "{window} 요약을 보낸 뒤 지연 도착한 이벤트 {n}건입니다. 앞선 요약에는 없던 내용입니다."
-        )
-    },
-    immediate_line: |title, severity| {
-        format!(
-            "즉시 알림: '{title}' 규칙({severity})에 해당해 5분 요약을 기다리지 않고 바로 알립니다."
-        )
-    },
-    subject,
-    made: |when, subject, list| format!("{when}, {subject} {list}을(를) 수행했습니다."),
-    ran,
-    sign_in,
-    more_groups: |more, events| {
-        format!("외 {more}개 그룹({events}건)은 아래 이벤트 목록에 있습니다.")
-    },
-    changes_by,
-    failed_calls: |total, list| format!("실패한 호출 {total}건: {list}."),
-    already_posted: |n| format!("이 중 {n}건은 즉시 알림으로 이미 보고되었습니다."),
+    who,
+    action,
+    outcome_counts,
+    made: str::to_owned,
+    performers_n: |n| format!("수행자 {n}명"),
+    rules_n: |n| format!("규칙 {n}개"),
+    headline: |prefix, who, what, title| format!("{prefix}{who}: {what} · {title}"),
+    denied_attempt: "거부된 시도 — ",
+    failed_attempt: "실패한 시도 — ",
+    denied: "거부됨",
+    read: "조회",
+    itself: "자기 자신",
     more_events: |n| format!("이벤트 {n}건 추가"),
     so_far: |n| format!("지금까지 {n}건"),
     since: "시작",
@@ -121,51 +107,6 @@ pub const WORDS: Words = Words {
     events_n: |n| format!("{n}건"),
 };
 
-/// Korean verbal nouns that read as "<object> <noun>" and conjugate with `했습니다`.
-const VERBS: [&str; 22] = [
-    "생성",
-    "삭제",
-    "변경",
-    "수정",
-    "추가",
-    "제거",
-    "연결",
-    "분리",
-    "시작",
-    "중지",
-    "재부팅",
-    "종료",
-    "업데이트",
-    "활성화",
-    "비활성화",
-    "부여",
-    "회수",
-    "해제",
-    "등록",
-    "공개",
-    "비공개",
-    "설정",
-];
-
-/// "IAM 사용자 생성" -> ("IAM 사용자", "생성").
-fn split_title(title: &str) -> Option<(&str, &str)> {
-    let (object, verb) = title.trim().rsplit_once(' ')?;
-    VERBS.contains(&verb).then_some((object.trim(), verb))
-}
-
-/// True when the last syllable has a final consonant, so the particle is 이/을/으로.
-/// Latin words are read as Koreans pronounce them: a final m, n, l or ng is a consonant.
-fn has_final_consonant(word: &str) -> bool {
-    let Some(last) = word.trim_end().chars().last() else {
-        return false;
-    };
-    let code = u32::from(last);
-    if (0xAC00..=0xD7A3).contains(&code) {
-        return (code - 0xAC00) % 28 != 0;
-    }
-    matches!(last.to_ascii_lowercase(), 'm' | 'n' | 'l' | 'g')
-}
-
 fn account_in_prose(id: &str, name: Option<&str>) -> String {
     match name {
         Some(name) => format!("{id}({name})"),
@@ -173,134 +114,81 @@ fn account_in_prose(id: &str, name: Option<&str>) -> String {
     }
 }
 
-fn overview(o: &Overview<'_>) -> String {
-    format!(
-        "{}, {}의 {}{} 리전에서 이벤트 {}건이 있었습니다.",
-        o.span, o.account, o.regions, o.more_regions, o.events
-    )
+/// `dae.kim (SSO, Terraform 사용)`: no particle after it, the headline puts a colon there.
+fn who(name: &str, tags: &[&str], tool: Option<&str>) -> String {
+    let mut tags: Vec<String> = tags.iter().map(|t| (*t).to_owned()).collect();
+    if let Some(via) = tool {
+        tags.push(via.to_owned());
+    }
+    if tags.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{name} ({})", tags.join(", "))
+    }
 }
 
-/// `dae.kim(SSO, 사람, Terraform)이`: the subject particle follows the last tag read aloud.
-fn subject(name: &str, tags: &[&str], tool: Option<&str>) -> String {
-    let mut tags = tags.to_vec();
-    tags.extend(tool);
-    let last = tags.last().copied().unwrap_or_default();
-    let particle = if has_final_consonant(last) {
-        "이"
-    } else {
-        "가"
-    };
-    format!("{name}({}){particle}", tags.join(", "))
-}
-
-/// `…이 IAM 사용자 'alice'을(를) 생성했습니다.`, or the API name when the title does not split
-/// into an object and a verbal noun.
-fn ran(r: &Ran<'_>) -> String {
-    let Ran {
-        when,
-        subject,
-        name,
-        title,
-        codes,
-        ..
-    } = *r;
-    let n = r.calls;
-    let target = if r.targets.is_empty() {
-        String::new()
-    } else {
-        format!(" {}", r.targets)
-    };
-    let times = if n > 1 {
-        format!(" ({n}건)")
+/// `bob 대상 CreateUser 실행`, `org-trail 대상 DeleteTrail 3회 시도, 거부됨 (AccessDenied)`,
+/// `MFA 없이 콘솔 로그인`.
+fn action(a: &Action<'_>) -> String {
+    let o = a.outcomes;
+    if let Some(without_mfa) = a.sign_in_without_mfa {
+        let mfa = if without_mfa { "MFA 없이 " } else { "" };
+        let failed = o.denied + o.failed;
+        return match (a.calls, failed) {
+            (1, 0) => format!("{mfa}콘솔 로그인"),
+            (1, _) => format!("{mfa}콘솔 로그인 시도, 실패"),
+            (n, 0) => format!("{mfa}콘솔 로그인 {n}회"),
+            (n, f) if f == n => format!("{mfa}콘솔 로그인 {n}회 시도, 모두 실패"),
+            (n, f) => format!("{mfa}콘솔 로그인 {n}회, {f}회 실패"),
+        };
+    }
+    let times = if a.calls > 1 {
+        format!(" {}회", a.calls)
     } else {
         String::new()
     };
-    let done = if let Some((object, verb)) = split_title(title) {
-        match r.failed {
-            0 => format!("{object}{target}을(를) {verb}했습니다{times}"),
-            f if f == n => {
-                format!("{object}{target}을(를) {verb}하려 했으나 실패했습니다{times}({codes})")
-            }
-            f => format!(
-                "{object}{target}을(를) {verb}했습니다{times}. 그중 {f}건은 실패했습니다({codes})"
-            ),
-        }
+    let on = if a.targets.is_empty() {
+        String::new()
     } else {
-        match r.failed {
-            0 => format!("{name}{target}을(를) 실행했습니다{times}: {title}"),
-            f if f == n => {
-                format!(
-                    "{name}{target}을(를) 실행하려 했으나 실패했습니다{times}({codes}): {title}"
-                )
-            }
-            f => format!(
-                "{name}{target}을(를) 실행했고 그중 {f}건은 실패했습니다{times}({codes}): {title}"
-            ),
-        }
+        format!("{} 대상 ", a.targets)
     };
-    format!("{when}, {subject} {done}.")
-}
-
-fn sign_in(s: &SignIn<'_>) -> String {
-    let what = match (s.attempts, s.failed) {
-        (1, 1) => "콘솔 로그인에 실패했습니다".to_owned(),
-        (1, _) => "콘솔에 로그인했습니다".to_owned(),
-        (n, 0) => format!("콘솔에 {n}번 로그인했습니다"),
-        (n, f) => format!("콘솔에 {n}번 로그인을 시도했고 {f}번 실패했습니다"),
-    };
-    let mfa = if s.without_mfa {
-        " (MFA 미사용)"
+    let codes = if a.codes.is_empty() {
+        String::new()
     } else {
-        ""
+        format!(" ({})", a.codes)
     };
-    format!("{}, {} {what}{mfa}.", s.when, s.subject)
-}
-
-/// `Terraform으로 적용된 변경 312건`.
-fn changes_by(by: ChangesBy, n: usize) -> String {
-    match by {
-        ChangesBy::Tool(via) => {
-            let tool = match via {
-                Tool::Terraform => "Terraform",
-                Tool::CloudFormation => "CloudFormation",
-                Tool::Cdk => "CDK",
-                Tool::Pulumi => "Pulumi",
-                _ => "자동화 도구",
-            };
-            let particle = if has_final_consonant(tool) {
-                "으로"
-            } else {
-                "로"
-            };
-            format!("{tool}{particle} 적용된 변경 {n}건")
-        }
-        ChangesBy::Ci => format!("CI 역할이 수행한 변경 {n}건"),
-        ChangesBy::Workload => format!("워크로드(코드로 실행된 역할)가 수행한 변경 {n}건"),
-        ChangesBy::Service => format!("AWS 서비스가 수행한 변경 {n}건"),
-        ChangesBy::Root => format!("루트 계정이 수행한 변경 {n}건"),
-        ChangesBy::Person => format!("사람이 직접 수행한 변경 {n}건"),
-        ChangesBy::Unknown => format!("수행자를 알 수 없는 변경 {n}건"),
+    let name = a.name;
+    let attempts = o.denied + o.failed;
+    let how = if o.failed == 0 { "거부됨" } else { "실패" };
+    if attempts == a.calls {
+        return format!("{on}{name}{times} 시도, {how}{codes}");
+    }
+    let verb = if o.reads == a.calls {
+        "조회"
+    } else {
+        "실행"
+    };
+    if attempts == 0 {
+        format!("{on}{name}{times} {verb}")
+    } else {
+        format!("{on}{name}{times} {verb}, {attempts}회 {how}{codes}")
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::{has_final_consonant, split_title};
-
-    #[test]
-    fn particles_follow_the_last_sound() {
-        assert!(has_final_consonant("콘솔"));
-        assert!(has_final_consonant("사람"));
-        assert!(!has_final_consonant("서비스"));
-        assert!(has_final_consonant("Terraform"));
-        assert!(has_final_consonant("CloudFormation"));
-        assert!(!has_final_consonant("CLI"));
-        assert!(!has_final_consonant("CDK"));
+/// `변경 3건, 조회 2건, 거부된 시도 1건`.
+fn outcome_counts(o: &Outcomes) -> String {
+    let mut parts = Vec::new();
+    if o.changes > 0 {
+        parts.push(format!("변경 {}건", o.changes));
     }
-
-    #[test]
-    fn titles_split_into_object_and_verbal_noun() {
-        assert_eq!(split_title("IAM 사용자 생성"), Some(("IAM 사용자", "생성")));
-        assert_eq!(split_title("루트 계정 사용"), None);
+    if o.reads > 0 {
+        parts.push(format!("조회 {}건", o.reads));
     }
+    if o.denied > 0 {
+        parts.push(format!("거부된 시도 {}건", o.denied));
+    }
+    if o.failed > 0 {
+        parts.push(format!("실패한 시도 {}건", o.failed));
+    }
+    parts.join(", ")
 }

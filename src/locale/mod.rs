@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::enrich::{Origin, Performer, Principal, PrincipalKind, Tool};
 use crate::severity::Severity;
+use crate::summary::outcome::Outcomes;
 
 /// Language of the reader-facing text, named by its code (`en`, `ko`) in settings and packs.
 #[derive(
@@ -104,59 +105,19 @@ impl Kinds {
     }
 }
 
-/// Who did a batch's changes, as the summary counts them: a change applied by an
-/// infrastructure-as-code tool counts as that tool's, whoever ran it. Ordered as the summary
-/// lists them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum ChangesBy {
-    Tool(Tool),
-    Ci,
-    Workload,
-    Service,
-    Root,
-    Person,
-    Unknown,
-}
-
-/// When, where and how many: the summary's first sentence.
+/// One performer's calls of one API (or console sign-ins), as a headline words them.
 #[derive(Debug, Clone, Copy)]
-pub struct Overview<'a> {
-    pub events: usize,
-    pub account: &'a str,
-    /// Region names joined with `, `.
-    pub regions: &'a str,
-    /// The regions not named ([`Words::and_more`]), or empty.
-    pub more_regions: &'a str,
-    /// When, in the reader's zone.
-    pub span: &'a str,
-}
-
-/// One performer's calls of one API, matched by one rule.
-#[derive(Debug, Clone, Copy)]
-pub struct Ran<'a> {
-    pub when: &'a str,
-    /// The performer as the subject of a sentence ([`Words::subject`]).
-    pub subject: &'a str,
-    /// The API name.
+pub struct Action<'a> {
+    /// The API name, without an API version suffix.
     pub name: &'a str,
-    /// Quoted resource names, or empty.
-    pub targets: &'a str,
     pub calls: usize,
-    pub failed: usize,
-    /// The failed calls' error codes, joined.
+    /// Resource names joined, with ` and N more`, or empty.
+    pub targets: &'a str,
+    pub outcomes: Outcomes,
+    /// The failed calls' error codes, joined (empty when none).
     pub codes: &'a str,
-    /// The rule's title in the reader's language.
-    pub title: &'a str,
-}
-
-/// One performer's console sign-ins.
-#[derive(Debug, Clone, Copy)]
-pub struct SignIn<'a> {
-    pub when: &'a str,
-    pub subject: &'a str,
-    pub attempts: usize,
-    pub failed: usize,
-    pub without_mfa: bool,
+    /// For console sign-ins: whether one was without MFA. `None`: API calls.
+    pub sign_in_without_mfa: Option<bool>,
 }
 
 /// Every reader-facing word and phrase of one language. Phrases that take numbers or names are
@@ -211,39 +172,39 @@ pub struct Words {
     // The offline summary.
     /// The language as a model is asked to write it.
     pub model_language: &'static str,
-    pub late_prefix: &'static str,
-    pub immediate_prefix: &'static str,
-    pub no_changes: &'static str,
     /// The account in prose, from its id and name.
     pub account_in_prose: fn(&str, Option<&str>) -> String,
-    /// After the lead rule's title: how many events it matched (more than one).
-    pub lead_count: fn(usize) -> String,
-    /// After the lead rule: how many other events the batch has (at least one).
-    pub lead_others: fn(usize) -> String,
     pub no_rule_matched: &'static str,
     /// The severity reason: the worst rule's title and severity word.
     pub worst_rule: fn(&str, &str) -> String,
     pub no_events_in_batch: &'static str,
     /// ` and 2 more`, after a list of names.
     pub and_more: fn(usize) -> String,
-    pub overview: fn(&Overview<'_>) -> String,
-    /// A late batch: its event count and the window it follows.
-    pub late_line: fn(usize, &str) -> String,
-    /// An immediate alert: the rule's title and severity word.
-    pub immediate_line: fn(&str, &str) -> String,
-    /// The performer as a sentence's subject, from its name, tags and tool.
-    pub subject: fn(&str, &[&str], Option<&str>) -> String,
-    /// `when, subject made A, B ×2.`
-    pub made: fn(&str, &str, &str) -> String,
-    pub ran: fn(&Ran<'_>) -> String,
-    pub sign_in: fn(&SignIn<'_>) -> String,
-    /// Groups not named in the body: how many, and their events.
-    pub more_groups: fn(usize, usize) -> String,
-    pub changes_by: fn(ChangesBy, usize) -> String,
-    /// Failed calls: how many, and `Code ×n` joined.
-    pub failed_calls: fn(usize, &str) -> String,
-    /// Events of a digest already posted as immediate alerts.
-    pub already_posted: fn(usize) -> String,
+    /// The performer in a headline, from its name, tags and tool as [`Words::via`] says it:
+    /// `dae.kim (SSO) via Terraform`.
+    pub who: fn(&str, &[&str], Option<&str>) -> String,
+    /// One performer's calls of one API, and how they ended.
+    pub action: fn(&Action<'_>) -> String,
+    /// Changes, reads and attempts counted: `3 changes, 2 denied attempts`.
+    pub outcome_counts: fn(&Outcomes) -> String,
+    /// A headline's action made of counts: `made 3 changes, 2 reads`.
+    pub made: fn(&str) -> String,
+    /// `3 performers`.
+    pub performers_n: fn(usize) -> String,
+    /// `4 rules`.
+    pub rules_n: fn(usize) -> String,
+    /// The headline from its attempt prefix, performer, action and rule title.
+    pub headline: fn(&str, &str, &str, &str) -> String,
+    /// A headline's prefix when every call was denied.
+    pub denied_attempt: &'static str,
+    /// A headline's prefix when every call failed (some for another reason than a denial).
+    pub failed_attempt: &'static str,
+    /// The tree's mark of a denied call.
+    pub denied: &'static str,
+    /// The tree's mark of a read-only call.
+    pub read: &'static str,
+    /// A target that is the performer itself (`ran CreateAccessKey on itself`).
+    pub itself: &'static str,
 
     // Incidents: thread replies, reminders, the digest's note on immediate alerts.
     /// A reply's count: `12 more events`.

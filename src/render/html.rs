@@ -346,7 +346,7 @@ mod tests {
     fn orphan_continuations_still_appear() {
         let rl = rule("r", "t", None, Severity::Green);
         let who = actor("a", PrincipalKind::Person, Tool::Cli);
-        let events = (0..3000)
+        let events = (0..6000)
             .map(|i| {
                 let name = format!("E{i}");
                 batch_event(

@@ -1,23 +1,29 @@
 //! Slack Block Kit: one colour-bar attachment per batch, split within Slack's limits.
 //!
-//! The layout follows the original system's message, which readers know: headline, summary,
-//! fields (performers, time, regions, account), `CloudTrail` buttons, a divider, then the tree of
-//! actor -> event -> resources. The tree is rendered from the batch, never from the summary: every
-//! event appears exactly once, and what does not fit in one message goes into continuation
-//! messages that the Notifier posts as thread replies.
+//! The layout follows the original system's message, which readers know, and says each fact
+//! once: a bold headline (what happened, by whom, how it ended), at most a few summary lines
+//! that add to it (a model's), the fields (time, regions, account), `CloudTrail` buttons, a
+//! divider, then the tree: performer (when there are several) -> rule (when there are
+//! several) -> one line per API and outcome, repeats grouped (`GetPasswordData ×29 → i-0abc,
+//! i-0def and 27 more · denied`). The tree is rendered from the batch, never from the
+//! summary: every event is in it exactly once, and what does not fit in one message goes into
+//! continuation messages that the Notifier posts as thread replies.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
+use super::console::cloudtrail_url;
 use super::escape::{code_within, defang, plain_within};
 use crate::delivery::{Delivery, Placement};
 use crate::enrich::{Performer, Principal};
 use crate::locale::Words;
 use crate::severity::Severity;
+use crate::summary::offline::who;
+use crate::summary::outcome::{Outcome, Outcomes};
 use crate::summary::{Locale, Summary, SummarySource};
 use crate::window::{Batch, BatchEvent, BatchKind};
 
@@ -27,6 +33,8 @@ pub const MAX_BLOCKS: usize = 50;
 pub const MAX_TEXT: usize = 3000;
 /// Slack's limit on one field of a section block.
 pub const MAX_FIELD: usize = 2000;
+/// Resource names on one tree line; the rest are counted.
+pub const TREE_RESOURCES: usize = 3;
 /// Buttons shown; further regions are listed as text.
 pub const MAX_BUTTONS: usize = 5;
 /// `metadata.event_type` of every message we post.
@@ -355,14 +363,16 @@ fn head_blocks(
     if let Some(body) = body_text(summary) {
         blocks.push(Block::section(body));
     }
-    blocks.push(Block::Context {
-        elements: vec![Text::mrkdwn(severity_line(summary, severity, l))],
-    });
     blocks.push(Block::Section {
         text: None,
-        fields: Some(fields(batch, locale, l)),
+        fields: Some(fields(batch, summary, locale, l)),
     });
     blocks.extend(region_blocks(batch, l));
+    if let Some(line) = source_line(batch, summary, l) {
+        blocks.push(Block::Context {
+            elements: vec![Text::mrkdwn(line)],
+        });
+    }
     blocks.push(Block::Divider);
     blocks
 }
@@ -410,55 +420,49 @@ fn body_text(summary: &Summary) -> Option<String> {
     (!text.is_empty()).then_some(text)
 }
 
-fn severity_line(summary: &Summary, severity: Severity, l: &Words) -> String {
-    let by = match &summary.source {
-        SummarySource::Offline => l.by_offline.to_owned(),
-        SummarySource::Fallback { .. } => l.by_fallback.to_owned(),
-        SummarySource::Model { model_id, .. } => {
-            format!("{} {}", l.by_model, plain_within(model_id, 100))
-        }
+/// Who wrote the summary, when a model did (or failed to): the offline templates are the
+/// default and go unsaid. When the model raised the colour, why.
+fn source_line(batch: &Batch, summary: &Summary, l: &Words) -> Option<String> {
+    let mut line = match &summary.source {
+        SummarySource::Offline => return None,
+        SummarySource::Fallback { .. } => format!("{}: {}", l.summary_by, l.by_fallback),
+        SummarySource::Model { model_id, .. } => format!(
+            "{}: {} {}",
+            l.summary_by,
+            l.by_model,
+            plain_within(model_id, 100)
+        ),
     };
     let reason = prose(&summary.severity_reason, 1000);
-    let mut line = format!(
-        "{} {}: *{}*",
-        severity.emoji(),
-        l.severity,
-        l.severity_name(severity)
-    );
-    if !reason.is_empty() {
-        let _ = write!(line, " — {reason}");
+    if summary.severity > batch.rule_severity() && !reason.is_empty() {
+        let _ = write!(
+            line,
+            " · {} {}: {reason}",
+            summary.severity.emoji(),
+            l.severity_name(summary.severity)
+        );
     }
-    let _ = write!(line, " · {}: {by}", l.summary_by);
-    line
+    Some(line)
 }
 
-fn fields(batch: &Batch, locale: Locale, l: &Words) -> Vec<Text> {
-    // One entry per performer, however many tools they used.
-    let mut principals: Vec<&Principal> = Vec::new();
-    for e in &batch.events {
-        if !principals.contains(&&e.actor.principal) {
-            principals.push(&e.actor.principal);
-        }
-    }
-    let performers: Vec<String> = principals
-        .iter()
-        .map(|p| {
-            let (name, qualifier) = (l.principal_name(p), l.principal_qualifier(p));
-            let kind = l.kind.of(p.kind);
-            let tags = qualifier.map_or_else(|| kind.to_owned(), |q| format!("{q}, {kind}"));
-            format!("{} ({tags})", non_empty(plain_within(&name, 200)))
-        })
-        .collect();
+/// Time, regions and account: what the headline and the tree do not say. Under a model's
+/// headline, also the events counted by outcome from the batch itself: a model cannot talk
+/// them away.
+fn fields(batch: &Batch, summary: &Summary, locale: Locale, l: &Words) -> Vec<Text> {
     let regions: Vec<String> = regions(batch).iter().map(|r| plain_within(r, 60)).collect();
     let field = |label: &str, value: String| Text::mrkdwn(format!("*{label}*\n{value}"));
     let room = MAX_FIELD - 100;
-    vec![
-        field(l.performers, join_within(&performers, ", ", room, l)),
+    let mut fields = vec![
         field(l.time, time_text(batch, locale.tz)),
         field(l.regions, join_within(&regions, ", ", room, l)),
         field(l.account, plain_within(&batch.account_label(), 300)),
-        field(l.events, batch.events.len().to_string()),
-    ]
+    ];
+    if summary.source != SummarySource::Offline {
+        let outcomes = Outcomes::count(batch.events.iter().map(|e| &e.event));
+        let counted = format!("{} ({})", batch.events.len(), (l.outcome_counts)(&outcomes));
+        fields.push(field(l.events, counted));
+    }
+    fields
 }
 
 /// Joins items while they fit in `max` chars, then says how many were left out.
@@ -552,23 +556,6 @@ fn region_blocks(batch: &Batch, l: &Words) -> Vec<Block> {
     blocks
 }
 
-/// The console's `CloudTrail` event history for `region` over `[start, end)`; `None` unless the
-/// region looks like one (`[a-z0-9-]+`), so event text can never shape a URL.
-pub fn cloudtrail_url(region: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> Option<String> {
-    let valid = !region.is_empty()
-        && region.len() <= 32
-        && region
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    valid.then(|| {
-        format!(
-            "https://{region}.console.aws.amazon.com/cloudtrail/home?region={region}#/events?StartTime={}&EndTime={}",
-            start.to_rfc3339_opts(SecondsFormat::Millis, true),
-            end.to_rfc3339_opts(SecondsFormat::Millis, true),
-        )
-    })
-}
-
 fn continuation_head(
     summary: &Summary,
     severity: Severity,
@@ -604,29 +591,195 @@ fn pack(lines: Vec<String>) -> Vec<Block> {
     blocks
 }
 
-/// The tree, packed into section blocks of at most [`MAX_TEXT`] chars. An actor's header is
-/// repeated (marked continued) when its events run into the next block.
+/// One line of the tree: events of one performer, rule, API and outcome.
+struct Line<'a> {
+    events: Vec<&'a BatchEvent>,
+}
+
+/// A rule's lines, and a performer's rules, in order of first appearance.
+type RuleLines<'a> = (&'a str, Vec<Line<'a>>);
+type PerformerRules<'a> = (&'a Principal, Vec<RuleLines<'a>>);
+
+/// Where `key` is in `items`, added at the end when it is not.
+fn index_of<K: PartialEq, V>(items: &mut Vec<(K, Vec<V>)>, key: K) -> usize {
+    if let Some(at) = items.iter().position(|(k, _)| *k == key) {
+        return at;
+    }
+    items.push((key, Vec::new()));
+    items.len() - 1
+}
+
+/// The tree, packed into section blocks of at most [`MAX_TEXT`] chars: performer headers when
+/// there are several performers, rule headers when there are several rules, then one line
+/// per API and outcome. A header is repeated (marked continued) when its lines run into the
+/// next block.
 fn tree_sections(batch: &Batch, locale: Locale, l: &Words) -> Vec<Block> {
-    let mut groups: Vec<(&Performer, Vec<&BatchEvent>)> = Vec::new();
+    let actors: BTreeSet<&Principal> = batch.events.iter().map(|e| &e.actor.principal).collect();
+    let rules: BTreeSet<&str> = batch.events.iter().map(|e| e.rule.id.as_str()).collect();
+    let one_event = batch.events.len() == 1;
+    // Performer -> rule -> (API, outcome, alerted, tool) -> events, in order of first
+    // appearance.
+    let mut tree: Vec<PerformerRules<'_>> = Vec::new();
     for e in &batch.events {
-        match groups.iter_mut().find(|(a, _)| *a == &e.actor) {
-            Some((_, events)) => events.push(e),
-            None => groups.push((&e.actor, vec![e])),
+        let at = index_of(&mut tree, &e.actor.principal);
+        let by_rule = &mut tree[at].1;
+        let rule_at = index_of(by_rule, e.rule.id.as_str());
+        let lines = &mut by_rule[rule_at].1;
+        let key = |x: &BatchEvent| {
+            (
+                x.event.name.clone(),
+                Outcome::of(&x.event),
+                x.already_alerted,
+                x.actor.tool,
+            )
+        };
+        if let Some(line) = lines.iter_mut().find(|line| key(line.events[0]) == key(e)) {
+            line.events.push(e);
+        } else {
+            lines.push(Line { events: vec![e] });
         }
     }
     let mut packer = Packer::default();
-    for (actor, events) in groups {
-        let header = actor_header(actor, l);
-        for (i, e) in events.into_iter().enumerate() {
-            let line = event_line(e, locale, l);
-            if i == 0 {
-                packer.start_group(&header, &line);
+    for (principal, by_rule) in tree {
+        // The tool goes in the header when the performer used one, else on each line.
+        let performers: BTreeSet<&Performer> = batch
+            .events
+            .iter()
+            .filter(|e| &e.actor.principal == principal)
+            .map(|e| &e.actor)
+            .collect();
+        let one_tool = performers.len() == 1;
+        let actor = performers.first().copied();
+        let actor_header = actor
+            .filter(|_| actors.len() > 1)
+            .map(|actor| format!("*{}*", plain_within(&who(actor, l, one_tool), 300)));
+        for (rule_index, (rule, lines)) in by_rule.into_iter().enumerate() {
+            let title = batch
+                .events
+                .iter()
+                .find(|e| e.rule.id == rule)
+                .map(|e| plain_within(e.rule.title(locale.lang), 150))
+                .unwrap_or_default();
+            let rule_header = (rules.len() > 1).then(|| format!("▸ {title}"));
+            // The performer is shown once; both headers again when lines spill over.
+            let full: Vec<String> = actor_header
+                .iter()
+                .chain(rule_header.iter())
+                .cloned()
+                .collect();
+            let full = full.join("\n");
+            let shown = if rule_index == 0 {
+                full.clone()
             } else {
-                packer.push(&line, &header, l);
+                rule_header.unwrap_or_default()
+            };
+            for (i, line) in lines.iter().enumerate() {
+                let mut text = tree_line(&line.events, one_event, locale, l);
+                if !one_tool && let Some(tool) = l.tool_with_ci(&line.events[0].actor) {
+                    let _ = write!(text, " · {}", (l.via)(&tool));
+                }
+                if i == 0 {
+                    packer.start_group(&shown, &text);
+                } else {
+                    packer.push(&text, &full, l);
+                }
             }
         }
     }
     packer.finish().into_iter().map(Block::section).collect()
+}
+
+/// Distinct resource names of `events` as code spans, at most [`TREE_RESOURCES`], then
+/// ` and N more`.
+fn targets(events: &[&BatchEvent], l: &Words) -> String {
+    let mut seen = BTreeSet::new();
+    let mut names: Vec<&str> = Vec::new();
+    for e in events {
+        for resource in &e.event.resources {
+            if seen.insert(&*resource.name) {
+                names.push(&resource.name);
+            }
+        }
+    }
+    let counted: usize = events
+        .iter()
+        .map(|e| usize::try_from(e.event.resources_more).unwrap_or(0))
+        .sum();
+    let more = names.len().saturating_sub(TREE_RESOURCES) + counted;
+    let mut text = names
+        .iter()
+        .take(TREE_RESOURCES)
+        .map(|n| code_within(n, 150))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if more > 0 {
+        text.push_str(&(l.and_more)(more));
+    }
+    text
+}
+
+/// `• 09:00:12–09:03:40 GetPasswordData ×29 → i-0abc, i-0def and 27 more · denied
+/// (AccessDenied)`. The time is left out of a one-event message (its field says it).
+pub(super) fn tree_line(
+    events: &[&BatchEvent],
+    one_event: bool,
+    locale: Locale,
+    l: &Words,
+) -> String {
+    let first = events[0];
+    let mut line = "•".to_owned();
+    if !one_event {
+        let clock = |t: DateTime<Utc>| t.with_timezone(&locale.tz).format("%H:%M:%S").to_string();
+        let (a, b) = (
+            events
+                .iter()
+                .map(|e| e.event.time)
+                .min()
+                .unwrap_or(first.event.time),
+            events
+                .iter()
+                .map(|e| e.event.time)
+                .max()
+                .unwrap_or(first.event.time),
+        );
+        let _ = write!(line, " {}", clock(a));
+        if b != a {
+            let _ = write!(line, "–{}", clock(b));
+        }
+    }
+    let _ = write!(line, " {}", code_within(first.event.display_name(), 130));
+    if events.len() > 1 {
+        let _ = write!(line, " ×{}", events.len());
+    }
+    let targets = targets(events, l);
+    if !targets.is_empty() {
+        let _ = write!(line, " → {targets}");
+    }
+    let codes: BTreeSet<&str> = events
+        .iter()
+        .filter_map(|e| e.event.error_code.as_deref())
+        .collect();
+    let codes = codes
+        .into_iter()
+        .map(|c| code_within(c, 70))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match Outcome::of(&first.event) {
+        Outcome::Change => {}
+        Outcome::Read => {
+            let _ = write!(line, " · {}", l.read);
+        }
+        Outcome::Denied => {
+            let _ = write!(line, " · :x: {} {codes}", l.denied);
+        }
+        Outcome::Failed => {
+            let _ = write!(line, " · :x: {} {codes}", l.failed);
+        }
+    }
+    if first.already_alerted {
+        let _ = write!(line, " :bell: ({})", l.already_alerted);
+    }
+    line.trim_end().to_owned()
 }
 
 #[derive(Default)]
@@ -643,14 +796,18 @@ impl Packer {
         if self.len + needed > MAX_TEXT {
             self.flush();
         }
-        self.append(header);
+        if !header.is_empty() {
+            self.append(header);
+        }
         self.append(first);
     }
 
     fn push(&mut self, line: &str, header: &str, l: &Words) {
         if self.len + 1 + line.chars().count() > MAX_TEXT {
             self.flush();
-            self.append(&format!("{header} ({})", l.continued));
+            if !header.is_empty() {
+                self.append(&format!("{header} ({})", l.continued));
+            }
         }
         self.append(line);
     }
@@ -679,51 +836,6 @@ impl Packer {
         self.flush();
         self.done
     }
-}
-
-/// `*dae.kim* (SSO) via Terraform · person`.
-fn actor_header(actor: &Performer, l: &Words) -> String {
-    let (name, qualifier) = (
-        l.principal_name(&actor.principal),
-        l.principal_qualifier(&actor.principal),
-    );
-    let mut header = format!("*{}*", non_empty(plain_within(&name, 200)));
-    if let Some(qualifier) = qualifier {
-        let _ = write!(header, " ({qualifier})");
-    }
-    if let Some(via) = l.tool_with_ci(actor).map(|tool| (l.via)(&tool)) {
-        let _ = write!(header, " {}", plain_within(&via, 120));
-    }
-    let _ = write!(header, " · {}", l.kind.of(actor.principal.kind));
-    header
-}
-
-/// One event: time, name, resources, failure, already-alerted mark, rule title. Each part is
-/// bounded so that a line stays far below [`MAX_TEXT`] (about 1,500 chars at worst).
-fn event_line(e: &BatchEvent, locale: Locale, l: &Words) -> String {
-    let ev = &e.event;
-    let time = ev.time.with_timezone(&locale.tz).format("%H:%M:%S");
-    let mut line = format!("• {time} {}", code_within(&ev.name, 130));
-    if !ev.resources.is_empty() {
-        let names: Vec<String> = ev
-            .resources
-            .iter()
-            .map(|r| code_within(&r.name, 150))
-            .collect();
-        line.push_str(" → ");
-        line.push_str(&join_within(&names, ", ", 1000, l));
-    }
-    if let Some(error) = &ev.error_code {
-        let _ = write!(line, " :x: {} {}", l.failed, code_within(error, 70));
-    }
-    if e.already_alerted {
-        let _ = write!(line, " :bell: ({})", l.already_alerted);
-    }
-    let title = plain_within(e.rule.title(locale.lang), 150);
-    if !title.is_empty() {
-        let _ = write!(line, " · {title}");
-    }
-    line
 }
 
 fn non_empty(s: String) -> String {

@@ -2,6 +2,7 @@
 
 pub mod digest;
 pub mod offline;
+pub mod outcome;
 pub mod prompt;
 
 pub use digest::{Digest, digest};

@@ -7,10 +7,8 @@ use std::fmt::Write as _;
 use super::{Block, Text, code_within, plain_within};
 use crate::incident::{HeldEntry, Incident};
 use crate::locale::Locale;
+use crate::summary::outcome::Outcome;
 use crate::window::{Batch, BatchEvent};
-
-/// Resources named per collapsed line; the rest are counted.
-const RESOURCES_SHOWN: usize = 2;
 
 /// When an incident started, as seen from `batch`'s window: `09:00` on the same day,
 /// `2026-11-02 09:00` before it.
@@ -87,59 +85,28 @@ pub(super) fn alerted_note(count: usize, locale: Locale) -> Block {
     }
 }
 
-/// A reply's events, repeats collapsed: one line per event name and outcome, with its count
-/// and time range (`• DescribeInstances ×12 · 10:05:01–10:09:40`), in order of first time.
+/// A reply's events, repeats collapsed as the digest's tree does: one line per event name and
+/// outcome, with its count, time range and resources (`• 10:05:01–10:09:40
+/// `DescribeInstances` ×12 → ...`), in order of first time.
 pub(super) fn collapsed_lines(batch: &Batch, locale: Locale) -> Vec<String> {
     let w = locale.words();
-    let mut groups: Vec<(&str, Option<&str>, Vec<&BatchEvent>)> = Vec::new();
+    let mut groups: Vec<Vec<&BatchEvent>> = Vec::new();
     for e in &batch.events {
-        let (name, error) = (&*e.event.name, e.event.error_code.as_deref());
-        match groups
-            .iter_mut()
-            .find(|(n, err, _)| *n == name && *err == error)
-        {
-            Some((_, _, events)) => events.push(e),
-            None => groups.push((name, error, vec![e])),
+        let key = |x: &BatchEvent| {
+            (
+                x.event.name.clone(),
+                Outcome::of(&x.event),
+                x.already_alerted,
+            )
+        };
+        match groups.iter_mut().find(|g| key(g[0]) == key(e)) {
+            Some(group) => group.push(e),
+            None => groups.push(vec![e]),
         }
     }
     groups
-        .into_iter()
-        .map(|(name, error, events)| {
-            let first = events[0].event.time.with_timezone(&locale.tz);
-            let last = events[events.len() - 1]
-                .event
-                .time
-                .with_timezone(&locale.tz);
-            let mut line = format!("• {}", code_within(name, 130));
-            if events.len() > 1 {
-                let _ = write!(line, " ×{}", events.len());
-            }
-            let mut resources: Vec<&str> = Vec::new();
-            for resource in events.iter().flat_map(|e| &e.event.resources) {
-                if !resources.contains(&&*resource.name) {
-                    resources.push(&resource.name);
-                }
-            }
-            if !resources.is_empty() {
-                let shown: Vec<String> = resources
-                    .iter()
-                    .take(RESOURCES_SHOWN)
-                    .map(|r| code_within(r, 60))
-                    .collect();
-                let _ = write!(line, " → {}", shown.join(", "));
-                if resources.len() > RESOURCES_SHOWN {
-                    let _ = write!(line, " {}", (w.more)(resources.len() - RESOURCES_SHOWN));
-                }
-            }
-            let _ = write!(line, " · {}", first.format("%H:%M:%S"));
-            if events.len() > 1 && last != first {
-                let _ = write!(line, "–{}", last.format("%H:%M:%S"));
-            }
-            if let Some(error) = error {
-                let _ = write!(line, " :x: {} {}", w.failed, code_within(error, 70));
-            }
-            line
-        })
+        .iter()
+        .map(|events| super::tree_line(events, false, locale, w))
         .collect()
 }
 

@@ -92,11 +92,11 @@ fn korean_time_is_in_kst() {
     let messages = rendered(&small_batch(), &summary("h", Severity::Green), ko());
     let texts = all_texts(&messages).join("\n");
     assert!(texts.contains("2024-01-01 09:00–09:05 KST"), "{texts}");
+    assert!(texts.contains("• 09:00:05 `CreateUser` → `bob`"), "{texts}");
     assert!(
-        texts.contains("• 09:00:05 `CreateUser` → `bob` · IAM 사용자 변경"),
-        "{texts}"
+        !texts.contains("*수행자*"),
+        "no performer field: the headline says who"
     );
-    assert!(texts.contains("*수행자*"));
 }
 
 #[test]
@@ -139,7 +139,10 @@ fn late_and_immediate_batches_are_labelled() {
 fn failures_and_alerted_events_are_marked() {
     let m = rendered(&small_batch(), &summary("h", Severity::Green), en());
     let texts = all_texts(&m).join("\n");
-    assert!(texts.contains("`DeleteBucket` → `logs-bucket` :x: failed `AccessDenied`"));
+    assert!(
+        texts.contains("`DeleteBucket` → `logs-bucket` · :x: denied `AccessDenied`"),
+        "{texts}"
+    );
     assert!(
         texts
             .contains("`AttachUserPolicy` → `bob`, `AdministratorAccess` :bell: (already alerted)")
@@ -198,23 +201,6 @@ fn one_button_per_valid_region_at_most_five() {
     assert_eq!(others, "Other regions: evil.com/#, us-west-1, us-west-2");
 }
 
-#[test]
-fn cloudtrail_url_rejects_anything_but_region_characters() {
-    let (s, e) = (crate::testing::t0(), crate::testing::t0());
-    assert!(cloudtrail_url("us-east-1", s, e).is_some());
-    for bad in [
-        "",
-        "US-EAST-1",
-        "us-east-1.evil.com",
-        "a b",
-        "x&y",
-        "a/b",
-        &"a".repeat(40),
-    ] {
-        assert!(cloudtrail_url(bad, s, e).is_none(), "{bad}");
-    }
-}
-
 /// A batch of `n` events by 7 actors with a few resources each; event `i` is named `Ev{i:05}`.
 fn big_batch(n: usize) -> Batch {
     let rl = rule(
@@ -259,7 +245,7 @@ fn big_batch(n: usize) -> Batch {
 fn a_large_batch_splits_within_limits_and_keeps_every_event_once() {
     let n = 2000;
     let messages = rendered(&big_batch(n), &summary("h", Severity::Green), en());
-    assert!(messages.len() >= 3, "{} messages", messages.len());
+    assert!(messages.len() >= 2, "{} messages", messages.len());
     assert_within_limits(&messages);
 
     let parts = messages.len();
@@ -318,7 +304,9 @@ fn oversized_fields_are_bounded_per_line_and_still_shown() {
     let messages = rendered(&b, &s, en());
     assert_within_limits(&messages);
     let texts = all_texts(&messages).join("\n");
-    assert_eq!(tree_lines(&texts), 2);
+    // Two calls of one API with one outcome: one line, counted.
+    assert_eq!(tree_lines(&texts), 1);
+    assert!(texts.contains(" ×2"), "{texts}");
     assert!(
         texts.contains(" more"),
         "cut resources are counted, not dropped silently"
