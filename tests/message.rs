@@ -369,3 +369,53 @@ fn korean_has_no_both_ways_particles() {
         }
     }
 }
+
+#[test]
+fn a_launch_of_100_instances_shows_three_ids_and_the_rest_counted() {
+    let file = common::fixture("resources/run-instances.jsonl");
+    let deliveries = replay(&[&file], Lang::En);
+    let all = text(&deliveries);
+    let line = all
+        .lines()
+        .find(|l| l.contains("RunInstances") && l.contains("and 97 more"))
+        .unwrap_or_else(|| panic!("a RunInstances line ending in 'and 97 more':\n{all}"));
+    assert!(line.contains("i-"), "{line}");
+    assert!(!line.contains("eni-") && !line.contains("ip-"), "{line}");
+    let ko = text(&replay(&[&file], Lang::Ko));
+    assert!(ko.contains("외 97개"), "{ko}");
+}
+
+#[test]
+fn lambda_event_names_are_shown_without_their_api_version() {
+    let mut detail = call(
+        "lp-1",
+        "2026-11-02T03:01:00Z",
+        "lambda.amazonaws.com",
+        "AddPermission20150331v2",
+        false,
+    );
+    detail["requestParameters"] =
+        json!({"functionName": "orders-api", "principal": "*", "action": "lambda:InvokeFunction"});
+    let line = envelope("e-lp", "2026-11-02T03:01:00Z", &detail);
+    // No default rule takes AddPermission yet (issue 18): a pack that does.
+    let pack = trailwatch::rules::RulePack::from_toml(
+        r#"
+[[rule]]
+id = "lambda-permission"
+title = "Lambda permission changed"
+severity = "yellow"
+[rule.match]
+source = "lambda.amazonaws.com"
+name = "AddPermission*"
+"#,
+    )
+    .unwrap_or_else(|err| panic!("{err}"));
+    let deliveries = common::replay_bytes_with(
+        &[line.into_bytes()],
+        common::settings(Lang::En, chrono_tz::UTC),
+        pack,
+    );
+    let all = text(&deliveries);
+    assert!(all.contains("AddPermission"), "{all}");
+    assert!(!all.contains("20150331"), "{all}");
+}

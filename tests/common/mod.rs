@@ -60,7 +60,17 @@ impl Replayed {
 }
 
 pub fn replay_bytes(inputs: &[Vec<u8>], settings: Settings) -> Replayed {
-    replay_into(inputs, settings, CollectingNotifier::default())
+    replay_into(
+        inputs,
+        settings,
+        CollectingNotifier::default(),
+        RulePack::builtin(),
+    )
+}
+
+/// [`replay_bytes`] with another rule pack; the deliveries.
+pub fn replay_bytes_with(inputs: &[Vec<u8>], settings: Settings, rules: RulePack) -> Vec<Delivery> {
+    replay_into(inputs, settings, CollectingNotifier::default(), rules).deliveries
 }
 
 /// Like [`replay_files`], into a destination without threads (an incoming webhook).
@@ -69,15 +79,24 @@ pub fn replay_files_without_threads(files: &[&Path], settings: Settings) -> Repl
         .iter()
         .map(|f| std::fs::read(f).unwrap_or_else(|err| panic!("{}: {err}", f.display())))
         .collect();
-    replay_into(&inputs, settings, CollectingNotifier::without_threads())
+    replay_into(
+        &inputs,
+        settings,
+        CollectingNotifier::without_threads(),
+        RulePack::builtin(),
+    )
 }
 
-fn replay_into(inputs: &[Vec<u8>], settings: Settings, notifier: CollectingNotifier) -> Replayed {
+fn replay_into(
+    inputs: &[Vec<u8>],
+    settings: Settings,
+    notifier: CollectingNotifier,
+    rules: RulePack,
+) -> Replayed {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap_or_else(|err| panic!("runtime: {err}"));
     runtime.block_on(async {
-        let rules = RulePack::builtin();
         let window = settings.window;
         let mut engine = Engine::new(
             rules,
