@@ -345,7 +345,7 @@ fn a_denied_tamper_call_is_headed_as_a_denied_attempt() {
     let headline = &en[0].summary.headline;
     assert!(headline.starts_with("Denied attempt: "), "{headline}");
     assert!(
-        headline.contains("tried DeleteTrail on org-trail: denied (AccessDenied)"),
+        headline.contains("tried DeleteTrail on org-trail (AccessDenied)"),
         "{headline}"
     );
     let ko = replay_lines(&[line], Lang::Ko);

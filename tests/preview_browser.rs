@@ -27,11 +27,11 @@ fn chromium() -> Option<PathBuf> {
 
 /// Runs Chromium headless on `page` with `extra` arguments; its stdout. Killed after 120 s.
 fn run_chromium(browser: &Path, page: &Path, extra: &[String]) -> String {
-    let profile = std::env::temp_dir().join(format!(
-        "trailwatch-chromium-{}-{}",
-        std::process::id(),
-        extra.len()
-    ));
+    // A profile per run: two browsers on one profile refuse each other.
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let profile =
+        std::env::temp_dir().join(format!("trailwatch-chromium-{}-{run}", std::process::id()));
     let mut child = Command::new(browser)
         .args([
             "--headless",
@@ -137,4 +137,57 @@ fn preview_renders_in_chromium_with_every_message() {
     // The browser ran no script from event text and kept the page's structure.
     assert!(!dom.contains("<script"));
     assert!(dom.contains("Content-Security-Policy"));
+}
+
+/// Heights of the page's messages in CSS pixels, as Chromium lays them out at 1100 px wide.
+/// The measuring copy drops the page's script ban and adds one script that writes the heights
+/// into the title.
+fn message_heights(browser: &Path, page: &str, dir: &Path) -> Vec<u32> {
+    let start = page
+        .find("<meta http-equiv=\"Content-Security-Policy\"")
+        .unwrap_or_else(|| panic!("the page has a CSP"));
+    let end = start + page[start..].find('>').unwrap_or(0) + 1;
+    let measured = format!("{}{}", &page[..start], &page[end..]).replace(
+        "</body>",
+        "<script>document.title = [...document.querySelectorAll('article.msg')]\
+         .map(a => Math.round(a.getBoundingClientRect().height)).join(',')</script></body>",
+    );
+    let html = dir.join("measure.html");
+    std::fs::write(&html, measured).unwrap_or_else(|err| panic!("{err}"));
+    let dom = run_chromium(
+        browser,
+        &html,
+        &[
+            "--window-size=1100,2400".to_owned(),
+            "--dump-dom".to_owned(),
+        ],
+    );
+    let title = dom
+        .split_once("<title>")
+        .and_then(|(_, rest)| rest.split_once("</title>"))
+        .map(|(title, _)| title.to_owned())
+        .unwrap_or_default();
+    title.split(',').filter_map(|h| h.parse().ok()).collect()
+}
+
+/// Issue 17: a one-event message (a denied `GetCertificate`) was 480 px tall, its facts said
+/// four or five times; it must be at most half of that.
+#[test]
+fn a_one_event_message_is_at_most_half_its_old_height() {
+    let Some(browser) = chromium() else { return };
+    let replayed = replay_files(
+        &[&fixture("denied-read.jsonl")],
+        settings(Lang::En, chrono_tz::UTC),
+    );
+    let page = replayed.output(Format::Html);
+    let dir = std::env::temp_dir().join(format!("trailwatch-height-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|err| panic!("{err}"));
+    let heights = message_heights(&browser, &page, &dir);
+    assert_eq!(heights.len(), 1, "one message: {heights:?}");
+    assert!(
+        heights[0] <= 240,
+        "{} px, more than half of 480",
+        heights[0]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -205,6 +205,9 @@ fn action(a: &Action<'_>) -> String {
     let name = a.name;
     let attempts = o.denied + o.failed;
     if attempts == a.calls {
+        if a.prefixed {
+            return format!("tried {name}{times}{on}{codes}");
+        }
         let how = if o.failed == 0 { "denied" } else { "failed" };
         return format!("tried {name}{times}{on}: {how}{codes}");
     }

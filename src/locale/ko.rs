@@ -161,6 +161,9 @@ fn action(a: &Action<'_>) -> String {
     let attempts = o.denied + o.failed;
     let how = if o.failed == 0 { "거부됨" } else { "실패" };
     if attempts == a.calls {
+        if a.prefixed {
+            return format!("{on}{name}{times} 시도{codes}");
+        }
         return format!("{on}{name}{times} 시도, {how}{codes}");
     }
     let verb = if o.reads == a.calls {

@@ -118,6 +118,9 @@ pub struct Action<'a> {
     pub codes: &'a str,
     /// For console sign-ins: whether one was without MFA. `None`: API calls.
     pub sign_in_without_mfa: Option<bool>,
+    /// The headline's prefix already says every call was denied (or failed): the action
+    /// does not say it again.
+    pub prefixed: bool,
 }
 
 /// Every reader-facing word and phrase of one language. Phrases that take numbers or names are

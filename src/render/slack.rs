@@ -294,6 +294,13 @@ fn head_and_sections(delivery: &Delivery) -> Option<(Vec<Block>, Vec<Block>)> {
                     incident::alerted_note(delivery.alerted_elsewhere, locale),
                 );
             }
+            if said_by_headline(batch, summary) && delivery.continuing.is_empty() {
+                // The tree would repeat the headline line for line.
+                if matches!(head.last(), Some(Block::Divider)) {
+                    head.pop();
+                }
+                return Some((head, Vec::new()));
+            }
             (head, tree_sections(batch, locale, l))
         }
     };
@@ -311,6 +318,22 @@ fn head_and_sections(delivery: &Delivery) -> Option<(Vec<Block>, Vec<Block>)> {
         sections.push(Block::section(l.no_events.to_owned()));
     }
     Some((head, sections))
+}
+
+/// True when the offline headline already says everything the tree would: one performer,
+/// one API (named in it), one outcome (one tree line).
+fn said_by_headline(batch: &Batch, summary: &Summary) -> bool {
+    let Some(first) = batch.events.first() else {
+        return false;
+    };
+    summary.source == SummarySource::Offline
+        && summary.headline.contains(first.event.display_name())
+        && batch.events.iter().all(|e| {
+            e.actor == first.actor
+                && e.event.name == first.event.name
+                && Outcome::of(&e.event) == Outcome::of(&first.event)
+                && e.already_alerted == first.already_alerted
+        })
 }
 
 /// A notice about the pipeline: its headline, the account, what it means.
@@ -445,16 +468,13 @@ fn source_line(batch: &Batch, summary: &Summary, l: &Words) -> Option<String> {
     Some(line)
 }
 
-/// Time, regions and account: what the headline and the tree do not say. Under a model's
-/// headline, also the events counted by outcome from the batch itself: a model cannot talk
-/// them away.
+/// Time and account: what the headline and the tree do not say (each region is named by its
+/// `CloudTrail` button, or listed under it when it has none). Under a model's headline, also
+/// the events counted by outcome from the batch itself: a model cannot talk them away.
 fn fields(batch: &Batch, summary: &Summary, locale: Locale, l: &Words) -> Vec<Text> {
-    let regions: Vec<String> = regions(batch).iter().map(|r| plain_within(r, 60)).collect();
     let field = |label: &str, value: String| Text::mrkdwn(format!("*{label}*\n{value}"));
-    let room = MAX_FIELD - 100;
     let mut fields = vec![
         field(l.time, time_text(batch, locale.tz)),
-        field(l.regions, join_within(&regions, ", ", room, l)),
         field(l.account, plain_within(&batch.account_label(), 300)),
     ];
     if summary.source != SummarySource::Offline {
@@ -489,9 +509,9 @@ fn regions(batch: &Batch) -> BTreeSet<&str> {
 }
 
 /// The window in the reader's zone (`2024-01-01 09:00–09:05 KST`), or the event time for an
-/// immediate alert.
+/// immediate alert or a one-event batch.
 fn time_text(batch: &Batch, tz: Tz) -> String {
-    if batch.kind == BatchKind::Immediate
+    if (batch.kind == BatchKind::Immediate || batch.events.len() == 1)
         && let Some(e) = batch.events.first()
     {
         return e

@@ -118,7 +118,6 @@ mod tests {
         for expected in [
             "🟡 3 changes\n",
             "Time: 2024-01-01 00:00–00:05 UTC\n",
-            "Region(s): ap-northeast-2, us-east-1\n",
             "Account: 111111111111 (A계정)\n",
             "alice@example.com via console\n",
             "▸ IAM user changed\n",

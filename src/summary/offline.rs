@@ -106,7 +106,7 @@ pub fn targets(events: &[&BatchEvent], words: &Words, performer: Option<&str>) -
             let name = if performer == Some(&*resource.name) {
                 words.itself
             } else {
-                &*resource.name
+                short_name(&resource.name)
             };
             if seen.insert(name) {
                 names.push(name);
@@ -127,6 +127,21 @@ pub fn targets(events: &[&BatchEvent], words: &Words, performer: Option<&str>) -
         text.push_str(&(words.and_more)(more));
     }
     text
+}
+
+/// An ARN by its resource part, as a headline names it (`certificate/1234abcd-...` ->
+/// `1234abcd-...`, `arn:aws:s3:::logs` -> `logs`); anything else as it is. The tree keeps
+/// the whole ARN.
+fn short_name(name: &str) -> &str {
+    if !name.starts_with("arn:") {
+        return name;
+    }
+    // arn:partition:service:region:account:resource
+    let resource = name.splitn(6, ':').nth(5).unwrap_or(name);
+    resource
+        .rsplit(['/', ':'])
+        .find(|part| !part.is_empty())
+        .unwrap_or(resource)
 }
 
 /// Error codes of the failed events, distinct, joined.
@@ -193,11 +208,18 @@ fn headline(batch: &Batch, lang: Lang, words: &Words) -> String {
             outcomes,
             codes: &codes(&events),
             sign_in_without_mfa: sign_in,
+            prefixed: !sign_ins && outcomes.all_attempts(),
         })
     } else {
         (words.made)(&(words.outcome_counts)(&outcomes))
     };
-    (words.headline)(attempt_prefix(&outcomes, words), &performer, &what, &title)
+    // A sign-in says its own outcome ("tried to sign in ... and failed").
+    let prefix = if sign_ins {
+        ""
+    } else {
+        attempt_prefix(&outcomes, words)
+    };
+    (words.headline)(prefix, &performer, &what, &title)
 }
 
 /// Small builders for summary tests: realistic batches without the decoder.

@@ -300,6 +300,10 @@ fn oversized_fields_are_bounded_per_line_and_still_shown() {
     s.body = "&".repeat(10_000);
     s.notes = vec!["<".repeat(1000); 100];
     s.severity_reason = ">".repeat(5000);
+    // Not the offline templates: the tree is shown even for one line.
+    s.source = SummarySource::Fallback {
+        reason: "<".repeat(3000),
+    };
     let b = batch(BatchKind::Window, Some(&"&".repeat(5000)), events);
     let messages = rendered(&b, &s, en());
     assert_within_limits(&messages);
