@@ -22,7 +22,7 @@ use crate::delivery::{Delivery, Placement};
 use crate::enrich::{Performer, Principal};
 use crate::locale::Words;
 use crate::severity::Severity;
-use crate::summary::offline::who;
+use crate::summary::offline::{clip_middle, who};
 use crate::summary::outcome::{Outcome, Outcomes};
 use crate::summary::{Locale, Summary, SummarySource};
 use crate::window::{Batch, BatchEvent, BatchKind};
@@ -35,6 +35,8 @@ pub const MAX_TEXT: usize = 3000;
 pub const MAX_FIELD: usize = 2000;
 /// Resource names on one tree line; the rest are counted.
 pub const TREE_RESOURCES: usize = 3;
+/// Longest resource name a tree line shows whole; longer ones keep their start and end.
+pub const TREE_NAME_CHARS: usize = 64;
 /// Buttons shown; further regions are listed as text.
 pub const MAX_BUTTONS: usize = 5;
 /// `metadata.event_type` of every message we post.
@@ -294,13 +296,6 @@ fn head_and_sections(delivery: &Delivery) -> Option<(Vec<Block>, Vec<Block>)> {
                     incident::alerted_note(delivery.alerted_elsewhere, locale),
                 );
             }
-            if said_by_headline(batch, summary) && delivery.continuing.is_empty() {
-                // The tree would repeat the headline line for line.
-                if matches!(head.last(), Some(Block::Divider)) {
-                    head.pop();
-                }
-                return Some((head, Vec::new()));
-            }
             (head, tree_sections(batch, locale, l))
         }
     };
@@ -308,6 +303,17 @@ fn head_and_sections(delivery: &Delivery) -> Option<(Vec<Block>, Vec<Block>)> {
         delivery.placement,
         Placement::Continuing | Placement::Notice
     );
+    let headed = matches!(
+        delivery.placement,
+        Placement::Top | Placement::Folded(_) | Placement::Reminder(_) | Placement::Overflow(_)
+    );
+    if headed && said_by_headline(batch, summary) && delivery.continuing.is_empty() {
+        // The tree would repeat the headline line for line.
+        if matches!(head.last(), Some(Block::Divider)) {
+            head.pop();
+        }
+        return Some((head, Vec::new()));
+    }
     if !delivery.continuing.is_empty() && !own_head {
         // Before the divider that ends the head, so it stays in the first message.
         let at = head.len().saturating_sub(1);
@@ -729,7 +735,7 @@ fn targets(events: &[&BatchEvent], l: &Words) -> String {
     let mut text = names
         .iter()
         .take(TREE_RESOURCES)
-        .map(|n| code_within(n, 150))
+        .map(|n| code_within(&clip_middle(n, TREE_NAME_CHARS), 150))
         .collect::<Vec<_>>()
         .join(", ");
     if more > 0 {

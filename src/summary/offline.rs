@@ -16,8 +16,10 @@ use crate::event::EventKind;
 use crate::locale::{Action, Lang, Locale, Words};
 use crate::window::{Batch, BatchEvent};
 
-/// At most this many resource names in a headline.
-const NAMED_RESOURCES: usize = 3;
+/// At most this many resource names in a headline, each at most [`NAME_CHARS`] long.
+const NAMED_RESOURCES: usize = 2;
+/// Longest resource name a headline shows whole; longer ones keep their start and end.
+const NAME_CHARS: usize = 40;
 
 /// The summarizer that never fails: templates only.
 #[derive(Debug, Clone, Copy, Default)]
@@ -121,6 +123,7 @@ pub fn targets(events: &[&BatchEvent], words: &Words, performer: Option<&str>) -
     let mut text = names
         .into_iter()
         .take(NAMED_RESOURCES)
+        .map(|name| clip_middle(name, NAME_CHARS))
         .collect::<Vec<_>>()
         .join(", ");
     if more > 0 {
@@ -142,6 +145,21 @@ fn short_name(name: &str) -> &str {
         .rsplit(['/', ':'])
         .find(|part| !part.is_empty())
         .unwrap_or(resource)
+}
+
+/// `name` when it has at most `max` characters, else its start and end around `…` (an S3
+/// key's date and file name both matter).
+pub fn clip_middle(name: &str, max: usize) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    if chars.len() <= max {
+        return name.to_owned();
+    }
+    let head = max / 2 - 1;
+    let tail = max - head - 1;
+    let mut out: String = chars[..head].iter().collect();
+    out.push('…');
+    out.extend(&chars[chars.len() - tail..]);
+    out
 }
 
 /// Error codes of the failed events, distinct, joined.
@@ -677,11 +695,11 @@ mod tests {
         let batch = batch(BatchKind::Window, events);
         assert_eq!(
             offline_summary(&batch, en()).headline,
-            "jane.doe@example.com via console ran StopInstances ×5 on i-0abc0, i-0abc1, i-0abc2 and 2 more, 1 denied (Client.UnauthorizedOperation) · Instance stopped"
+            "jane.doe@example.com via console ran StopInstances ×5 on i-0abc0, i-0abc1 and 3 more, 1 denied (Client.UnauthorizedOperation) · Instance stopped"
         );
         assert_eq!(
             offline_summary(&batch, ko()).headline,
-            "jane.doe@example.com (콘솔 사용): i-0abc0, i-0abc1, i-0abc2 외 2개 대상 StopInstances 5회 실행, 1회 거부됨 (Client.UnauthorizedOperation) · 인스턴스 중지"
+            "jane.doe@example.com (콘솔 사용): i-0abc0, i-0abc1 외 3개 대상 StopInstances 5회 실행, 1회 거부됨 (Client.UnauthorizedOperation) · 인스턴스 중지"
         );
     }
 
