@@ -121,11 +121,18 @@ fn threads(messages: &[SlackMessage]) -> Vec<Thread<'_>> {
 }
 
 fn card(out: &mut String, m: &SlackMessage) {
+    // What Slack shows beside the app's name is a time; the batch key is for whoever checks
+    // the preview, so it is a tooltip, and the part only when there are several.
+    let visible = if m.parts > 1 {
+        format!("{}/{}", m.part + 1, m.parts)
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
         "<article class=\"msg\">\n<div class=\"avatar\">tw</div>\n<div class=\"body\">\n\
          <div><span class=\"name\">trailwatch</span><span class=\"badge\">APP</span>\
-         <span class=\"meta\">{} · {}/{}</span></div>",
+         <span class=\"meta\" title=\"{} · {}/{}\">{visible}</span></div>",
         html_escape(&m.batch_key),
         m.part + 1,
         m.parts
