@@ -292,6 +292,14 @@ fn set_sample(record: &mut Value, path: &[&str], value: &toml::Value) {
         toml::Value::Table(t) if t.get("exists") == Some(&toml::Value::Boolean(true)) => {
             set(record, path, json!("present"));
         }
+        // `{ equals = "..." }`: the text itself, `*` included.
+        toml::Value::Table(t) if t.contains_key("equals") => {
+            set(
+                record,
+                path,
+                json!(t["equals"].as_str().expect("equals text")),
+            );
+        }
         toml::Value::Table(_) => {} // exists = false: leave it out
         v => set(record, path, json!(sample(&globs(v).expect("globs")[0]))),
     }
@@ -303,7 +311,9 @@ fn request_paths(table: &toml::Table) -> Vec<(Vec<String>, &toml::Value)> {
     for (key, value) in table {
         let path: Vec<String> = key.split('.').map(str::to_owned).collect();
         match value {
-            toml::Value::Table(inner) if !inner.contains_key("exists") => {
+            toml::Value::Table(inner)
+                if !inner.contains_key("exists") && !inner.contains_key("equals") =>
+            {
                 for (mut rest, value) in request_paths(inner) {
                     rest.splice(0..0, path.iter().cloned());
                     out.push((rest, value));

@@ -61,6 +61,14 @@ impl fmt::Display for GlobError {
 }
 
 impl Glob {
+    /// The text as an exact match, `*` included: `{ equals = "*" }` in a rule.
+    pub fn literal(text: &str) -> Self {
+        Self {
+            text: text.to_owned(),
+            shape: Shape::Exact,
+        }
+    }
+
     pub fn new(text: &str) -> Result<Self, GlobError> {
         if text.is_empty() {
             return Err(GlobError::Empty);

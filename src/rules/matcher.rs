@@ -393,7 +393,7 @@ pub struct Ctx<'a> {
     id: &'a str,
 }
 
-const GLOBS: &str = "a glob string, a non-empty list of glob strings, or { exists = true|false }";
+const GLOBS: &str = "a glob string, a non-empty list of glob strings, { equals = \"text\" } or { exists = true|false }";
 const BOOL: &str = "true, false, or { exists = true|false }";
 const DETAIL_TYPES: &str = "a detail-type string or a non-empty list of them";
 
@@ -454,6 +454,16 @@ impl Ctx<'_> {
 
     /// The condition of a key that takes globs (`key` as errors name it).
     pub fn glob_cond(&self, key: &str, value: &toml::Value) -> Result<Cond, RulesError> {
+        // `{ equals = "*" }`: the text as it is, `*` included (a glob cannot say a literal `*`).
+        if let toml::Value::Table(t) = value
+            && t.len() == 1
+            && let Some(equals) = t.get("equals")
+        {
+            return match equals.as_str() {
+                Some(text) if !text.is_empty() => Ok(Cond::Globs(vec![Glob::literal(text)])),
+                _ => Err(self.type_error(key, GLOBS, value)),
+            };
+        }
         if let Some(b) = self.exists(key, value, GLOBS)? {
             return Ok(Cond::Exists(b));
         }

@@ -106,7 +106,7 @@ pub(super) fn parse(
     value: &toml::Value,
 ) -> Result<Vec<PathCond>, RulesError> {
     let table = match value {
-        toml::Value::Table(table) if !table.is_empty() && !table.contains_key("exists") => table,
+        toml::Value::Table(table) if !table.is_empty() && !is_value(table) => table,
         _ => return Err(ctx.type_error(root.key(), PATHS, value)),
     };
     let mut conds = Vec::new();
@@ -129,6 +129,12 @@ pub(super) fn parse(
     Ok(conds)
 }
 
+/// A table that is a value (`{ exists = ... }`, `{ equals = ... }`), not more paths. A
+/// request field named `exists` or `equals` cannot be tested.
+fn is_value(table: &toml::Table) -> bool {
+    table.contains_key("exists") || table.contains_key("equals")
+}
+
 fn collect(
     ctx: &Ctx<'_>,
     root: Root,
@@ -144,8 +150,9 @@ fn collect(
             return Err(ctx.bad_path(&name, reason.to_owned()));
         }
         match value {
-            // A table is a value only as `{ exists = ... }`; any other nests paths.
-            toml::Value::Table(inner) if !inner.contains_key("exists") => {
+            // A table is a value only as `{ exists = ... }` or `{ equals = ... }`; any other
+            // nests paths.
+            toml::Value::Table(inner) if !is_value(inner) => {
                 if inner.is_empty() {
                     return Err(ctx.type_error(&name, PATHS, value));
                 }

@@ -1,0 +1,245 @@
+//! Detection depth (issue 18, in part): the attack techniques of Stratus Red Team, detonated
+//! for real (`../shared/corpus/stratus-red-team`), each produce at least one yellow or red
+//! event; and every new rule has its own fixture event.
+//!
+//! The corpus records are replayed with what could identify the detonation tool rewritten
+//! (user agent, role and session names, account ids, source IP), so no rule can key on them.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Value, json};
+use trailwatch::Severity;
+use trailwatch::summary::Lang;
+
+/// Rewrite the fields a rule must not key on: who ran the detonation and from where.
+fn neutral(mut record: Value) -> Value {
+    let text = record.to_string();
+    // Account ids (12 digits) anywhere, and the tool's names.
+    let mut out = String::with_capacity(text.len());
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let run = bytes[i..].iter().take_while(|b| b.is_ascii_digit()).count();
+        let bounded = (i == 0 || !bytes[i - 1].is_ascii_digit()) && run == 12;
+        if bounded {
+            out.push_str("111111111111");
+            i += 12;
+        } else {
+            let c = text[i..].chars().next().unwrap_or(' ');
+            out.push(c);
+            i += c.len_utf8();
+        }
+    }
+    let out = out
+        .replace("stratus-red-team", "ops-team")
+        .replace("stratus", "ops");
+    record = serde_json::from_str(&out).unwrap_or(record);
+    record["userAgent"] = json!("aws-sdk-go-v2/1.30.0 os/linux lang/go#1.22.0");
+    record["sourceIPAddress"] = json!("198.51.100.23");
+    record
+}
+
+#[test]
+fn stratus_red_team_techniques_are_seen_at_yellow_or_red() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    let file = corpus.join("stratus-red-team/detonations.jsonl");
+    let text =
+        std::fs::read_to_string(&file).unwrap_or_else(|err| panic!("{}: {err}", file.display()));
+    let mut by_technique: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|err| panic!("{err}"));
+        let technique = v["technique"].as_str().unwrap_or_default().to_owned();
+        by_technique
+            .entry(technique)
+            .or_default()
+            .push(neutral(v["event"].clone()));
+    }
+    let mut seen = BTreeSet::new();
+    let mut missed = Vec::new();
+    for (technique, records) in &by_technique {
+        let lines: Vec<u8> = records
+            .iter()
+            .map(|r| format!("{r}\n").into_bytes())
+            .collect::<Vec<_>>()
+            .concat();
+        let replayed = common::replay_bytes(&[lines], common::settings(Lang::En, chrono_tz::UTC));
+        let hit = replayed
+            .deliveries
+            .iter()
+            .flat_map(|d| &d.batch.events)
+            .any(|e| e.severity() >= Severity::Yellow);
+        if hit {
+            seen.insert(technique.clone());
+        } else {
+            missed.push(technique.clone());
+        }
+    }
+    eprintln!(
+        "stratus: {} of {} techniques at yellow or red; missed: {missed:?}",
+        seen.len(),
+        by_technique.len()
+    );
+    assert_eq!(by_technique.len(), 35, "the corpus has 35 techniques");
+    assert!(seen.len() >= 33, "{} of 35; missed: {missed:?}", seen.len());
+}
+
+/// The rule and colour each matched event got, by event id.
+fn verdicts(input: &[u8]) -> BTreeMap<String, (String, Severity)> {
+    let replayed = common::replay_bytes(
+        &[input.to_vec()],
+        common::settings(Lang::En, chrono_tz::UTC),
+    );
+    replayed
+        .deliveries
+        .iter()
+        .flat_map(|d| &d.batch.events)
+        .map(|e| (e.event.id.to_string(), (e.rule.id.clone(), e.rule.severity)))
+        .collect()
+}
+
+#[test]
+fn each_attack_technique_rule_matches_its_fixture_event() {
+    let input = std::fs::read(common::fixture("detection/attack-techniques.jsonl"))
+        .unwrap_or_else(|err| panic!("{err}"));
+    let expected: BTreeMap<String, Value> = serde_json::from_slice(
+        &std::fs::read(common::fixture("detection/expected.json")).unwrap_or_default(),
+    )
+    .unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(expected.len(), 18);
+    let got = verdicts(&input);
+    for (id, want) in &expected {
+        let (rule, severity) = got
+            .get(id)
+            .unwrap_or_else(|| panic!("{id} ({}) not matched", want["technique"]));
+        assert_eq!(rule, want["rule"].as_str().unwrap_or_default(), "{id}");
+        assert_eq!(
+            severity.as_str(),
+            want["severity"].as_str().unwrap_or_default(),
+            "{id}"
+        );
+    }
+}
+
+/// A Lambda `AddPermission` (as CloudTrail names it) for `principal`, denied or not.
+fn add_permission(id: &str, principal: &str, denied: bool) -> String {
+    let mut record = json!({
+        "eventVersion": "1.09", "eventID": id, "eventTime": "2026-11-02T03:01:00Z",
+        "eventSource": "lambda.amazonaws.com", "eventName": "AddPermission20150331v2",
+        "awsRegion": "us-east-1", "recipientAccountId": "111111111111",
+        "sourceIPAddress": "198.51.100.7", "userAgent": "aws-cli/2.15.0", "readOnly": false,
+        "eventType": "AwsApiCall",
+        "userIdentity": {"type": "IAMUser", "userName": "dev", "accountId": "111111111111",
+            "arn": "arn:aws:iam::111111111111:user/dev"},
+        "requestParameters": {"functionName": "orders-api", "statementId": "s3-invoke",
+            "action": "lambda:InvokeFunction", "principal": principal}
+    });
+    if denied {
+        record["errorCode"] = json!("AccessDeniedException");
+    }
+    record.to_string()
+}
+
+#[test]
+fn only_a_successful_grant_to_everyone_opens_a_lambda_function() {
+    let input = [
+        add_permission("p-star", "*", false),
+        add_permission("p-s3", "s3.amazonaws.com", false),
+        add_permission("p-star-denied", "*", true),
+    ]
+    .join("\n");
+    let got = verdicts(input.as_bytes());
+    assert_eq!(
+        got["p-star"],
+        ("lambda-opened-to-everyone".to_owned(), Severity::Red)
+    );
+    assert_eq!(
+        got["p-s3"],
+        (
+            "lambda-code-or-configuration-changed".to_owned(),
+            Severity::Yellow
+        )
+    );
+    assert_ne!(
+        got["p-star-denied"].0, "lambda-opened-to-everyone",
+        "a denied grant opened nothing"
+    );
+}
+
+#[test]
+fn reading_an_instance_attribute_other_than_user_data_is_not_a_credential_read() {
+    let record = |id: &str, attribute: &str| {
+        json!({
+            "eventVersion": "1.09", "eventID": id, "eventTime": "2026-11-02T03:01:00Z",
+            "eventSource": "ec2.amazonaws.com", "eventName": "DescribeInstanceAttribute",
+            "awsRegion": "us-east-1", "recipientAccountId": "111111111111",
+            "sourceIPAddress": "198.51.100.7", "userAgent": "aws-cli/2.15.0", "readOnly": true,
+            "eventType": "AwsApiCall",
+            "userIdentity": {"type": "IAMUser", "userName": "dev", "accountId": "111111111111",
+                "arn": "arn:aws:iam::111111111111:user/dev"},
+            "requestParameters": {"attribute": attribute, "instanceId": "i-0abc"}
+        })
+        .to_string()
+    };
+    let input = [record("u", "userData"), record("t", "instanceType")].join("\n");
+    let got = verdicts(input.as_bytes());
+    assert_eq!(got["u"].0, "instance-user-data-read");
+    assert!(!got.contains_key("t"), "{got:?}");
+}
+
+/// No rule of this section turns a plain Terraform apply of the fixtures red.
+#[test]
+fn a_terraform_apply_stays_below_red() {
+    for name in [
+        "terraform-burst.jsonl",
+        "incidents/terraform-apply-400.jsonl",
+    ] {
+        let input = std::fs::read(common::fixture(name)).unwrap_or_else(|err| panic!("{err}"));
+        let red: Vec<String> = verdicts(&input)
+            .into_values()
+            .filter(|(_, severity)| *severity == Severity::Red)
+            .map(|(rule, _)| rule)
+            .collect();
+        assert!(red.is_empty(), "{name}: {red:?}");
+    }
+}
+
+/// `{ equals = "*" }` is the literal text, `*` included, in the matcher and in the member
+/// pattern (EventBridge reads a plain string as an exact match).
+#[test]
+fn equals_takes_a_star_literally_in_the_matcher_and_the_pattern() {
+    let pack = trailwatch::rules::RulePack::from_toml(
+        r#"
+[[rule]]
+id = "open"
+title = "Opened to everyone"
+severity = "red"
+[rule.match]
+source = "lambda.amazonaws.com"
+name = "AddPermission*"
+request = { principal = { equals = "*" } }
+"#,
+    )
+    .unwrap_or_else(|err| panic!("{err}"));
+    let pattern = trailwatch::rules::pattern::event_pattern(&pack).to_string();
+    assert!(pattern.contains(r#""principal":["*"]"#), "{pattern}");
+    let deliveries = common::replay_bytes_with(
+        &[[
+            add_permission("a", "*", false),
+            add_permission("b", "s3.amazonaws.com", false),
+        ]
+        .join("\n")
+        .into_bytes()],
+        common::settings(Lang::En, chrono_tz::UTC),
+        pack,
+    );
+    let matched: Vec<String> = deliveries
+        .iter()
+        .flat_map(|d| &d.batch.events)
+        .map(|e| e.event.id.to_string())
+        .collect();
+    assert_eq!(matched, ["a"]);
+}
