@@ -5,15 +5,14 @@
 
 mod common;
 
-use common::{beat, pipe};
+use common::{Lines, beat, pipe};
 
-use std::io::Write;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde_json::json;
 use trailwatch::Severity;
 use trailwatch::adapters::memory::{CollectingNotifier, MemoryStore};
 use trailwatch::app::lambda::{Handler, Response};
@@ -51,37 +50,6 @@ fn root_login(time: &str) -> String {
         }
     })
     .to_string()
-}
-
-/// Embedded-metric lines the handler wrote.
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Lines {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Lines {
-    fn values(&self) -> Vec<Value> {
-        let bytes = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        String::from_utf8_lossy(&bytes)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_default())
-            .collect()
-    }
 }
 
 fn settings() -> Settings {

@@ -173,3 +173,37 @@ pub fn pipe(envelopes: &[String]) -> Vec<u8> {
         .collect();
     serde_json::to_vec(&records).unwrap_or_default()
 }
+
+/// Embedded-metric lines a Lambda handler wrote (`Handler::with_metrics_output`), shared with
+/// the test that reads them.
+#[derive(Clone, Default)]
+pub struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Lines {
+    /// Each line written, as JSON.
+    pub fn values(&self) -> Vec<Value> {
+        let bytes = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|err| panic!("{l}: {err}")))
+            .collect()
+    }
+}
