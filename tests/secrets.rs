@@ -52,11 +52,8 @@ async fn fake(
         .into_response()
 }
 
-async fn client() -> (aws_sdk_secretsmanager::Client, Arc<Mutex<Vec<String>>>) {
-    let calls = Arc::new(Mutex::new(Vec::new()));
-    let app = Router::new()
-        .route("/", post(fake))
-        .with_state(calls.clone());
+/// Serve `app` on 127.0.0.1 as the Secrets Manager endpoint; a client for it.
+async fn serve(app: Router) -> aws_sdk_secretsmanager::Client {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap_or_else(|err| panic!("{err}"));
@@ -76,7 +73,15 @@ async fn client() -> (aws_sdk_secretsmanager::Client, Arc<Mutex<Vec<String>>>) {
         ))
         .endpoint_url(format!("http://{addr}"))
         .build();
-    (aws_sdk_secretsmanager::Client::from_conf(config), calls)
+    aws_sdk_secretsmanager::Client::from_conf(config)
+}
+
+async fn client() -> (aws_sdk_secretsmanager::Client, Arc<Mutex<Vec<String>>>) {
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let app = Router::new()
+        .route("/", post(fake))
+        .with_state(calls.clone());
+    (serve(app).await, calls)
 }
 
 #[tokio::test]
@@ -150,26 +155,7 @@ async fn rotating_client(
     let app = Router::new()
         .route("/", post(rotating))
         .with_state((calls.clone(), tokens));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|err| panic!("{err}"));
-    let addr = listener.local_addr().unwrap_or_else(|err| panic!("{err}"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    let config = aws_sdk_secretsmanager::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "AKIDFAKE",
-            "fake-secret-key",
-            None,
-            None,
-            "test",
-        ))
-        .endpoint_url(format!("http://{addr}"))
-        .build();
-    (aws_sdk_secretsmanager::Client::from_conf(config), calls)
+    (serve(app).await, calls)
 }
 
 /// A one-event delivery (replayed before any runtime starts: replay runs its own).
