@@ -1304,22 +1304,21 @@ impl Store for DynamoStore {
             item.insert(DUE_PK.to_owned(), s(kind.as_str()));
             item.insert(DUE_AT.to_owned(), n(ms(due)));
         }
-        item.insert("state_body".to_owned(), s(&state.body));
-        let version = |v: u64| n(i64::try_from(v).unwrap_or(i64::MAX));
-        item.insert("state_version".to_owned(), version(read + 1));
+        // The body is JSON already: written as it is, under the version read.
+        let body = serde_json::value::RawValue::from_string(state.body.clone()).map_err(|err| {
+            DynamoError::Build {
+                op: "save state",
+                source: Box::new(err),
+            }
+        })?;
         // Kept until well after it is due, whatever the event TTL.
         let keep_from = state.due_at.map_or(now, |due| due.max(now));
-        item.insert(
-            TTL_ATTRIBUTE.to_owned(),
-            ttl(keep_from, self.settings.event_ttl),
-        );
-        if read == 0 {
-            return self
-                .put_if("save state", item, "attribute_not_exists(pk)", None)
-                .await;
-        }
-        let values = HashMap::from([(":v".to_owned(), version(read))]);
-        self.put_if("save state", item, "state_version = :v", Some(values))
+        let versioned = Versioned {
+            op: "save state",
+            body: "state_body",
+            version: "state_version",
+        };
+        self.put_versioned(versioned, item, &body, read, keep_from)
             .await
     }
 
