@@ -109,7 +109,7 @@ fn each_attack_technique_rule_matches_its_fixture_event() {
         &std::fs::read(common::fixture("detection/expected.json")).unwrap_or_default(),
     )
     .unwrap_or_else(|err| panic!("{err}"));
-    assert_eq!(expected.len(), 18);
+    assert_eq!(expected.len(), 22);
     let got = verdicts(&input);
     for (id, want) in &expected {
         let (rule, severity) = got
