@@ -243,3 +243,54 @@ request = { principal = { equals = "*" } }
         .collect();
     assert_eq!(matched, ["a"]);
 }
+
+/// Panther's labelled test events of its High and Critical rules, each replayed on its own with
+/// a fresh event id (the file reuses ids): how many of those that must alert trailwatch sees
+/// at yellow or red, and how many of those that must not.
+#[test]
+fn panther_high_and_critical_labels() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    let file = corpus.join("panther/labelled.jsonl");
+    let text =
+        std::fs::read_to_string(&file).unwrap_or_else(|err| panic!("{}: {err}", file.display()));
+    let (mut alert, mut alert_hit, mut quiet, mut quiet_hit) = (0, 0, 0, 0);
+    let mut misses = Vec::new();
+    let mut false_alarms = Vec::new();
+    for (n, line) in text.lines().filter(|l| !l.trim().is_empty()).enumerate() {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|err| panic!("{err}"));
+        if !matches!(v["severity"].as_str(), Some("High" | "Critical")) {
+            continue;
+        }
+        let mut event = v["event"].clone();
+        event["eventID"] = json!(format!("panther-{n}"));
+        let got = verdicts(format!("{event}\n").as_bytes());
+        let hit = got.values().find(|(_, s)| *s >= Severity::Yellow);
+        let label = format!(
+            "{} / {} -> {}",
+            v["rule"].as_str().unwrap_or_default(),
+            v["test"].as_str().unwrap_or_default(),
+            hit.map_or("-".to_owned(), |(rule, s)| format!("{rule} {}", s.as_str()))
+        );
+        if v["expected_alert"] == json!(true) {
+            alert += 1;
+            if hit.is_some() {
+                alert_hit += 1;
+            } else {
+                misses.push(label);
+            }
+        } else {
+            quiet += 1;
+            if hit.is_some() {
+                quiet_hit += 1;
+                false_alarms.push(label);
+            }
+        }
+    }
+    eprintln!(
+        "panther: {alert_hit} of {alert} alerting events at yellow or red; {quiet_hit} of {quiet} quiet ones\nmissed:\n  {}\nfalse alarms:\n  {}",
+        misses.join("\n  "),
+        false_alarms.join("\n  ")
+    );
+}

@@ -12,14 +12,28 @@ use std::path::PathBuf;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use trailwatch::Severity;
-use trailwatch::event::{EventKind, Facts, RawJson};
+use trailwatch::event::{Decoded, EventKind, decode_bytes};
 use trailwatch::rules::{self, RulePack, Verdict, event_pattern, event_patterns};
 
 // ------------------------------------------------------------------------------------------------
 // A small EventBridge pattern evaluator.
 
-/// Does `pattern` match `event`? `event` is the object at the same level as `pattern`.
+/// Does `pattern` match `event`? `nodes` are the values at the same level as `pattern`: one
+/// object, or every object of the arrays met on the way (EventBridge reads an array as each of
+/// its elements).
 fn pattern_matches(pattern: &Value, event: Option<&Value>) -> bool {
+    let nodes: Vec<&Value> = event.into_iter().flat_map(flatten).collect();
+    level_matches(pattern, &nodes)
+}
+
+fn flatten(value: &Value) -> Vec<&Value> {
+    match value {
+        Value::Array(items) => items.iter().flat_map(flatten).collect(),
+        other => vec![other],
+    }
+}
+
+fn level_matches(pattern: &Value, nodes: &[&Value]) -> bool {
     let Value::Object(fields) = pattern else {
         panic!("a pattern level must be an object: {pattern}");
     };
@@ -27,24 +41,34 @@ fn pattern_matches(pattern: &Value, event: Option<&Value>) -> bool {
         if key == "$or" {
             let branches = expected.as_array().expect("$or takes a list");
             assert!(!branches.is_empty(), "$or must not be empty");
-            return branches.iter().any(|b| pattern_matches(b, event));
+            return branches.iter().any(|b| level_matches(b, nodes));
         }
-        let value = event.and_then(|e| e.get(key));
+        let children: Vec<&Value> = nodes
+            .iter()
+            .filter_map(|n| n.get(key))
+            .flat_map(flatten)
+            .collect();
         match expected {
-            Value::Object(_) => pattern_matches(expected, value.filter(|v| v.is_object())),
-            Value::Array(ops) => leaf_matches(ops, value),
+            Value::Object(_) => {
+                let objects: Vec<&Value> = children.into_iter().filter(|v| v.is_object()).collect();
+                level_matches(expected, &objects)
+            }
+            Value::Array(ops) => {
+                let leaves: Vec<&Value> = children.into_iter().filter(|v| !v.is_object()).collect();
+                leaf_matches(ops, &leaves)
+            }
             other => panic!("pattern value for {key} must be an object or a list: {other}"),
         }
     })
 }
 
-/// A leaf: any operator matches the value (or, for an array value, any of its elements).
-fn leaf_matches(ops: &[Value], value: Option<&Value>) -> bool {
-    ops.iter().any(|op| match value {
-        None => op == &json!({ "exists": false }),
-        Some(Value::Array(items)) => items.iter().any(|item| op_matches(op, item)),
-        Some(v) => op_matches(op, v),
-    })
+/// A leaf: any operator matches any of the values; `exists` asks whether there is one.
+fn leaf_matches(ops: &[Value], leaves: &[&Value]) -> bool {
+    ops.iter()
+        .any(|op| match op.get("exists").and_then(Value::as_bool) {
+            Some(want) => leaves.is_empty() != want,
+            None => leaves.iter().any(|leaf| op_matches(op, leaf)),
+        })
 }
 
 fn op_matches(op: &Value, value: &Value) -> bool {
@@ -55,7 +79,6 @@ fn op_matches(op: &Value, value: &Value) -> bool {
     let (name, arg) = o.iter().next().expect("one operator");
     let text = value.as_str();
     match name.as_str() {
-        "exists" => arg.as_bool().expect("exists takes a bool"),
         "prefix" => text.is_some_and(|t| t.starts_with(arg.as_str().expect("prefix string"))),
         "suffix" => text.is_some_and(|t| t.ends_with(arg.as_str().expect("suffix string"))),
         "wildcard" => {
@@ -66,11 +89,67 @@ fn op_matches(op: &Value, value: &Value) -> bool {
             );
             text.is_some_and(|t| wildcard(glob.as_bytes(), t.as_bytes()))
         }
+        "equals-ignore-case" => text.is_some_and(|t| {
+            t.to_lowercase()
+                == arg
+                    .as_str()
+                    .expect("equals-ignore-case string")
+                    .to_lowercase()
+        }),
+        "numeric" => {
+            let bounds = arg.as_array().expect("numeric list");
+            value.as_f64().is_some_and(|n| {
+                bounds.chunks(2).all(|pair| {
+                    let b = pair[1].as_f64().expect("numeric bound");
+                    match pair[0].as_str().expect("numeric operator") {
+                        "<" => n < b,
+                        "<=" => n <= b,
+                        "=" => (n - b).abs() < f64::EPSILON,
+                        ">=" => n >= b,
+                        ">" => n > b,
+                        other => panic!("numeric operator {other}"),
+                    }
+                })
+            })
+        }
+        "cidr" => text.is_some_and(|t| in_cidr(t, arg.as_str().expect("cidr string"))),
+        // Any value that is not one of these (a number too: the pack's matcher tests strings
+        // only, so the pattern may forward more).
         "anything-but" => match arg {
             Value::Array(list) => !list.contains(value),
+            Value::Object(inner) => !op_matches(&Value::Object(inner.clone()), value),
             single => single != value,
         },
         other => panic!("operator {other} is not supported by this evaluator"),
+    }
+}
+
+/// `ip` inside `net` (`a.b.c.d/n` or an IPv6 network), written here with the standard library
+/// alone, apart from the crate's own parsing.
+fn in_cidr(ip: &str, net: &str) -> bool {
+    let (base, bits) = net.split_once('/').expect("cidr has a /");
+    let bits: u32 = bits.parse().expect("prefix length");
+    match (
+        ip.parse::<std::net::IpAddr>(),
+        base.parse::<std::net::IpAddr>(),
+    ) {
+        (Ok(std::net::IpAddr::V4(ip)), Ok(std::net::IpAddr::V4(base))) => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
+            u32::from(ip) & mask == u32::from(base) & mask
+        }
+        (Ok(std::net::IpAddr::V6(ip)), Ok(std::net::IpAddr::V6(base))) => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
+            u128::from(ip) & mask == u128::from(base) & mask
+        }
+        _ => false,
     }
 }
 
@@ -98,7 +177,8 @@ fn wildcard(glob: &[u8], text: &[u8]) -> bool {
 
 #[test]
 fn evaluator_self_check() {
-    let event = json!({"source": "aws.iam", "detail": {"eventName": "CreateUser", "tags": ["a", "b"], "n": null}});
+    let event = json!({"source": "aws.iam", "detail": {"eventName": "CreateUser", "tags": ["a", "b"], "n": null,
+        "items": [{"ip": "192.168.1.1", "n": 1}, {"ip": "10.1.2.3", "n": 4}]}});
     let yes = [
         json!({"source": ["aws.iam"]}),
         json!({"detail": {"eventName": [{"prefix": "Create"}]}}),
@@ -109,6 +189,10 @@ fn evaluator_self_check() {
         json!({"detail": {"missing": [{"exists": false}], "eventName": [{"exists": true}]}}),
         json!({"detail": {"deep": {"missing": [{"exists": false}]}}}),
         json!({"$or": [{"source": ["aws.s3"]}, {"detail": {"eventName": ["CreateUser"]}}]}),
+        json!({"detail": {"items": {"ip": [{"cidr": "10.0.0.0/8"}]}}}),
+        json!({"detail": {"items": {"n": [{"numeric": [">", 2, "<=", 5]}]}}}),
+        json!({"detail": {"eventName": [{"equals-ignore-case": "createuser"}]}}),
+        json!({"detail": {"eventName": [{"anything-but": {"prefix": "Delete"}}]}}),
     ];
     let no = [
         json!({"source": ["aws.s3"]}),
@@ -117,6 +201,9 @@ fn evaluator_self_check() {
         json!({"detail": {"missing": ["x"]}}),
         json!({"detail": {"eventName": [{"exists": false}]}}),
         json!({"$or": [{"source": ["aws.s3"]}, {"detail": {"eventName": ["X"]}}]}),
+        json!({"detail": {"items": {"ip": [{"cidr": "172.16.0.0/12"}]}}}),
+        json!({"detail": {"items": {"n": [{"numeric": [">", 5]}]}}}),
+        json!({"detail": {"eventName": [{"anything-but": {"prefix": "Create"}}]}}),
     ];
     for p in &yes {
         assert!(pattern_matches(p, Some(&event)), "{p} should match");
@@ -169,59 +256,15 @@ fn state_change(state: &str) -> Value {
     })
 }
 
-fn s(v: &Value) -> Option<&str> {
-    v.as_str()
-}
-
-/// What the pack says of an envelope.
+/// What the pack says of an envelope, read by the crate's own decoder.
 fn verdict(pack: &RulePack, envelope: &Value) -> Verdict {
-    let request = envelope["detail"]
-        .get("requestParameters")
-        .map(Value::to_string);
-    pack.evaluate(&facts(envelope, request.as_deref()))
-}
-
-/// The facts of an envelope, the way the decoder reads them; `request` is the JSON text of its
-/// `requestParameters`.
-fn facts<'a>(envelope: &'a Value, request: Option<&'a str>) -> Facts<'a> {
-    let d = &envelope["detail"];
-    let kind = EventKind::from_detail_type(envelope["detail-type"].as_str().expect("detail-type"))
-        .expect("known detail-type");
-    if kind == EventKind::StateChange {
-        return Facts {
-            kind,
-            source: "ec2.amazonaws.com",
-            name: "InstanceStateChange",
-            error_code: None,
-            identity_type: None,
-            read_only: None,
-            mfa_used: None,
-            login_result: None,
-            state: s(&d["state"]),
-            user_agent: None,
-            role_name: None,
-            user_name: None,
-            invoked_by: None,
-            request: None,
-        };
-    }
-    let who = &d["userIdentity"];
-    Facts {
-        kind,
-        source: s(&d["eventSource"]).unwrap_or_default(),
-        name: s(&d["eventName"]).unwrap_or_default(),
-        error_code: s(&d["errorCode"]),
-        identity_type: s(&who["type"]),
-        read_only: d["readOnly"].as_bool(),
-        mfa_used: s(&d["additionalEventData"]["MFAUsed"]),
-        login_result: s(&d["responseElements"]["ConsoleLogin"]),
-        state: None,
-        user_agent: s(&d["userAgent"]),
-        role_name: s(&who["sessionContext"]["sessionIssuer"]["userName"]),
-        user_name: s(&who["userName"]),
-        invoked_by: s(&who["invokedBy"]),
-        request: request.map(RawJson::new),
-    }
+    let text = envelope.to_string();
+    let mut out = None;
+    decode_bytes(text.as_bytes(), &mut |decoded| match decoded {
+        Decoded::Record(record) => out = Some(pack.evaluate(&record.facts())),
+        other => panic!("{envelope} does not decode to a record: {other:?}"),
+    });
+    out.expect("one record")
 }
 
 fn matches_pattern(pattern: &Value, envelope: &Value) -> bool {
@@ -249,22 +292,34 @@ fn globs(value: &toml::Value) -> Option<Vec<String>> {
     }
 }
 
+/// Put `value` at `path`; a segment `key[]` is an array of one object (or, last, of the value).
 fn set(root: &mut Value, path: &[&str], value: Value) {
     let (last, parents) = path.split_last().expect("non-empty path");
     let mut node = root;
     for key in parents {
-        node = node
+        let (key, array) = key.strip_suffix("[]").map_or((*key, false), |k| (k, true));
+        let entry = node
             .as_object_mut()
             .expect("object")
-            .entry(*key)
-            .or_insert_with(|| json!({}));
+            .entry(key)
+            .or_insert_with(|| if array { json!([{}]) } else { json!({}) });
+        node = if array {
+            entry.get_mut(0).expect("one element")
+        } else {
+            entry
+        };
     }
+    let (last, array) = last
+        .strip_suffix("[]")
+        .map_or((*last, false), |k| (k, true));
     node.as_object_mut()
         .expect("object")
-        .insert((*last).to_owned(), value);
+        .insert(last.to_owned(), if array { json!([value]) } else { value });
 }
 
-const PATHS: [(&str, &[&str]); 10] = [
+const PATHS: [(&str, &[&str]); 12] = [
+    ("source_ip", &["sourceIPAddress"]),
+    ("region", &["awsRegion"]),
     ("error_code", &["errorCode"]),
     ("identity_type", &["userIdentity", "type"]),
     ("read_only", &["readOnly"]),
@@ -300,10 +355,47 @@ fn set_sample(record: &mut Value, path: &[&str], value: &toml::Value) {
                 json!(t["equals"].as_str().expect("equals text")),
             );
         }
+        toml::Value::Table(t) if t.contains_key("anything-but") => {
+            set(record, path, json!("something-else"));
+        }
+        toml::Value::Table(t) if t.contains_key("equals-ignore-case") => {
+            let text = globs(&t["equals-ignore-case"]).expect("texts")[0].to_uppercase();
+            set(record, path, json!(text));
+        }
+        toml::Value::Table(t) if t.contains_key("cidr") => {
+            let net = globs(&t["cidr"]).expect("networks")[0].clone();
+            let base = net.split('/').next().expect("base").to_owned();
+            set(record, path, json!(base));
+        }
+        toml::Value::Table(t) if t.contains_key("not_org_account") => {
+            set(record, path, json!("999999999999"));
+        }
+        toml::Value::Table(t) if t.contains_key("numeric") => {
+            let bounds = t["numeric"].as_array().expect("numeric list");
+            let first = bounds[1].as_integer().expect("integer bound");
+            let n = match bounds[0].as_str() {
+                Some(">") => first + 1,
+                Some("<") => first - 1,
+                _ => first,
+            };
+            set(record, path, json!(n));
+        }
         toml::Value::Table(_) => {} // exists = false: leave it out
+        toml::Value::Integer(n) => set(record, path, json!(n)),
         v => set(record, path, json!(sample(&globs(v).expect("globs")[0]))),
     }
 }
+
+/// The operators a value table may have (`{ exists = ... }`); any other table nests paths.
+const OPERATORS: [&str; 7] = [
+    "exists",
+    "equals",
+    "anything-but",
+    "equals-ignore-case",
+    "numeric",
+    "cidr",
+    "not_org_account",
+];
 
 /// The paths of a `request` table (dotted keys and nested tables) with their values.
 fn request_paths(table: &toml::Table) -> Vec<(Vec<String>, &toml::Value)> {
@@ -311,9 +403,7 @@ fn request_paths(table: &toml::Table) -> Vec<(Vec<String>, &toml::Value)> {
     for (key, value) in table {
         let path: Vec<String> = key.split('.').map(str::to_owned).collect();
         match value {
-            toml::Value::Table(inner)
-                if !inner.contains_key("exists") && !inner.contains_key("equals") =>
-            {
+            toml::Value::Table(inner) if !OPERATORS.iter().any(|op| inner.contains_key(*op)) => {
                 for (mut rest, value) in request_paths(inner) {
                     rest.splice(0..0, path.iter().cloned());
                     out.push((rest, value));
@@ -370,11 +460,18 @@ fn synthesise(m: &toml::Table) -> Vec<Value> {
                     set_sample(&mut record, path, value);
                 }
             }
-            if let Some(toml::Value::Table(request)) = m.get("request") {
-                for (path, value) in request_paths(request) {
-                    let mut path: Vec<&str> = path.iter().map(String::as_str).collect();
-                    path.insert(0, "requestParameters");
-                    set_sample(&mut record, &path, value);
+            for (root, field) in [
+                ("request", "requestParameters"),
+                ("response", "responseElements"),
+                ("additional", "additionalEventData"),
+                ("resources", "resources[]"),
+            ] {
+                if let Some(toml::Value::Table(table)) = m.get(root) {
+                    for (path, value) in request_paths(table) {
+                        let mut path: Vec<&str> = path.iter().map(String::as_str).collect();
+                        path.insert(0, field);
+                        set_sample(&mut record, &path, value);
+                    }
                 }
             }
             out.push(envelope(&record));
@@ -439,6 +536,8 @@ fn record(source: &str, name: &str, extra: &Value) -> Value {
         "eventVersion": "1.09",
         "eventSource": source,
         "eventName": name,
+        "eventID": format!("{source}/{name}"),
+        "eventTime": "2026-01-01T00:00:00Z",
         "eventType": "AwsApiCall",
         "readOnly": true,
         "awsRegion": "us-east-1",
@@ -654,6 +753,13 @@ fn request_cond() -> impl Strategy<Value = String> {
             format!("[{}]", quoted.join(", "))
         }),
         any::<bool>().prop_map(|b| format!("{{ exists = {b} }}")),
+        any::<bool>().prop_map(|b| b.to_string()),
+        Just("3".to_owned()),
+        Just("{ equals-ignore-case = \"TRAILWATCH\" }".to_owned()),
+        Just("{ anything-but = [\"x\", \"trailwatch\"] }".to_owned()),
+        Just("{ anything-but = \"trailwatch-*\" }".to_owned()),
+        Just("{ numeric = [\">\", 3, \"<=\", 200] }".to_owned()),
+        Just("{ cidr = \"10.0.0.0/8\" }".to_owned()),
     ]
 }
 
@@ -671,7 +777,15 @@ fn request_rule() -> impl Strategy<Value = String> {
 }
 
 fn request_value() -> impl Strategy<Value = Value> {
-    let text = prop::sample::select(vec!["trailwatch", "trailwatch-forward", "tah-d", "x", ""]);
+    let text = prop::sample::select(vec![
+        "trailwatch",
+        "trailwatch-forward",
+        "tah-d",
+        "x",
+        "",
+        "10.1.2.3",
+        "8.8.8.8",
+    ]);
     let leaf = prop_oneof![
         4 => text.prop_map(Value::from),
         1 => Just(Value::Null),
@@ -695,25 +809,6 @@ fn request_value() -> impl Strategy<Value = Value> {
     .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()))
 }
 
-/// True when every tested path holds a string or nothing at all: where the rule and the pattern
-/// must agree exactly (elsewhere the pattern may forward more).
-fn plain_at_tested_paths(request: &Value) -> bool {
-    REQUEST_PATHS.iter().all(|path| {
-        let mut node = request;
-        for key in path.split('.') {
-            match node {
-                Value::Object(object) => match object.get(key) {
-                    Some(next) => node = next,
-                    None => return true,
-                },
-                Value::Array(_) => return false,
-                _ => return true, // a scalar has no keys: nothing is there
-            }
-        }
-        node.is_string()
-    })
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -735,7 +830,8 @@ proptest! {
         let matched = verdict(&pack, &event) != Verdict::Unmatched;
         let forwarded = matches_pattern(&pattern, &event);
         prop_assert!(!matched || forwarded, "{rule} matches {request} but {pattern} drops it");
-        if plain_at_tested_paths(&request) {
+        // `anything-but` tests strings only in the pack; EventBridge may forward a number too.
+        if !rule.contains("anything-but") {
             prop_assert_eq!(matched, forwarded, "{} on {} with {}", rule, request, pattern);
         }
     }

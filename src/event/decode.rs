@@ -1182,6 +1182,7 @@ pub struct Record<'a> {
     state: Str<'a>,
     request: Option<&'a RawValue>,
     response: Option<&'a RawValue>,
+    additional: Option<&'a RawValue>,
     resources: Option<&'a RawValue>,
     envelope_resources: Vec<String>,
     /// The JSON this record came in: its EventBridge envelope, or the bare CloudTrail record.
@@ -1328,6 +1329,7 @@ impl<'a> Record<'a> {
             state: None,
             request: probe.request,
             response: probe.response,
+            additional: probe.additional,
             resources: probe.resources,
             envelope_resources: Vec::new(),
             text: "",
@@ -1363,6 +1365,7 @@ impl<'a> Record<'a> {
             state: Some(Text(required(detail.state, "detail.state")?)),
             request: None,
             response: None,
+            additional: None,
             resources: None,
             envelope_resources,
             text: "",
@@ -1445,7 +1448,13 @@ impl<'a> Record<'a> {
             role_name,
             user_name: self.identity.user_name.as_deref(),
             invoked_by: self.identity.invoked_by.as_deref(),
+            account: &self.account,
+            region: &self.region,
+            source_ip: self.source_ip.as_deref(),
             request: self.request.map(|raw| RawJson::new(raw.get())),
+            response: self.response.map(|raw| RawJson::new(raw.get())),
+            additional: self.additional.map(|raw| RawJson::new(raw.get())),
+            resources: self.resources.map(|raw| RawJson::new(raw.get())),
         }
     }
 

@@ -11,5 +11,5 @@ pub use decode::{
 pub use model::{
     AccountId, Event, EventId, EventKind, Facts, Identity, Resource, SharedStr, display_name,
 };
-pub use raw::{Found, RawJson};
+pub use raw::RawJson;
 pub use resources::MAX_RESOURCES;

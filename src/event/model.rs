@@ -271,8 +271,20 @@ pub struct Facts<'a> {
     pub role_name: Option<&'a str>,
     pub user_name: Option<&'a str>,
     pub invoked_by: Option<&'a str>,
+    /// The account the event happened in (`recipientAccountId`, or the envelope's `account`).
+    pub account: &'a str,
+    /// `awsRegion`.
+    pub region: &'a str,
+    /// `sourceIPAddress`: an IP address, or a service name such as `cloudformation.amazonaws.com`.
+    pub source_ip: Option<&'a str>,
     /// `requestParameters`, as its JSON text: nothing is built from it unless a rule looks inside.
     pub request: Option<RawJson<'a>>,
+    /// `responseElements`, as its JSON text.
+    pub response: Option<RawJson<'a>>,
+    /// `additionalEventData`, as its JSON text.
+    pub additional: Option<RawJson<'a>>,
+    /// `resources` (a JSON array of `{ARN, accountId, type}`), as its JSON text.
+    pub resources: Option<RawJson<'a>>,
 }
 
 #[cfg(test)]

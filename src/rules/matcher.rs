@@ -7,6 +7,8 @@ use crate::event::{EventKind, Facts};
 use super::RulesError;
 use super::glob::Glob;
 use super::path::{self, PathCond, Root};
+pub use super::value::Cond;
+use super::value::{Compare, Leaf, Organization, Scope};
 
 /// A key of a `[rule.match]` table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -24,6 +26,8 @@ pub enum Field {
     RoleName,
     UserName,
     InvokedBy,
+    SourceIp,
+    Region,
 }
 
 /// What a fact of an event holds, borrowed.
@@ -33,17 +37,18 @@ pub enum FactValue<'a> {
     Bool(Option<bool>),
 }
 
-impl FactValue<'_> {
-    fn is_present(self) -> bool {
+impl<'a> FactValue<'a> {
+    /// The value as the one leaf a condition tests, or none when the field is absent.
+    pub fn leaf(self) -> Option<Leaf<'a>> {
         match self {
-            Self::Str(v) => v.is_some(),
-            Self::Bool(v) => v.is_some(),
+            Self::Str(v) => v.map(Leaf::Str),
+            Self::Bool(v) => v.map(Leaf::Bool),
         }
     }
 }
 
 impl Field {
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 15] = [
         Self::DetailType,
         Self::Source,
         Self::Name,
@@ -57,9 +62,11 @@ impl Field {
         Self::RoleName,
         Self::UserName,
         Self::InvokedBy,
+        Self::SourceIp,
+        Self::Region,
     ];
 
-    pub const KEYS: [&'static str; 13] = [
+    pub const KEYS: [&'static str; 15] = [
         "detail_type",
         "source",
         "name",
@@ -73,6 +80,8 @@ impl Field {
         "role_name",
         "user_name",
         "invoked_by",
+        "source_ip",
+        "region",
     ];
 
     /// The key as written in TOML.
@@ -111,6 +120,8 @@ impl Field {
             ],
             Self::UserName => &["detail", "userIdentity", "userName"],
             Self::InvokedBy => &["detail", "userIdentity", "invokedBy"],
+            Self::SourceIp => &["detail", "sourceIPAddress"],
+            Self::Region => &["detail", "awsRegion"],
         }
     }
 
@@ -130,6 +141,8 @@ impl Field {
             Self::RoleName => FactValue::Str(facts.role_name),
             Self::UserName => FactValue::Str(facts.user_name),
             Self::InvokedBy => FactValue::Str(facts.invoked_by),
+            Self::SourceIp => FactValue::Str(facts.source_ip),
+            Self::Region => FactValue::Str(Some(facts.region)),
         }
     }
 }
@@ -145,51 +158,6 @@ pub fn known_keys() -> String {
     let fields = Field::KEYS.into_iter();
     let roots = Root::ALL.into_iter().map(Root::key);
     fields.chain(roots).collect::<Vec<_>>().join(", ")
-}
-
-/// The condition one key puts on its fact.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Cond {
-    /// Any of these globs matches the (present) string.
-    Globs(Vec<Glob>),
-    /// The fact is present (`true`) or absent (`false`).
-    Exists(bool),
-    /// The (present) boolean equals this.
-    Bool(bool),
-}
-
-impl Cond {
-    pub fn holds(&self, value: FactValue<'_>) -> bool {
-        match (self, value) {
-            (Self::Globs(globs), FactValue::Str(Some(v))) => globs.iter().any(|g| g.matches(v)),
-            (Self::Exists(want), v) => v.is_present() == *want,
-            (Self::Bool(want), FactValue::Bool(Some(v))) => v == *want,
-            _ => false,
-        }
-    }
-
-    /// The exact values, when every glob is exact (what the index can hash).
-    pub fn exact_values(&self) -> Option<Vec<&str>> {
-        match self {
-            Self::Globs(globs) => globs.iter().map(Glob::exact).collect(),
-            _ => None,
-        }
-    }
-
-    /// How much a test costs, in rank: presence and booleans, whole or end comparisons, then
-    /// substring searches.
-    fn cost(&self) -> u8 {
-        match self {
-            Self::Exists(_) | Self::Bool(_) => 0,
-            Self::Globs(globs) if globs.iter().all(|g| !g.searches()) => 1,
-            Self::Globs(_) => 2,
-        }
-    }
-
-    /// True when a missing fact fails this condition.
-    fn requires_presence(&self) -> bool {
-        !matches!(self, Self::Exists(false))
-    }
 }
 
 /// A set of [`EventKind`]s, i.e. of detail-types.
@@ -262,13 +230,24 @@ pub struct Matcher {
 }
 
 impl Matcher {
+    /// True when the event matches, with no organisation known (see [`Organization`]).
+    #[cfg(test)]
     pub fn matches(&self, facts: &Facts<'_>) -> bool {
+        self.matches_in(facts, &Organization::default())
+    }
+
+    /// True when the event matches, `organization` answering `not_org_account`.
+    pub fn matches_in(&self, facts: &Facts<'_>, organization: &Organization) -> bool {
+        let scope = Scope {
+            organization,
+            account: facts.account,
+        };
         self.kinds.contains(facts.kind)
             && self.order.iter().all(|&i| {
                 let (field, cond) = &self.conds[i];
-                cond.holds(field.value(facts))
+                field_holds(cond, field.value(facts), &scope)
             })
-            && self.paths.iter().all(|p| p.holds(facts))
+            && self.paths.iter().all(|p| p.holds(facts, &scope))
     }
 
     pub fn kinds(&self) -> KindSet {
@@ -312,7 +291,7 @@ impl Matcher {
             match field {
                 Field::DetailType => kinds = Some(ctx.detail_types(value)?),
                 Field::ReadOnly => conds.push((field, ctx.bool_cond(field, value)?)),
-                _ => conds.push((field, ctx.glob_cond(field.key(), value)?)),
+                _ => conds.push((field, ctx.value_cond(field.key(), value, false)?)),
             }
         }
         conds.sort_by_key(|(f, _)| *f);
@@ -337,6 +316,11 @@ impl Matcher {
             id: ctx.id.to_owned(),
             reason,
         };
+        let organization = Organization::default();
+        let scope = Scope {
+            organization: &organization,
+            account: "",
+        };
         let cloudtrail = !self.kinds.intersect(KindSet::CLOUDTRAIL).is_empty();
         let state_change = self.kinds.contains(EventKind::StateChange);
         if !cloudtrail {
@@ -344,12 +328,12 @@ impl Matcher {
             let field = self
                 .conds
                 .iter()
-                .find(|(f, c)| *f != Field::State && !c.holds(f.value(&probe)))
+                .find(|(f, c)| *f != Field::State && !field_holds(c, f.value(&probe), &scope))
                 .map(|(f, _)| f.to_string());
             let path = || {
                 self.paths
                     .iter()
-                    .find(|p| !p.holds(&probe))
+                    .find(|p| !p.holds(&probe, &scope))
                     .map(ToString::to_string)
             };
             if let Some(key) = field.or_else(path) {
@@ -365,6 +349,12 @@ impl Matcher {
         }
         Ok(())
     }
+}
+
+/// A condition on a field of the record: one value, or none.
+pub fn field_holds(cond: &Cond, value: FactValue<'_>, scope: &Scope<'_>) -> bool {
+    let leaf = value.leaf();
+    cond.holds(leaf.as_slice(), scope)
 }
 
 /// The facts of an EC2 state change, with a state that any `state` condition accepts.
@@ -383,7 +373,13 @@ pub fn state_change_facts() -> Facts<'static> {
         role_name: None,
         user_name: None,
         invoked_by: None,
+        account: "",
+        region: "",
+        source_ip: None,
         request: None,
+        response: None,
+        additional: None,
+        resources: None,
     }
 }
 
@@ -393,7 +389,8 @@ pub struct Ctx<'a> {
     id: &'a str,
 }
 
-const GLOBS: &str = "a glob string, a non-empty list of glob strings, { equals = \"text\" } or { exists = true|false }";
+const GLOBS: &str = "a glob string, a non-empty list of glob strings, or one of { equals = \"text\" }, { exists = true|false }, { anything-but = ... }, { equals-ignore-case = ... }, { cidr = \"a.b.c.d/n\" }";
+const PATH_VALUES: &str = "a glob string, a non-empty list of glob strings, true, false, a number, or one of { equals = \"text\" }, { exists = true|false }, { anything-but = ... }, { equals-ignore-case = ... }, { numeric = [\">\", 0, \"<=\", 5] }, { cidr = \"a.b.c.d/n\" }, { not_org_account = true }";
 const BOOL: &str = "true, false, or { exists = true|false }";
 const DETAIL_TYPES: &str = "a detail-type string or a non-empty list of them";
 
@@ -452,35 +449,128 @@ impl Ctx<'_> {
         }
     }
 
-    /// The condition of a key that takes globs (`key` as errors name it).
-    pub fn glob_cond(&self, key: &str, value: &toml::Value) -> Result<Cond, RulesError> {
-        // `{ equals = "*" }`: the text as it is, `*` included (a glob cannot say a literal `*`).
-        if let toml::Value::Table(t) = value
-            && t.len() == 1
-            && let Some(equals) = t.get("equals")
-        {
-            return match equals.as_str() {
-                Some(text) if !text.is_empty() => Ok(Cond::Globs(vec![Glob::literal(text)])),
-                _ => Err(self.type_error(key, GLOBS, value)),
-            };
+    /// The condition of a key (`key` as errors name it); `on_path`: a path key (`request.x`),
+    /// whose values may also be booleans, numbers, `numeric` and `not_org_account`.
+    pub fn value_cond(
+        &self,
+        key: &str,
+        value: &toml::Value,
+        on_path: bool,
+    ) -> Result<Cond, RulesError> {
+        let expected = if on_path { PATH_VALUES } else { GLOBS };
+        let wrong = || self.type_error(key, expected, value);
+        match value {
+            toml::Value::Table(t) => {
+                let (op, arg) = match t.iter().next() {
+                    Some(pair) if t.len() == 1 => pair,
+                    _ => return Err(wrong()),
+                };
+                match (op.as_str(), arg) {
+                    ("exists", toml::Value::Boolean(b)) => Ok(Cond::Exists(*b)),
+                    ("equals", toml::Value::String(text)) if !text.is_empty() => {
+                        Ok(Cond::Globs(vec![Glob::literal(text)]))
+                    }
+                    ("anything-but", _) => self.anything_but(key, arg, expected, value),
+                    ("equals-ignore-case", _) => {
+                        let texts = self.strings(key, arg, expected)?;
+                        if texts.iter().any(|t| t.is_empty()) {
+                            return Err(wrong());
+                        }
+                        Ok(Cond::EqualsIgnoreCase(
+                            texts.into_iter().map(str::to_owned).collect(),
+                        ))
+                    }
+                    ("cidr", _) => self
+                        .strings(key, arg, expected)?
+                        .into_iter()
+                        .map(|text| {
+                            text.parse::<ipnet::IpNet>().map_err(|_| {
+                                self.bad_path(
+                                    key,
+                                    format!(
+                                        "has cidr {text:?}, which is not an IP network like \"10.0.0.0/8\""
+                                    ),
+                                )
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                        .map(Cond::Cidr),
+                    ("numeric", toml::Value::Array(items)) if on_path => {
+                        Self::numeric(items).ok_or_else(wrong)
+                    }
+                    ("not_org_account", toml::Value::Boolean(true)) if on_path => {
+                        Ok(Cond::NotOrgAccount)
+                    }
+                    _ => Err(wrong()),
+                }
+            }
+            toml::Value::Boolean(b) if on_path => Ok(Cond::Bool(*b)),
+            toml::Value::Integer(n) if on_path => Ok(Cond::Number((*n).into())),
+            toml::Value::Float(f) if on_path => serde_json::Number::from_f64(*f)
+                .map(Cond::Number)
+                .ok_or_else(wrong),
+            _ => self
+                .strings(key, value, expected)?
+                .into_iter()
+                .map(|text| self.glob(key, text))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Cond::Globs),
         }
-        if let Some(b) = self.exists(key, value, GLOBS)? {
-            return Ok(Cond::Exists(b));
-        }
-        let globs = self
-            .strings(key, value, GLOBS)?
-            .into_iter()
-            .map(|text| {
-                Glob::new(text).map_err(|reason| RulesError::BadGlob {
-                    section: self.section,
-                    id: self.id.to_owned(),
-                    key: key.to_owned(),
-                    glob: text.to_owned(),
-                    reason: reason.to_string(),
-                })
-            })
+    }
+
+    fn glob(&self, key: &str, text: &str) -> Result<Glob, RulesError> {
+        Glob::new(text).map_err(|reason| RulesError::BadGlob {
+            section: self.section,
+            id: self.id.to_owned(),
+            key: key.to_owned(),
+            glob: text.to_owned(),
+            reason: reason.to_string(),
+        })
+    }
+
+    /// `{ anything-but = "x" | ["x", ...] | "glob" }`: exact strings, or one glob (EventBridge's
+    /// `anything-but` takes a list of values, or one `prefix`, `suffix` or `wildcard`).
+    fn anything_but(
+        &self,
+        key: &str,
+        arg: &toml::Value,
+        expected: &'static str,
+        whole: &toml::Value,
+    ) -> Result<Cond, RulesError> {
+        let texts = self.strings(key, arg, expected)?;
+        let globs = texts
+            .iter()
+            .map(|text| self.glob(key, text))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Cond::Globs(globs))
+        if globs.len() > 1 && globs.iter().any(|g| g.exact().is_none()) {
+            return Err(self.bad_path(
+                key,
+                format!(
+                    "has {whole}: anything-but takes exact strings, or a single glob (EventBridge cannot combine them)"
+                ),
+            ));
+        }
+        Ok(Cond::AnythingBut(globs))
+    }
+
+    /// `[">", 0, "<=", 5]`: one or two comparisons, each an operator then a number.
+    fn numeric(items: &[toml::Value]) -> Option<Cond> {
+        if !(items.len() == 2 || items.len() == 4) {
+            return None;
+        }
+        items
+            .chunks(2)
+            .map(|pair| {
+                let cmp = Compare::parse(pair[0].as_str()?)?;
+                let n = match &pair[1] {
+                    toml::Value::Integer(n) => (*n).into(),
+                    toml::Value::Float(f) => serde_json::Number::from_f64(*f)?,
+                    _ => return None,
+                };
+                Some((cmp, n))
+            })
+            .collect::<Option<Vec<_>>>()
+            .map(Cond::Numeric)
     }
 
     fn bool_cond(&self, field: Field, value: &toml::Value) -> Result<Cond, RulesError> {
@@ -543,7 +633,13 @@ mod tests {
             role_name: None,
             user_name: Some("alice"),
             invoked_by: None,
+            account: "111111111111",
+            region: "us-east-1",
+            source_ip: Some("198.51.100.7"),
             request: None,
+            response: None,
+            additional: None,
+            resources: None,
         }
     }
 

@@ -15,6 +15,7 @@ mod matcher;
 mod path;
 pub mod pattern;
 mod title;
+mod value;
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -31,6 +32,7 @@ pub use pattern::{
     EVENT_PATTERN_DEFAULT_LIMIT, EVENT_PATTERN_MAX_LIMIT, event_pattern, event_patterns,
 };
 pub use title::Titles;
+pub use value::{Organization, account_in};
 
 use index::Index;
 use matcher::Matcher;
@@ -148,6 +150,8 @@ pub struct RulePack {
     entries: Vec<Entry>,
     ignores: Vec<Entry>,
     index: Index,
+    /// Who is inside, for `{ not_org_account = true }`.
+    organization: Organization,
 }
 
 #[derive(Deserialize)]
@@ -305,7 +309,21 @@ impl RulePack {
             ),
             entries,
             ignores,
+            organization: Organization::default(),
         })
+    }
+
+    /// The pack with the organisation's accounts known, so that `{ not_org_account = true }`
+    /// treats them as inside (without them only the event's own account is).
+    #[must_use]
+    pub fn with_organization(mut self, organization: Organization) -> Self {
+        self.organization = organization;
+        self
+    }
+
+    /// The organisation the pack knows (empty when not given).
+    pub fn organization(&self) -> &Organization {
+        &self.organization
     }
 
     /// The detection rules, in pack order.
@@ -328,18 +346,22 @@ impl RulePack {
     pub fn evaluate(&self, facts: &Facts<'_>) -> Verdict {
         let candidates = self.index.candidates(facts);
         // In pack order: the first ignore entry that matches wins.
-        if let Some(&i) = candidates
-            .ignores
-            .iter()
-            .find(|&&i| self.ignores[i].matcher.matches(facts))
-        {
+        if let Some(&i) = candidates.ignores.iter().find(|&&i| {
+            self.ignores[i]
+                .matcher
+                .matches_in(facts, &self.organization)
+        }) {
             return Verdict::Ignored(Arc::clone(&self.ignores[i].rule));
         }
         candidates
             .rules
             .iter()
             .copied()
-            .filter(|&i| self.entries[i].matcher.matches(facts))
+            .filter(|&i| {
+                self.entries[i]
+                    .matcher
+                    .matches_in(facts, &self.organization)
+            })
             .max_by_key(|&i| {
                 let rule = &self.entries[i].rule;
                 (rule.severity, rule.immediate, std::cmp::Reverse(i))

@@ -1,40 +1,53 @@
-//! Match keys that test a value inside the record's JSON by its path: `request`, whose keys are
-//! paths under `requestParameters` (`request = { name = "trailwatch-*" }`,
-//! `request = { "a.b" = "x" }`, or nested tables, which TOML's dotted keys also write:
-//! `request.a.b = "x"`).
+//! Match keys that test values inside the record's JSON by their path: `request` (under
+//! `requestParameters`), `response` (`responseElements`), `additional` (`additionalEventData`)
+//! and `resources` (each `{ARN, accountId, type}` of the record's `resources`). Their keys are
+//! paths: `request = { name = "trailwatch-*" }`, `request = { "a.b" = "x" }`, or nested tables,
+//! which TOML's dotted keys also write: `request.a.b = "x"`.
 //!
-//! A path condition takes the same values as the other keys (globs, a list of globs,
-//! `{ exists = bool }`) and means what EventBridge's pattern on the same path means, for the
-//! values it can hold: a glob holds for a string, `{ exists = true }` for a string,
-//! `{ exists = false }` when nothing is there (see [`Found`]). A number, boolean, null, object or
-//! array satisfies none of them, so the generated pattern can only forward more than the pack
-//! matches, never less (EventBridge would match an array by any element, `exists` a number).
-//!
-//! A root is where the path starts; `request` is the first. Another (`response` for
-//! `responseElements`, `additional` for `additionalEventData`) is one [`Root`] variant: its key,
-//! its place in the envelope and which JSON of the [`Facts`] it reads.
+//! A path reads the way an EventBridge pattern reads the same path: an array met on the way or
+//! at the end stands for each of its elements, so
+//! `request."ipPermissions.items[].ipRanges.items[].cidrIp" = { equals = "0.0.0.0/0" }` holds when
+//! any range of any permission is open to the world. `[]` after a segment says that an array is
+//! there; it is optional, as EventBridge patterns have no such marker. A path condition takes
+//! any value of [`super::value`] and holds when any value at the path satisfies it
+//! (`{ exists = false }`: when there is none).
 
 use std::fmt;
 
-use crate::event::{Facts, Found, RawJson};
+use crate::event::{Facts, RawJson};
 
 use super::RulesError;
-use super::matcher::{Cond, Ctx, FactValue};
+use super::matcher::{Cond, Ctx};
+use super::value::{Leaf, OPERATORS, Scope};
 
 /// Where a path starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Root {
     /// `requestParameters`.
     Request,
+    /// `responseElements`.
+    Response,
+    /// `additionalEventData`.
+    Additional,
+    /// `resources`, an array of `{ARN, accountId, type}`.
+    Resources,
 }
 
 impl Root {
-    pub const ALL: [Self; 1] = [Self::Request];
+    pub const ALL: [Self; 4] = [
+        Self::Request,
+        Self::Response,
+        Self::Additional,
+        Self::Resources,
+    ];
 
     /// The key as written in `[rule.match]`.
     pub fn key(self) -> &'static str {
         match self {
             Self::Request => "request",
+            Self::Response => "response",
+            Self::Additional => "additional",
+            Self::Resources => "resources",
         }
     }
 
@@ -46,36 +59,42 @@ impl Root {
     fn envelope_path(self) -> &'static [&'static str] {
         match self {
             Self::Request => &["detail", "requestParameters"],
+            Self::Response => &["detail", "responseElements"],
+            Self::Additional => &["detail", "additionalEventData"],
+            Self::Resources => &["detail", "resources"],
         }
     }
 
     fn json<'a>(self, facts: &Facts<'a>) -> Option<RawJson<'a>> {
         match self {
             Self::Request => facts.request,
+            Self::Response => facts.response,
+            Self::Additional => facts.additional,
+            Self::Resources => facts.resources,
         }
     }
 }
 
-/// A condition on the value at a path: `request.name = "trailwatch-*"`.
+/// A condition on the values at a path: `request.name = "trailwatch-*"`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathCond {
     root: Root,
-    /// Object keys under the root, outermost first; never empty.
+    /// Object keys under the root, outermost first, `[]` markers taken off; never empty.
     path: Vec<String>,
+    /// The path as written, for messages.
+    written: String,
     cond: Cond,
 }
 
 impl PathCond {
-    pub fn holds(&self, facts: &Facts<'_>) -> bool {
-        let found = self
+    pub fn holds(&self, facts: &Facts<'_>, scope: &Scope<'_>) -> bool {
+        let values = self
             .root
             .json(facts)
-            .map_or(Found::Absent, |json| json.at(&self.path));
-        match found {
-            Found::Str(text) => self.cond.holds(FactValue::Str(Some(&text))),
-            Found::Absent => self.cond.holds(FactValue::Str(None)),
-            Found::Other => false,
-        }
+            .map(|json| json.leaves(&self.path))
+            .unwrap_or_default();
+        let leaves: Vec<Leaf<'_>> = values.iter().filter_map(Leaf::of).collect();
+        self.cond.holds(&leaves, scope)
     }
 
     pub fn cond(&self) -> &Cond {
@@ -92,7 +111,7 @@ impl PathCond {
 impl fmt::Display for PathCond {
     /// The key as an error names it: `request.name`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.root.key(), self.path.join("."))
+        write!(f, "{}.{}", self.root.key(), self.written)
     }
 }
 
@@ -129,10 +148,10 @@ pub(super) fn parse(
     Ok(conds)
 }
 
-/// A table that is a value (`{ exists = ... }`, `{ equals = ... }`), not more paths. A
-/// request field named `exists` or `equals` cannot be tested.
+/// A table that is a value (`{ exists = ... }`, `{ cidr = ... }`, see [`OPERATORS`]), not more
+/// paths. A field named like an operator cannot be tested.
 fn is_value(table: &toml::Table) -> bool {
-    table.contains_key("exists") || table.contains_key("equals")
+    OPERATORS.iter().any(|op| table.contains_key(*op))
 }
 
 fn collect(
@@ -143,24 +162,37 @@ fn collect(
     out: &mut Vec<PathCond>,
 ) -> Result<(), RulesError> {
     for (key, value) in table {
-        let mut path = prefix.to_vec();
-        path.extend(key.split('.').map(str::to_owned));
-        let name = format!("{}.{}", root.key(), path.join("."));
-        if let Some(reason) = path.iter().find_map(|segment| segment_error(segment)) {
+        let mut written = prefix.to_vec();
+        written.extend(key.split('.').map(str::to_owned));
+        let name = format!("{}.{}", root.key(), written.join("."));
+        if let Some(reason) = written.iter().find_map(|segment| segment_error(segment)) {
             return Err(ctx.bad_path(&name, reason.to_owned()));
         }
         match value {
-            // A table is a value only as `{ exists = ... }` or `{ equals = ... }`; any other
-            // nests paths.
+            // A table is a value only when it has an operator's key; any other nests paths.
             toml::Value::Table(inner) if !is_value(inner) => {
                 if inner.is_empty() {
                     return Err(ctx.type_error(&name, PATHS, value));
                 }
-                collect(ctx, root, &path, inner, out)?;
+                collect(ctx, root, &written, inner, out)?;
             }
             _ => {
-                let cond = ctx.glob_cond(&name, value)?;
-                out.push(PathCond { root, path, cond });
+                let cond = ctx.value_cond(&name, value, true)?;
+                let path: Vec<String> = written
+                    .iter()
+                    .map(|s| s.strip_suffix("[]").unwrap_or(s))
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                if path.is_empty() {
+                    return Err(ctx.bad_path(&name, "names no field under it".to_owned()));
+                }
+                out.push(PathCond {
+                    root,
+                    path,
+                    written: written.join("."),
+                    cond,
+                });
             }
         }
     }
@@ -168,10 +200,11 @@ fn collect(
 }
 
 fn segment_error(segment: &str) -> Option<&'static str> {
+    let key = segment.strip_suffix("[]").unwrap_or(segment);
     if segment.is_empty() {
         Some("has an empty path segment (two dots, or a dot at an end)")
-    } else if segment.contains(['[', ']']) {
-        Some("looks into an array (`[]`), which request paths do not do yet")
+    } else if key.contains(['[', ']']) {
+        Some("has `[` or `]` other than a `[]` at the end of a segment (any element of an array)")
     } else {
         None
     }
@@ -204,7 +237,13 @@ mod tests {
             role_name: None,
             user_name: None,
             invoked_by: None,
+            account: "111111111111",
+            region: "us-east-1",
+            source_ip: None,
             request: request.map(RawJson::new),
+            response: None,
+            additional: None,
+            resources: None,
         }
     }
 
@@ -253,26 +292,192 @@ mod tests {
     }
 
     #[test]
-    fn values_that_are_not_strings_satisfy_no_condition() {
-        for m in [
-            matcher(r#"request.a = "*""#).unwrap(),
-            matcher("request.a = { exists = true }").unwrap(),
-            matcher("request.a = { exists = false }").unwrap(),
+    fn exists_sees_any_scalar_and_globs_only_strings() {
+        let glob = matcher(r#"request.a = "*""#).unwrap();
+        let present = matcher("request.a = { exists = true }").unwrap();
+        let absent = matcher("request.a = { exists = false }").unwrap();
+        for scalar in [
+            r#"{"a":3}"#,
+            r#"{"a":true}"#,
+            r#"{"a":null}"#,
+            r#"{"a":["x"]}"#,
         ] {
-            for other in [
-                r#"{"a":3}"#,
-                r#"{"a":true}"#,
-                r#"{"a":null}"#,
-                r#"{"a":{"b":"x"}}"#,
-                r#"{"a":["x"]}"#,
-            ] {
-                assert!(!holds(&m, other), "{other} under {m:?}");
-            }
+            assert!(holds(&present, scalar), "{scalar}");
+            assert!(!holds(&absent, scalar), "{scalar}");
         }
-        let m = matcher("request.a.b = { exists = false }").unwrap();
+        assert!(holds(&glob, r#"{"a":["x"]}"#), "an array's string element");
+        for not_string in [r#"{"a":3}"#, r#"{"a":true}"#, r#"{"a":null}"#] {
+            assert!(!holds(&glob, not_string), "{not_string}");
+        }
+        // An object is not a leaf; an empty array has no elements.
+        for nothing in [r#"{"a":{"b":"x"}}"#, r#"{"a":[]}"#] {
+            assert!(
+                !holds(&present, nothing) && holds(&absent, nothing),
+                "{nothing}"
+            );
+        }
+    }
+
+    #[test]
+    fn arrays_on_the_way_stand_for_each_element() {
+        let open = matcher(
+            r#"request = { "ipPermissions.items[].ipRanges.items[].cidrIp" = { equals = "0.0.0.0/0" } }"#,
+        )
+        .unwrap();
+        let same = matcher(
+            r#"request = { "ipPermissions.items.ipRanges.items.cidrIp" = { equals = "0.0.0.0/0" } }"#,
+        )
+        .unwrap();
+        assert_eq!(
+            open.paths()[0].envelope_path(),
+            same.paths()[0].envelope_path()
+        );
+        let world = r#"{"ipPermissions":{"items":[{"ipRanges":{"items":[{"cidrIp":"10.0.0.0/8"}]}},{"ipRanges":{"items":[{"cidrIp":"0.0.0.0/0"}]}}]}}"#;
+        let private =
+            r#"{"ipPermissions":{"items":[{"ipRanges":{"items":[{"cidrIp":"10.0.0.0/8"}]}}]}}"#;
+        assert!(holds(&open, world) && holds(&same, world));
+        assert!(!holds(&open, private));
+        assert_eq!(
+            open.paths()[0].to_string(),
+            "request.ipPermissions.items[].ipRanges.items[].cidrIp",
+            "messages keep the path as written"
+        );
+    }
+
+    #[test]
+    fn booleans_and_numbers_are_compared_as_json() {
+        let off = matcher("request.deletionProtection = false").unwrap();
+        assert!(holds(&off, r#"{"deletionProtection":false}"#));
+        assert!(!holds(&off, r#"{"deletionProtection":true}"#));
         assert!(
-            !holds(&m, r#"{"a":[{"b":"x"}]}"#),
-            "an array on the way is not absence: EventBridge would look inside"
+            !holds(&off, r#"{"deletionProtection":"false"}"#),
+            "text is not a boolean"
+        );
+        let zero = matcher("request.backupRetentionPeriod = 0").unwrap();
+        assert!(holds(&zero, r#"{"backupRetentionPeriod":0}"#));
+        assert!(holds(&zero, r#"{"backupRetentionPeriod":0.0}"#));
+        assert!(!holds(&zero, r#"{"backupRetentionPeriod":7}"#));
+    }
+
+    #[test]
+    fn numeric_ranges_hold_for_numbers_within_every_bound() {
+        let m = matcher(r#"request.n = { numeric = [">", 0, "<=", 5] }"#).unwrap();
+        for (n, want) in [
+            ("0", false),
+            ("0.5", true),
+            ("5", true),
+            ("5.01", false),
+            ("-1", false),
+        ] {
+            assert_eq!(holds(&m, &format!(r#"{{"n":{n}}}"#)), want, "{n}");
+        }
+        assert!(!holds(&m, r#"{"n":"3"}"#), "a string is not a number");
+        assert!(holds(&m, r#"{"n":[9,3]}"#), "any element");
+        let eq = matcher(r#"request.n = { numeric = ["=", 443] }"#).unwrap();
+        assert!(holds(&eq, r#"{"n":443}"#) && !holds(&eq, r#"{"n":444}"#));
+    }
+
+    #[test]
+    fn anything_but_needs_a_string_that_is_none_of_them() {
+        let m = matcher(r#"request.s = { anything-but = ["Enabled", "Pending"] }"#).unwrap();
+        assert!(holds(&m, r#"{"s":"Suspended"}"#));
+        assert!(!holds(&m, r#"{"s":"Enabled"}"#));
+        assert!(!holds(&m, "{}"), "a missing field is not anything");
+        assert!(holds(&m, r#"{"s":["Enabled","Off"]}"#), "any element");
+        let prefix = matcher(r#"request.s = { anything-but = "us-*" }"#).unwrap();
+        assert!(holds(&prefix, r#"{"s":"eu-west-1"}"#));
+        assert!(!holds(&prefix, r#"{"s":"us-east-1"}"#));
+        let one = matcher(r#"request.s = { anything-but = "*" }"#).unwrap();
+        assert!(!holds(&one, r#"{"s":"x"}"#), "`*` excludes every string");
+    }
+
+    #[test]
+    fn equals_ignore_case_and_cidr() {
+        let m = matcher(r#"request.v = { equals-ignore-case = ["public_read", "ALL"] }"#).unwrap();
+        assert!(holds(&m, r#"{"v":"PUBLIC_READ"}"#) && holds(&m, r#"{"v":"all"}"#));
+        assert!(!holds(&m, r#"{"v":"PRIVATE"}"#));
+        let m = matcher(r#"request.ip = { cidr = ["10.0.0.0/8", "2001:db8::/32"] }"#).unwrap();
+        assert!(holds(&m, r#"{"ip":"10.200.0.1"}"#));
+        assert!(holds(&m, r#"{"ip":"2001:db8::1"}"#));
+        assert!(!holds(&m, r#"{"ip":"11.0.0.1"}"#));
+        assert!(
+            !holds(&m, r#"{"ip":"cloudformation.amazonaws.com"}"#),
+            "not an address"
+        );
+        assert!(
+            !holds(&m, r#"{"ip":"10.0.0.0/8"}"#),
+            "a network is not an address"
+        );
+    }
+
+    #[test]
+    fn not_org_account_holds_for_an_account_outside() {
+        use crate::rules::Organization;
+        let m = matcher("request.valuesToAdd = { not_org_account = true }").unwrap();
+        let org = Organization::new(["222222222222".to_owned()]);
+        let holds_in = |request: &str| m.matches_in(&facts(Some(request)), &org);
+        assert!(holds_in(r#"{"valuesToAdd":["999999999999"]}"#));
+        assert!(holds_in(
+            r#"{"valuesToAdd":["222222222222","999999999999"]}"#
+        ));
+        assert!(!holds_in(r#"{"valuesToAdd":["222222222222"]}"#), "a member");
+        assert!(
+            !holds_in(r#"{"valuesToAdd":["111111111111"]}"#),
+            "its own account"
+        );
+        assert!(
+            !holds_in(r#"{"valuesToAdd":["all"]}"#),
+            "`all` names no account"
+        );
+        assert!(!holds_in(r#"{"valuesToAdd":[]}"#));
+        let arn = matcher(
+            r#"request."x-amz-server-side-encryption-aws-kms-key-id" = { not_org_account = true }"#,
+        )
+        .unwrap();
+        assert!(arn.matches_in(
+            &facts(Some(r#"{"x-amz-server-side-encryption-aws-kms-key-id":"arn:aws:kms:us-east-1:999999999999:key/k"}"#)),
+            &org
+        ));
+    }
+
+    #[test]
+    fn each_root_reads_its_own_part_of_the_record() {
+        let m = matcher(
+            r#"response.publiclyAccessible = true
+additional.SamlProviderArn = { exists = false }
+resources.ARN = "arn:aws:rds:*""#,
+        )
+        .unwrap();
+        let base = facts(None);
+        let with = |response, additional, resources| Facts {
+            response: Some(RawJson::new(response)),
+            additional: Some(RawJson::new(additional)),
+            resources: Some(RawJson::new(resources)),
+            ..base
+        };
+        assert!(m.matches(&with(
+            r#"{"publiclyAccessible":true}"#,
+            "{}",
+            r#"[{"ARN":"arn:aws:rds:us-east-1:1:db:x"}]"#
+        )));
+        assert!(!m.matches(&with(
+            r#"{"publiclyAccessible":true}"#,
+            r#"{"SamlProviderArn":"arn:aws:iam::1:saml-provider/Okta"}"#,
+            r#"[{"ARN":"arn:aws:rds:us-east-1:1:db:x"}]"#
+        )));
+        assert!(!m.matches(&with(
+            r#"{"publiclyAccessible":false}"#,
+            "{}",
+            r#"[{"ARN":"arn:aws:rds:x"}]"#
+        )));
+        let envelope: Vec<Vec<String>> = m.paths().iter().map(PathCond::envelope_path).collect();
+        assert!(
+            envelope.contains(&vec![
+                "detail".to_owned(),
+                "responseElements".to_owned(),
+                "publiclyAccessible".to_owned()
+            ]),
+            "{envelope:?}"
         );
     }
 
@@ -307,12 +512,12 @@ request = { name = "trailwatch-*", eventBusName = { exists = false } }"#,
                 &["`request`", "table of paths"],
             ),
             (
-                "request = { name = 3 }",
-                &["`request.name`", "glob string", "integer 3"],
+                "request = { name = [3] }",
+                &["`request.name`", "glob string", "array [3]"],
             ),
             (
-                "request = { enabled = true }",
-                &["`request.enabled`", "boolean true"],
+                "request = { a = { numeric = [\">\"] } }",
+                &["`request.a`", "numeric"],
             ),
             ("request = { a = {} }", &["`request.a`", "table of paths"]),
             (
@@ -320,8 +525,8 @@ request = { name = "trailwatch-*", eventBusName = { exists = false } }"#,
                 &["`request.a..b`", "empty path segment"],
             ),
             (
-                "request = { \"items[].id\" = \"x\" }",
-                &["`request.items[].id`", "array"],
+                "request = { \"items[0].id\" = \"x\" }",
+                &["`request.items[0].id`", "`[]`"],
             ),
             (
                 "request = { a = \"x\", \"a.b\" = \"y\" }",

@@ -41,8 +41,8 @@ use crate::event::EventKind;
 
 use super::RulePack;
 use super::RulesError;
-use super::glob::Operator;
-use super::matcher::{Cond, Field, KindSet, Matcher, state_change_facts};
+use super::matcher::{Cond, Field, KindSet, Matcher, field_holds, state_change_facts};
+use super::value::{Organization, Scope};
 
 /// The default "Event pattern size" quota, in characters.
 pub const EVENT_PATTERN_DEFAULT_LIMIT: usize = 2048;
@@ -205,19 +205,7 @@ fn owned(path: &[&str]) -> Vec<String> {
 }
 
 fn glob_ops(cond: &Cond) -> Vec<Value> {
-    match cond {
-        Cond::Globs(globs) => globs
-            .iter()
-            .map(|g| match g.operator() {
-                Operator::Equals(s) => json!(s),
-                Operator::Prefix(s) => json!({ "prefix": s }),
-                Operator::Suffix(s) => json!({ "suffix": s }),
-                Operator::Wildcard(s) => json!({ "wildcard": s }),
-            })
-            .collect(),
-        Cond::Exists(b) => vec![json!({ "exists": b })],
-        Cond::Bool(b) => vec![json!(b)],
-    }
+    cond.pattern_ops()
 }
 
 /// `aws.<label>` for each source, when every source is exactly `<label>.amazonaws.com`.
@@ -262,6 +250,11 @@ fn rule_branches(m: &Matcher) -> Vec<Branch> {
     }
     if m.kinds().contains(EventKind::StateChange) {
         let facts = state_change_facts();
+        let organization = Organization::default();
+        let scope = Scope {
+            organization: &organization,
+            account: "",
+        };
         let mut branch = Branch {
             kinds: KindSet::STATE_CHANGE,
             names: None,
@@ -271,7 +264,7 @@ fn rule_branches(m: &Matcher) -> Vec<Branch> {
         for (field, cond) in m.conds() {
             match field {
                 Field::Source | Field::Name => {
-                    possible &= cond.holds(field.value(&facts));
+                    possible &= field_holds(cond, field.value(&facts), &scope);
                     if *field == Field::Source {
                         branch
                             .rest
@@ -283,7 +276,7 @@ fn rule_branches(m: &Matcher) -> Vec<Branch> {
                 }
             }
         }
-        possible &= m.paths().iter().all(|p| p.holds(&facts));
+        possible &= m.paths().iter().all(|p| p.holds(&facts, &scope));
         if possible {
             out.push(branch);
         }
