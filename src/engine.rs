@@ -24,6 +24,7 @@ use crate::window::{Added, Batch, BatchEvent, BatchId, BatchKind, Clock};
 mod alerts;
 pub mod heartbeat;
 mod held;
+mod thresholds;
 
 /// How far past the wall clock an event may be dated before it is placed at the engine's
 /// time (clocks drift; CloudTrail's own delivery is minutes late, never early).
@@ -130,6 +131,9 @@ pub struct Stats {
     pub silent_sources: u64,
     /// Notices posted that a source went silent or quiet, or came back.
     pub notices: u64,
+    /// Events of threshold rules whose group stayed below the threshold in its window: kept
+    /// out of the message (see [`crate::rules::Threshold`]).
+    pub below_threshold: u64,
 }
 
 impl Stats {
@@ -263,6 +267,11 @@ impl Decoding {
                     }
                     match rules.evaluate(&record.facts()) {
                         Verdict::Matched(rule) => {
+                            let counted = if rule.threshold.is_some() {
+                                rules.counted_values(&rule, &record.facts())
+                            } else {
+                                Vec::new()
+                            };
                             let event = record.to_event_with(&mut redactions);
                             let actor = classify_with(&event, actors, &mut agents);
                             out.matched.push(BatchEvent {
@@ -271,6 +280,7 @@ impl Decoding {
                                 actor,
                                 already_alerted: false,
                                 incident: None,
+                                counted,
                             });
                         }
                         Verdict::Ignored(_) => out.stats.ignored += 1,
@@ -630,19 +640,36 @@ where
             let Some(claimed) = self.store.claim(&id, now).await.map_err(store_error)? else {
                 continue;
             };
-            let batch = Batch {
+            let mut batch = Batch {
                 account_name: self.account_name(&id),
                 id: claimed.id,
                 kind: claimed.kind,
                 window_end: claimed.window_end,
                 events: claimed.events,
             };
+            let had_events = !batch.events.is_empty();
+            self.stats.below_threshold += thresholds::apply(&mut batch.events);
+            if had_events && batch.events.is_empty() {
+                // Nothing crossed its threshold: the window is done, with nothing to post.
+                Box::pin(self.close_quiet(&batch, now)).await?;
+                continue;
+            }
             if self.flush_batch(batch, now).await? {
                 sent += 1;
             }
         }
         sent += self.post_held(now).await?;
         Ok(sent)
+    }
+
+    /// Mark a claimed batch sent that has nothing left to post (its events all stayed below
+    /// their thresholds): its audit item lists no events.
+    async fn close_quiet(&mut self, batch: &Batch, now: DateTime<Utc>) -> Result<(), EngineError> {
+        let audit = merged_audit(batch, &[], &[], self.settings.locale);
+        self.store
+            .mark_sent(&batch.id, &audit, now)
+            .await
+            .map_err(store_error)
     }
 
     /// Post a claimed window batch as incidents: a digest of the incidents it opens, a

@@ -32,6 +32,7 @@ pub(crate) fn rule(id: &str, title: &str, title_ko: Option<&str>, severity: Seve
         tags: Vec::new(),
         dedup_period_secs: None,
         dedup_by: Vec::new(),
+        threshold: None,
     })
 }
 
@@ -92,6 +93,7 @@ pub(crate) fn batch_event(event: Event, rule: &Arc<Rule>, actor: &Performer) -> 
         actor: actor.clone(),
         already_alerted: false,
         incident: None,
+        counted: Vec::new(),
     }
 }
 

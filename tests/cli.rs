@@ -252,7 +252,7 @@ fn expected_stats(decoded: u64, quarantined: u64, insights: u64, digests: u64) -
          skipped={skipped} insights={insights} digest_files={digests} heartbeats=0 matched=0 \
          ignored=0 unmatched={decoded} duplicates=0 conflicting_duplicates=0 late=0 \
          future_dated=0 immediate=0 batches=0 top_level=0 replies=0 reminders=0 held=0 \
-         notices=0 fallbacks=0",
+         notices=0 below_threshold=0 fallbacks=0",
         decoded + quarantined + skipped
     )
 }

@@ -46,6 +46,7 @@ fn event(id: u32, account: u8, offset_secs: i64) -> BatchEvent {
             tags: Vec::new(),
             dedup_period_secs: None,
             dedup_by: Vec::new(),
+            threshold: None,
         }),
         actor: Performer {
             principal: Principal {
@@ -58,6 +59,7 @@ fn event(id: u32, account: u8, offset_secs: i64) -> BatchEvent {
         },
         already_alerted: false,
         incident: None,
+        counted: Vec::new(),
     }
 }
 

@@ -57,6 +57,10 @@ pub fn engine_metrics(before: &Stats, after: &Stats) -> Vec<Metric> {
         Metric::count("AlertsQueued", after.queued_alerts - before.queued_alerts),
         Metric::count("Heartbeats", after.heartbeats - before.heartbeats),
         Metric::count("FlushDeferred", after.deferred - before.deferred),
+        Metric::count(
+            "BelowThreshold",
+            after.below_threshold - before.below_threshold,
+        ),
     ]
 }
 

@@ -401,9 +401,8 @@ pub async fn serve(handler: DefaultHandler) -> Result<(), lambda_runtime::Error>
         move |event: lambda_runtime::LambdaEvent<Box<RawValue>>| async move {
             let now_ms = u64::try_from(SystemClock.now().timestamp_millis()).unwrap_or(0);
             let budget = budget(event.context.deadline, now_ms);
-            handler
-                .handle_within(event.payload.get().as_bytes(), Some(budget))
-                .await
+            // Boxed: the whole engine's state machine lives in this future.
+            Box::pin(handler.handle_within(event.payload.get().as_bytes(), Some(budget))).await
         },
     ))
     .await

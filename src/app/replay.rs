@@ -403,7 +403,7 @@ pub fn stats_line(stats: &Stats, seconds: f64) -> String {
         0.0
     };
     format!(
-        "replay: read={} decoded={} quarantined={} quarantine_omitted={} skipped={} insights={} digest_files={} heartbeats={} matched={} ignored={} unmatched={} duplicates={} conflicting_duplicates={} late={} future_dated={} immediate={} batches={} top_level={} replies={} reminders={} held={} notices={} fallbacks={} elapsed={seconds:.3}s events/s={rate:.0}",
+        "replay: read={} decoded={} quarantined={} quarantine_omitted={} skipped={} insights={} digest_files={} heartbeats={} matched={} ignored={} unmatched={} duplicates={} conflicting_duplicates={} late={} future_dated={} immediate={} batches={} top_level={} replies={} reminders={} held={} notices={} below_threshold={} fallbacks={} elapsed={seconds:.3}s events/s={rate:.0}",
         stats.read,
         stats.decoded,
         stats.quarantined,
@@ -426,6 +426,7 @@ pub fn stats_line(stats: &Stats, seconds: f64) -> String {
         stats.reminders,
         stats.held,
         stats.notices,
+        stats.below_threshold,
         stats.fallbacks,
     )
 }

@@ -87,7 +87,7 @@ impl IncidentKey {
 
 /// The performer as incidents tell them apart: the session for people, the role for
 /// workloads, the service for AWS services; empty for events that name no actor.
-fn performer(event: &BatchEvent) -> String {
+pub(crate) fn performer(event: &BatchEvent) -> String {
     let principal = &event.actor.principal;
     match (principal.kind, principal.origin) {
         (_, Origin::NoActor) => String::new(),

@@ -23,6 +23,7 @@ pub const WORDS: Words = Words {
     other_regions: "Other regions",
     no_events: "(no events)",
     more: |n| format!("+{n} more"),
+    threshold_title: |title, n| format!("{title} ({n} in one window)"),
 
     red: "red",
     yellow: "yellow",

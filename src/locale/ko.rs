@@ -23,6 +23,7 @@ pub const WORDS: Words = Words {
     other_regions: "기타 리전",
     no_events: "(이벤트 없음)",
     more: |n| format!("외 {n}개"),
+    threshold_title: |title, n| format!("{title} (한 구간에 {n}건)"),
 
     red: "위험",
     yellow: "주의",

@@ -148,6 +148,8 @@ pub struct Words {
     pub no_events: &'static str,
     /// `+3 more` after a list cut to fit.
     pub more: fn(usize) -> String,
+    /// A threshold rule's title with the count its group reached in one window.
+    pub threshold_title: fn(&str, usize) -> String,
 
     // Severities.
     pub red: &'static str,

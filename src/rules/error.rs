@@ -93,6 +93,9 @@ pub enum RulesError {
     )]
     TitleKo { section: &'static str, id: String },
 
+    #[error("[[rule]] {id}: threshold {reason}")]
+    Threshold { id: String, reason: String },
+
     #[error("[[{section}]] {id}: id is used more than once")]
     DuplicateId { section: &'static str, id: String },
 

@@ -14,6 +14,7 @@ mod index;
 mod matcher;
 mod path;
 pub mod pattern;
+mod threshold;
 mod title;
 mod value;
 
@@ -31,11 +32,13 @@ pub use error::RulesError;
 pub use pattern::{
     EVENT_PATTERN_DEFAULT_LIMIT, EVENT_PATTERN_MAX_LIMIT, event_pattern, event_patterns,
 };
+pub use threshold::{Threshold, ThresholdBy, count as threshold_count};
 pub use title::Titles;
 pub use value::{Organization, account_in};
 
 use index::Index;
 use matcher::Matcher;
+use threshold::DistinctPath;
 
 /// The pack compiled into the binary.
 pub const DEFAULT_PACK: &str = include_str!("default.toml");
@@ -60,6 +63,9 @@ pub struct Rule {
     /// "resource"]`); empty: the performer.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dedup_by: Vec<DedupField>,
+    /// Fire only when a performer reaches a count within one window (see [`Threshold`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<Threshold>,
 }
 
 /// An event field an incident can be keyed by (`dedup_by`).
@@ -108,6 +114,8 @@ struct StoredRule {
     dedup_period_secs: Option<u64>,
     #[serde(default)]
     dedup_by: Vec<DedupField>,
+    #[serde(default)]
+    threshold: Option<Threshold>,
 }
 
 impl From<StoredRule> for Rule {
@@ -124,6 +132,7 @@ impl From<StoredRule> for Rule {
             tags: stored.tags,
             dedup_period_secs: stored.dedup_period_secs,
             dedup_by: stored.dedup_by,
+            threshold: stored.threshold,
         }
     }
 }
@@ -141,6 +150,8 @@ pub enum Verdict {
 struct Entry {
     rule: Arc<Rule>,
     matcher: Matcher,
+    /// The compiled `threshold.distinct`.
+    distinct: Option<DistinctPath>,
 }
 
 /// A compiled rule pack.
@@ -178,6 +189,8 @@ struct RuleSpec {
     dedup_period: Option<String>,
     #[serde(default)]
     dedup_by: Vec<DedupField>,
+    #[serde(default)]
+    threshold: Option<Threshold>,
     #[serde(rename = "match")]
     matches: toml::Table,
 }
@@ -257,6 +270,7 @@ impl RulePack {
                         })?,
                 ),
             };
+            let distinct = check_threshold(&spec)?;
             let rule = Rule {
                 id: spec.id,
                 titles: spec.title,
@@ -265,10 +279,12 @@ impl RulePack {
                 tags: spec.tags,
                 dedup_period_secs,
                 dedup_by: spec.dedup_by,
+                threshold: spec.threshold,
             };
             entries.push(Entry {
                 rule: Arc::new(rule),
                 matcher,
+                distinct,
             });
         }
         let mut ignores = Vec::with_capacity(file.ignore.len());
@@ -295,10 +311,12 @@ impl RulePack {
                 tags: spec.tags,
                 dedup_period_secs: None,
                 dedup_by: Vec::new(),
+                threshold: None,
             };
             ignores.push(Entry {
                 rule: Arc::new(rule),
                 matcher,
+                distinct: None,
             });
         }
         Ok(Self {
@@ -341,6 +359,17 @@ impl RulePack {
         self.entries.iter().map(|e| (&e.rule, &e.matcher))
     }
 
+    /// The values `rule`'s `threshold.distinct` counts in this event (empty for a rule without
+    /// one): strings as they are, numbers and booleans as JSON text.
+    pub fn counted_values(&self, rule: &Rule, facts: &Facts<'_>) -> Vec<String> {
+        self.entries
+            .iter()
+            .find(|e| e.rule.id == rule.id)
+            .and_then(|e| e.distinct.as_ref())
+            .map(|path| path.values(facts))
+            .unwrap_or_default()
+    }
+
     /// Ignore entries first (the first in pack order wins); then, of the matching rules, the worst
     /// severity wins, `immediate` breaks ties, then pack order.
     pub fn evaluate(&self, facts: &Facts<'_>) -> Verdict {
@@ -369,6 +398,37 @@ impl RulePack {
             .map_or(Verdict::Unmatched, |i| {
                 Verdict::Matched(Arc::clone(&self.entries[i].rule))
             })
+    }
+}
+
+/// A threshold's limits: 2 to 100,000; `distinct` a path of a known root; not `immediate` (a
+/// threshold is known only when the window is flushed).
+fn check_threshold(spec: &RuleSpec) -> Result<Option<DistinctPath>, RulesError> {
+    let Some(threshold) = &spec.threshold else {
+        return Ok(None);
+    };
+    let fail = |reason: String| RulesError::Threshold {
+        id: spec.id.clone(),
+        reason,
+    };
+    if !(2..=100_000).contains(&threshold.count) {
+        return Err(fail(format!(
+            "count must be from 2 to 100000, found {} (a count of 1 is a plain rule)",
+            threshold.count
+        )));
+    }
+    if spec.immediate {
+        return Err(fail(
+            "cannot be immediate: a threshold is known only when the window is flushed".to_owned(),
+        ));
+    }
+    match &threshold.distinct {
+        None => Ok(None),
+        Some(text) => DistinctPath::parse(text).map(Some).ok_or_else(|| {
+            fail(format!(
+                "distinct must be a path under request, response, additional or resources, like \"request.secretId\", found {text:?}"
+            ))
+        }),
     }
 }
 

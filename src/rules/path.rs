@@ -65,7 +65,7 @@ impl Root {
         }
     }
 
-    fn json<'a>(self, facts: &Facts<'a>) -> Option<RawJson<'a>> {
+    pub(super) fn json<'a>(self, facts: &Facts<'a>) -> Option<RawJson<'a>> {
         match self {
             Self::Request => facts.request,
             Self::Response => facts.response,

@@ -35,6 +35,17 @@ impl Titles {
             .map_or("", String::as_str)
     }
 
+    /// Each title rewritten by `f(lang, title)`.
+    #[must_use]
+    pub fn map(&self, f: impl Fn(Lang, &str) -> String) -> Self {
+        Self(
+            self.0
+                .iter()
+                .map(|(lang, t)| (*lang, f(*lang, t)))
+                .collect(),
+        )
+    }
+
     /// Whether the pack gives a title in `lang` itself.
     pub fn has(&self, lang: Lang) -> bool {
         self.0.get(&lang).is_some_and(|t| !t.is_empty())

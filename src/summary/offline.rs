@@ -268,6 +268,7 @@ pub(crate) mod testkit {
             tags: Vec::new(),
             dedup_period_secs: None,
             dedup_by: Vec::new(),
+            threshold: None,
         })
     }
 
@@ -328,6 +329,7 @@ pub(crate) mod testkit {
             actor: actor.clone(),
             already_alerted: false,
             incident: None,
+            counted: Vec::new(),
         }
     }
 

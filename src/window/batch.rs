@@ -57,6 +57,10 @@ pub struct BatchEvent {
     /// flush placed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<String>,
+    /// The values its rule's `threshold.distinct` counts, read when the record was decoded
+    /// (empty for other rules).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub counted: Vec<String>,
 }
 
 impl BatchEvent {

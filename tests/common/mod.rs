@@ -68,6 +68,11 @@ pub fn replay_bytes(inputs: &[Vec<u8>], settings: Settings) -> Replayed {
     )
 }
 
+/// [`replay_bytes`] with another rule pack.
+pub fn replay_bytes_pack(inputs: &[Vec<u8>], settings: Settings, rules: RulePack) -> Replayed {
+    replay_into(inputs, settings, CollectingNotifier::default(), rules)
+}
+
 /// [`replay_bytes`] with another rule pack; the deliveries.
 pub fn replay_bytes_with(inputs: &[Vec<u8>], settings: Settings, rules: RulePack) -> Vec<Delivery> {
     replay_into(inputs, settings, CollectingNotifier::default(), rules).deliveries

@@ -1,0 +1,69 @@
+//! Threshold rules at flush time (see [`crate::rules::Threshold`]): a window's events of a
+//! threshold rule are counted per rule and per group (performer or account); a group that
+//! reached its count stays, its rule titled with the count; a group below it leaves the batch.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::incident::performer;
+use crate::rules::{Rule, ThresholdBy, threshold_count};
+use crate::window::BatchEvent;
+
+/// Apply the thresholds of `events`' rules in place; returns how many events stayed below
+/// theirs and were taken out. Events of rules without a threshold are left as they are, in
+/// their order.
+pub fn apply(events: &mut Vec<BatchEvent>) -> u64 {
+    let mut groups: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
+    for (i, event) in events.iter().enumerate() {
+        let Some(threshold) = &event.rule.threshold else {
+            continue;
+        };
+        let by = match threshold.by {
+            ThresholdBy::Principal => performer(event),
+            ThresholdBy::Account => String::new(),
+        };
+        groups
+            .entry((event.rule.id.clone(), by))
+            .or_default()
+            .push(i);
+    }
+    if groups.is_empty() {
+        return 0;
+    }
+    let mut drop = vec![false; events.len()];
+    let mut retitled: Vec<(usize, Arc<Rule>)> = Vec::new();
+    for members in groups.values() {
+        let rule = Arc::clone(&events[members[0]].rule);
+        let Some(threshold) = &rule.threshold else {
+            continue;
+        };
+        let reached = threshold_count(
+            threshold,
+            members.iter().map(|&i| events[i].counted.as_slice()),
+        );
+        if reached >= threshold.count as usize {
+            let titled = Arc::new(Rule {
+                titles: rule
+                    .titles
+                    .map(|lang, title| (lang.words().threshold_title)(title, reached)),
+                ..(*rule).clone()
+            });
+            retitled.extend(members.iter().map(|&i| (i, Arc::clone(&titled))));
+        } else {
+            for &i in members {
+                drop[i] = true;
+            }
+        }
+    }
+    for (i, rule) in retitled {
+        events[i].rule = rule;
+    }
+    let before = events.len();
+    let mut index = 0;
+    events.retain(|_| {
+        let keep = !drop[index];
+        index += 1;
+        keep
+    });
+    (before - events.len()) as u64
+}
