@@ -131,8 +131,8 @@ pub struct Stats {
     pub silent_sources: u64,
     /// Notices posted that a source went silent or quiet, or came back.
     pub notices: u64,
-    /// Events of threshold rules whose group stayed below the threshold in its window: kept
-    /// out of the message (see [`crate::rules::Threshold`]).
+    /// Events of threshold rules whose group stayed below the threshold in its window and that
+    /// no other rule reports: kept out of the message (see [`crate::rules::Threshold`]).
     pub below_threshold: u64,
 }
 
@@ -267,10 +267,14 @@ impl Decoding {
                     }
                     match rules.evaluate(&record.facts()) {
                         Verdict::Matched(rule) => {
-                            let counted = if rule.threshold.is_some() {
-                                rules.counted_values(&rule, &record.facts())
+                            let (counted, fallback) = if rule.threshold.is_some() {
+                                let facts = record.facts();
+                                (
+                                    rules.counted_values(&rule, &facts),
+                                    rules.without_threshold(&facts),
+                                )
                             } else {
-                                Vec::new()
+                                (Vec::new(), None)
                             };
                             let event = record.to_event_with(&mut redactions);
                             let actor = classify_with(&event, actors, &mut agents);
@@ -281,6 +285,7 @@ impl Decoding {
                                 already_alerted: false,
                                 incident: None,
                                 counted,
+                                fallback,
                             });
                         }
                         Verdict::Ignored(_) => out.stats.ignored += 1,
@@ -654,7 +659,9 @@ where
                 Box::pin(self.close_quiet(&batch, now)).await?;
                 continue;
             }
-            if self.flush_batch(batch, now).await? {
+            // Boxed: a batch's flush is the largest state machine; every caller's future
+            // would otherwise carry it.
+            if Box::pin(self.flush_batch(batch, now)).await? {
                 sent += 1;
             }
         }

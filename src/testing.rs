@@ -94,6 +94,7 @@ pub(crate) fn batch_event(event: Event, rule: &Arc<Rule>, actor: &Performer) -> 
         already_alerted: false,
         incident: None,
         counted: Vec::new(),
+        fallback: None,
     }
 }
 

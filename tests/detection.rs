@@ -13,8 +13,13 @@ use serde_json::{Value, json};
 use trailwatch::Severity;
 use trailwatch::summary::Lang;
 
-/// Rewrite the fields a rule must not key on: who ran the detonation and from where.
+/// Rewrite the fields a rule must not key on: who ran the detonation and from where. The
+/// event's own account becomes 111111111111, any other (a share target) 999999999999.
 fn neutral(mut record: Value) -> Value {
+    let own = record["recipientAccountId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let text = record.to_string();
     // Account ids (12 digits) anywhere, and the tool's names.
     let mut out = String::with_capacity(text.len());
@@ -24,7 +29,12 @@ fn neutral(mut record: Value) -> Value {
         let run = bytes[i..].iter().take_while(|b| b.is_ascii_digit()).count();
         let bounded = (i == 0 || !bytes[i - 1].is_ascii_digit()) && run == 12;
         if bounded {
-            out.push_str("111111111111");
+            let id = &text[i..i + 12];
+            out.push_str(if id == own {
+                "111111111111"
+            } else {
+                "999999999999"
+            });
             i += 12;
         } else {
             let c = text[i..].chars().next().unwrap_or(' ');
@@ -109,7 +119,7 @@ fn each_attack_technique_rule_matches_its_fixture_event() {
         &std::fs::read(common::fixture("detection/expected.json")).unwrap_or_default(),
     )
     .unwrap_or_else(|err| panic!("{err}"));
-    assert_eq!(expected.len(), 22);
+    assert_eq!(expected.len(), 69);
     let got = verdicts(&input);
     for (id, want) in &expected {
         let (rule, severity) = got
@@ -163,9 +173,10 @@ fn only_a_successful_grant_to_everyone_opens_a_lambda_function() {
             Severity::Yellow
         )
     );
-    assert_ne!(
-        got["p-star-denied"].0, "lambda-opened-to-everyone",
-        "a denied grant opened nothing"
+    // A denied grant opened nothing: one denied change alone is the green denied attempt.
+    assert_eq!(
+        got["p-star-denied"],
+        ("unauthorized-write".to_owned(), Severity::Green)
     );
 }
 

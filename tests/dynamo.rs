@@ -160,7 +160,7 @@ async fn fixtures_through_dynamodb_match_memory_and_are_audited() {
         let table = table(&client, "fixtures").await;
         let (memory, memory_stats, _) =
             run_fixture(MemoryStore::new(settings().window), name).await;
-        let (deliveries, stats, store) = run_fixture(dynamo(&client, &table), name).await;
+        let (deliveries, stats, store) = Box::pin(run_fixture(dynamo(&client, &table), name)).await;
         assert_eq!(stats, memory_stats, "{name}: stats");
         assert_eq!(batches(&deliveries), batches(&memory), "{name}: batches");
 
@@ -235,7 +235,7 @@ async fn redelivery_adds_nothing() {
         "duplicates.jsonl",
     ] {
         let table = table(&client, "redelivery").await;
-        let (first, stats, store) = run_fixture(dynamo(&client, &table), name).await;
+        let (first, stats, store) = Box::pin(run_fixture(dynamo(&client, &table), name)).await;
         assert!(!first.is_empty(), "{name}");
         let later = at("2026-11-02T06:00:00Z");
         for reverse in [false, true] {
@@ -974,8 +974,11 @@ async fn checkpoints_only_move_forward() {
 async fn write_units_per_event_for_the_terraform_burst() {
     let Some(client) = moto().await else { return };
     let table = table(&client, "wcu").await;
-    let (deliveries, stats, store) =
-        run_fixture(dynamo(&client, &table), "terraform-burst.jsonl").await;
+    let (deliveries, stats, store) = Box::pin(run_fixture(
+        dynamo(&client, &table),
+        "terraform-burst.jsonl",
+    ))
+    .await;
     let writes = store.writes();
     #[allow(clippy::cast_precision_loss)] // Counts far below 2^52.
     let per_event = writes.units as f64 / stats.matched as f64;
@@ -998,7 +1001,7 @@ async fn write_units_per_event_for_the_terraform_burst() {
 async fn audit_command_lists_sent_batches() {
     let Some(client) = moto().await else { return };
     let table = table(&client, "cli").await;
-    let (_, stats, _) = run_fixture(dynamo(&client, &table), "multi-account.jsonl").await;
+    let (_, stats, _) = Box::pin(run_fixture(dynamo(&client, &table), "multi-account.jsonl")).await;
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_trailwatch"))
         .args([
             "audit",
@@ -1374,7 +1377,7 @@ async fn windows_leave_out_only_the_immediate_alerts_that_went_out() {
     for alerts_fail in [false, true] {
         let memory = digest_flags(MemoryStore::default(), alerts_fail).await;
         let table = table(&client, "alerted").await;
-        let dynamodb = digest_flags(dynamo(&client, &table), alerts_fail).await;
+        let dynamodb = Box::pin(digest_flags(dynamo(&client, &table), alerts_fail)).await;
         for (store, (alerts, flags)) in [("memory", memory), ("dynamodb", dynamodb)] {
             let expected_alerts = if alerts_fail { 0 } else { 2 };
             assert_eq!(alerts, expected_alerts, "{store}");

@@ -60,6 +60,7 @@ fn event(id: u32, account: u8, offset_secs: i64) -> BatchEvent {
         already_alerted: false,
         incident: None,
         counted: Vec::new(),
+        fallback: None,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Threshold rules at flush time (see [`crate::rules::Threshold`]): a window's events of a
 //! threshold rule are counted per rule and per group (performer or account); a group that
-//! reached its count stays, its rule titled with the count; a group below it leaves the batch.
+//! reached its count stays, its rule titled with the count; in a group below it, each event is
+//! reported by its fallback rule (the worst other rule it matched), or leaves the batch.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use crate::rules::{Rule, ThresholdBy, threshold_count};
 use crate::window::BatchEvent;
 
 /// Apply the thresholds of `events`' rules in place; returns how many events stayed below
-/// theirs and were taken out. Events of rules without a threshold are left as they are, in
+/// theirs with no other rule to report them, and were taken out. Events of rules without a threshold are left as they are, in
 /// their order.
 pub fn apply(events: &mut Vec<BatchEvent>) -> u64 {
     let mut groups: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
@@ -51,12 +52,16 @@ pub fn apply(events: &mut Vec<BatchEvent>) -> u64 {
             retitled.extend(members.iter().map(|&i| (i, Arc::clone(&titled))));
         } else {
             for &i in members {
-                drop[i] = true;
+                match events[i].fallback.clone() {
+                    Some(other) => retitled.push((i, other)),
+                    None => drop[i] = true,
+                }
             }
         }
     }
     for (i, rule) in retitled {
         events[i].rule = rule;
+        events[i].fallback = None;
     }
     let before = events.len();
     let mut index = 0;

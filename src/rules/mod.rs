@@ -370,8 +370,30 @@ impl RulePack {
             .unwrap_or_default()
     }
 
+    /// The rule that wins among the matching rules without a threshold (what reports an event
+    /// whose threshold rule's group stays below its count), if one matches.
+    pub fn without_threshold(&self, facts: &Facts<'_>) -> Option<Arc<Rule>> {
+        let candidates = self.index.candidates(facts);
+        candidates
+            .rules
+            .iter()
+            .copied()
+            .filter(|&i| self.entries[i].rule.threshold.is_none())
+            .filter(|&i| {
+                self.entries[i]
+                    .matcher
+                    .matches_in(facts, &self.organization)
+            })
+            .max_by_key(|&i| {
+                let rule = &self.entries[i].rule;
+                (rule.severity, rule.immediate, std::cmp::Reverse(i))
+            })
+            .map(|i| Arc::clone(&self.entries[i].rule))
+    }
+
     /// Ignore entries first (the first in pack order wins); then, of the matching rules, the worst
-    /// severity wins, `immediate` breaks ties, then pack order.
+    /// severity wins, `immediate` breaks ties, then a rule without a threshold (an event it
+    /// reports stays reported, not merely counted), then pack order.
     pub fn evaluate(&self, facts: &Facts<'_>) -> Verdict {
         let candidates = self.index.candidates(facts);
         // In pack order: the first ignore entry that matches wins.
@@ -393,7 +415,12 @@ impl RulePack {
             })
             .max_by_key(|&i| {
                 let rule = &self.entries[i].rule;
-                (rule.severity, rule.immediate, std::cmp::Reverse(i))
+                (
+                    rule.severity,
+                    rule.immediate,
+                    rule.threshold.is_none(),
+                    std::cmp::Reverse(i),
+                )
             })
             .map_or(Verdict::Unmatched, |i| {
                 Verdict::Matched(Arc::clone(&self.entries[i].rule))

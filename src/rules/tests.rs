@@ -162,14 +162,15 @@ fn worst_severity_wins_then_immediate_then_order() {
         matched_id(&pack, &denied_stop).as_deref(),
         Some("cloudtrail-stopped")
     );
-    // A denied CreateUser: both yellow, not immediate; the earlier rule wins.
+    // A denied CreateUser: "IAM user changed" and "repeated denied changes" are both yellow;
+    // the rule without a threshold wins, so the attempt is reported, not merely counted.
     let denied = Facts {
         error_code: Some("AccessDenied"),
         ..api("iam.amazonaws.com", "CreateUser")
     };
     assert_eq!(
         matched_id(&pack, &denied).as_deref(),
-        Some("unauthorized-write")
+        Some("iam-user-changed")
     );
 
     let pack = RulePack::from_toml(
@@ -223,14 +224,15 @@ fn ignore_entries_come_first() {
     assert!(
         matches!(pack.evaluate(&scan), Verdict::Ignored(r) if r.id == "ignore-scanner-denied-reads")
     );
-    // The same scanner trying a change is not noise.
+    // The same scanner trying a change is not noise: it counts towards repeated denied
+    // changes.
     let write = Facts {
         read_only: Some(false),
         ..scan
     };
     assert_eq!(
         matched_id(&pack, &write).as_deref(),
-        Some("unauthorized-write")
+        Some("unauthorized-writes-repeated")
     );
     // An ordinary client's denied read is CIS CloudWatch.2, green.
     let read = Facts {

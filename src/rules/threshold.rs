@@ -7,8 +7,10 @@
 //! `counted`). When the window is flushed the engine counts, per rule and per `by` group, the
 //! events (or the distinct values: an array field counts each element; an event counted twice,
 //! a duplicate, is stored once and counted once). A group that reaches `count` fires once for the
-//! window, with the count, and its events are the ones counted; the events of a group below it
-//! are dropped from the window's message and counted in the `below_threshold` statistic. Counts
+//! window, with the count, and its events are the ones counted. An event of a group below it is
+//! reported by the worst other rule it matched, without a threshold (its fallback: a denied
+//! change alone is the green "unauthorized change attempt"), or, matching none, is dropped from
+//! the window's message and counted in the `below_threshold` statistic. Counts
 //! are durable because the events are: they are the window's events in the store, so a late event
 //! that reaches the window before it is flushed counts with the others.
 //!

@@ -330,6 +330,7 @@ pub(crate) mod testkit {
             already_alerted: false,
             incident: None,
             counted: Vec::new(),
+            fallback: None,
         }
     }
 

@@ -61,6 +61,10 @@ pub struct BatchEvent {
     /// (empty for other rules).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub counted: Vec<String>,
+    /// For an event of a threshold rule: the rule that reports it when its group stays below
+    /// the threshold (the worst matching rule without a threshold), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Arc<Rule>>,
 }
 
 impl BatchEvent {
