@@ -23,6 +23,8 @@ pub mod env {
     /// `111111111111,222222222222`: the organisation's accounts; events of any other account
     /// are quarantined (added to the file's `[trust] accounts`).
     pub const TRUSTED_ACCOUNTS: &str = "TRAILWATCH_TRUSTED_ACCOUNTS";
+    /// Built-in rule packs, comma-separated: `default,clickops` (replaces `[rules] packs`).
+    pub const RULE_PACKS: &str = "TRAILWATCH_RULE_PACKS";
     /// `en` or `ko`.
     pub const LANG: &str = "TRAILWATCH_LANG";
     /// An IANA time zone, e.g. `Asia/Seoul`.
@@ -108,6 +110,13 @@ struct FileConfig {
     input: InputFile,
     trust: TrustFile,
     heartbeat: HeartbeatFile,
+    rules: RulesFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RulesFile {
+    packs: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -189,6 +198,11 @@ impl AccountNames {
 
     pub fn insert(&mut self, account: AccountId, name: String) {
         self.0.insert(account, name);
+    }
+
+    /// The accounts named, in order.
+    pub fn ids(&self) -> impl Iterator<Item = &AccountId> {
+        self.0.keys()
     }
 
     pub fn len(&self) -> usize {
@@ -291,6 +305,51 @@ impl TrustConfig {
     }
 }
 
+/// `[rules]`: which built-in rule packs run (`--rules FILE` and `TRAILWATCH_RULES` replace
+/// them with a file).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RulesConfig {
+    /// Built-in packs by name (`[rules] packs`, `TRAILWATCH_RULE_PACKS`), combined in order:
+    /// `default`, `clickops`, `all-changes` (see [`crate::rules::PACKS`]). Empty: `default`.
+    pub packs: Vec<String>,
+}
+
+impl RulesConfig {
+    /// The packs to run: those given, or `default`.
+    pub fn packs(&self) -> Vec<String> {
+        if self.packs.is_empty() {
+            vec!["default".to_owned()]
+        } else {
+            self.packs.clone()
+        }
+    }
+}
+
+/// Check `names` against the built-in packs, naming `key` (with the index) in errors.
+fn parse_packs<'a>(
+    key: &str,
+    names: impl Iterator<Item = &'a str>,
+) -> Result<Vec<String>, ConfigError> {
+    let mut packs: Vec<String> = Vec::new();
+    for (n, name) in names.enumerate() {
+        let name = name.trim();
+        if !crate::rules::PACKS.iter().any(|(known, _)| *known == name) {
+            return Err(invalid(
+                format!("{key}[{n}]"),
+                "a built-in rule pack: \"default\", \"clickops\" or \"all-changes\"",
+                name,
+            ));
+        }
+        if !packs.iter().any(|p| p == name) {
+            packs.push(name.to_owned());
+        }
+    }
+    if packs.is_empty() {
+        return Err(invalid(key, "at least one rule pack", ""));
+    }
+    Ok(packs)
+}
+
 /// `[heartbeat]`: when a member account and region that sends heartbeats (see
 /// [`crate::engine::heartbeat`]) counts as silent, or as quiet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -344,10 +403,24 @@ pub struct Settings {
     pub input: InputConfig,
     pub trust: TrustConfig,
     pub heartbeat: HeartbeatConfig,
+    pub rules: RulesConfig,
 }
 
 impl Settings {
     /// Defaults, then `file` (if given), then the environment as `var` reports it.
+    /// The organisation's accounts as far as configuration knows them: `[trust] accounts` and
+    /// the accounts `[accounts]` names. Empty when neither is given; rules then treat only an
+    /// event's own account as inside (`not_org_account`).
+    pub fn organization(&self) -> crate::rules::Organization {
+        crate::rules::Organization::new(
+            self.trust
+                .accounts
+                .iter()
+                .chain(self.accounts.ids())
+                .map(|id| id.as_str().to_owned()),
+        )
+    }
+
     pub fn load(
         file: Option<&Path>,
         var: &dyn Fn(&str) -> Option<String>,
@@ -414,6 +487,9 @@ impl Settings {
         for (n, account) in file.trust.accounts.iter().enumerate() {
             let id = parse_account(&format!("trust.accounts[{n}]"), account)?;
             self.trust.accounts.insert(id);
+        }
+        if let Some(packs) = &file.rules.packs {
+            self.rules.packs = parse_packs("rules.packs", packs.iter().map(String::as_str))?;
         }
         if let Some(mib) = file.input.max_inflated_mib {
             if !(1..=4096).contains(&mib) {
@@ -577,6 +653,12 @@ impl Settings {
                 let id = parse_account(env::TRUSTED_ACCOUNTS, account)?;
                 self.trust.accounts.insert(id);
             }
+        }
+        if let Some(list) = var(env::RULE_PACKS) {
+            self.rules.packs = parse_packs(
+                env::RULE_PACKS,
+                list.split(',').filter(|p| !p.trim().is_empty()),
+            )?;
         }
         if let Some(list) = var(env::AUTOMATION_ROLES) {
             self.actors.automation_roles.extend(

@@ -437,6 +437,12 @@ where
         notifier: N,
         clock: C,
     ) -> Self {
+        // The organisation from configuration, unless the pack was given one.
+        let rules = if rules.organization().is_empty() {
+            rules.with_organization(settings.organization())
+        } else {
+            rules
+        };
         Self {
             store,
             summarizer,

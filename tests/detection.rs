@@ -305,3 +305,59 @@ fn panther_high_and_critical_labels() {
         false_alarms.join("\n  ")
     );
 }
+
+/// An RDS snapshot shared with `target`, by an IAM user of 111111111111.
+fn share_snapshot(id: &str, target: &str) -> String {
+    json!({
+        "eventVersion": "1.09", "eventID": id, "eventTime": "2026-11-02T03:01:00Z",
+        "eventSource": "rds.amazonaws.com", "eventName": "ModifyDBSnapshotAttribute",
+        "awsRegion": "us-east-1", "recipientAccountId": "111111111111",
+        "sourceIPAddress": "198.51.100.7", "userAgent": "aws-cli/2.15.0", "readOnly": false,
+        "eventType": "AwsApiCall",
+        "userIdentity": {"type": "IAMUser", "userName": "dev", "accountId": "111111111111",
+            "arn": "arn:aws:iam::111111111111:user/dev"},
+        "requestParameters": {"attributeName": "restore", "dBSnapshotIdentifier": "orders",
+            "valuesToAdd": [target]}
+    })
+    .to_string()
+}
+
+/// The organisation is what configuration knows (`[accounts]` and `[trust] accounts`): a
+/// snapshot shared with a member is yellow, with anyone else red; without configuration only
+/// the account itself is inside.
+#[test]
+fn sharing_outside_the_organisation_is_red_and_inside_yellow() {
+    let input = [
+        share_snapshot("member", "222222222222"),
+        share_snapshot("outsider", "999999999999"),
+        share_snapshot("public", "all"),
+        share_snapshot("itself", "111111111111"),
+    ]
+    .join("\n");
+    let got = verdicts(input.as_bytes());
+    assert_eq!(
+        got["member"],
+        ("db-snapshot-shared".to_owned(), Severity::Yellow)
+    );
+    assert_eq!(
+        got["itself"],
+        ("db-snapshot-shared".to_owned(), Severity::Yellow)
+    );
+    assert_eq!(
+        got["outsider"],
+        ("db-snapshot-shared-outside".to_owned(), Severity::Red)
+    );
+    assert_eq!(
+        got["public"],
+        ("db-snapshot-made-public".to_owned(), Severity::Red)
+    );
+
+    let unconfigured = common::replay_bytes(
+        &[share_snapshot("member", "222222222222").into_bytes()],
+        trailwatch::config::Settings::default(),
+    );
+    assert_eq!(
+        unconfigured.deliveries[0].batch.events[0].rule.id, "db-snapshot-shared-outside",
+        "no organisation configured: another account is outside"
+    );
+}

@@ -144,7 +144,7 @@ where
 
 pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     let settings = Settings::load(args.config.as_deref(), &|key| std::env::var(key).ok())?;
-    let rules = load_rules(args.rules.as_deref())?;
+    let rules = load_rules(args.rules.as_deref(), &settings.rules.packs())?;
     let store = DynamoStore::new(
         DynamoStore::client_from_env().await,
         DynamoSettings::new(args.table.clone(), settings.window),

@@ -348,7 +348,10 @@ pub type DefaultHandler = Handler<DynamoStore, AnySummarizer, AnyNotifier, Syste
 pub async fn from_env(var: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<DefaultHandler> {
     let config = var(env::CONFIG).map(PathBuf::from);
     let settings = Settings::load(config.as_deref(), var)?;
-    let rules = super::load_rules(var(env::RULES).as_deref().map(Path::new))?;
+    let rules = super::load_rules(
+        var(env::RULES).as_deref().map(Path::new),
+        &settings.rules.packs(),
+    )?;
     let table = var(env::TABLE)
         .filter(|t| !t.trim().is_empty())
         .ok_or_else(|| {

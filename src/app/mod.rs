@@ -125,9 +125,13 @@ pub enum SummarizerArg {
 
 #[derive(Debug, clap::Args)]
 pub struct PatternArgs {
-    /// Rule pack (TOML) to use instead of the built-in one.
+    /// Rule pack (TOML) to use instead of the built-in ones.
     #[arg(long)]
     pub rules: Option<PathBuf>,
+    /// Built-in rule packs, comma-separated (default, clickops, all-changes): the same as the
+    /// central function's `[rules] packs`.
+    #[arg(long, value_delimiter = ',', default_value = "default")]
+    pub packs: Vec<String>,
     /// Indent the JSON.
     #[arg(long)]
     pub pretty: bool,
@@ -187,12 +191,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn load_rules(path: Option<&std::path::Path>) -> anyhow::Result<crate::rules::RulePack> {
+/// The rule pack: the file at `path`, or else the built-in `packs` combined.
+fn load_rules(
+    path: Option<&std::path::Path>,
+    packs: &[String],
+) -> anyhow::Result<crate::rules::RulePack> {
     use anyhow::Context as _;
     match path {
         Some(path) => crate::rules::RulePack::load(path)
             .with_context(|| format!("rule pack {}", path.display())),
-        None => crate::rules::RulePack::try_builtin().context("built-in rule pack"),
+        None => crate::rules::RulePack::named(packs)
+            .with_context(|| format!("built-in rule packs {}", packs.join(", "))),
     }
 }
 

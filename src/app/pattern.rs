@@ -4,7 +4,7 @@ use super::{PatternArgs, load_rules};
 use crate::rules::{event_pattern, event_patterns};
 
 pub fn pattern(args: &PatternArgs) -> anyhow::Result<()> {
-    let rules = load_rules(args.rules.as_deref())?;
+    let rules = load_rules(args.rules.as_deref(), &args.packs)?;
     let pattern = match args.split {
         Some(limit) => serde_json::Value::Array(event_patterns(&rules, limit)?),
         None => event_pattern(&rules),

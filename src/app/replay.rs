@@ -33,7 +33,7 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     if let Some(model) = args.model.as_deref().filter(|m| !m.trim().is_empty()) {
         settings.summary.model_id = model.trim().to_owned();
     }
-    let rules = load_rules(args.rules.as_deref())?;
+    let rules = load_rules(args.rules.as_deref(), &settings.rules.packs())?;
     match settings.summary.summarizer {
         SummarizerKind::Offline => run(args, settings, rules, OfflineSummarizer).await,
         SummarizerKind::Bedrock => {

@@ -1451,6 +1451,7 @@ impl<'a> Record<'a> {
             account: &self.account,
             region: &self.region,
             source_ip: self.source_ip.as_deref(),
+            console_session: self.from_console.then_some("true"),
             request: self.request.map(|raw| RawJson::new(raw.get())),
             response: self.response.map(|raw| RawJson::new(raw.get())),
             additional: self.additional.map(|raw| RawJson::new(raw.get())),

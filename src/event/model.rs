@@ -277,6 +277,9 @@ pub struct Facts<'a> {
     pub region: &'a str,
     /// `sourceIPAddress`: an IP address, or a service name such as `cloudformation.amazonaws.com`.
     pub source_ip: Option<&'a str>,
+    /// `sessionCredentialFromConsole`: `"true"` when the call was made with console
+    /// credentials, else absent.
+    pub console_session: Option<&'a str>,
     /// `requestParameters`, as its JSON text: nothing is built from it unless a rule looks inside.
     pub request: Option<RawJson<'a>>,
     /// `responseElements`, as its JSON text.

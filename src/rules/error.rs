@@ -99,6 +99,9 @@ pub enum RulesError {
     #[error("[[{section}]] {id}: id is used more than once")]
     DuplicateId { section: &'static str, id: String },
 
+    #[error("unknown rule pack {name:?}, expected one of: default, clickops, all-changes")]
+    UnknownPack { name: String },
+
     #[error("rule pack has no [[rule]] entries")]
     NoRules,
 

@@ -28,6 +28,7 @@ pub enum Field {
     InvokedBy,
     SourceIp,
     Region,
+    ConsoleSession,
 }
 
 /// What a fact of an event holds, borrowed.
@@ -48,7 +49,7 @@ impl<'a> FactValue<'a> {
 }
 
 impl Field {
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 16] = [
         Self::DetailType,
         Self::Source,
         Self::Name,
@@ -64,9 +65,10 @@ impl Field {
         Self::InvokedBy,
         Self::SourceIp,
         Self::Region,
+        Self::ConsoleSession,
     ];
 
-    pub const KEYS: [&'static str; 15] = [
+    pub const KEYS: [&'static str; 16] = [
         "detail_type",
         "source",
         "name",
@@ -82,6 +84,7 @@ impl Field {
         "invoked_by",
         "source_ip",
         "region",
+        "console_session",
     ];
 
     /// The key as written in TOML.
@@ -122,6 +125,7 @@ impl Field {
             Self::InvokedBy => &["detail", "userIdentity", "invokedBy"],
             Self::SourceIp => &["detail", "sourceIPAddress"],
             Self::Region => &["detail", "awsRegion"],
+            Self::ConsoleSession => &["detail", "sessionCredentialFromConsole"],
         }
     }
 
@@ -143,6 +147,7 @@ impl Field {
             Self::InvokedBy => FactValue::Str(facts.invoked_by),
             Self::SourceIp => FactValue::Str(facts.source_ip),
             Self::Region => FactValue::Str(Some(facts.region)),
+            Self::ConsoleSession => FactValue::Str(facts.console_session),
         }
     }
 }
@@ -376,6 +381,7 @@ pub fn state_change_facts() -> Facts<'static> {
         account: "",
         region: "",
         source_ip: None,
+        console_session: None,
         request: None,
         response: None,
         additional: None,
@@ -636,6 +642,7 @@ mod tests {
             account: "111111111111",
             region: "us-east-1",
             source_ip: Some("198.51.100.7"),
+            console_session: None,
             request: None,
             response: None,
             additional: None,

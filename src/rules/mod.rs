@@ -43,6 +43,14 @@ use threshold::DistinctPath;
 /// The pack compiled into the binary.
 pub const DEFAULT_PACK: &str = include_str!("default.toml");
 
+/// The packs a configuration can switch on by name (`[rules] packs`), compiled in: `default`,
+/// `clickops` (every successful console change) and `all-changes` (every successful change).
+pub const PACKS: [(&str, &str); 3] = [
+    ("default", DEFAULT_PACK),
+    ("clickops", include_str!("clickops.toml")),
+    ("all-changes", include_str!("all-changes.toml")),
+];
+
 /// One detection rule. Stored inline with each event (DynamoDB items, replay's runs), so it
 /// also reads rules stored before titles were by language (`title` and `title_ko`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,6 +229,27 @@ impl RulePack {
     /// The compiled-in pack, as a `Result`.
     pub fn try_builtin() -> Result<Self, RulesError> {
         Self::from_toml(DEFAULT_PACK)
+    }
+
+    /// The built-in packs `names` (see [`PACKS`]) as one pack, in the order given.
+    ///
+    /// # Errors
+    /// A name that is no built-in pack, or packs whose entries share an id.
+    pub fn named<S: AsRef<str>>(names: &[S]) -> Result<Self, RulesError> {
+        let mut text = String::new();
+        for name in names {
+            let name = name.as_ref();
+            let (_, pack) =
+                PACKS
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .ok_or_else(|| RulesError::UnknownPack {
+                        name: name.to_owned(),
+                    })?;
+            text.push_str(pack);
+            text.push('\n');
+        }
+        Self::from_toml(&text)
     }
 
     /// A pack from a file, replacing the compiled-in one.

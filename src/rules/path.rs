@@ -240,6 +240,7 @@ mod tests {
             account: "111111111111",
             region: "us-east-1",
             source_ip: None,
+            console_session: None,
             request: request.map(RawJson::new),
             response: None,
             additional: None,

@@ -21,6 +21,7 @@ fn api(source: &'static str, name: &'static str) -> Facts<'static> {
         account: "111111111111",
         region: "us-east-1",
         source_ip: Some("198.51.100.7"),
+        console_session: None,
         request: None,
         response: None,
         additional: None,
