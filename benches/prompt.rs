@@ -10,6 +10,11 @@
 //! (`detail` = the CloudTrail record) inside an SNS notification (`Message` = the envelope as
 //! a JSON string, plus SNS's own fields). "bare" counts the envelope alone, a lower bound.
 //! Sizes are bytes of UTF-8; no tokenizer is used. Run: `cargo bench --bench prompt`.
+//!
+//! "billed" weighs the fixed part of each call as Bedrock bills it when the default model
+//! caches it (its cache point after the system prompt): the first call writes the cache (1.25x),
+//! every later call reads it (0.1x), which holds while calls come at least every five minutes
+//! (the cache's time to live, renewed on each read). The rest of each call is billed in full.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -48,11 +53,13 @@ fn main() {
     };
     let budget = prompt::DEFAULT_INPUT_BUDGET;
     let fixed = SYSTEM.len() + prompt::answer_schema_wire_bytes() + TOOL_DESCRIPTION.len();
+    assert_eq!(fixed, prompt::fixed_bytes());
     println!(
-        "prompt bytes (digest budget {budget} B; fixed per call: system + schema + tool = {fixed} B)"
+        "prompt bytes (digest budget {budget} B; fixed per call: system + schema + tool = {fixed} B, about {} tokens, cached with the default model)",
+        prompt::fixed_tokens()
     );
     println!(
-        "{:<40} {:>6} {:>7} {:>9} {:>9} {:>10} {:>10} {:>10} {:>7}",
+        "{:<40} {:>6} {:>7} {:>9} {:>9} {:>10} {:>10} {:>10} {:>7} {:>9} {:>7}",
         "input",
         "events",
         "batches",
@@ -61,6 +68,8 @@ fn main() {
         "orig/ev",
         "bare/ev",
         "ours/batch",
+        "ratio",
+        "billed/ev",
         "ratio"
     );
     for input in &inputs {
@@ -72,7 +81,7 @@ fn main() {
             .unwrap_or(input)
             .display()
             .to_string();
-        row.print(&name.replace("../shared/", ""));
+        row.print(&name.replace("../shared/", ""), fixed);
     }
 }
 
@@ -89,11 +98,23 @@ struct Row {
 }
 
 impl Row {
+    /// Input bytes as billed over `calls` calls that each repeat `fixed` bytes: the fixed part
+    /// written to the cache once (1.25x) and read from it after (0.1x), the rest in full.
     #[allow(clippy::cast_precision_loss, reason = "figures for people to read")]
-    fn print(&self, name: &str) {
+    fn billed(total: usize, calls: usize, fixed: usize) -> f64 {
+        if calls == 0 {
+            return 0.0;
+        }
+        let variable = total.saturating_sub(fixed * calls) as f64;
+        variable + fixed as f64 * (1.25 + 0.1 * (calls - 1) as f64)
+    }
+
+    #[allow(clippy::cast_precision_loss, reason = "figures for people to read")]
+    fn print(&self, name: &str, fixed: usize) {
         let per = |bytes: usize| bytes as f64 / self.events.max(1) as f64;
+        let billed = Self::billed(self.ours, self.batches, fixed) / self.events.max(1) as f64;
         println!(
-            "{name:<40} {:>6} {:>7} {:>9.0} {:>9.0} {:>10.0} {:>10.0} {:>10.0} {:>7}",
+            "{name:<40} {:>6} {:>7} {:>9.0} {:>9.0} {:>10.0} {:>10.0} {:>10.0} {:>7} {:>9.0} {:>7}",
             self.events,
             self.batches,
             per(self.ours),
@@ -102,6 +123,8 @@ impl Row {
             per(self.bare),
             self.ours as f64 / self.batches.max(1) as f64,
             format!("1/{:.0}", per(self.original) / per(self.ours).max(1.0)),
+            billed,
+            format!("1/{:.0}", per(self.original) / billed.max(1.0)),
         );
         println!(
             "{:<40} {:>6} {:>7} {:>9.0} {:>9} {:>10.0} {:>10.0} {:>10} {:>7}",

@@ -102,14 +102,15 @@ async fn run_all<S: Sleeper>(
     let tz = if lang == Lang::Ko { Asia::Seoul } else { UTC };
     let settings = settings(lang, tz);
     let window = settings.window;
-    let mut engine = Engine::new(
+    // Boxed: the engine, held across awaits, would make every caller's future large.
+    let mut engine = Box::new(Engine::new(
         RulePack::builtin(),
         settings,
         MemoryStore::new(window),
         summarizer,
         CollectingNotifier::default(),
         EventTimeClock::default(),
-    );
+    ));
     let bytes = std::fs::read(fixture(file)).unwrap_or_else(|err| panic!("{file}: {err}"));
     engine
         .ingest_bytes(&bytes)
@@ -760,4 +761,80 @@ async fn replay_reaches_bedrock_through_the_standard_endpoint_variable() {
     assert_eq!(line["prompt_version"], prompt_version());
     assert_eq!(line["input_tokens"], 1234);
     assert!(!stdout.contains("fake-secret") && !stderr.contains("fake-secret"));
+}
+
+/// The fixed part of the prompt (tool schema and system prompt, worked examples included)
+/// reaches the default model's cache minimum, so every call carries a cache point after the
+/// system prompt; the audit records what the cache wrote, then read. A model without prompt
+/// caching gets no cache point (Bedrock would refuse it).
+#[tokio::test]
+async fn the_fixed_prompt_is_cached_and_the_audit_says_what_the_cache_did() {
+    use trailwatch::adapters::bedrock::cache_minimum_tokens;
+    assert_eq!(cache_minimum_tokens(MODEL), Some(1_024));
+    assert!(
+        trailwatch::summary::prompt::fixed_tokens() >= 1_024,
+        "{} tokens fixed",
+        trailwatch::summary::prompt::fixed_tokens()
+    );
+    assert_eq!(
+        cache_minimum_tokens("anthropic.claude-3-5-sonnet-20240620-v1:0"),
+        None
+    );
+    assert_eq!(cache_minimum_tokens("us.amazon.nova-pro-v1:0"), Some(1_000));
+
+    let fake = FakeBedrock::start(Vec::new(), None).await;
+    assert!(config().cache_point);
+    let (deliveries, _) = run("multi-account.jsonl", Lang::En, summarizer(&fake, config())).await;
+    assert!(deliveries.len() >= 2, "{}", deliveries.len());
+    for request in fake.requests() {
+        let system = request["system"].as_array().cloned().unwrap_or_default();
+        assert_eq!(system.len(), 2, "{system:?}");
+        assert!(
+            system[0]["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("Three answers"))
+        );
+        assert_eq!(system[1], json!({"cachePoint": {"type": "default"}}));
+    }
+    let audits: Vec<_> = deliveries
+        .iter()
+        .map(|d| d.audit(&Receipt::default()))
+        .collect();
+    assert_eq!(
+        (audits[0].cache_write_tokens, audits[0].cache_read_tokens),
+        (Some(fake_bedrock::CACHED_TOKENS), Some(0)),
+        "the first call writes the cache"
+    );
+    for audit in &audits[1..] {
+        assert_eq!(
+            (audit.cache_write_tokens, audit.cache_read_tokens),
+            (Some(0), Some(fake_bedrock::CACHED_TOKENS)),
+            "later calls read it"
+        );
+    }
+
+    let plain = FakeBedrock::start(Vec::new(), None).await;
+    let no_cache = BedrockConfig::from_settings(&SummaryConfig {
+        model_id: "anthropic.claude-3-5-sonnet-20240620-v1:0".to_owned(),
+        ..SummaryConfig::default()
+    });
+    assert!(!no_cache.cache_point);
+    let config = BedrockConfig {
+        model_id: no_cache.model_id.clone(),
+        cache_point: false,
+        ..config()
+    };
+    let (deliveries, _) = run("multi-account.jsonl", Lang::En, summarizer(&plain, config)).await;
+    assert!(
+        plain
+            .requests()
+            .iter()
+            .all(|r| r["system"].as_array().is_some_and(|s| s.len() == 1)),
+        "no cache point"
+    );
+    let audit = deliveries[0].audit(&Receipt::default());
+    assert_eq!(
+        (audit.cache_write_tokens, audit.cache_read_tokens),
+        (Some(0), Some(0))
+    );
 }

@@ -869,6 +869,8 @@ async fn steps<S: Store>(
         prompt_version: None,
         input_tokens: None,
         output_tokens: None,
+        cache_read_tokens: None,
+        cache_write_tokens: None,
         latency_ms: None,
         attempts: None,
         fallback_reason: None,

@@ -18,9 +18,9 @@ use aws_sdk_bedrockruntime::config::http::HttpResponse;
 use aws_sdk_bedrockruntime::error::{ProvideErrorMetadata as _, SdkError};
 use aws_sdk_bedrockruntime::operation::converse::ConverseError;
 use aws_sdk_bedrockruntime::types::{
-    ContentBlock, ConversationRole, ConverseOutput, InferenceConfiguration, Message,
-    SpecificToolChoice, SystemContentBlock, Tool, ToolChoice, ToolConfiguration, ToolInputSchema,
-    ToolSpecification,
+    CachePointBlock, CachePointType, ContentBlock, ConversationRole, ConverseOutput,
+    InferenceConfiguration, Message, SpecificToolChoice, SystemContentBlock, Tool, ToolChoice,
+    ToolConfiguration, ToolInputSchema, ToolSpecification,
 };
 use aws_smithy_types::{Document, Number};
 use serde_json::Value;
@@ -56,6 +56,37 @@ pub struct BedrockConfig {
     pub input_budget: usize,
     pub max_tokens: i32,
     pub temperature: f32,
+    /// Put a Converse `cachePoint` after the system prompt: the model caches prompts and the
+    /// fixed part (tool schema and system prompt) reaches its minimum ([`cache_minimum_tokens`]).
+    pub cache_point: bool,
+}
+
+/// The fewest tokens a cache checkpoint's prefix must hold for `model_id` (a model id, an
+/// inference profile id such as `global.anthropic.claude-sonnet-4-5-…`, or its ARN) to cache
+/// it, or `None` for a model without prompt caching on Bedrock (a cache point would be
+/// refused).
+///
+/// Source: Amazon Bedrock User Guide, "Prompt caching for faster model inference", supported
+/// models and their minimum tokens per cache checkpoint (Claude 3.7 Sonnet, Sonnet 4 and
+/// later, Opus 4 and 4.1: 1,024; Claude 3.5 Haiku: 2,048; Claude Haiku 4.5 and Opus 4.5: 4,096;
+/// Amazon Nova Micro, Lite, Pro and Premier: 1,000, system and messages only).
+pub fn cache_minimum_tokens(model_id: &str) -> Option<usize> {
+    const TABLE: [(&str, usize); 10] = [
+        ("anthropic.claude-3-7-sonnet", 1_024),
+        ("anthropic.claude-3-5-haiku", 2_048),
+        ("anthropic.claude-haiku-4-5", 4_096),
+        ("anthropic.claude-opus-4-5", 4_096),
+        ("anthropic.claude-sonnet-4", 1_024),
+        ("anthropic.claude-opus-4", 1_024),
+        ("amazon.nova-micro", 1_000),
+        ("amazon.nova-lite", 1_000),
+        ("amazon.nova-pro", 1_000),
+        ("amazon.nova-premier", 1_000),
+    ];
+    TABLE
+        .iter()
+        .find(|(family, _)| model_id.contains(family))
+        .map(|(_, min)| *min)
 }
 
 impl BedrockConfig {
@@ -69,6 +100,8 @@ impl BedrockConfig {
             input_budget: settings.input_budget,
             max_tokens: MAX_OUTPUT_TOKENS,
             temperature: 0.0,
+            cache_point: cache_minimum_tokens(&settings.model_id)
+                .is_some_and(|min| prompt::fixed_tokens() >= min),
         }
     }
 }
@@ -123,6 +156,8 @@ struct Answered {
     answer: ModelAnswer,
     input_tokens: u64,
     output_tokens: u64,
+    cache_read_tokens: u64,
+    cache_write_tokens: u64,
 }
 
 /// The Bedrock summarizer. Its backoff, deadline and latency run on the sleeper `S`'s time.
@@ -200,6 +235,8 @@ impl<S: Sleeper> BedrockSummarizer<S> {
                         prompt_version: prompt::prompt_version().to_owned(),
                         input_tokens: answered.input_tokens,
                         output_tokens: answered.output_tokens,
+                        cache_read_tokens: answered.cache_read_tokens,
+                        cache_write_tokens: answered.cache_write_tokens,
                         latency_ms: millis(self.waiter.elapsed().saturating_sub(started)),
                         attempts,
                     }));
@@ -239,23 +276,41 @@ impl<S: Sleeper> BedrockSummarizer<S> {
             message,
         })?;
         let (system, message, tools, inference) = request;
-        let response = self
+        let mut call = self
             .client
             .converse()
             .model_id(&self.config.model_id)
-            .system(system)
+            .system(system);
+        if self.config.cache_point {
+            // After the system prompt: the prefix cached is the tool schema and the system
+            // prompt (Bedrock caches in the order tools, system, messages).
+            call = call.system(SystemContentBlock::CachePoint(
+                CachePointBlock::builder()
+                    .r#type(CachePointType::Default)
+                    .build()
+                    .map_err(|err| CallError::Refused {
+                        code: "request".to_owned(),
+                        message: err.to_string(),
+                    })?,
+            ));
+        }
+        let response = call
             .messages(message)
             .tool_config(tools)
             .inference_config(inference)
             .send()
             .await
             .map_err(classify)?;
-        let (input_tokens, output_tokens) = response.usage().map_or((0, 0), |u| {
-            (
-                u64::try_from(u.input_tokens()).unwrap_or(0),
-                u64::try_from(u.output_tokens()).unwrap_or(0),
-            )
-        });
+        let count = |n: Option<i32>| n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
+        let (input_tokens, output_tokens, cache_read_tokens, cache_write_tokens) =
+            response.usage().map_or((0, 0, 0, 0), |u| {
+                (
+                    count(Some(u.input_tokens())),
+                    count(Some(u.output_tokens())),
+                    count(u.cache_read_input_tokens()),
+                    count(u.cache_write_input_tokens()),
+                )
+            });
         let Some(ConverseOutput::Message(message)) = response.output() else {
             return Err(CallError::Invalid("no message in the response".to_owned()));
         };
@@ -276,6 +331,8 @@ impl<S: Sleeper> BedrockSummarizer<S> {
             answer,
             input_tokens,
             output_tokens,
+            cache_read_tokens,
+            cache_write_tokens,
         })
     }
 

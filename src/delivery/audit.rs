@@ -75,6 +75,12 @@ pub struct AuditLine {
     pub input_tokens: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_tokens: Option<u64>,
+    /// Input tokens read from Bedrock's prompt cache (model summaries only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_read_tokens: Option<u64>,
+    /// Input tokens written to Bedrock's prompt cache (model summaries only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_write_tokens: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -158,6 +164,8 @@ pub(super) fn audit_line(delivery: &Delivery) -> AuditLine {
         prompt_version: None,
         input_tokens: None,
         output_tokens: None,
+        cache_read_tokens: None,
+        cache_write_tokens: None,
         latency_ms: None,
         attempts: None,
         fallback_reason: None,
@@ -188,6 +196,8 @@ pub(super) fn audit_line(delivery: &Delivery) -> AuditLine {
             prompt_version,
             input_tokens,
             output_tokens,
+            cache_read_tokens,
+            cache_write_tokens,
             latency_ms,
             attempts,
         } => {
@@ -195,6 +205,8 @@ pub(super) fn audit_line(delivery: &Delivery) -> AuditLine {
             line.prompt_version = Some(prompt_version.clone());
             line.input_tokens = Some(*input_tokens);
             line.output_tokens = Some(*output_tokens);
+            line.cache_read_tokens = Some(*cache_read_tokens);
+            line.cache_write_tokens = Some(*cache_write_tokens);
             line.latency_ms = Some(*latency_ms);
             line.attempts = Some(*attempts);
         }
@@ -292,6 +304,8 @@ mod tests {
             prompt_version: "v1".to_owned(),
             input_tokens: 1200,
             output_tokens: 300,
+            cache_read_tokens: 1100,
+            cache_write_tokens: 0,
             latency_ms: 2500,
             attempts: 2,
         };
@@ -306,6 +320,10 @@ mod tests {
                 line.attempts
             ),
             (Some(1200), Some(300), Some(2500), Some(2))
+        );
+        assert_eq!(
+            (line.cache_read_tokens, line.cache_write_tokens),
+            (Some(1100), Some(0))
         );
         assert_eq!(line.fallback_reason, None);
         assert!(line.late);

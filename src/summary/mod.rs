@@ -29,8 +29,18 @@ pub enum SummarySource {
     Model {
         model_id: String,
         prompt_version: String,
+        /// Input tokens billed at the full rate (Converse `usage.inputTokens`: neither read
+        /// from nor written to the prompt cache).
         input_tokens: u64,
         output_tokens: u64,
+        /// Input tokens read from the prompt cache (`usage.cacheReadInputTokens`; billed at a
+        /// reduced rate). 0 when the call set no cache point.
+        #[serde(default)]
+        cache_read_tokens: u64,
+        /// Input tokens written to the prompt cache (`usage.cacheWriteInputTokens`; billed at
+        /// a higher rate, once per cache lifetime).
+        #[serde(default)]
+        cache_write_tokens: u64,
         /// Wall time of the call that answered, retries and backoff included.
         latency_ms: u64,
         /// Calls made (1 when the first one answered).

@@ -56,6 +56,18 @@ pub fn answer_schema_wire_bytes() -> usize {
     *BYTES
 }
 
+/// Bytes of what every call repeats unchanged, in the order Bedrock caches a prompt: the tool
+/// (description and schema as sent), then the system prompt.
+pub fn fixed_bytes() -> usize {
+    TOOL_DESCRIPTION.len() + answer_schema_wire_bytes() + SYSTEM.len()
+}
+
+/// [`fixed_bytes`] in tokens, estimated at four bytes a token (the system prompt and schema
+/// are English).
+pub fn fixed_tokens() -> usize {
+    fixed_bytes() / 4
+}
+
 /// The prompt version recorded in the audit (`prompts/VERSION`).
 pub fn prompt_version() -> &'static str {
     VERSION_FILE.trim()

@@ -1,6 +1,8 @@
 //! An in-process fake of Bedrock Runtime's Converse (`POST /model/{id}/converse`) on
 //! 127.0.0.1, scripted per test: tool calls, text answers, broken bodies, AWS errors, slow
-//! answers. It records every request body so tests can read the prompt that was sent.
+//! answers. It records every request body so tests can read the prompt that was sent. Like
+//! Bedrock, it reports prompt-cache usage for a request with a `cachePoint` in its system
+//! blocks: the first such request writes [`CACHED_TOKENS`] to the cache, later ones read them.
 
 #![allow(dead_code)]
 
@@ -11,6 +13,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
+
+/// Tokens the fake reports written to, then read from, its prompt cache.
+pub const CACHED_TOKENS: u64 = 1_100;
 
 /// One scripted answer.
 #[derive(Debug, Clone)]
@@ -54,6 +59,8 @@ struct State {
     fallback: Option<Reply>,
     requests: Vec<Value>,
     paths: Vec<String>,
+    /// A cache point has been written.
+    cached: bool,
 }
 
 /// The running fake; the server task ends with the test's runtime.
@@ -115,19 +122,36 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
         return;
     };
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let reply = {
+    let cache_point = request["system"]
+        .as_array()
+        .is_some_and(|blocks| blocks.iter().any(|b| b.get("cachePoint").is_some()));
+    let (reply, usage) = {
         let mut state = state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         state.requests.push(request.clone());
         state.paths.push(path);
-        state.script.pop_front().or_else(|| state.fallback.clone())
+        let mut usage = json!({"inputTokens": 1234, "outputTokens": 321, "totalTokens": 1555});
+        if cache_point {
+            let (read, write) = if state.cached {
+                (CACHED_TOKENS, 0)
+            } else {
+                (0, CACHED_TOKENS)
+            };
+            usage["cacheReadInputTokens"] = json!(read);
+            usage["cacheWriteInputTokens"] = json!(write);
+            state.cached = true;
+        }
+        (
+            state.script.pop_front().or_else(|| state.fallback.clone()),
+            usage,
+        )
     };
     let reply = reply.unwrap_or_else(|| {
         let text = request.to_string();
         Reply::Tool(good_answer(text.contains("Language: Korean"), "green"))
     });
-    let (status, error_type, body) = render(reply).await;
+    let (status, error_type, body) = render(reply, usage).await;
     let mut head = format!(
         "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
         body.len()
@@ -141,7 +165,7 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
     let _ = stream.shutdown().await;
 }
 
-async fn render(mut reply: Reply) -> (u16, Option<&'static str>, String) {
+async fn render(mut reply: Reply, usage: Value) -> (u16, Option<&'static str>, String) {
     while let Reply::Slow(delay, inner) = reply {
         tokio::time::sleep(delay).await;
         reply = *inner;
@@ -150,7 +174,7 @@ async fn render(mut reply: Reply) -> (u16, Option<&'static str>, String) {
         json!({
             "output": {"message": {"role": "assistant", "content": [content]}},
             "stopReason": stop,
-            "usage": {"inputTokens": 1234, "outputTokens": 321, "totalTokens": 1555},
+            "usage": usage,
             "metrics": {"latencyMs": 42}
         })
         .to_string()
