@@ -70,6 +70,13 @@ pub mod env {
     pub const QUIET_AFTER: &str = "TRAILWATCH_QUIET_AFTER";
 }
 
+/// The command line's log filter when `TRAILWATCH_LOG` is unset: warnings, without the AWS
+/// SDK's own (its credential chain warns, at length, once per provider and call; trailwatch says
+/// what failed in one line of its own).
+pub const DEFAULT_CLI_LOG: &str = "warn,aws_config=error,aws_smithy_runtime=error";
+/// The Lambda's log filter when `TRAILWATCH_LOG` is unset, on the same terms.
+pub const DEFAULT_LAMBDA_LOG: &str = "info,aws_config=error,aws_smithy_runtime=error";
+
 /// A configuration problem, naming the key and what was expected.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

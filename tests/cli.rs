@@ -465,3 +465,62 @@ fn now_pins_the_future_date_check() {
         text(&bad.stderr)
     );
 }
+
+/// `--summarizer bedrock` without AWS credentials: every batch falls back to the offline
+/// summary, and standard error says why in one line (not the SDK's credential chain, once per
+/// provider and call, in colour), then the stats line.
+#[test]
+fn bedrock_without_credentials_says_so_once() {
+    let home = tempfile::tempdir().unwrap_or_else(|err| panic!("{err}"));
+    // Empty AWS config and credentials files: no profile to find credentials in.
+    let empty = home.path().join("empty");
+    std::fs::write(&empty, "").unwrap_or_else(|err| panic!("{err}"));
+    let out = Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+        .args([
+            "replay",
+            "--summarizer",
+            "bedrock",
+            "--format",
+            "audit",
+            &common::fixture("multi-account.jsonl").display().to_string(),
+        ])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", &empty)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &empty)
+        .output()
+        .unwrap_or_else(|err| panic!("cannot run trailwatch: {err}"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        lines.len(),
+        2,
+        "one line on Bedrock, one stats line:\n{stderr}"
+    );
+    assert!(
+        lines[0].contains("no AWS credentials") && lines[0].contains("offline"),
+        "{}",
+        lines[0]
+    );
+    assert!(!stderr.contains('\u{1b}'), "no colour codes in a pipe");
+    assert!(!stderr.contains("dispatch failure: dispatch failure"));
+    assert!(lines[1].starts_with("replay: "));
+    // Every batch the model was asked about fell back, saying why; thread replies never ask.
+    let audit = text(&out.stdout);
+    let asked: Vec<&str> = audit
+        .lines()
+        .filter(|l| !l.contains("\"summary_by\":\"offline\""))
+        .collect();
+    assert!(asked.len() > 1, "{audit}");
+    for line in asked {
+        assert!(
+            line.contains("\"summary_by\":\"fallback\"")
+                && line.contains("no AWS credentials: no credentials found in chain. (1 attempts"),
+            "{line}"
+        );
+    }
+}

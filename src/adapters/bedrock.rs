@@ -166,6 +166,8 @@ pub struct BedrockSummarizer<S = TokioSleeper> {
     client: Client,
     config: BedrockConfig,
     waiter: Waiter<S>,
+    /// Refusals already logged (code, message): each is logged once, not once per batch.
+    refusals: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<(String, String)>>>,
 }
 
 impl BedrockSummarizer {
@@ -199,6 +201,7 @@ impl<S: Sleeper> BedrockSummarizer<S> {
             client,
             config,
             waiter: Waiter::new(sleeper),
+            refusals: std::sync::Arc::default(),
         }
     }
 
@@ -252,11 +255,18 @@ impl<S: Sleeper> BedrockSummarizer<S> {
                 cause,
             };
             if let CallError::Refused { code, message } = &cause {
-                tracing::error!(model = %self.config.model_id, code = %code, message = %message, attempts, "Bedrock refused the request; not retried, using the offline summary. Check the model id, the region and model access.");
+                // Said once per cause: every later batch meets the same refusal.
+                if self.first_time(code, message) {
+                    tracing::error!(model = %self.config.model_id, code = %code, message = %message, "Bedrock refused the request; not retried, using offline summaries. Check credentials, the model id, the region and model access.");
+                } else {
+                    tracing::debug!(model = %self.config.model_id, code = %code, "Bedrock refused the request again.");
+                }
                 return Err(fail(false, cause));
             }
             if !cause.retry_allowed(invalid_seen) || attempts >= self.config.max_attempts {
-                tracing::warn!(model = %self.config.model_id, error = %cause, attempts, "Bedrock gave no usable answer; using the offline summary.");
+                if self.first_time("gave no usable answer", &cause.to_string()) {
+                    tracing::warn!(model = %self.config.model_id, error = %cause, attempts, "Bedrock gave no usable answer; using the offline summary (said once per cause).");
+                }
                 return Err(fail(false, cause));
             }
             let delay = self.waiter.backoff(&self.config.backoff, attempts);
@@ -267,6 +277,14 @@ impl<S: Sleeper> BedrockSummarizer<S> {
             tracing::info!(model = %self.config.model_id, error = %cause, attempt = attempts, delay_ms = millis(delay), "Bedrock call failed; retrying.");
             self.waiter.sleep(delay).await;
         }
+    }
+
+    /// True the first time this refusal is met.
+    fn first_time(&self, code: &str, message: &str) -> bool {
+        self.refusals
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert((code.to_owned(), message.to_owned()))
     }
 
     /// One Converse call that must answer through the tool.
@@ -401,10 +419,19 @@ impl<S: Sleeper> Summarizer for BedrockSummarizer<S> {
 
 /// Sorts an SDK error into retry or not.
 fn classify(err: SdkError<ConverseError, HttpResponse>) -> CallError {
+    let cause = innermost(&err);
     match err {
         SdkError::TimeoutError(_) => CallError::Transient("the HTTP call timed out".to_owned()),
         SdkError::DispatchFailure(_) => {
-            CallError::Transient("the request could not be sent".to_owned())
+            if cause.to_ascii_lowercase().contains("credentials") {
+                // Not retried: the next call has no more credentials than this one.
+                CallError::Refused {
+                    code: "credentials".to_owned(),
+                    message: format!("no AWS credentials: {cause}"),
+                }
+            } else {
+                CallError::Transient(format!("the request could not be sent: {cause}"))
+            }
         }
         SdkError::ResponseError(_) => {
             CallError::Transient("the response could not be read".to_owned())
@@ -445,6 +472,25 @@ fn classify(err: SdkError<ConverseError, HttpResponse>) -> CallError {
             message: cut(&other.to_string()),
         },
     }
+}
+
+/// The last error of `err`'s source chain, said once and on one line: SDK errors repeat their
+/// outer message in each layer ("dispatch failure: dispatch failure: …"), so only the innermost
+/// is kept, and of it the first line (the credential chain then lists every provider it tried,
+/// one a line, after "Attempted:").
+fn innermost(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = err;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    let text = last.to_string();
+    let first = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
+    let first = first.strip_suffix("Attempted:").unwrap_or(first).trim_end();
+    cut(first)
 }
 
 fn cut(text: &str) -> String {

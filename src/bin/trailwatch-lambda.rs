@@ -12,8 +12,9 @@ fn main() -> ExitCode {
         .flatten_event(true)
         .with_current_span(false)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env(env::LOG)
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_env(env::LOG).unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(trailwatch::config::DEFAULT_LAMBDA_LOG)
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
