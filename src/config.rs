@@ -25,6 +25,9 @@ pub mod env {
     pub const TRUSTED_ACCOUNTS: &str = "TRAILWATCH_TRUSTED_ACCOUNTS";
     /// Built-in rule packs, comma-separated: `default,clickops` (replaces `[rules] packs`).
     pub const RULE_PACKS: &str = "TRAILWATCH_RULE_PACKS";
+    /// How often the Lambda reads the organisation's accounts from AWS Organizations
+    /// (`1h`; `off` never reads them). Replaces `[rules] organizations_refresh`.
+    pub const ORGANIZATIONS_REFRESH: &str = "TRAILWATCH_ORGANIZATIONS_REFRESH";
     /// `en` or `ko`.
     pub const LANG: &str = "TRAILWATCH_LANG";
     /// An IANA time zone, e.g. `Asia/Seoul`.
@@ -124,6 +127,7 @@ struct FileConfig {
 #[serde(deny_unknown_fields, default)]
 struct RulesFile {
     packs: Option<Vec<String>>,
+    organizations_refresh: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -319,9 +323,20 @@ pub struct RulesConfig {
     /// Built-in packs by name (`[rules] packs`, `TRAILWATCH_RULE_PACKS`), combined in order:
     /// `default`, `clickops`, `all-changes` (see [`crate::rules::PACKS`]). Empty: `default`.
     pub packs: Vec<String>,
+    /// How often the Lambda reads the organisation's accounts from AWS Organizations
+    /// (`[rules] organizations_refresh`, `TRAILWATCH_ORGANIZATIONS_REFRESH`; 5m to 7d, or
+    /// `"off"`). `None` (the default) means every hour; see [`RulesConfig::refresh`].
+    pub organizations_refresh: Option<Option<TimeDelta>>,
 }
 
 impl RulesConfig {
+    /// How often to read the organisation's accounts: every hour unless configured, never
+    /// when `"off"`.
+    pub fn refresh(&self) -> Option<TimeDelta> {
+        self.organizations_refresh
+            .unwrap_or(Some(TimeDelta::hours(1)))
+    }
+
     /// The packs to run: those given, or `default`.
     pub fn packs(&self) -> Vec<String> {
         if self.packs.is_empty() {
@@ -330,6 +345,25 @@ impl RulesConfig {
             self.packs.clone()
         }
     }
+}
+
+/// `"off"`, or a duration from 5m to 7d.
+fn parse_refresh(key: &str, text: &str) -> Result<Option<TimeDelta>, ConfigError> {
+    if text.trim().eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    humantime::parse_duration(text.trim())
+        .ok()
+        .and_then(|d| TimeDelta::from_std(d).ok())
+        .filter(|d| *d >= TimeDelta::minutes(5) && *d <= TimeDelta::days(7))
+        .map(Some)
+        .ok_or_else(|| {
+            invalid(
+                key,
+                "\"off\" or a duration from 5m to 7d, like \"1h\"",
+                text,
+            )
+        })
 }
 
 /// Check `names` against the built-in packs, naming `key` (with the index) in errors.
@@ -498,6 +532,10 @@ impl Settings {
         if let Some(packs) = &file.rules.packs {
             self.rules.packs = parse_packs("rules.packs", packs.iter().map(String::as_str))?;
         }
+        if let Some(refresh) = &file.rules.organizations_refresh {
+            self.rules.organizations_refresh =
+                Some(parse_refresh("rules.organizations_refresh", refresh)?);
+        }
         if let Some(mib) = file.input.max_inflated_mib {
             if !(1..=4096).contains(&mib) {
                 return Err(invalid(
@@ -660,6 +698,10 @@ impl Settings {
                 let id = parse_account(env::TRUSTED_ACCOUNTS, account)?;
                 self.trust.accounts.insert(id);
             }
+        }
+        if let Some(refresh) = var(env::ORGANIZATIONS_REFRESH) {
+            self.rules.organizations_refresh =
+                Some(parse_refresh(env::ORGANIZATIONS_REFRESH, &refresh)?);
         }
         if let Some(list) = var(env::RULE_PACKS) {
             self.rules.packs = parse_packs(

@@ -372,6 +372,24 @@ impl<S, M, N, C> Engine<S, M, N, C> {
         &self.settings
     }
 
+    /// The organisation's accounts for `not_org_account`, as now known: those configuration
+    /// names plus `accounts` (read from AWS Organizations).
+    pub fn set_organization_accounts(&mut self, accounts: impl IntoIterator<Item = String>) {
+        let configured = self.settings.organization();
+        let all: Vec<String> = configured
+            .accounts()
+            .map(str::to_owned)
+            .chain(accounts)
+            .collect();
+        self.rules
+            .set_organization(crate::rules::Organization::new(all));
+    }
+
+    /// The rules the engine runs, with the organisation they know.
+    pub fn rules(&self) -> &RulePack {
+        &self.rules
+    }
+
     /// Whether [`Engine::ingest`] flushes due windows before each event (the default, right
     /// for replay). The Lambda and `consume` turn it off: they flush on a tick or per batch,
     /// so ingest does no summarising or posting beyond immediate alerts.

@@ -200,3 +200,12 @@ pub trait Checkpoints {
         sequence: &str,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 }
+
+/// Port: the organisation's account ids, from where they are kept (AWS Organizations).
+pub trait Directory {
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Every account id of the organisation, active or not (a suspended account is still
+    /// the organisation's).
+    fn accounts(&self) -> impl Future<Output = Result<Vec<String>, Self::Error>> + Send;
+}

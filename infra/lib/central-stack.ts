@@ -344,6 +344,15 @@ export class CentralStack extends cdk.Stack {
           actions: ['secretsmanager:GetSecretValue'],
           resources: [this.slackSecret.secretArn],
         }),
+        // The organisation's accounts, read every hour so that a share with an account added
+        // after this deploy is not reported as leaving the organisation. Allowed only if this
+        // is the management account or a delegated administrator; refused otherwise, and the
+        // function keeps the configured accounts.
+        new iam.PolicyStatement({
+          sid: 'OrganizationAccounts',
+          actions: ['organizations:ListAccounts'],
+          resources: ['*'],
+        }),
         ...bedrockStatements(cfg.bedrock.modelId, model, partition, region, account, cfg.bedrock.profileRegions),
       ],
     });
@@ -367,7 +376,8 @@ export class CentralStack extends cdk.Stack {
       [ENV.grace]: cfg.grace,
       [ENV.slackChannel]: cfg.slack.defaultChannel,
       [ENV.slackChannels]: slackChannelsValue(cfg.slack.accountChannels),
-      [ENV.log]: 'info',
+      // The function's default: info, without the AWS SDK's credential-chain warnings.
+      [ENV.log]: 'info,aws_config=error,aws_smithy_runtime=error',
       [ENV.heartbeatSilence]: cfg.heartbeat.silenceAfter,
     };
     if (cfg.heartbeat.quietAfter !== undefined) environment[ENV.quietAfter] = cfg.heartbeat.quietAfter;
@@ -555,6 +565,11 @@ export class CentralStack extends cdk.Stack {
       fnPolicy,
       `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:${this.region}:${this.account}:log-group:/aws/lambda/${CENTRAL_NAMES.function}:log-stream:*]`,
       'Log streams are created by the Lambda runtime with generated names, inside its one log group.',
+    );
+    acknowledge(
+      fnPolicy,
+      'AwsSolutions-IAM5[Resource::*]',
+      'organizations:ListAccounts supports no resource-level permission (Service Authorization Reference, AWS Organizations); it only lists the account ids and names.',
     );
   }
 }

@@ -146,7 +146,12 @@ export function checkFunction(t: Template, cfg: TrailwatchConfig): void {
   const bedrockSids = parseModelId(cfg.bedrock.modelId).profile === undefined ? ['BedrockModel'] : ['BedrockInferenceProfile', 'BedrockModelThroughProfile'];
   assert.deepEqual(
     s.map((x) => x.Sid),
-    ['Logs', 'Table', 'SlackSecret', ...bedrockSids],
+    ['Logs', 'Table', 'SlackSecret', 'OrganizationAccounts', ...bedrockSids],
+  );
+  assert.deepEqual(
+    statement(s, 'OrganizationAccounts'),
+    { Sid: 'OrganizationAccounts', Effect: 'Allow', Action: 'organizations:ListAccounts', Resource: '*' },
+    'list the accounts, nothing else of Organizations',
   );
   assert.deepEqual(statement(s, 'Logs').Resource, partitionJoin(`:logs:${region}:${account}:log-group:/aws/lambda/${CENTRAL_NAMES.function}:log-stream:*`));
   assert.deepEqual(statement(s, 'Logs').Action, ['logs:CreateLogStream', 'logs:PutLogEvents']);
@@ -188,6 +193,12 @@ export function checkBedrock(s: Json[], cfg: TrailwatchConfig): void {
 }
 
 /** No IAM policy grants `*` actions or `*` resources; the only wildcard is the log streams. */
+/**
+ * Actions that support no resource-level permission, so their statement's resource is "*"
+ * (Service Authorization Reference): a statement of these alone may say "*".
+ */
+const NO_RESOURCE_LEVEL = ['organizations:ListAccounts'];
+
 export function checkLeastPrivilege(t: Template): void {
   for (const [policyId, policy] of resourcesOfType(t, 'AWS::IAM::Policy')) {
     for (const s of policy.Properties.PolicyDocument.Statement as Json[]) {
@@ -195,6 +206,10 @@ export function checkLeastPrivilege(t: Template): void {
       assert.equal(s.NotAction, undefined);
       assert.equal(s.NotResource, undefined);
       for (const a of asList(s.Action) as string[]) assert.ok(!a.includes('*'), `${policyId}: wildcard action ${a}`);
+      if ((asList(s.Action) as string[]).every((a) => NO_RESOURCE_LEVEL.includes(a))) {
+        assert.equal(s.Resource, '*', `${policyId}/${s.Sid}: an action without resource-level permissions`);
+        continue;
+      }
       for (const r of asList(s.Resource)) {
         assert.notEqual(r, '*', `${policyId}/${s.Sid}: Resource "*"`);
         const text = JSON.stringify(r);

@@ -57,6 +57,7 @@ describe('cdk-nag AwsSolutions', () => {
       'AlarmTopic AwsSolutions-SNS2',
       'BusDlq AwsSolutions-SQS3',
       'ForwardDlq AwsSolutions-SQS3',
+      'FunctionPolicy AwsSolutions-IAM5[Resource::*]',
       'FunctionPolicy AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:us-east-1:123456789012:log-group:/aws/lambda/trailwatch:log-stream:*]',
       'PipeDlq AwsSolutions-SQS3',
       'SlackSecret AwsSolutions-SMG4',

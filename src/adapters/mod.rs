@@ -6,6 +6,7 @@ pub mod either;
 pub mod kinesis;
 pub mod memory;
 pub mod metrics;
+pub mod organizations;
 pub mod retry;
 pub mod secrets;
 pub mod slack;

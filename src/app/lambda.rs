@@ -30,7 +30,7 @@ use crate::adapters::system_clock::SystemClock;
 use crate::app::RefreshingSlack;
 use crate::config::{Settings, SummarizerKind, env};
 use crate::engine::{Engine, EngineError};
-use crate::ports::{Clock, Notifier, Retryable, Store, Summarizer};
+use crate::ports::{Clock, Directory, Notifier, Retryable, Store, Summarizer};
 use crate::summary::OfflineSummarizer;
 
 /// Quarantined records a warm container keeps (after logging them) before forgetting them.
@@ -180,6 +180,37 @@ pub enum Response {
 pub struct Handler<S, M, N, C> {
     engine: Mutex<Engine<S, M, N, C>>,
     metrics: std::sync::Mutex<Box<dyn Write + Send>>,
+    /// Where and how often the organisation's accounts are read, if they are.
+    roster: Option<Roster>,
+}
+
+/// A [`Directory`] behind a trait object, so that the handler's type does not name it.
+pub trait AccountDirectory: Send + Sync {
+    /// The organisation's account ids, or why they could not be read.
+    fn account_ids(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<String>, String>> + Send + '_>>;
+}
+
+impl<D: Directory + Send + Sync> AccountDirectory for D {
+    fn account_ids(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<String>, String>> + Send + '_>>
+    {
+        Box::pin(async move { self.accounts().await.map_err(|err| err.to_string()) })
+    }
+}
+
+/// The organisation's accounts, read again every `every` (engine time), so that an account
+/// added after the deploy is inside the organisation within the hour, not from the next deploy.
+struct Roster {
+    directory: Box<dyn AccountDirectory>,
+    every: chrono::TimeDelta,
+    /// When to read next; `None`: at the first invocation.
+    next: std::sync::Mutex<Option<chrono::DateTime<chrono::Utc>>>,
+    /// A failure was logged (later ones are not: the central account may simply not be the
+    /// organisation's management account or a delegated administrator).
+    failure_logged: std::sync::atomic::AtomicBool,
 }
 
 impl<S, M, N, C> Handler<S, M, N, C>
@@ -199,7 +230,65 @@ where
                     .with_deferred_alerts(true),
             ),
             metrics: std::sync::Mutex::new(Box::new(std::io::stdout())),
+            roster: None,
         }
+    }
+
+    /// Read the organisation's accounts from `directory` at the first invocation and every
+    /// `every` after, for `not_org_account` (beside those configuration names). A failure
+    /// keeps what was known and is logged once.
+    #[must_use]
+    pub fn with_directory(
+        mut self,
+        directory: impl Directory + Send + Sync + 'static,
+        every: chrono::TimeDelta,
+    ) -> Self {
+        self.roster = Some(Roster {
+            directory: Box::new(directory),
+            every,
+            next: std::sync::Mutex::new(None),
+            failure_logged: std::sync::atomic::AtomicBool::new(false),
+        });
+        self
+    }
+
+    /// Read the organisation's accounts again when it is time.
+    async fn refresh_organization(&self, engine: &mut Engine<S, M, N, C>) {
+        let Some(roster) = &self.roster else {
+            return;
+        };
+        let now = engine.clock.now();
+        {
+            let next = roster
+                .next
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if next.is_some_and(|next| now < next) {
+                return;
+            }
+        }
+        match roster.directory.account_ids().await {
+            Ok(ids) => {
+                tracing::info!(
+                    accounts = ids.len(),
+                    "Organisation accounts read from AWS Organizations."
+                );
+                engine.set_organization_accounts(ids);
+            }
+            Err(err) => {
+                if !roster
+                    .failure_logged
+                    .swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
+                    tracing::warn!(error = %err, "Cannot read the organisation's accounts; using the configured ones (the central account must be the management account or a delegated administrator). Said once.");
+                }
+            }
+        }
+        *roster
+            .next
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            now.checked_add_signed(roster.every);
     }
 
     /// Write embedded-metric lines here instead of standard output.
@@ -235,6 +324,7 @@ where
 
     async fn ingest(&self, records: &[&RawValue], by: ReportBy) -> Result<Response, LambdaError> {
         let mut engine = self.engine.lock().await;
+        self.refresh_organization(&mut engine).await;
         let before = engine.stats();
         let quarantine_before = engine.quarantined().len();
         let mut response = KinesisEventResponse::default();
@@ -302,6 +392,7 @@ where
 
     async fn tick(&self, budget: Option<Duration>) -> Result<Response, LambdaError> {
         let mut engine = self.engine.lock().await;
+        self.refresh_organization(&mut engine).await;
         let before = engine.stats();
         let started = Instant::now();
         engine.set_deadline(budget.map(|b| tokio::time::Instant::now() + b));
@@ -380,8 +471,18 @@ pub async fn from_env(var: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<De
             tracing::warn!("No Slack secret configured: deliveries go to standard output.");
             Either::Right(StdoutNotifier::stdout())
         };
+    let refresh = settings.rules.refresh();
     let engine = Engine::new(rules, settings, store, summarizer, notifier, SystemClock);
-    Ok(Handler::new(engine))
+    let handler = Handler::new(engine);
+    Ok(match refresh {
+        Some(every) => handler.with_directory(
+            crate::adapters::organizations::Organizations::new(aws_sdk_organizations::Client::new(
+                &aws,
+            )),
+            every,
+        ),
+        None => handler,
+    })
 }
 
 /// Time a tick keeps back from the invocation's deadline: for the metrics and the answer,

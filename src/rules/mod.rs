@@ -368,6 +368,11 @@ impl RulePack {
         self
     }
 
+    /// Replace the organisation the pack knows (a refresh from AWS Organizations).
+    pub fn set_organization(&mut self, organization: Organization) {
+        self.organization = organization;
+    }
+
     /// The organisation the pack knows (empty when not given).
     pub fn organization(&self) -> &Organization {
         &self.organization
