@@ -25,7 +25,7 @@ use trailwatch::config::Settings;
 use trailwatch::engine::Engine;
 use trailwatch::rules::RulePack;
 use trailwatch::summary::prompt::{self, SYSTEM, TOOL_DESCRIPTION};
-use trailwatch::summary::{Lang, Locale, OfflineSummarizer};
+use trailwatch::summary::{Lang, Locale, OfflineSummarizer, Summarizer};
 use trailwatch::window::{Batch, BatchKind, EventTimeClock};
 
 fn main() {
@@ -72,16 +72,26 @@ fn main() {
         "billed/ev",
         "ratio"
     );
-    for input in &inputs {
-        let Some(row) = measure(input, locale, budget) else {
-            continue;
-        };
-        let name = input
-            .strip_prefix(root)
-            .unwrap_or(input)
-            .display()
-            .to_string();
-        row.print(&name.replace("../shared/", ""), fixed);
+    for min_events in [1, 2] {
+        println!(
+            "[summary] model_min_events = {min_events}{}",
+            if min_events == 1 {
+                " (the default: every batch asks the model)"
+            } else {
+                " (batches of one event are summarised offline)"
+            }
+        );
+        for input in &inputs {
+            let Some(row) = measure(input, locale, budget, min_events) else {
+                continue;
+            };
+            let name = input
+                .strip_prefix(root)
+                .unwrap_or(input)
+                .display()
+                .to_string();
+            row.print(&name.replace("../shared/", ""), fixed);
+        }
     }
 }
 
@@ -148,7 +158,7 @@ impl Row {
     }
 }
 
-fn measure(path: &Path, locale: Locale, budget: usize) -> Option<Row> {
+fn measure(path: &Path, locale: Locale, budget: usize, min_events: usize) -> Option<Row> {
     let text = std::fs::read_to_string(path).ok()?;
     let records: Vec<Value> = text
         .lines()
@@ -171,7 +181,7 @@ fn measure(path: &Path, locale: Locale, budget: usize) -> Option<Row> {
     }
     // Every delivery's events count; only top-level ones (digests, immediate alerts,
     // reminders) call the model: an incident's thread replies never do.
-    let deliveries = replay(lines.as_bytes(), locale);
+    let deliveries = replay(lines.as_bytes(), locale, min_events);
     let mut row = Row {
         events: 0,
         batches: deliveries.iter().filter(|(_, model)| *model).count(),
@@ -219,22 +229,65 @@ fn measure(path: &Path, locale: Locale, budget: usize) -> Option<Row> {
     Some(row)
 }
 
-/// Each delivery's batch, and whether the model is asked for its summary (not for replies).
-fn replay(bytes: &[u8], locale: Locale) -> Vec<(Batch, bool)> {
+/// Answers offline, and keeps the event ids of every batch the engine asked about: the calls
+/// a model summarizer would have had.
+#[derive(Clone, Default)]
+struct Asked(std::sync::Arc<std::sync::Mutex<Vec<Vec<String>>>>);
+
+impl Asked {
+    fn ids(batch: &Batch) -> Vec<String> {
+        batch
+            .events
+            .iter()
+            .map(|e| e.event.id.to_string())
+            .collect()
+    }
+
+    fn asked(&self, batch: &Batch) -> bool {
+        let ids = Self::ids(batch);
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&ids)
+    }
+}
+
+impl Summarizer for Asked {
+    type Error = std::convert::Infallible;
+
+    fn summarize(
+        &self,
+        batch: &Batch,
+        locale: Locale,
+    ) -> impl std::future::Future<Output = Result<trailwatch::summary::Summary, Self::Error>> + Send
+    {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Self::ids(batch));
+        OfflineSummarizer.summarize(batch, locale)
+    }
+}
+
+/// Each delivery's batch, and whether the engine asked the model for its summary (never for
+/// replies, nor for batches under `model_min_events`).
+fn replay(bytes: &[u8], locale: Locale, min_events: usize) -> Vec<(Batch, bool)> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap_or_else(|err| panic!("runtime: {err}"));
     runtime.block_on(async {
-        let settings = Settings {
+        let mut settings = Settings {
             locale,
             ..Settings::default()
         };
+        settings.summary.model_min_events = min_events;
         let window = settings.window;
+        let asked = Asked::default();
         let mut engine = Engine::new(
             RulePack::builtin(),
             settings,
             MemoryStore::new(window),
-            OfflineSummarizer,
+            asked.clone(),
             CollectingNotifier::default(),
             EventTimeClock::default(),
         );
@@ -251,7 +304,7 @@ fn replay(bytes: &[u8], locale: Locale) -> Vec<(Batch, bool)> {
             .take()
             .into_iter()
             .map(|d| {
-                let model = d.thread_of().is_none();
+                let model = asked.asked(&d.batch);
                 (d.batch, model)
             })
             .collect()

@@ -58,6 +58,8 @@ pub mod env {
     pub const BEDROCK_MAX_ATTEMPTS: &str = "TRAILWATCH_BEDROCK_MAX_ATTEMPTS";
     /// Bytes of batch digest the model may see.
     pub const PROMPT_BUDGET: &str = "TRAILWATCH_PROMPT_BUDGET";
+    /// Fewest events in a batch for the model to be asked (`[summary] model_min_events`).
+    pub const MODEL_MIN_EVENTS: &str = "TRAILWATCH_MODEL_MIN_EVENTS";
     /// Path of a configuration file (TOML), read before the variables above.
     pub const CONFIG: &str = "TRAILWATCH_CONFIG";
     /// Path of a rule pack (TOML) used instead of the built-in one.
@@ -166,6 +168,7 @@ struct SummaryFile {
     deadline: Option<String>,
     max_attempts: Option<u32>,
     input_budget: Option<usize>,
+    model_min_events: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -287,6 +290,10 @@ pub struct SummaryConfig {
     pub max_attempts: u32,
     /// Bytes of digest the model sees; the Slack listing stays complete.
     pub input_budget: usize,
+    /// Batches with fewer events are summarised offline, without a model call
+    /// (`[summary] model_min_events`, `TRAILWATCH_MODEL_MIN_EVENTS`; 1 to 1000, default 1:
+    /// every batch asks). The offline summary already says who did what, where and when.
+    pub model_min_events: usize,
 }
 
 impl Default for SummaryConfig {
@@ -297,6 +304,7 @@ impl Default for SummaryConfig {
             deadline: std::time::Duration::from_secs(45),
             max_attempts: 4,
             input_budget: crate::summary::prompt::DEFAULT_INPUT_BUDGET,
+            model_min_events: 1,
         }
     }
 }
@@ -345,6 +353,15 @@ impl RulesConfig {
             self.packs.clone()
         }
     }
+}
+
+/// A number of events from 1 to 1000.
+fn parse_min_events(key: &str, text: &str) -> Result<usize, ConfigError> {
+    text.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=1_000).contains(n))
+        .ok_or_else(|| invalid(key, "a number of events from 1 to 1000", text))
 }
 
 /// `"off"`, or a duration from 5m to 7d.
@@ -571,7 +588,12 @@ impl Settings {
                 ),
             ],
             ["summary.summarizer", "summary.deadline"],
-        )
+        )?;
+        if let Some(n) = file.summary.model_min_events {
+            self.summary.model_min_events =
+                parse_min_events("summary.model_min_events", &n.to_string())?;
+        }
+        Ok(())
     }
 
     fn apply_slack_file(&mut self, file: SlackFile) -> Result<(), ConfigError> {
@@ -740,6 +762,9 @@ impl Settings {
             ],
             [env::SUMMARIZER, env::BEDROCK_DEADLINE],
         )?;
+        if let Some(n) = var(env::MODEL_MIN_EVENTS) {
+            self.summary.model_min_events = parse_min_events(env::MODEL_MIN_EVENTS, &n)?;
+        }
         self.set_locale(
             var(env::LANG).as_deref(),
             var(env::TZ).as_deref(),
@@ -1081,6 +1106,14 @@ mod tests {
             (
                 "[window]\nwidth = \"five\"\n",
                 "window.width: expected a duration",
+            ),
+            (
+                "[summary]\nmodel_min_events = 0\n",
+                "summary.model_min_events: expected a number of events from 1 to 1000",
+            ),
+            (
+                "[rules]\norganizations_refresh = \"1m\"\n",
+                "rules.organizations_refresh: expected \"off\" or a duration from 5m to 7d",
             ),
             (
                 "[slack]\napi_url = \"http://slack.example/api\"\n",

@@ -1095,6 +1095,8 @@ where
     /// it fails, counted), else the offline templates.
     async fn prepare(&mut self, batch: Batch, model: bool) -> Delivery {
         let locale = self.settings.locale;
+        // A batch this small is said completely by the offline summary: no model call.
+        let model = model && batch.events.len() >= self.settings.summary.model_min_events;
         let summary = if model {
             let summarized = self.summarizer.summarize(&batch, locale);
             let outcome = match self.deadline {

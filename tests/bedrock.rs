@@ -838,3 +838,50 @@ async fn the_fixed_prompt_is_cached_and_the_audit_says_what_the_cache_did() {
         (Some(0), Some(0))
     );
 }
+
+/// `[summary] model_min_events = 2`: batches of one event are summarised offline and never
+/// reach the model; the others still do.
+#[tokio::test]
+async fn batches_below_the_minimum_make_no_model_call() {
+    let fake = FakeBedrock::start(Vec::new(), None).await;
+    let mut settings = settings(Lang::En, UTC);
+    settings.summary.model_min_events = 2;
+    let window = settings.window;
+    let mut engine = Box::new(Engine::new(
+        RulePack::builtin(),
+        settings,
+        MemoryStore::new(window),
+        summarizer(&fake, config()),
+        CollectingNotifier::default(),
+        EventTimeClock::default(),
+    ));
+    let bytes = std::fs::read(fixture("multi-account.jsonl")).unwrap_or_else(|err| panic!("{err}"));
+    engine
+        .ingest_bytes(&bytes)
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    engine
+        .flush_all()
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    let deliveries: Vec<Delivery> = engine
+        .notifier
+        .take()
+        .into_iter()
+        .filter(|d| d.thread_of().is_none())
+        .collect();
+    let (small, large): (Vec<&Delivery>, Vec<&Delivery>) =
+        deliveries.iter().partition(|d| d.batch.events.len() < 2);
+    assert!(!small.is_empty() && !large.is_empty());
+    for d in &small {
+        assert_eq!(d.summary.source, SummarySource::Offline, "{}", d.key());
+    }
+    for d in &large {
+        assert!(
+            matches!(d.summary.source, SummarySource::Model { .. }),
+            "{}",
+            d.key()
+        );
+    }
+    assert_eq!(fake.calls(), large.len());
+}
