@@ -465,10 +465,9 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Defaults, then `file` (if given), then the environment as `var` reports it.
     /// The organisation's accounts as far as configuration knows them: `[trust] accounts` and
-    /// the accounts `[accounts]` names. Empty when neither is given; rules then treat only an
-    /// event's own account as inside (`not_org_account`).
+    /// the accounts `[accounts]` names. Empty when neither is given; `not_org_account` then
+    /// holds for no account.
     pub fn organization(&self) -> crate::rules::Organization {
         crate::rules::Organization::new(
             self.trust
@@ -479,6 +478,7 @@ impl Settings {
         )
     }
 
+    /// Defaults, then `file` (if given), then the environment as `var` reports it.
     pub fn load(
         file: Option<&Path>,
         var: &dyn Fn(&str) -> Option<String>,

@@ -677,15 +677,19 @@ where
                 events: claimed.events,
             };
             let had_events = !batch.events.is_empty();
-            self.stats.below_threshold += thresholds::apply(&mut batch.events);
+            // Counted once the batch is done: a batch given back and claimed again is counted
+            // on the attempt that sends it.
+            let below = thresholds::apply(&mut batch.events);
             if had_events && batch.events.is_empty() {
                 // Nothing crossed its threshold: the window is done, with nothing to post.
                 Box::pin(self.close_quiet(&batch, now)).await?;
+                self.stats.below_threshold += below;
                 continue;
             }
             // Boxed: a batch's flush is the largest state machine; every caller's future
             // would otherwise carry it.
             if Box::pin(self.flush_batch(batch, now)).await? {
+                self.stats.below_threshold += below;
                 sent += 1;
             }
         }

@@ -256,6 +256,15 @@ fn state_change(state: &str) -> Value {
     })
 }
 
+/// The built-in pack, with the organisation of the synthesised events (111111111111) known,
+/// so that `not_org_account` can tell 999999999999 outside.
+fn builtin() -> RulePack {
+    RulePack::builtin().with_organization(rules::Organization::new([
+        "111111111111".to_owned(),
+        "222222222222".to_owned(),
+    ]))
+}
+
 /// What the pack says of an envelope, read by the crate's own decoder.
 fn verdict(pack: &RulePack, envelope: &Value) -> Verdict {
     let text = envelope.to_string();
@@ -492,7 +501,7 @@ fn builtin_rule_tables() -> Vec<toml::Table> {
 
 #[test]
 fn every_rule_matches_its_own_events_in_pack_and_pattern() {
-    let pack = RulePack::builtin();
+    let pack = builtin();
     let pattern = event_pattern(&pack);
     let split = event_patterns(&pack, rules::EVENT_PATTERN_DEFAULT_LIMIT).expect("split");
     let tables = builtin_rule_tables();
@@ -553,7 +562,7 @@ fn record(source: &str, name: &str, extra: &Value) -> Value {
 
 #[test]
 fn unmatched_events_are_not_forwarded() {
-    let pack = RulePack::builtin();
+    let pack = builtin();
     let pattern = event_pattern(&pack);
     let split = event_patterns(&pack, rules::EVENT_PATTERN_DEFAULT_LIMIT).expect("split");
     let none = json!({});
@@ -610,7 +619,7 @@ fn unmatched_events_are_not_forwarded() {
 
 #[test]
 fn ignored_noise_and_immediate_alerts() {
-    let pack = RulePack::builtin();
+    let pack = builtin();
     let scanner = record(
         "iam.amazonaws.com",
         "ListUsers",
@@ -659,7 +668,7 @@ fn traildiscover_corpus_pattern_agrees_with_pack() {
         return;
     };
     let text = std::fs::read_to_string(&path).expect("read corpus");
-    let pack = RulePack::builtin();
+    let pack = builtin();
     let pattern = event_pattern(&pack);
     let split = event_patterns(&pack, rules::EVENT_PATTERN_DEFAULT_LIMIT).expect("split");
     let (mut matched, mut ignored, mut unmatched) = (0, 0, 0);
@@ -713,7 +722,7 @@ fn traildiscover_corpus_pattern_agrees_with_pack() {
 
 #[test]
 fn tamper_fixtures_are_forwarded_exactly_when_the_pack_matches() {
-    let pack = RulePack::builtin();
+    let pack = builtin();
     let pattern = event_pattern(&pack);
     let split = event_patterns(&pack, rules::EVENT_PATTERN_DEFAULT_LIMIT).expect("split");
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/tamper");

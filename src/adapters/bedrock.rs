@@ -279,12 +279,17 @@ impl<S: Sleeper> BedrockSummarizer<S> {
         }
     }
 
-    /// True the first time this refusal is met.
+    /// True the first time this refusal is met (of the last 64 kinds: the set is emptied when
+    /// full, so a long-lived function cannot grow it without end).
     fn first_time(&self, code: &str, message: &str) -> bool {
-        self.refusals
+        let mut seen = self
+            .refusals
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert((code.to_owned(), message.to_owned()))
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen.len() >= 64 {
+            seen.clear();
+        }
+        seen.insert((code.to_owned(), message.to_owned()))
     }
 
     /// One Converse call that must answer through the tool.

@@ -201,6 +201,11 @@ impl<D: Directory + Send + Sync> AccountDirectory for D {
     }
 }
 
+/// Longest a read of the organisation's accounts may take in an invocation.
+const REFRESH_TIMEOUT: Duration = Duration::from_secs(5);
+/// After a failed read, the next one comes this soon (or at the interval, if shorter).
+const REFRESH_RETRY: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
 /// The organisation's accounts, read again every `every` (engine time), so that an account
 /// added after the deploy is inside the organisation within the hour, not from the next deploy.
 struct Roster {
@@ -267,28 +272,39 @@ where
                 return;
             }
         }
-        match roster.directory.account_ids().await {
+        // Bounded: the invocation's time is for its records and its flush.
+        let read = tokio::time::timeout(REFRESH_TIMEOUT, roster.directory.account_ids())
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {REFRESH_TIMEOUT:?}")));
+        let next = match read {
             Ok(ids) => {
                 tracing::info!(
                     accounts = ids.len(),
                     "Organisation accounts read from AWS Organizations."
                 );
                 engine.set_organization_accounts(ids);
+                // A later failure is news again.
+                roster
+                    .failure_logged
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
+                roster.every
             }
             Err(err) => {
                 if !roster
                     .failure_logged
                     .swap(true, std::sync::atomic::Ordering::Relaxed)
                 {
-                    tracing::warn!(error = %err, "Cannot read the organisation's accounts; using the configured ones (the central account must be the management account or a delegated administrator). Said once.");
+                    tracing::warn!(error = %err, "Cannot read the organisation's accounts; using the ones known (the central account must be the management account or a delegated administrator). Said once until it works again.");
                 }
+                // Soon again: a cold start's passing failure should not leave an hour of
+                // accounts looking foreign.
+                REFRESH_RETRY.min(roster.every)
             }
-        }
+        };
         *roster
             .next
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) =
-            now.checked_add_signed(roster.every);
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = now.checked_add_signed(next);
     }
 
     /// Write embedded-metric lines here instead of standard output.
@@ -391,11 +407,13 @@ where
     }
 
     async fn tick(&self, budget: Option<Duration>) -> Result<Response, LambdaError> {
+        // The budget runs from the start of the invocation, the refresh included.
+        let deadline = budget.map(|b| tokio::time::Instant::now() + b);
         let mut engine = self.engine.lock().await;
         self.refresh_organization(&mut engine).await;
         let before = engine.stats();
         let started = Instant::now();
-        engine.set_deadline(budget.map(|b| tokio::time::Instant::now() + b));
+        engine.set_deadline(deadline);
         let flushed = engine.flush_due().await.map_err(LambdaError::Flush);
         engine.set_deadline(None);
         let elapsed = started.elapsed().as_secs_f64() * 1000.0;

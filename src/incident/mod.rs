@@ -42,7 +42,15 @@ impl IncidentKey {
     /// The incident an event belongs to: its account, its rule, and its performer or the
     /// fields the rule's `dedup_by` names (joined with `|`).
     pub fn of(event: &BatchEvent) -> Self {
-        let subject = if event.rule.dedup_by.is_empty() {
+        let by_account = event
+            .rule
+            .threshold
+            .as_ref()
+            .is_some_and(|t| t.by == crate::rules::ThresholdBy::Account);
+        let subject = if by_account {
+            // A threshold counted over the whole account is one incident, not one a performer.
+            String::new()
+        } else if event.rule.dedup_by.is_empty() {
             performer(event)
         } else {
             let values: Vec<String> = event

@@ -333,7 +333,10 @@ impl Matcher {
             let field = self
                 .conds
                 .iter()
-                .find(|(f, c)| *f != Field::State && !field_holds(c, f.value(&probe), &scope))
+                .find(|(f, c)| {
+                    !matches!(f, Field::State | Field::Region)
+                        && !field_holds(c, f.value(&probe), &scope)
+                })
                 .map(|(f, _)| f.to_string());
             let path = || {
                 self.paths
@@ -362,22 +365,24 @@ pub fn field_holds(cond: &Cond, value: FactValue<'_>, scope: &Scope<'_>) -> bool
     cond.holds(leaf.as_slice(), scope)
 }
 
-/// The facts of an EC2 state change, with a state that any `state` condition accepts.
+/// The facts of an EC2 state change as the decoder gives them (an AWS service identity,
+/// invoked by EC2, not read-only), with a state and region that any condition on them
+/// accepts: those two are checked on the event.
 pub fn state_change_facts() -> Facts<'static> {
     Facts {
         kind: EventKind::StateChange,
         source: "ec2.amazonaws.com",
         name: "InstanceStateChange",
         error_code: None,
-        identity_type: None,
-        read_only: None,
+        identity_type: Some("AWSService"),
+        read_only: Some(false),
         mfa_used: None,
         login_result: None,
         state: None,
         user_agent: None,
         role_name: None,
         user_name: None,
-        invoked_by: None,
+        invoked_by: Some("ec2.amazonaws.com"),
         account: "",
         region: "",
         source_ip: None,
@@ -559,24 +564,36 @@ impl Ctx<'_> {
         Ok(Cond::AnythingBut(globs))
     }
 
-    /// `[">", 0, "<=", 5]`: one or two comparisons, each an operator then a number.
+    /// `[">", 0, "<=", 5]`, as EventBridge takes it: one comparison, or a lower bound (`>` or
+    /// `>=`) then an upper one (`<` or `<=`); each number within EventBridge's range
+    /// ([`crate::rules::value::NUMERIC_LIMIT`]).
     fn numeric(items: &[toml::Value]) -> Option<Cond> {
         if !(items.len() == 2 || items.len() == 4) {
             return None;
         }
-        items
+        let bounds = items
             .chunks(2)
             .map(|pair| {
                 let cmp = Compare::parse(pair[0].as_str()?)?;
-                let n = match &pair[1] {
+                let n: serde_json::Number = match &pair[1] {
                     toml::Value::Integer(n) => (*n).into(),
                     toml::Value::Float(f) => serde_json::Number::from_f64(*f)?,
                     _ => return None,
                 };
-                Some((cmp, n))
+                n.as_f64()
+                    .is_some_and(super::value::within_numeric_limit)
+                    .then_some((cmp, n))
             })
-            .collect::<Option<Vec<_>>>()
-            .map(Cond::Numeric)
+            .collect::<Option<Vec<_>>>()?;
+        let shape_ok = match bounds.as_slice() {
+            [_] => true,
+            [(lower, _), (upper, _)] => {
+                matches!(lower, Compare::Gt | Compare::Ge)
+                    && matches!(upper, Compare::Lt | Compare::Le)
+            }
+            _ => false,
+        };
+        shape_ok.then_some(Cond::Numeric(bounds))
     }
 
     fn bool_cond(&self, field: Field, value: &toml::Value) -> Result<Cond, RulesError> {

@@ -263,13 +263,22 @@ fn rule_branches(m: &Matcher) -> Vec<Branch> {
         let mut possible = true;
         for (field, cond) in m.conds() {
             match field {
-                Field::Source | Field::Name => {
+                // Constants of every state change (the decoder's): decided here.
+                Field::Source
+                | Field::Name
+                | Field::IdentityType
+                | Field::InvokedBy
+                | Field::ReadOnly => {
                     possible &= field_holds(cond, field.value(&facts), &scope);
                     if *field == Field::Source {
                         branch
                             .rest
                             .insert(owned(&["source"]), vec![json!("aws.ec2")]);
                     }
+                }
+                // The envelope's region: a state change has no `detail.awsRegion`.
+                Field::Region => {
+                    branch.rest.insert(owned(&["region"]), glob_ops(cond));
                 }
                 _ => {
                     branch.rest.insert(owned(field.path()), glob_ops(cond));

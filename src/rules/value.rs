@@ -51,6 +51,15 @@ impl<'a> Leaf<'a> {
     }
 }
 
+/// EventBridge compares numbers from -5e9 to 5e9 only (Amazon EventBridge User Guide, "Numeric
+/// matching"); a number outside satisfies no `numeric` condition, in the pattern or here.
+pub const NUMERIC_LIMIT: f64 = 5.0e9;
+
+/// True for a number EventBridge can compare.
+pub fn within_numeric_limit(n: f64) -> bool {
+    n.is_finite() && (-NUMERIC_LIMIT..=NUMERIC_LIMIT).contains(&n)
+}
+
 /// A comparison of `{ numeric = [...] }`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compare {
@@ -97,9 +106,9 @@ impl Compare {
 
 /// The accounts of the organisation, for `{ not_org_account = true }`.
 ///
-/// Known: the organisation's account ids (from config `[organization] accounts`, or from AWS
-/// Organizations `ListAccounts`). Unknown (empty): only the account the event happened in counts
-/// as inside, so every other account reads as foreign; give the list to avoid that.
+/// Known: the organisation's account ids (configuration's `[trust] accounts` and `[accounts]`,
+/// and in the Lambda AWS Organizations `ListAccounts`). Unknown (empty): no account can be told
+/// foreign, so `not_org_account` holds for none.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Organization {
     accounts: HashSet<String>,
@@ -132,10 +141,13 @@ pub struct Scope<'a> {
 impl Scope<'_> {
     /// True when `text` names an account (12 digits, or an ARN with an account field) that is
     /// neither the event's account nor one of the organisation's. Text that names no account
-    /// (`all`, a key id, a bucket name) is not foreign.
+    /// (`all`, a key id, a bucket name) is not foreign; nor is any account while the
+    /// organisation is unknown (no account configured or listed): a share with a sibling
+    /// account must not read as leaving the organisation.
     pub fn names_foreign_account(&self, text: &str) -> bool {
-        account_in(text)
-            .is_some_and(|id| id != self.account && !self.organization.accounts.contains(id))
+        !self.organization.is_empty()
+            && account_in(text)
+                .is_some_and(|id| id != self.account && !self.organization.accounts.contains(id))
     }
 }
 
@@ -194,9 +206,12 @@ impl Cond {
             (Self::EqualsIgnoreCase(texts), Leaf::Str(s)) => {
                 texts.iter().any(|t| t.to_lowercase() == s.to_lowercase())
             }
-            (Self::Numeric(bounds), Leaf::Number(n)) => bounds
-                .iter()
-                .all(|(cmp, b)| b.as_f64().is_some_and(|b| cmp.holds(n, b))),
+            (Self::Numeric(bounds), Leaf::Number(n)) => {
+                within_numeric_limit(n)
+                    && bounds
+                        .iter()
+                        .all(|(cmp, b)| b.as_f64().is_some_and(|b| cmp.holds(n, b)))
+            }
             (Self::Cidr(nets), Leaf::Str(s)) => s
                 .parse::<IpAddr>()
                 .is_ok_and(|ip| nets.iter().any(|net| net.contains(&ip))),
@@ -350,8 +365,8 @@ mod tests {
             account: "333333333333",
         };
         assert!(
-            scope.names_foreign_account("111111111111"),
-            "without the list, any other account"
+            !scope.names_foreign_account("999999999999"),
+            "without the list, no account can be told foreign"
         );
     }
 }
