@@ -376,6 +376,28 @@ mod tests {
         assert!(holds(&m, r#"{"n":[9,3]}"#), "any element");
         let eq = matcher(r#"request.n = { numeric = ["=", 443] }"#).unwrap();
         assert!(holds(&eq, r#"{"n":443}"#) && !holds(&eq, r#"{"n":444}"#));
+        // EventBridge compares numbers from -5e9 to 5e9 only.
+        let any = matcher(r#"request.n = { numeric = [">", 0] }"#).unwrap();
+        assert!(holds(&any, r#"{"n":4999999999}"#));
+        assert!(
+            !holds(&any, r#"{"n":6000000000}"#),
+            "outside EventBridge's range"
+        );
+        // Its forms: one comparison, or a lower bound then an upper one.
+        for bad in [
+            r#"["<", 5, ">", 0]"#,
+            r#"["=", 1, "<", 2]"#,
+            r#"[">", 1, ">", 2]"#,
+            r#"[">", 6000000000]"#,
+            r#"["!=", 1]"#,
+            r#"[">", "1"]"#,
+            r#"[">", 0, "<", 5, "<", 6]"#,
+        ] {
+            assert!(
+                matcher(&format!("request.n = {{ numeric = {bad} }}")).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
