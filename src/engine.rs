@@ -679,7 +679,9 @@ where
             let had_events = !batch.events.is_empty();
             // Counted once the batch is done: a batch given back and claimed again is counted
             // on the attempt that sends it.
-            let below = thresholds::apply(&mut batch.events);
+            let open = self.open_threshold_incidents(&batch.events, now).await?;
+            let below =
+                thresholds::apply(&mut batch.events, &|e| open.contains(&IncidentKey::of(e)));
             if had_events && batch.events.is_empty() {
                 // Nothing crossed its threshold: the window is done, with nothing to post.
                 Box::pin(self.close_quiet(&batch, now)).await?;
@@ -695,6 +697,38 @@ where
         }
         sent += self.post_held(now).await?;
         Ok(sent)
+    }
+
+    /// The incidents of `events`' threshold groups that are still open for them: a group that
+    /// fired before goes on under its incident, below the count or not.
+    async fn open_threshold_incidents(
+        &self,
+        events: &[BatchEvent],
+        now: DateTime<Utc>,
+    ) -> Result<std::collections::HashSet<IncidentKey>, EngineError> {
+        let mut keys: Vec<IncidentKey> = events
+            .iter()
+            .filter(|e| e.rule.threshold.is_some())
+            .map(IncidentKey::of)
+            .collect();
+        if keys.is_empty() {
+            return Ok(std::collections::HashSet::new());
+        }
+        keys.sort();
+        keys.dedup();
+        let policy = self.settings.incidents;
+        let known = self.store.incidents(&keys).await.map_err(store_error)?;
+        Ok(known
+            .into_iter()
+            .filter(|incident| {
+                !incident.is_abandoned(now, &policy)
+                    && events.iter().any(|e| {
+                        IncidentKey::of(e) == incident.key
+                            && incident.is_open_at(e.event.time, &policy.for_rule(&e.rule))
+                    })
+            })
+            .map(|incident| incident.key)
+            .collect())
     }
 
     /// Mark a claimed batch sent that has nothing left to post (its events all stayed below

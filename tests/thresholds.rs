@@ -319,3 +319,37 @@ fn a_threshold_says_what_is_wrong_with_it() {
         );
     }
 }
+
+/// A group that fired goes on under its incident: one more read in the next window, or a late
+/// one after the window was sent, is reported (a reply), not dropped below the count.
+#[test]
+fn a_group_that_fired_goes_on_under_its_incident() {
+    let (got, stats) = run(&[
+        vec![
+            secret("f1", "01:00", "alice", "s1"),
+            secret("f2", "02:00", "alice", "s2"),
+            secret("f3", "03:00", "alice", "s3"),
+        ],
+        // The next window: one read, below the count alone.
+        vec![secret("f4", "06:00", "alice", "s4")],
+        // Past that window's grace; then a late read of the first window.
+        vec![call("c1", "13:00", "ops", "CreateBucket", &json!({}))],
+        vec![secret("f5", "04:00", "alice", "s5")],
+    ]);
+    let reported: Vec<&String> = got
+        .iter()
+        .filter(|(title, _)| title.starts_with("Secrets read one by one"))
+        .flat_map(|(_, ids)| ids)
+        .collect();
+    assert_eq!(reported, ["f1", "f2", "f3", "f4", "f5"], "{got:?}");
+    assert_eq!(stats.below_threshold, 0);
+    // Bob alone in the next window is still below.
+    let (got, stats) = run(&[vec![
+        secret("g1", "01:00", "alice", "s1"),
+        secret("g2", "02:00", "alice", "s2"),
+        secret("g3", "03:00", "alice", "s3"),
+        secret("h1", "06:00", "bob", "s4"),
+    ]]);
+    assert!(got.iter().all(|(_, ids)| !ids.contains(&"h1".to_owned())));
+    assert_eq!(stats.below_threshold, 1);
+}

@@ -187,7 +187,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pattern(args) => pattern(&args),
         Command::Audit(args) => audit(args).await,
         Command::Send(args) => send::send(args).await,
-        Command::Consume(args) => consume::run(args).await,
+        Command::Consume(args) => Box::pin(consume::run(args)).await,
     }
 }
 

@@ -1,6 +1,8 @@
 //! Threshold rules at flush time (see [`crate::rules::Threshold`]): a window's events of a
 //! threshold rule are counted per rule and per group (performer or account); a group that
-//! reached its count stays, its rule titled with the count; in a group below it, each event is
+//! reached its count stays, its rule titled with the count; a group whose incident is still
+//! open (it fired in an earlier window, or earlier in this one, and its late events come now)
+//! stays as that incident's continuation; in any other group below the count, each event is
 //! reported by its fallback rule (the worst other rule it matched), or leaves the batch.
 
 use std::collections::BTreeMap;
@@ -11,9 +13,10 @@ use crate::rules::{Rule, ThresholdBy, threshold_count};
 use crate::window::BatchEvent;
 
 /// Apply the thresholds of `events`' rules in place; returns how many events stayed below
-/// theirs with no other rule to report them, and were taken out. Events of rules without a threshold are left as they are, in
-/// their order.
-pub fn apply(events: &mut Vec<BatchEvent>) -> u64 {
+/// theirs with no other rule to report them, and were taken out. Events of rules without a
+/// threshold are left as they are, in their order. `continuing` says whether an event's
+/// incident is open already: its group stays whatever its count.
+pub fn apply(events: &mut Vec<BatchEvent>, continuing: &dyn Fn(&BatchEvent) -> bool) -> u64 {
     let mut groups: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
     for (i, event) in events.iter().enumerate() {
         let Some(threshold) = &event.rule.threshold else {
@@ -42,6 +45,10 @@ pub fn apply(events: &mut Vec<BatchEvent>) -> u64 {
             threshold,
             members.iter().map(|&i| events[i].counted.as_slice()),
         );
+        if reached < threshold.count as usize && members.iter().any(|&i| continuing(&events[i])) {
+            // Goes on under the incident it opened: kept, titled as the rule is.
+            continue;
+        }
         if reached >= threshold.count as usize {
             let titled = Arc::new(Rule {
                 titles: rule
