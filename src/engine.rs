@@ -1087,7 +1087,9 @@ where
             return Ok(false);
         }
         incident.version += 1;
-        let delivery = self.prepare(batch, true).await;
+        // Posted at once with the offline text; the model's explanation follows as an update
+        // of the same message (nothing, where the destination cannot edit).
+        let delivery = self.prepare(batch, false).await;
         let Ok(receipt) = self.post(&delivery).await else {
             // Not marked alerted: the event goes out with its window instead, which opens the
             // incident itself once this claim is given back (not waiting for it to time out).
@@ -1098,6 +1100,22 @@ where
                 .await
                 .map_err(store_error)?;
             return Ok(false);
+        };
+        let explained = self.prepare(delivery.batch.clone(), true).await;
+        let delivery = match explained.summary.source {
+            SummarySource::Model { .. } => match self.notifier.update(&receipt, &explained).await {
+                Ok(()) => explained,
+                Err(err) => {
+                    tracing::warn!(batch = %delivery.key(), error = %error_chain(&err), "The alert went out; its explanation could not be added.");
+                    delivery
+                }
+            },
+            // Offline, or the model failed: the message as posted says it all.
+            SummarySource::Offline | SummarySource::Fallback { .. } => {
+                let mut delivery = delivery;
+                delivery.summary.source = explained.summary.source;
+                delivery
+            }
         };
         let audit = delivery.audit(&receipt);
         self.store

@@ -178,6 +178,19 @@ pub trait Notifier {
     fn threads(&self) -> bool {
         true
     }
+
+    /// Replace the message a delivery already posted (`receipt` says where) with `delivery`'s,
+    /// the same batch with a better summary: an immediate alert posted with the offline text,
+    /// then explained by the model. A destination that cannot edit a message (a Slack incoming
+    /// webhook, standard output) does nothing.
+    fn update(
+        &self,
+        receipt: &Receipt,
+        delivery: &Delivery,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        let _ = (receipt, delivery);
+        std::future::ready(Ok(()))
+    }
 }
 
 /// Port: how far `consume` got in each Kinesis shard (the last sequence number it processed).

@@ -9,6 +9,7 @@
 
 mod common;
 mod fake_bedrock;
+mod fake_slack;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -884,4 +885,77 @@ async fn batches_below_the_minimum_make_no_model_call() {
         );
     }
     assert_eq!(fake.calls(), large.len());
+}
+
+/// An immediate alert (a red rule: here a KMS key scheduled for deletion) is posted with the
+/// offline text before the model is even asked, and the model's explanation then replaces it
+/// in place (`chat.update` on the same message); the audit records the model's summary.
+#[tokio::test]
+async fn an_immediate_alert_goes_out_before_the_model_answers_and_is_updated_after() {
+    use trailwatch::adapters::slack::RetryPolicy;
+    use trailwatch::config::SlackRoutes;
+    let slack = fake_slack::FakeSlack::start(&["C_ALERTS"]).await;
+    let routes = SlackRoutes {
+        default_channel: Some("C_ALERTS".to_owned()),
+        ..SlackRoutes::default()
+    };
+    let notifier = slack.bot(
+        fake_slack::TOKEN,
+        routes,
+        RetryPolicy {
+            timeout: Duration::from_secs(2),
+            ..RetryPolicy::default()
+        },
+    );
+    // The model takes its time: speed first for the red ones.
+    let bedrock = FakeBedrock::start(
+        Vec::new(),
+        Some(Reply::Slow(
+            Duration::from_millis(300),
+            Box::new(Reply::Tool(good_answer(false, "red"))),
+        )),
+    )
+    .await;
+    let settings = settings(Lang::En, UTC);
+    let window = settings.window;
+    let mut engine = Box::new(Engine::new(
+        RulePack::builtin(),
+        settings,
+        MemoryStore::new(window),
+        summarizer(&bedrock, config()),
+        notifier,
+        EventTimeClock::default(),
+    ));
+    let bytes = std::fs::read(fixture("multi-account.jsonl")).unwrap_or_else(|err| panic!("{err}"));
+    engine
+        .ingest_bytes(&bytes)
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    engine
+        .flush_all()
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    let posts = slack.posts();
+    let alerts: Vec<_> = posts
+        .iter()
+        .filter(|p| p.batch_id().is_some_and(|id| id.contains("/immediate/")))
+        .collect();
+    assert_eq!(alerts.len(), 2, "two red immediate alerts in the fixture");
+    for alert in &alerts {
+        // Posted with the offline text: it did not wait for the model.
+        let first = alert.body.to_string();
+        assert!(first.contains("ran "), "the offline headline: {first}");
+        assert!(!first.contains("Terraform changed EC2 instances"));
+        assert_eq!(alert.updates.len(), 1, "updated once, in place: {alert:?}");
+        let updated = alert.updates[0].to_string();
+        assert!(
+            updated.contains("Terraform changed EC2 instances"),
+            "the model's headline replaces the offline one: {updated}"
+        );
+    }
+    assert!(bedrock.calls() >= alerts.len());
+    let calls = slack.calls();
+    let first_update = calls.iter().position(|c| c.starts_with("chat.update"));
+    let first_post = calls.iter().position(|c| c.starts_with("chat.postMessage"));
+    assert!(first_post < first_update, "{calls:?}");
 }

@@ -80,4 +80,11 @@ where
             Self::Right(b) => b.threads(),
         }
     }
+
+    async fn update(&self, receipt: &Receipt, delivery: &Delivery) -> Result<(), EitherError> {
+        match self {
+            Self::Left(a) => a.update(receipt, delivery).await.map_err(EitherError::from),
+            Self::Right(b) => b.update(receipt, delivery).await.map_err(EitherError::from),
+        }
+    }
 }

@@ -231,11 +231,13 @@ impl Checkpoints for MemoryStore {
     }
 }
 
-/// Keeps every delivery: replay renders them afterwards in the chosen format.
+/// Keeps every delivery: replay renders them afterwards in the chosen format. An update
+/// replaces the delivery it updates (the same batch key), as the message is replaced.
 #[derive(Debug, Default)]
 pub struct CollectingNotifier {
     deliveries: Mutex<Vec<Delivery>>,
     no_threads: bool,
+    updates: Mutex<Vec<String>>,
 }
 
 impl CollectingNotifier {
@@ -254,6 +256,11 @@ impl CollectingNotifier {
     pub fn take(&self) -> Vec<Delivery> {
         std::mem::take(&mut *lock(&self.deliveries))
     }
+
+    /// The batch keys of the deliveries updated, in order.
+    pub fn updates(&self) -> Vec<String> {
+        lock(&self.updates).clone()
+    }
 }
 
 impl Notifier for CollectingNotifier {
@@ -266,5 +273,14 @@ impl Notifier for CollectingNotifier {
     async fn deliver(&self, delivery: &Delivery) -> Result<Receipt, Infallible> {
         lock(&self.deliveries).push(delivery.clone());
         Ok(Receipt::default())
+    }
+
+    async fn update(&self, _receipt: &Receipt, delivery: &Delivery) -> Result<(), Infallible> {
+        let key = delivery.key();
+        lock(&self.updates).push(key.clone());
+        if let Some(kept) = lock(&self.deliveries).iter_mut().find(|d| d.key() == key) {
+            *kept = delivery.clone();
+        }
+        Ok(())
     }
 }

@@ -819,6 +819,40 @@ impl<S: Sleeper> Notifier for SlackNotifier<S> {
             Credential::Webhook(url) => self.deliver_webhook(url, delivery).await,
         }
     }
+
+    /// `chat.update` of the first message in each channel the delivery went to (an immediate
+    /// alert is one message). A webhook's message cannot be edited: nothing is done.
+    async fn update(&self, receipt: &Receipt, delivery: &Delivery) -> Result<(), SlackError> {
+        let Credential::Token(token) = &self.credential else {
+            return Ok(());
+        };
+        let messages = render_batch(delivery);
+        let Some(message) = messages.first() else {
+            return Ok(());
+        };
+        let method = "chat.update";
+        for posted in &receipt.posts {
+            let body = UpdateMessage {
+                channel: &posted.destination,
+                ts: &posted.id,
+                attachments: &message.payload.attachments,
+                metadata: &message.payload.metadata,
+            };
+            self.retrying(method, &posted.destination, true, || async {
+                let request = match self.api(method, token) {
+                    Ok(request) => request.json(&body),
+                    Err(err) => return Attempt::Fail(err),
+                };
+                match self.api_once(method, &posted.destination, request).await {
+                    Attempt::Done(_) => Attempt::Done(()),
+                    Attempt::Again { wait, error } => Attempt::Again { wait, error },
+                    Attempt::Fail(error) => Attempt::Fail(error),
+                }
+            })
+            .await?;
+        }
+        Ok(())
+    }
 }
 
 /// A reqwest error reduced to its kind: its text would carry the URL.
@@ -886,6 +920,15 @@ struct PostMessage<'a> {
     metadata: &'a Metadata,
     unfurl_links: bool,
     unfurl_media: bool,
+}
+
+/// `chat.update`: the message at `ts` in `channel` gets these attachments and metadata.
+#[derive(Serialize)]
+struct UpdateMessage<'a> {
+    channel: &'a str,
+    ts: &'a str,
+    attachments: &'a [Attachment],
+    metadata: &'a Metadata,
 }
 
 #[derive(Serialize)]

@@ -125,6 +125,14 @@ impl Notifier for ReplayNotifier {
     fn threads(&self) -> bool {
         self.collected.threads() && self.slack.as_ref().is_none_or(Notifier::threads)
     }
+
+    async fn update(&self, receipt: &Receipt, delivery: &Delivery) -> Result<(), SlackError> {
+        if let Some(slack) = &self.slack {
+            slack.update(receipt, delivery).await?;
+        }
+        let _ = self.collected.update(receipt, delivery).await;
+        Ok(())
+    }
 }
 
 /// Each delivery once, in the place it first went out, as last delivered: with Slack, a

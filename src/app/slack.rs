@@ -140,4 +140,8 @@ impl Notifier for RefreshingSlack {
             outcome => outcome,
         }
     }
+
+    async fn update(&self, receipt: &Receipt, delivery: &Delivery) -> Result<(), SlackError> {
+        self.current().notifier.update(receipt, delivery).await
+    }
 }

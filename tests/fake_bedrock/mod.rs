@@ -59,6 +59,8 @@ struct State {
     fallback: Option<Reply>,
     requests: Vec<Value>,
     paths: Vec<String>,
+    /// When each request arrived.
+    arrived: Vec<std::time::Instant>,
     /// A cache point has been written.
     cached: bool,
 }
@@ -110,6 +112,11 @@ impl FakeBedrock {
         self.lock().requests.len()
     }
 
+    /// When each request arrived, in order.
+    pub fn arrivals(&self) -> Vec<std::time::Instant> {
+        self.lock().arrived.clone()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state
             .lock()
@@ -131,6 +138,7 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         state.requests.push(request.clone());
         state.paths.push(path);
+        state.arrived.push(std::time::Instant::now());
         let mut usage = json!({"inputTokens": 1234, "outputTokens": 321, "totalTokens": 1555});
         if cache_point {
             let (read, write) = if state.cached {

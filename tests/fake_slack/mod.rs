@@ -52,6 +52,10 @@ pub struct Posted {
     pub text: String,
     pub metadata: Option<Value>,
     pub body: Value,
+    /// When it was posted.
+    pub at: std::time::Instant,
+    /// The bodies of the `chat.update` calls that replaced it, in order.
+    pub updates: Vec<Value>,
 }
 
 impl Posted {
@@ -112,6 +116,7 @@ impl FakeSlack {
         shared.lock().next_ts = 1_900_000_000;
         let app = Router::new()
             .route("/api/chat.postMessage", post(post_message))
+            .route("/api/chat.update", post(update_message))
             .route("/api/conversations.history", post(history))
             .route("/api/conversations.replies", post(replies))
             .route("/hooks/{a}/{b}/{c}", post(webhook))
@@ -298,11 +303,47 @@ async fn post_message(
                 .to_owned(),
             metadata: body.get("metadata").cloned(),
             body: body.clone(),
+            at: std::time::Instant::now(),
+            updates: Vec::new(),
         });
         ts
     };
     if let Some(wait) = slow {
         tokio::time::sleep(wait).await;
+    }
+    ok(json!({"channel": channel, "ts": ts}))
+}
+
+/// `chat.update`: the message at `ts` in `channel` takes the new attachments, like Slack
+/// (`message_not_found` when there is none).
+async fn update_message(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    let channel = body["channel"].as_str().unwrap_or_default().to_owned();
+    let ts = body["ts"].as_str().unwrap_or_default().to_owned();
+    shared.lock().calls.push(format!("chat.update {channel}"));
+    if let Err(response) = scripted(&shared, "chat.update") {
+        return response;
+    }
+    if !authorised(&headers) {
+        return fail("invalid_auth");
+    }
+    let mut inner = shared.lock();
+    if let Some(code) = channel_error(&inner, &channel) {
+        return fail(code);
+    }
+    let Some(post) = inner
+        .posts
+        .iter_mut()
+        .find(|p| p.channel == channel && p.ts == ts)
+    else {
+        return fail("message_not_found");
+    };
+    post.updates.push(body.clone());
+    if let Some(text) = body["attachments"][0]["fallback"].as_str() {
+        text.clone_into(&mut post.text);
     }
     ok(json!({"channel": channel, "ts": ts}))
 }
