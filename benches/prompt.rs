@@ -72,6 +72,11 @@ fn main() {
         "billed/ev",
         "ratio"
     );
+    if corpus.join("sans-lab").is_dir() {
+        for min_events in [1, 2] {
+            realistic_mix(root, &corpus, locale, budget, min_events, fixed);
+        }
+    }
     for min_events in [1, 2] {
         println!(
             "[summary] model_min_events = {min_events}{}",
@@ -272,6 +277,12 @@ impl Summarizer for Asked {
 /// Each delivery's batch, and whether the engine asked the model for its summary (never for
 /// replies, nor for batches under `model_min_events`).
 fn replay(bytes: &[u8], locale: Locale, min_events: usize) -> Vec<(Batch, bool)> {
+    replay_many(&[bytes.to_vec()], locale, min_events)
+}
+
+/// [`replay`] of several inputs, ingested in order (as a Lambda receives them: late events
+/// included).
+fn replay_many(inputs: &[Vec<u8>], locale: Locale, min_events: usize) -> Vec<(Batch, bool)> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap_or_else(|err| panic!("runtime: {err}"));
@@ -291,10 +302,12 @@ fn replay(bytes: &[u8], locale: Locale, min_events: usize) -> Vec<(Batch, bool)>
             CollectingNotifier::default(),
             EventTimeClock::default(),
         );
-        engine
-            .ingest_bytes(bytes)
-            .await
-            .unwrap_or_else(|err| panic!("ingest: {err}"));
+        for bytes in inputs {
+            engine
+                .ingest_bytes(bytes)
+                .await
+                .unwrap_or_else(|err| panic!("ingest: {err}"));
+        }
         engine
             .flush_all()
             .await
@@ -360,4 +373,119 @@ fn sns(envelope: &str) -> String {
         "UnsubscribeURL": "https://sns.ap-northeast-2.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=arn:aws:sns:ap-northeast-2:111111111111:cloudtrail-alerts:00000000-0000-0000-0000-000000000000",
     })
     .to_string()
+}
+
+/// Output tokens assumed per model call for the monthly figures: the schema's answer, in
+/// Korean (about a token a character), typically 300-500; capped at 3,000 by `maxTokens`.
+const OUTPUT_TOKENS_PER_CALL: f64 = 400.0;
+/// Claude Sonnet 4.5 on Bedrock, US dollars per million tokens (input, output): the prices
+/// the README's monthly estimate uses.
+const PRICE_PER_MILLION: (f64, f64) = (3.0, 15.0);
+
+/// The realistic mix: every `../shared/corpus/sans-lab` log file (two days of one account,
+/// mostly AWS-service traffic) and the incident scenario fixtures (a root console session, a
+/// Terraform apply, a service denied all day, denied tamper calls, two accounts), ingested in
+/// order. Per matched event: our input bytes as sent and as billed, the original's (each event's
+/// queue message); calls per matched event; and the model cost of 1M and 100M matched events a
+/// month if calls grew with events as in this mix.
+#[allow(clippy::cast_precision_loss, reason = "figures for people to read")]
+fn realistic_mix(
+    root: &Path,
+    corpus: &Path,
+    locale: Locale,
+    budget: usize,
+    min_events: usize,
+    fixed: usize,
+) {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(corpus.join("sans-lab"))
+        .map(|entries| entries.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    for name in [
+        "root-console-reads.jsonl",
+        "terraform-apply-400.jsonl",
+        "service-denied-24h.jsonl",
+        "stoplogging-denied.jsonl",
+        "two-accounts-interleaved.jsonl",
+    ] {
+        files.push(root.join("fixtures/incidents").join(name));
+    }
+    let inputs: Vec<Vec<u8>> = files.iter().filter_map(|f| std::fs::read(f).ok()).collect();
+    // Each record's envelope, as the original's queue held it, by event id; and how many.
+    let mut envelopes: HashMap<String, String> = HashMap::new();
+    let mut read = 0_usize;
+    for bytes in &inputs {
+        trailwatch::event::decode_bytes(bytes, &mut |decoded| {
+            read += 1;
+            if let trailwatch::event::Decoded::Record(record) = decoded {
+                envelopes.insert(record.id().to_owned(), record.envelope_json().into_owned());
+            }
+        });
+    }
+    let deliveries = replay_many(&inputs, locale, min_events);
+    let (mut matched, mut calls, mut ours, mut original) = (0_usize, 0_usize, 0_usize, 0_usize);
+    let mut polls = std::collections::BTreeSet::new();
+    // Each call's time (its window's end, when the flush comes) and input bytes.
+    let mut asked: Vec<(i64, usize)> = Vec::new();
+    for (batch, model) in &deliveries {
+        matched += batch.events.len();
+        if *model {
+            calls += 1;
+            let bytes = prompt::build(batch, locale, budget).input_bytes();
+            ours += bytes;
+            asked.push((batch.window_end.timestamp(), bytes));
+        }
+        for event in &batch.events {
+            let envelope = envelopes
+                .get(event.event.id.as_str())
+                .cloned()
+                .unwrap_or_default();
+            original += sns(&envelope).len() + 1;
+            // The original pulled the queue every five minutes, all accounts at once.
+            polls.insert(event.event.time.timestamp().div_euclid(300));
+        }
+    }
+    // As billed: a call within five minutes of the one before reads the cached prefix
+    // (0.1x), any other writes it (1.25x): the cache lives five minutes after its last use.
+    asked.sort_unstable();
+    let mut billed = 0.0;
+    let mut last: Option<i64> = None;
+    for (at, bytes) in &asked {
+        let warm = last.is_some_and(|l| at - l <= 300);
+        billed += bytes.saturating_sub(fixed) as f64 + fixed as f64 * if warm { 0.1 } else { 1.25 };
+        last = Some(*at);
+    }
+    let per = |bytes: f64| bytes / matched.max(1) as f64;
+    let share = matched as f64 / read.max(1) as f64;
+    println!(
+        "realistic mix (sans-lab + 5 incident scenarios), model_min_events = {min_events}: {read} records, {matched} matched ({:.1}%), {calls} calls ({:.3} per matched event; the original: {} five-minute polls)",
+        share * 100.0,
+        calls as f64 / matched.max(1) as f64,
+        polls.len()
+    );
+    println!(
+        "  per matched event: ours {:.0} B as sent, {:.0} B as billed; the original {:.0} B: 1/{:.0} as sent, 1/{:.0} as billed",
+        per(ours as f64),
+        per(billed),
+        per(original as f64),
+        per(original as f64) / per(ours as f64).max(1.0),
+        per(original as f64) / per(billed).max(1.0),
+    );
+    // Matched events a month (the README's cost table counts those), calls growing with them as
+    // in this mix: an upper bound, as windows and accounts bound the calls at high volume.
+    for month in [1.0e6, 1.0e8] {
+        let events = month;
+        let input_tokens = events * per(billed) / 4.0;
+        let month_calls = events * calls as f64 / matched.max(1) as f64;
+        let output_tokens = month_calls * OUTPUT_TOKENS_PER_CALL;
+        let cost =
+            input_tokens / 1e6 * PRICE_PER_MILLION.0 + output_tokens / 1e6 * PRICE_PER_MILLION.1;
+        println!(
+            "  {:.0}M matched events a month: at most {:.0} calls, {:.1}M input tokens as billed, {:.1}M output tokens: at most ${cost:.0} a month (Claude Sonnet 4.5)",
+            month / 1e6,
+            month_calls,
+            input_tokens / 1e6,
+            output_tokens / 1e6,
+        );
+    }
 }
