@@ -17,14 +17,9 @@ use trailwatch::rules::RulePack;
 use trailwatch::summary::{Lang, OfflineSummarizer};
 use trailwatch::window::{BatchKind, ManualClock};
 
+/// moto's endpoint; skipped without it, failing when `TRAILWATCH_MOTO` says it must run.
 fn endpoint() -> Option<String> {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL")
-        .ok()
-        .filter(|e| !e.is_empty());
-    if endpoint.is_none() {
-        eprintln!("skipped: AWS_ENDPOINT_URL is unset (start moto server; .ci/test does)");
-    }
-    endpoint
+    common::moto_endpoint()
 }
 
 fn stream_name(test: &str) -> String {

@@ -212,3 +212,19 @@ impl Lines {
             .collect()
     }
 }
+
+/// moto's endpoint (`AWS_ENDPOINT_URL`), or `None` with a message, and the test skips. With
+/// `TRAILWATCH_MOTO` set (CI sets it) a missing endpoint fails instead: the moto tests must run.
+pub fn moto_endpoint() -> Option<String> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL")
+        .ok()
+        .filter(|e| !e.is_empty());
+    if endpoint.is_none() {
+        assert!(
+            std::env::var_os("TRAILWATCH_MOTO").is_none(),
+            "TRAILWATCH_MOTO is set but AWS_ENDPOINT_URL is not: the moto tests must run"
+        );
+        eprintln!("skipped: AWS_ENDPOINT_URL is unset (run `bash .ci/test` to start moto)");
+    }
+    endpoint
+}
