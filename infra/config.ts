@@ -32,6 +32,12 @@ export const ENV = {
    * quiet account is normal.
    */
   quietAfter: 'TRAILWATCH_QUIET_AFTER',
+  /**
+   * This deployment's id in every Slack message's metadata (`<account>/<region>/<table>`): the
+   * function's "already posted?" check after an unclear answer matches its own messages only,
+   * so another deployment posting into the same channel is never taken for this one.
+   */
+  deployment: 'TRAILWATCH_DEPLOYMENT',
 } as const;
 
 /**

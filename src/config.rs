@@ -58,6 +58,8 @@ pub mod env {
     pub const BEDROCK_MAX_ATTEMPTS: &str = "TRAILWATCH_BEDROCK_MAX_ATTEMPTS";
     /// Bytes of batch digest the model may see.
     pub const PROMPT_BUDGET: &str = "TRAILWATCH_PROMPT_BUDGET";
+    /// This deployment's id in Slack message metadata (`[slack] deployment`).
+    pub const DEPLOYMENT: &str = "TRAILWATCH_DEPLOYMENT";
     /// Fewest events in a batch for the model to be asked (`[summary] model_min_events`).
     pub const MODEL_MIN_EVENTS: &str = "TRAILWATCH_MODEL_MIN_EVENTS";
     /// Path of a configuration file (TOML), read before the variables above.
@@ -156,6 +158,7 @@ struct InputFile {
 struct SlackFile {
     default_channel: Option<String>,
     api_url: Option<String>,
+    deployment: Option<String>,
     accounts: BTreeMap<String, String>,
     severity: BTreeMap<String, Vec<String>>,
 }
@@ -263,6 +266,12 @@ pub struct SlackSettings {
     pub routes: SlackRoutes,
     /// Web API base URL; `None` means Slack's own.
     pub api_url: Option<String>,
+    /// This deployment's id (`[slack] deployment`, `TRAILWATCH_DEPLOYMENT`), written in every
+    /// message's metadata: after an unclear answer, the "already posted?" check matches this
+    /// deployment's messages only, so two deployments (staging and production) or a replay
+    /// posting into one channel never suppress each other's. `None`: the Lambda uses
+    /// `<region>/<table>` (the CDK sets `<account>/<region>/<table>`), `replay` uses `replay`.
+    pub deployment: Option<String>,
 }
 
 /// Which summarizer writes the text.
@@ -353,6 +362,22 @@ impl RulesConfig {
             self.packs.clone()
         }
     }
+}
+
+/// 1 to 100 characters of letters, digits and `-_./:`.
+fn parse_deployment(key: &str, text: &str) -> Result<String, ConfigError> {
+    let text = text.trim();
+    let ok = (1..=100).contains(&text.len())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:".contains(c));
+    ok.then(|| text.to_owned()).ok_or_else(|| {
+        invalid(
+            key,
+            "1 to 100 letters, digits or -_./: (like \"111111111111/us-east-1/trailwatch\")",
+            text,
+        )
+    })
 }
 
 /// A number of events from 1 to 1000.
@@ -626,6 +651,9 @@ impl Settings {
         if let Some(url) = file.api_url {
             self.slack.api_url = Some(parse_url("slack.api_url", &url)?);
         }
+        if let Some(deployment) = file.deployment {
+            self.slack.deployment = Some(parse_deployment("slack.deployment", &deployment)?);
+        }
         Ok(())
     }
 
@@ -691,6 +719,9 @@ impl Settings {
         }
         if let Some(url) = var(env::SLACK_API_URL) {
             self.slack.api_url = Some(parse_url(env::SLACK_API_URL, &url)?);
+        }
+        if let Some(deployment) = var(env::DEPLOYMENT) {
+            self.slack.deployment = Some(parse_deployment(env::DEPLOYMENT, &deployment)?);
         }
         Ok(())
     }
@@ -1106,6 +1137,10 @@ mod tests {
             (
                 "[window]\nwidth = \"five\"\n",
                 "window.width: expected a duration",
+            ),
+            (
+                "[slack]\ndeployment = \"prod team\"\n",
+                "slack.deployment: expected 1 to 100 letters, digits or -_./:",
             ),
             (
                 "[summary]\nmodel_min_events = 0\n",

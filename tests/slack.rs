@@ -1002,3 +1002,61 @@ fn replay_posts_for_real_with_a_webhook_or_a_token() {
     drop(fake);
     runtime.shutdown_background();
 }
+
+/// Two deployments posting the same batch into one channel (staging and production, or a
+/// replay into production's channel) do not take each other's messages for their own: each
+/// message carries its deployment, and after a crash a deployment finds only its own posts.
+#[test]
+fn another_deployments_messages_are_not_taken_for_this_ones() {
+    rt().block_on(async {
+        let input = big_batch(4000);
+        // The same deployment: the rerun finds the crashed run's parts and posts none twice.
+        let fake = FakeSlack::start(CHANNELS).await;
+        crash_then_rerun(
+            &input,
+            bot(&fake, TOKEN, routes()).with_deployment("111111111111/us-east-1/trailwatch"),
+            bot(&fake, TOKEN, routes()).with_deployment("111111111111/us-east-1/trailwatch"),
+        )
+        .await;
+        let once = fake.posts().len();
+        let deployments: Vec<Option<String>> = fake
+            .posts()
+            .iter()
+            .map(|p| {
+                p.metadata
+                    .as_ref()
+                    .and_then(|m| m.pointer("/event_payload/deployment"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
+            .collect();
+        assert!(
+            deployments
+                .iter()
+                .all(|d| d.as_deref() == Some("111111111111/us-east-1/trailwatch")),
+            "{deployments:?}"
+        );
+
+        // Another deployment: its run posts the batch in full, beside the first one's parts.
+        let fake = FakeSlack::start(CHANNELS).await;
+        crash_then_rerun(
+            &input,
+            bot(&fake, TOKEN, routes()).with_deployment("222222222222/us-east-1/trailwatch"),
+            bot(&fake, TOKEN, routes()).with_deployment("111111111111/us-east-1/trailwatch"),
+        )
+        .await;
+        let production: usize = fake
+            .posts()
+            .iter()
+            .filter(|p| {
+                p.body
+                    .to_string()
+                    .contains("\"111111111111/us-east-1/trailwatch\"")
+            })
+            .count();
+        assert_eq!(
+            production, once,
+            "the second deployment posted all of its own"
+        );
+    });
+}

@@ -379,6 +379,7 @@ export class CentralStack extends cdk.Stack {
       // The function's default: info, without the AWS SDK's credential-chain warnings.
       [ENV.log]: 'info,aws_config=error,aws_smithy_runtime=error',
       [ENV.heartbeatSilence]: cfg.heartbeat.silenceAfter,
+      [ENV.deployment]: `${account}/${region}/${this.table.tableName}`,
     };
     if (cfg.heartbeat.quietAfter !== undefined) environment[ENV.quietAfter] = cfg.heartbeat.quietAfter;
     const reserved = cfg.lambda.reservedConcurrency;

@@ -135,6 +135,11 @@ export function checkFunction(t: Template, cfg: TrailwatchConfig): void {
   }
   assert.equal(env[ENV.slackChannel], cfg.slack.defaultChannel);
   assert.equal(env[ENV.heartbeatSilence], cfg.heartbeat.silenceAfter);
+  assert.deepEqual(
+    env[ENV.deployment],
+    { 'Fn::Join': ['', [`${account}/${region}/`, { Ref: id.table }]] },
+    'the deployment id names the account, region and table',
+  );
   assert.equal(env[ENV.quietAfter], cfg.heartbeat.quietAfter);
   for (const v of Object.values(env)) {
     assert.ok(typeof v !== 'string' || !/xox[abp]-|hooks\.slack\.com/.test(v), 'no Slack credential in the environment');

@@ -282,6 +282,8 @@ pub struct SlackNotifier<S> {
     retries: AtomicU64,
     /// Set once the app was found to lack the history scopes (warned once).
     blind: AtomicBool,
+    /// This deployment's id, in every message's metadata: a retry finds only its own posts.
+    deployment: Option<String>,
 }
 
 impl<S> std::fmt::Debug for SlackNotifier<S> {
@@ -325,7 +327,29 @@ impl<S: Sleeper> SlackNotifier<S> {
             pacer: Pacer::new(policy.pace),
             retries: AtomicU64::new(0),
             blind: AtomicBool::new(false),
+            deployment: None,
         })
+    }
+
+    /// Stamp every message with `deployment` (see [`crate::config::SlackSettings`]): the
+    /// "already posted?" check after an unclear answer then matches this deployment's messages
+    /// only, not those of another deployment (staging and production) or a replay posting the
+    /// same batch into the same channel.
+    #[must_use]
+    pub fn with_deployment(mut self, deployment: impl Into<String>) -> Self {
+        let deployment = deployment.into();
+        self.deployment = (!deployment.is_empty()).then_some(deployment);
+        self
+    }
+
+    /// `metadata` with this deployment's id.
+    fn stamped(&self, metadata: &Metadata) -> Metadata {
+        let mut stamped = metadata.clone();
+        stamped
+            .event_payload
+            .deployment
+            .clone_from(&self.deployment);
+        stamped
     }
 
     /// Retries so far (an operator counter).
@@ -460,11 +484,12 @@ impl<S: Sleeper> SlackNotifier<S> {
         thread_ts: Option<&str>,
         oldest: i64,
     ) -> Result<String, SlackError> {
+        let metadata = self.stamped(&message.payload.metadata);
         let body = PostMessage {
             channel,
             thread_ts,
             attachments: &message.payload.attachments,
-            metadata: &message.payload.metadata,
+            metadata: &metadata,
             unfurl_links: false,
             unfurl_media: false,
         };
@@ -608,7 +633,7 @@ impl<S: Sleeper> SlackNotifier<S> {
             .await?;
         Ok(messages
             .into_iter()
-            .find(|m| m.is_part_of(batch_key) == Some(0))
+            .find(|m| m.is_part_of(batch_key, self.deployment.as_deref()) == Some(0))
             .map(|m| m.ts))
     }
 
@@ -630,7 +655,7 @@ impl<S: Sleeper> SlackNotifier<S> {
             .await?;
         Ok(messages
             .iter()
-            .filter_map(|m| m.is_part_of(batch_key))
+            .filter_map(|m| m.is_part_of(batch_key, self.deployment.as_deref()))
             .collect())
     }
 
@@ -831,12 +856,13 @@ impl<S: Sleeper> Notifier for SlackNotifier<S> {
             return Ok(());
         };
         let method = "chat.update";
+        let metadata = self.stamped(&message.payload.metadata);
         for posted in &receipt.posts {
             let body = UpdateMessage {
                 channel: &posted.destination,
                 ts: &posted.id,
                 attachments: &message.payload.attachments,
-                metadata: &message.payload.metadata,
+                metadata: &metadata,
             };
             self.retrying(method, &posted.destination, true, || async {
                 let request = match self.api(method, token) {
@@ -973,13 +999,17 @@ struct HistoryMetadata {
 struct HistoryPayload {
     batch_id: Option<String>,
     part: Option<usize>,
+    deployment: Option<String>,
 }
 
 impl HistoryMessage {
     /// The part number when this message is one of ours for `batch_key`.
-    fn is_part_of(&self, batch_key: &str) -> Option<usize> {
+    /// The part number when this message is part `batch_key` as `deployment` posted it.
+    fn is_part_of(&self, batch_key: &str, deployment: Option<&str>) -> Option<usize> {
         let meta = self.metadata.as_ref()?;
-        (meta.event_type == EVENT_TYPE && meta.event_payload.batch_id.as_deref() == Some(batch_key))
+        (meta.event_type == EVENT_TYPE
+            && meta.event_payload.batch_id.as_deref() == Some(batch_key)
+            && meta.event_payload.deployment.as_deref() == deployment)
             .then(|| meta.event_payload.part.unwrap_or(0))
     }
 }

@@ -194,7 +194,14 @@ fn slack_notifier(
         routes,
         RetryPolicy::default(),
         TokioSleeper::default(),
-    )?;
+    )?
+    .with_deployment(
+        settings
+            .slack
+            .deployment
+            .clone()
+            .unwrap_or_else(|| "replay".to_owned()),
+    );
     Ok(Some(notifier))
 }
 

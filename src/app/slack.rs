@@ -30,10 +30,19 @@ pub async fn lambda_slack_notifier(
     let Some(arn) = var(env::SLACK_SECRET_ARN).filter(|a| !a.trim().is_empty()) else {
         return Ok(None);
     };
+    // Configured, or this function's region and table (unique within an account).
+    let deployment = settings.slack.deployment.clone().unwrap_or_else(|| {
+        format!(
+            "{}/{}",
+            var("AWS_REGION").unwrap_or_default(),
+            var(env::TABLE).unwrap_or_default()
+        )
+    });
     let source = SecretSource {
         client: client.clone(),
         arn: arn.trim().to_owned(),
         settings: settings.clone(),
+        deployment,
     };
     let current = source.read().await?;
     Ok(Some(RefreshingSlack {
@@ -49,6 +58,8 @@ struct SecretSource {
     client: aws_sdk_secretsmanager::Client,
     arn: String,
     settings: Settings,
+    /// This deployment's id in message metadata.
+    deployment: String,
 }
 
 /// A notifier built from one read of the secret.
@@ -70,7 +81,8 @@ impl SecretSource {
             self.settings.slack.routes.clone(),
             RetryPolicy::default(),
             TokioSleeper::default(),
-        )?;
+        )?
+        .with_deployment(self.deployment.clone());
         Ok(Current {
             notifier: Arc::new(notifier),
             credential,

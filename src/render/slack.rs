@@ -104,6 +104,10 @@ pub struct EventPayload {
     pub batch_id: String,
     pub part: usize,
     pub parts: usize,
+    /// Which deployment posted it (the Slack notifier sets it): two deployments posting into
+    /// one channel, or a replay into it, must not take each other's messages for their own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
 }
 
 /// The Block Kit blocks we use.
@@ -246,6 +250,7 @@ pub fn render_batch(delivery: &Delivery) -> Vec<SlackMessage> {
                         batch_id: key.clone(),
                         part,
                         parts,
+                        deployment: None,
                     },
                 },
             },
