@@ -5,11 +5,13 @@
 //! set (as `.ci/test` does), in which case they fail: under CI they must run.
 
 mod common;
+
+use common::faulty::{Fault, FaultyStore, Step};
 mod fake_slack;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
@@ -27,7 +29,7 @@ use trailwatch::ports::{Delivery, Notifier, Receipt, Retryable, Store};
 use trailwatch::rules::RulePack;
 use trailwatch::secret::Secret;
 use trailwatch::summary::{Lang, OfflineSummarizer};
-use trailwatch::window::{Added, BatchEvent, BatchId, Claimed, Clock as _, ManualClock};
+use trailwatch::window::{Added, BatchEvent, Clock as _, ManualClock};
 
 const FIXTURES: [&str; 8] = [
     "duplicates.jsonl",
@@ -294,221 +296,16 @@ impl Retryable for Injected {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-enum Wrapped<E: std::error::Error + 'static> {
-    #[error(transparent)]
-    Inner(E),
-    #[error(transparent)]
-    Injected(Injected),
-}
-
-impl<E: std::error::Error + Retryable + 'static> Retryable for Wrapped<E> {
-    fn is_retryable(&self) -> bool {
-        match self {
-            Self::Inner(e) => e.is_retryable(),
-            Self::Injected(e) => e.is_retryable(),
-        }
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// A store that fails once at the chosen step. It can also line racing flushers up: its
-/// first claim of a new incident (a save of an unposted state) waits at `gate` until every
-/// flusher sharing the gate got there, and every such claim's outcome is logged.
-struct Crashing<S> {
-    inner: S,
-    at: Option<Crash>,
-    armed: AtomicBool,
-    /// Taken by the first claim.
-    gate: Mutex<Option<Arc<tokio::sync::Barrier>>>,
-    claims: Mutex<Vec<bool>>,
-}
-
-impl<S> Crashing<S> {
-    fn new(inner: S, at: Crash) -> Self {
-        Self {
-            inner,
-            at: Some(at),
-            armed: AtomicBool::new(true),
-            gate: Mutex::new(None),
-            claims: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// No crash; the first incident claim waits at `gate`.
-    fn gated(inner: S, gate: Arc<tokio::sync::Barrier>) -> Self {
-        Self {
-            inner,
-            at: None,
-            armed: AtomicBool::new(true),
-            gate: Mutex::new(Some(gate)),
-            claims: Mutex::new(Vec::new()),
-        }
-    }
-
-    fn fires(&self, step: Crash) -> bool {
-        Some(step) == self.at && self.armed.swap(false, Ordering::SeqCst)
-    }
-
-    /// Outcomes of the claims of new incidents, in order (`false`: another flusher's won).
-    fn claims(&self) -> Vec<bool> {
-        lock(&self.claims).clone()
-    }
-}
-
-fn crash<E: std::error::Error>() -> Wrapped<E> {
-    Wrapped::Injected(Injected { retryable: false })
-}
-
-impl<S: Store + Sync> Store for Crashing<S> {
-    type Error = Wrapped<S::Error>;
-
-    async fn held(
-        &self,
-        account: &trailwatch::event::AccountId,
-    ) -> Result<Option<trailwatch::incident::Held>, Self::Error> {
-        self.inner.held(account).await.map_err(Wrapped::Inner)
-    }
-
-    async fn save_held(
-        &self,
-        held: &trailwatch::incident::Held,
-        now: DateTime<Utc>,
-    ) -> Result<bool, Self::Error> {
-        let saved = self
-            .inner
-            .save_held(held, now)
-            .await
-            .map_err(Wrapped::Inner)?;
-        if saved && self.fires(Crash::AfterSaveHeld) {
-            return Err(crash());
-        }
-        Ok(saved)
-    }
-
-    async fn held_due(
-        &self,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<trailwatch::event::AccountId>, Self::Error> {
-        self.inner.held_due(now).await.map_err(Wrapped::Inner)
-    }
-
-    async fn state(
-        &self,
-        kind: trailwatch::ports::StateKind,
-        key: &str,
-    ) -> Result<Option<trailwatch::ports::StateItem>, Self::Error> {
-        self.inner.state(kind, key).await.map_err(Wrapped::Inner)
-    }
-
-    async fn save_state(
-        &self,
-        item: &trailwatch::ports::StateItem,
-        now: DateTime<Utc>,
-    ) -> Result<bool, Self::Error> {
-        self.inner
-            .save_state(item, now)
-            .await
-            .map_err(Wrapped::Inner)
-    }
-
-    async fn states_due(
-        &self,
-        kind: trailwatch::ports::StateKind,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<trailwatch::ports::StateItem>, Self::Error> {
-        self.inner
-            .states_due(kind, now)
-            .await
-            .map_err(Wrapped::Inner)
-    }
-
-    async fn add(&self, event: BatchEvent, now: DateTime<Utc>) -> Result<Added, Self::Error> {
-        self.inner.add(event, now).await.map_err(Wrapped::Inner)
-    }
-
-    async fn due(&self, now: DateTime<Utc>) -> Result<Vec<BatchId>, Self::Error> {
-        self.inner.due(now).await.map_err(Wrapped::Inner)
-    }
-
-    async fn claim(
-        &self,
-        id: &BatchId,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Claimed>, Self::Error> {
-        let claimed = self.inner.claim(id, now).await.map_err(Wrapped::Inner)?;
-        if claimed.is_some() && self.fires(Crash::AfterClaim) {
-            return Err(crash());
-        }
-        Ok(claimed)
-    }
-
-    async fn mark_sent(
-        &self,
-        id: &BatchId,
-        audit: &AuditLine,
-        now: DateTime<Utc>,
-    ) -> Result<(), Self::Error> {
-        if self.fires(Crash::BeforeMarkSent) {
-            return Err(crash());
-        }
-        self.inner
-            .mark_sent(id, audit, now)
-            .await
-            .map_err(Wrapped::Inner)?;
-        if self.fires(Crash::AfterMarkSent) {
-            return Err(crash());
-        }
-        Ok(())
-    }
-
-    async fn incidents(
-        &self,
-        keys: &[trailwatch::incident::IncidentKey],
-    ) -> Result<Vec<trailwatch::incident::Incident>, Self::Error> {
-        self.inner.incidents(keys).await.map_err(Wrapped::Inner)
-    }
-
-    async fn save_incident(
-        &self,
-        incident: &trailwatch::incident::Incident,
-        now: DateTime<Utc>,
-    ) -> Result<bool, Self::Error> {
-        if self.fires(Crash::BeforeSaveIncident) {
-            return Err(crash());
-        }
-        let claim = !incident.posted;
-        let gate = if claim { lock(&self.gate).take() } else { None };
-        if let Some(gate) = gate {
-            gate.wait().await;
-        }
-        let saved = self
-            .inner
-            .save_incident(incident, now)
-            .await
-            .map_err(Wrapped::Inner)?;
-        if claim {
-            lock(&self.claims).push(saved);
-        }
-        Ok(saved)
-    }
-
-    async fn release(
-        &self,
-        id: &BatchId,
-        retry_at: DateTime<Utc>,
-        reason: &str,
-    ) -> Result<(), Self::Error> {
-        self.inner
-            .release(id, retry_at, reason)
-            .await
-            .map_err(Wrapped::Inner)
-    }
+/// A store that fails once at the chosen step (the shared [`FaultyStore`]).
+fn crashing<S>(inner: S, at: Crash) -> FaultyStore<S> {
+    let (step, fault) = match at {
+        Crash::AfterClaim => (Step::Claim, Fault::CrashAfterEffect),
+        Crash::BeforeMarkSent => (Step::MarkSent, Fault::Fail { retryable: false }),
+        Crash::AfterMarkSent => (Step::MarkSent, Fault::CrashAfter),
+        Crash::BeforeSaveIncident => (Step::SaveIncident, Fault::Fail { retryable: false }),
+        Crash::AfterSaveHeld => (Step::SaveHeld, Fault::CrashAfterEffect),
+    };
+    FaultyStore::new(inner).at(step, 1, fault)
 }
 
 /// A notifier that posts, then reports a failure once (the post went out, the answer was
@@ -589,7 +386,7 @@ async fn crash_at_each_flush_step_loses_nothing() {
         let store = dynamo(&client, &table);
         let matched = ingest_only(&store, name).await;
 
-        let crashing = Crashing::new(store.clone(), step);
+        let crashing = crashing(store.clone(), step);
         let mut first = engine(crashing, CollectingNotifier::default(), due_at);
         let err = first.flush_due().await.err();
         assert!(
@@ -1173,16 +970,14 @@ async fn failing_store_wrapper_surfaces_the_verdict() {
     let store = dynamo(&client, &table);
     let matched = ingest_only(&store, "late-event.jsonl").await;
     for retryable in [true, false] {
-        let failing = FailingDue {
-            inner: store.clone(),
-            retryable,
-        };
+        // Every `due` fails.
+        let failing = FaultyStore::new(store.clone()).always(Step::Due, Fault::Fail { retryable });
         let mut flusher = engine(
             failing,
             CollectingNotifier::default(),
             at("2026-11-02T05:00:00Z"),
         );
-        let err = flusher.flush_due().await.err();
+        let err = Box::pin(flusher.flush_due()).await.err();
         assert_eq!(err.map(|e| e.is_retryable()), Some(retryable));
         assert!(flusher.notifier.deliveries().is_empty());
     }
@@ -1197,131 +992,6 @@ async fn failing_store_wrapper_surfaces_the_verdict() {
         .unwrap_or_else(|e| panic!("{e:?}"));
     let ids = window_ids(&flusher.notifier.deliveries());
     assert_eq!(u64::try_from(ids.len()).unwrap_or(0), matched);
-}
-
-/// A store whose `due` always fails.
-struct FailingDue<S> {
-    inner: S,
-    retryable: bool,
-}
-
-impl<S: Store + Sync> Store for FailingDue<S> {
-    type Error = Wrapped<S::Error>;
-
-    async fn held(
-        &self,
-        account: &trailwatch::event::AccountId,
-    ) -> Result<Option<trailwatch::incident::Held>, Self::Error> {
-        self.inner.held(account).await.map_err(Wrapped::Inner)
-    }
-
-    async fn save_held(
-        &self,
-        held: &trailwatch::incident::Held,
-        now: DateTime<Utc>,
-    ) -> Result<bool, Self::Error> {
-        self.inner
-            .save_held(held, now)
-            .await
-            .map_err(Wrapped::Inner)
-    }
-
-    async fn held_due(
-        &self,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<trailwatch::event::AccountId>, Self::Error> {
-        self.inner.held_due(now).await.map_err(Wrapped::Inner)
-    }
-
-    async fn state(
-        &self,
-        kind: trailwatch::ports::StateKind,
-        key: &str,
-    ) -> Result<Option<trailwatch::ports::StateItem>, Self::Error> {
-        self.inner.state(kind, key).await.map_err(Wrapped::Inner)
-    }
-
-    async fn save_state(
-        &self,
-        item: &trailwatch::ports::StateItem,
-        now: DateTime<Utc>,
-    ) -> Result<bool, Self::Error> {
-        self.inner
-            .save_state(item, now)
-            .await
-            .map_err(Wrapped::Inner)
-    }
-
-    async fn states_due(
-        &self,
-        kind: trailwatch::ports::StateKind,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<trailwatch::ports::StateItem>, Self::Error> {
-        self.inner
-            .states_due(kind, now)
-            .await
-            .map_err(Wrapped::Inner)
-    }
-
-    async fn add(&self, event: BatchEvent, now: DateTime<Utc>) -> Result<Added, Self::Error> {
-        self.inner.add(event, now).await.map_err(Wrapped::Inner)
-    }
-
-    async fn due(&self, _now: DateTime<Utc>) -> Result<Vec<BatchId>, Self::Error> {
-        Err(Wrapped::Injected(Injected {
-            retryable: self.retryable,
-        }))
-    }
-
-    async fn claim(
-        &self,
-        id: &BatchId,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Claimed>, Self::Error> {
-        self.inner.claim(id, now).await.map_err(Wrapped::Inner)
-    }
-
-    async fn mark_sent(
-        &self,
-        id: &BatchId,
-        audit: &AuditLine,
-        now: DateTime<Utc>,
-    ) -> Result<(), Self::Error> {
-        self.inner
-            .mark_sent(id, audit, now)
-            .await
-            .map_err(Wrapped::Inner)
-    }
-
-    async fn incidents(
-        &self,
-        keys: &[trailwatch::incident::IncidentKey],
-    ) -> Result<Vec<trailwatch::incident::Incident>, Self::Error> {
-        self.inner.incidents(keys).await.map_err(Wrapped::Inner)
-    }
-
-    async fn save_incident(
-        &self,
-        incident: &trailwatch::incident::Incident,
-        now: DateTime<Utc>,
-    ) -> Result<bool, Self::Error> {
-        self.inner
-            .save_incident(incident, now)
-            .await
-            .map_err(Wrapped::Inner)
-    }
-
-    async fn release(
-        &self,
-        id: &BatchId,
-        retry_at: DateTime<Utc>,
-        reason: &str,
-    ) -> Result<(), Self::Error> {
-        self.inner
-            .release(id, retry_at, reason)
-            .await
-            .map_err(Wrapped::Inner)
-    }
 }
 
 /// Fails every immediate alert when `fail_alerts`; window batches go through.
@@ -1513,7 +1183,7 @@ async fn racing_engines_open_an_incident_once_and_the_other_replies_in_its_threa
     );
     let due_at = at("2026-11-02T04:00:00Z");
     let gate = Arc::new(tokio::sync::Barrier::new(2));
-    let store = |gate| Crashing::gated(dynamo(&client, &table), gate);
+    let store = |gate| FaultyStore::gated(dynamo(&client, &table), gate);
     let mut one = engine(store(Arc::clone(&gate)), bot(&fake), due_at);
     let mut two = engine(store(gate), bot(&fake), due_at);
     let (first, second) = tokio::time::timeout(
@@ -1599,7 +1269,7 @@ async fn a_reply_posted_before_a_crash_is_not_posted_again() {
 
         // The second (due 03:12) only replies; the flusher dies after posting.
         let mut crashing = engine(
-            Crashing::new(store.clone(), step),
+            crashing(store.clone(), step),
             bot(&fake),
             at("2026-11-02T03:13:00Z"),
         );
@@ -1733,7 +1403,7 @@ async fn an_opening_digest_posted_before_a_crash_is_not_repeated_in_its_thread()
     let store = dynamo(&client, &table);
     ingest_bytes_only(&store, &sg_changes(&FIRST_WINDOW)).await;
     let mut crashing = engine(
-        Crashing::new(store.clone(), Crash::BeforeMarkSent),
+        crashing(store.clone(), Crash::BeforeMarkSent),
         bot(&fake),
         at("2026-11-02T03:08:00Z"),
     );
@@ -1868,7 +1538,7 @@ async fn a_webhook_gets_held_events_once_in_a_post_of_their_own() {
     assert_eq!(fake.hooks().len(), 1, "the digest");
 
     let mut crashing = engine(
-        Crashing::new(store.clone(), Crash::AfterSaveHeld),
+        crashing(store.clone(), Crash::AfterSaveHeld),
         webhook(&fake),
         at("2026-11-02T03:13:00Z"),
     );
@@ -1985,11 +1655,11 @@ async fn racing_immediate_alerts_of_one_incident_post_once() {
     let gate = Arc::new(tokio::sync::Barrier::new(2));
     let start = at("2026-11-02T03:00:00Z");
     let mut one = engine(
-        Crashing::gated(store.clone(), Arc::clone(&gate)),
+        FaultyStore::gated(store.clone(), Arc::clone(&gate)),
         bot(&fake),
         start,
     );
-    let mut two = engine(Crashing::gated(store.clone(), gate), bot(&fake), start);
+    let mut two = engine(FaultyStore::gated(store.clone(), gate), bot(&fake), start);
     let mut events = one.decode(&bytes);
     assert_eq!(events.len(), 3);
     let second = events.remove(1);

@@ -4,19 +4,17 @@
 mod common;
 
 use common::Lines;
-
-use std::sync::atomic::{AtomicUsize, Ordering};
+use common::faulty::{Fault, FaultyStore, Step};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use trailwatch::adapters::memory::{CollectingNotifier, MemoryStore};
 use trailwatch::app::lambda::{Handler, LambdaError, Response};
-use trailwatch::delivery::AuditLine;
 use trailwatch::engine::Engine;
-use trailwatch::ports::{Retryable, Store};
+use trailwatch::ports::Store;
 use trailwatch::rules::RulePack;
 use trailwatch::summary::{Lang, OfflineSummarizer};
-use trailwatch::window::{Added, BatchEvent, BatchId, BatchKind, Claimed, ManualClock};
+use trailwatch::window::{BatchKind, ManualClock};
 
 const PIPE_IDS: [&str; 9] = [
     "shardId-000000000000:49656985223454529390738410093430398213578513251553034240",
@@ -53,144 +51,9 @@ fn at(text: &str) -> DateTime<Utc> {
     text.parse().unwrap_or_else(|err| panic!("{text}: {err}"))
 }
 
-/// A store error that says whether it is worth retrying.
-#[derive(Debug, thiserror::Error)]
-#[error("injected store failure (retryable: {0})")]
-struct Injected(bool);
-
-impl Retryable for Injected {
-    fn is_retryable(&self) -> bool {
-        self.0
-    }
-}
-
 /// The in-memory store, failing the Nth `add` (counting from 1) once.
-struct FailingStore {
-    inner: MemoryStore,
-    fail_on: usize,
-    retryable: bool,
-    adds: AtomicUsize,
-}
-
-impl FailingStore {
-    fn new(fail_on: usize, retryable: bool) -> Self {
-        Self {
-            inner: MemoryStore::default(),
-            fail_on,
-            retryable,
-            adds: AtomicUsize::new(0),
-        }
-    }
-}
-
-impl Store for FailingStore {
-    type Error = Injected;
-
-    async fn held(
-        &self,
-        account: &trailwatch::event::AccountId,
-    ) -> Result<Option<trailwatch::incident::Held>, Injected> {
-        Ok(self.inner.held(account).await.unwrap_or_default())
-    }
-
-    async fn save_held(
-        &self,
-        held: &trailwatch::incident::Held,
-        now: DateTime<Utc>,
-    ) -> Result<bool, Injected> {
-        Ok(self.inner.save_held(held, now).await.unwrap_or_default())
-    }
-
-    async fn held_due(
-        &self,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<trailwatch::event::AccountId>, Injected> {
-        Ok(self.inner.held_due(now).await.unwrap_or_default())
-    }
-
-    async fn state(
-        &self,
-        kind: trailwatch::ports::StateKind,
-        key: &str,
-    ) -> Result<Option<trailwatch::ports::StateItem>, Self::Error> {
-        Ok(self.inner.state(kind, key).await.unwrap_or_default())
-    }
-
-    async fn save_state(
-        &self,
-        item: &trailwatch::ports::StateItem,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<bool, Self::Error> {
-        Ok(self.inner.save_state(item, now).await.unwrap_or_default())
-    }
-
-    async fn states_due(
-        &self,
-        kind: trailwatch::ports::StateKind,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Vec<trailwatch::ports::StateItem>, Self::Error> {
-        Ok(self.inner.states_due(kind, now).await.unwrap_or_default())
-    }
-
-    async fn add(&self, event: BatchEvent, now: DateTime<Utc>) -> Result<Added, Injected> {
-        if self.adds.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_on {
-            return Err(Injected(self.retryable));
-        }
-        Ok(self.inner.add(event, now).await.unwrap_or(Added::Duplicate))
-    }
-
-    async fn due(&self, now: DateTime<Utc>) -> Result<Vec<BatchId>, Injected> {
-        Ok(self.inner.due(now).await.unwrap_or_default())
-    }
-
-    async fn claim(&self, id: &BatchId, now: DateTime<Utc>) -> Result<Option<Claimed>, Injected> {
-        Ok(self.inner.claim(id, now).await.unwrap_or_default())
-    }
-
-    async fn mark_sent(
-        &self,
-        id: &BatchId,
-        audit: &AuditLine,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<(), Injected> {
-        self.inner
-            .mark_sent(id, audit, now)
-            .await
-            .unwrap_or_default();
-        Ok(())
-    }
-
-    async fn incidents(
-        &self,
-        keys: &[trailwatch::incident::IncidentKey],
-    ) -> Result<Vec<trailwatch::incident::Incident>, Injected> {
-        Ok(self.inner.incidents(keys).await.unwrap_or_default())
-    }
-
-    async fn save_incident(
-        &self,
-        incident: &trailwatch::incident::Incident,
-        now: DateTime<Utc>,
-    ) -> Result<bool, Injected> {
-        Ok(self
-            .inner
-            .save_incident(incident, now)
-            .await
-            .unwrap_or_default())
-    }
-
-    async fn release(
-        &self,
-        id: &BatchId,
-        retry_at: DateTime<Utc>,
-        reason: &str,
-    ) -> Result<(), Injected> {
-        self.inner
-            .release(id, retry_at, reason)
-            .await
-            .unwrap_or_default();
-        Ok(())
-    }
+fn failing_add(nth: u32, retryable: bool) -> FaultyStore<MemoryStore> {
+    FaultyStore::new(MemoryStore::default()).at(Step::Add, nth, Fault::Fail { retryable })
 }
 
 type TestHandler<S> = Handler<S, OfflineSummarizer, CollectingNotifier, ManualClock>;
@@ -347,7 +210,7 @@ fn scheduled_rule_event_is_a_tick_and_unknown_payloads_fail() {
 fn retryable_failure_on_nth_add_reports_exactly_that_pipe_record() {
     for n in 1..=MATCHED.len() {
         block_on(async {
-            let (handler, lines) = handler(FailingStore::new(n, true));
+            let (handler, lines) = handler(failing_add(u32::try_from(n).unwrap_or(u32::MAX), true));
             let response = handler
                 .handle(&payload("pipe-batch.json"))
                 .await
@@ -373,7 +236,7 @@ fn retryable_failure_on_nth_add_reports_exactly_that_pipe_record() {
 #[test]
 fn retryable_failure_in_event_source_batch_reports_the_sequence_number() {
     block_on(async {
-        let (handler, _) = handler(FailingStore::new(3, true));
+        let (handler, _) = handler(failing_add(3, true));
         let response = handler
             .handle(&payload("esm-batch.json"))
             .await
@@ -388,7 +251,7 @@ fn retryable_failure_in_event_source_batch_reports_the_sequence_number() {
 #[test]
 fn redelivery_after_a_failure_adds_nothing_twice() {
     block_on(async {
-        let (handler, _) = handler(FailingStore::new(4, true));
+        let (handler, _) = handler(failing_add(4, true));
         let response = handler
             .handle(&payload("pipe-batch.json"))
             .await
@@ -432,7 +295,7 @@ fn redelivery_after_a_failure_adds_nothing_twice() {
 #[test]
 fn non_retryable_failure_is_reported_and_counted() {
     block_on(async {
-        let (handler, lines) = handler(FailingStore::new(2, false));
+        let (handler, lines) = handler(failing_add(2, false));
         let response = handler
             .handle(&payload("pipe-batch.json"))
             .await
@@ -450,7 +313,7 @@ fn non_retryable_failure_is_reported_and_counted() {
 #[test]
 fn a_failing_record_without_an_id_fails_the_whole_invocation() {
     block_on(async {
-        let (handler, _) = handler(FailingStore::new(1, true));
+        let (handler, _) = handler(failing_add(1, true));
         let mut batch: Vec<Value> =
             serde_json::from_slice(&payload("pipe-batch.json")).unwrap_or_default();
         if let Some(record) = batch[0].as_object_mut() {

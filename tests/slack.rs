@@ -9,6 +9,7 @@ use std::io::Write as _;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use common::faulty::{Fault, FaultyStore, Step};
 use fake_slack::{FakeSlack, HOOK_SECRET, Reply, TOKEN};
 use serde_json::Value;
 use trailwatch::Severity;
@@ -16,7 +17,6 @@ use trailwatch::adapters::memory::MemoryStore;
 use trailwatch::adapters::retry::ManualSleeper;
 use trailwatch::adapters::slack::{Credential, RetryPolicy, SlackError, SlackNotifier};
 use trailwatch::config::{Settings, SlackRoutes};
-use trailwatch::delivery::AuditLine;
 use trailwatch::engine::Engine;
 use trailwatch::event::AccountId;
 use trailwatch::ports::{Notifier, Retryable, Store};
@@ -24,7 +24,7 @@ use trailwatch::render::slack::render_batch;
 use trailwatch::rules::RulePack;
 use trailwatch::secret::Secret;
 use trailwatch::summary::{Lang, OfflineSummarizer};
-use trailwatch::window::{Added, BatchEvent, BatchId, Claimed, EventTimeClock};
+use trailwatch::window::EventTimeClock;
 
 // ---- log capture: every test checks that no secret reached a log line or an error ----
 
@@ -564,133 +564,14 @@ fn permanent_errors_keep_the_batch_and_a_fixed_config_sends_it_once() {
 // ---- Done when 4: crash after the post, before marking sent; then a rerun ----
 
 /// A store that fails `mark_sent` once: the process "crashes" after Slack took the batch.
-struct CrashOnMarkSent {
-    inner: MemoryStore,
-    crashed: std::sync::atomic::AtomicBool,
+fn crash_on_mark_sent() -> FaultyStore<MemoryStore> {
+    FaultyStore::new(MemoryStore::new(settings().window)).at(
+        Step::MarkSent,
+        1,
+        Fault::Fail { retryable: true },
+    )
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("crashed before marking the batch sent")]
-struct Crash;
-
-impl Retryable for Crash {
-    fn is_retryable(&self) -> bool {
-        true
-    }
-}
-
-impl Store for CrashOnMarkSent {
-    type Error = Crash;
-
-    async fn held(
-        &self,
-        account: &trailwatch::event::AccountId,
-    ) -> Result<Option<trailwatch::incident::Held>, Crash> {
-        Ok(self.inner.held(account).await.unwrap_or_default())
-    }
-
-    async fn save_held(
-        &self,
-        held: &trailwatch::incident::Held,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<bool, Crash> {
-        Ok(self.inner.save_held(held, now).await.unwrap_or_default())
-    }
-
-    async fn held_due(
-        &self,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Vec<trailwatch::event::AccountId>, Crash> {
-        Ok(self.inner.held_due(now).await.unwrap_or_default())
-    }
-
-    async fn state(
-        &self,
-        kind: trailwatch::ports::StateKind,
-        key: &str,
-    ) -> Result<Option<trailwatch::ports::StateItem>, Self::Error> {
-        Ok(self.inner.state(kind, key).await.unwrap_or_default())
-    }
-
-    async fn save_state(
-        &self,
-        item: &trailwatch::ports::StateItem,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<bool, Self::Error> {
-        Ok(self.inner.save_state(item, now).await.unwrap_or_default())
-    }
-
-    async fn states_due(
-        &self,
-        kind: trailwatch::ports::StateKind,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Vec<trailwatch::ports::StateItem>, Self::Error> {
-        Ok(self.inner.states_due(kind, now).await.unwrap_or_default())
-    }
-
-    async fn add(&self, e: BatchEvent, now: chrono::DateTime<chrono::Utc>) -> Result<Added, Crash> {
-        Ok(self.inner.add(e, now).await.unwrap_or(Added::Duplicate))
-    }
-
-    async fn due(&self, now: chrono::DateTime<chrono::Utc>) -> Result<Vec<BatchId>, Crash> {
-        Ok(self.inner.due(now).await.unwrap_or_default())
-    }
-
-    async fn claim(
-        &self,
-        id: &BatchId,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Option<Claimed>, Crash> {
-        Ok(self.inner.claim(id, now).await.unwrap_or_default())
-    }
-
-    async fn mark_sent(
-        &self,
-        id: &BatchId,
-        audit: &AuditLine,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<(), Crash> {
-        if !self.crashed.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            return Err(Crash);
-        }
-        let _ = self.inner.mark_sent(id, audit, now).await;
-        Ok(())
-    }
-
-    async fn incidents(
-        &self,
-        keys: &[trailwatch::incident::IncidentKey],
-    ) -> Result<Vec<trailwatch::incident::Incident>, Crash> {
-        Ok(self.inner.incidents(keys).await.unwrap_or_default())
-    }
-
-    async fn save_incident(
-        &self,
-        incident: &trailwatch::incident::Incident,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<bool, Crash> {
-        Ok(self
-            .inner
-            .save_incident(incident, now)
-            .await
-            .unwrap_or_default())
-    }
-
-    async fn release(
-        &self,
-        id: &BatchId,
-        retry_at: chrono::DateTime<chrono::Utc>,
-        reason: &str,
-    ) -> Result<(), Crash> {
-        let _ = self.inner.release(id, retry_at, reason).await;
-        Ok(())
-    }
-}
-
-/// Runs `input` with a store that crashes at the first mark_sent, then reruns it from scratch
-/// (Kinesis hands the records again) with a fresh store. Returns the rerun's batches sent.
-/// An app with only `chat:write` (history reads answer `missing_scope`) still posts every
-/// batch, continuations included, and says once why it cannot check for earlier copies.
 #[test]
 fn without_history_scopes_the_bot_still_posts_everything() {
     let (logs, _guard) = capture();
@@ -739,10 +620,7 @@ fn without_history_scopes_the_bot_still_posts_everything() {
 }
 
 async fn crash_then_rerun<N: Notifier>(input: &[u8], first: N, second: N) -> u64 {
-    let store = CrashOnMarkSent {
-        inner: MemoryStore::new(settings().window),
-        crashed: std::sync::atomic::AtomicBool::new(false),
-    };
+    let store = crash_on_mark_sent();
     let mut crashing = engine(store, first);
     crashing
         .ingest_bytes(input)

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod faulty;
+
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
