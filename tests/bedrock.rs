@@ -101,15 +101,32 @@ async fn run_all<S: Sleeper>(
     summarizer: BedrockSummarizer<S>,
 ) -> (Vec<Delivery>, Stats) {
     let tz = if lang == Lang::Ko { Asia::Seoul } else { UTC };
-    let settings = settings(lang, tz);
+    let engine = replay_fixture(
+        file,
+        settings(lang, tz),
+        summarizer,
+        CollectingNotifier::default(),
+    )
+    .await;
+    (engine.notifier.take(), engine.stats())
+}
+
+/// `file` replayed through an engine with these settings, summarizer and notifier, every
+/// window flushed. Boxed: the engine, held across awaits, would make every caller's future
+/// large.
+async fn replay_fixture<S: Sleeper, N: trailwatch::ports::Notifier>(
+    file: &str,
+    settings: trailwatch::config::Settings,
+    summarizer: BedrockSummarizer<S>,
+    notifier: N,
+) -> Box<Engine<MemoryStore, BedrockSummarizer<S>, N, EventTimeClock>> {
     let window = settings.window;
-    // Boxed: the engine, held across awaits, would make every caller's future large.
     let mut engine = Box::new(Engine::new(
         RulePack::builtin(),
         settings,
         MemoryStore::new(window),
         summarizer,
-        CollectingNotifier::default(),
+        notifier,
         EventTimeClock::default(),
     ));
     let bytes = std::fs::read(fixture(file)).unwrap_or_else(|err| panic!("{file}: {err}"));
@@ -121,7 +138,7 @@ async fn run_all<S: Sleeper>(
         .flush_all()
         .await
         .unwrap_or_else(|err| panic!("flush: {err}"));
-    (engine.notifier.take(), engine.stats())
+    engine
 }
 
 fn texts(delivery: &Delivery) -> Vec<String> {
@@ -847,24 +864,13 @@ async fn batches_below_the_minimum_make_no_model_call() {
     let fake = FakeBedrock::start(Vec::new(), None).await;
     let mut settings = settings(Lang::En, UTC);
     settings.summary.model_min_events = 2;
-    let window = settings.window;
-    let mut engine = Box::new(Engine::new(
-        RulePack::builtin(),
+    let engine = replay_fixture(
+        "multi-account.jsonl",
         settings,
-        MemoryStore::new(window),
         summarizer(&fake, config()),
         CollectingNotifier::default(),
-        EventTimeClock::default(),
-    ));
-    let bytes = std::fs::read(fixture("multi-account.jsonl")).unwrap_or_else(|err| panic!("{err}"));
-    engine
-        .ingest_bytes(&bytes)
-        .await
-        .unwrap_or_else(|err| panic!("{err}"));
-    engine
-        .flush_all()
-        .await
-        .unwrap_or_else(|err| panic!("{err}"));
+    )
+    .await;
     let deliveries: Vec<Delivery> = engine
         .notifier
         .take()
@@ -916,25 +922,13 @@ async fn an_immediate_alert_goes_out_before_the_model_answers_and_is_updated_aft
         )),
     )
     .await;
-    let settings = settings(Lang::En, UTC);
-    let window = settings.window;
-    let mut engine = Box::new(Engine::new(
-        RulePack::builtin(),
-        settings,
-        MemoryStore::new(window),
+    replay_fixture(
+        "multi-account.jsonl",
+        settings(Lang::En, UTC),
         summarizer(&bedrock, config()),
         notifier,
-        EventTimeClock::default(),
-    ));
-    let bytes = std::fs::read(fixture("multi-account.jsonl")).unwrap_or_else(|err| panic!("{err}"));
-    engine
-        .ingest_bytes(&bytes)
-        .await
-        .unwrap_or_else(|err| panic!("{err}"));
-    engine
-        .flush_all()
-        .await
-        .unwrap_or_else(|err| panic!("{err}"));
+    )
+    .await;
     let posts = slack.posts();
     let alerts: Vec<_> = posts
         .iter()
