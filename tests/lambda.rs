@@ -8,6 +8,7 @@ use common::faulty::{Fault, FaultyStore, Step};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+use trailwatch::adapters::dynamo::{DynamoSettings, DynamoStore, create_table};
 use trailwatch::adapters::memory::{CollectingNotifier, MemoryStore};
 use trailwatch::app::lambda::{Handler, LambdaError, Response};
 use trailwatch::engine::Engine;
@@ -345,4 +346,75 @@ fn payload_survives_the_runtime_deserializer() {
                 .unwrap_or_else(|err| panic!("{name}: {err}"));
         assert_eq!(raw.get().as_bytes(), bytes.trim_ascii_end(), "{name}");
     }
+}
+
+/// The handler on DynamoDB (moto): a Pipe batch with two undecodable records, the same batch
+/// redelivered, the same records again as an event-source-mapping batch, then ticks. Every
+/// matched event is in exactly one delivery, each sent batch has its audit item, and the
+/// second tick sends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_dynamodb_pipe_redelivery_event_source_and_ticks() {
+    if common::moto_endpoint().is_none() {
+        return;
+    }
+    let client = DynamoStore::client_from_env().await;
+    let table = format!("tw-lambda-{}", std::process::id());
+    create_table(&client, &table)
+        .await
+        .unwrap_or_else(|err| panic!("create table: {err:?}"));
+    let settings = common::settings(Lang::En, chrono_tz::UTC);
+    let store = DynamoStore::new(client, DynamoSettings::new(&table, settings.window));
+    let (handler, _) = handler(store);
+    for (name, matched, duplicates) in [
+        ("pipe-batch.json", 5, 0),
+        ("pipe-batch.json", 5, 5),
+        ("esm-batch.json", 5, 10),
+    ] {
+        let response = handler
+            .handle(&payload(name))
+            .await
+            .unwrap_or_else(|err| panic!("{name}: {err}"));
+        assert_eq!(response_json(&response), no_failures(), "{name}");
+        let stats = handler.engine().await.stats();
+        assert_eq!(
+            (stats.matched, stats.duplicates),
+            (matched, duplicates),
+            "{name}"
+        );
+    }
+    assert_eq!(handler.engine().await.stats().quarantined, 6, "2 a batch");
+    let response = handler
+        .handle(&payload("tick.json"))
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(response_json(&response), json!({"flushed": 3}));
+    let response = handler
+        .handle(&payload("tick.json"))
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(
+        response_json(&response),
+        json!({"flushed": 0}),
+        "nothing twice"
+    );
+    let engine = handler.engine().await;
+    let sent = engine.notifier.deliveries();
+    let mut ids: Vec<String> = sent
+        .iter()
+        .flat_map(|d| d.batch.events.iter().map(|e| e.event.id.to_string()))
+        .collect();
+    ids.sort();
+    let mut expected: Vec<String> = MATCHED_EVENT_IDS.iter().map(|s| (*s).to_owned()).collect();
+    expected.sort();
+    assert_eq!(ids, expected, "every matched event in exactly one delivery");
+    let audit = engine
+        .store
+        .audit(at("2026-11-02T00:00:00Z"), at("2026-11-03T00:00:00Z"))
+        .await
+        .unwrap_or_else(|err| panic!("audit: {err:?}"));
+    let keys: std::collections::BTreeSet<String> =
+        audit.iter().map(|a| a.line.batch_id.clone()).collect();
+    let sent_keys: std::collections::BTreeSet<String> =
+        sent.iter().map(|d| d.batch.id.key()).collect();
+    assert_eq!(keys, sent_keys, "an audit item per sent batch");
 }
