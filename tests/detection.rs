@@ -317,18 +317,7 @@ fn panther_high_and_critical_labels() {
 
 /// An RDS snapshot shared with `target`, by an IAM user of 111111111111.
 fn share_snapshot(id: &str, target: &str) -> String {
-    json!({
-        "eventVersion": "1.09", "eventID": id, "eventTime": "2026-11-02T03:01:00Z",
-        "eventSource": "rds.amazonaws.com", "eventName": "ModifyDBSnapshotAttribute",
-        "awsRegion": "us-east-1", "recipientAccountId": "111111111111",
-        "sourceIPAddress": "198.51.100.7", "userAgent": "aws-cli/2.15.0", "readOnly": false,
-        "eventType": "AwsApiCall",
-        "userIdentity": {"type": "IAMUser", "userName": "dev", "accountId": "111111111111",
-            "arn": "arn:aws:iam::111111111111:user/dev"},
-        "requestParameters": {"attributeName": "restore", "dBSnapshotIdentifier": "orders",
-            "valuesToAdd": [target]}
-    })
-    .to_string()
+    common::snapshot_share(id, "2026-11-02T03:01:00Z", target).to_string()
 }
 
 /// The organisation is what configuration knows (`[accounts]` and `[trust] accounts`): a

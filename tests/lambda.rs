@@ -39,6 +39,23 @@ const MATCHED_EVENT_IDS: [&str; 5] = [
     "183dd520-2f9a-5fc2-85d0-e99dce810941",
 ];
 
+/// The event ids of `deliveries`, sorted, each as often as it was delivered.
+fn delivered_ids(deliveries: &[trailwatch::ports::Delivery]) -> Vec<String> {
+    let mut ids: Vec<String> = deliveries
+        .iter()
+        .flat_map(|d| d.batch.events.iter().map(|e| e.event.id.to_string()))
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// [`MATCHED_EVENT_IDS`], sorted.
+fn matched_ids() -> Vec<String> {
+    let mut ids: Vec<String> = MATCHED_EVENT_IDS.iter().map(|s| (*s).to_owned()).collect();
+    ids.sort();
+    ids
+}
+
 fn sequence(index: usize) -> &'static str {
     PIPE_IDS[index].split_once(':').map_or("", |(_, seq)| seq)
 }
@@ -147,14 +164,7 @@ fn pipe_batch_ingests_quarantines_bad_records_and_flushes_only_on_tick() {
         assert_eq!(sent[0].batch.kind, BatchKind::Immediate);
         assert_eq!(engine.stats().immediate, 1);
         // Every matched event in exactly one delivery: its immediate alert or its window's.
-        let mut in_windows: Vec<String> = sent
-            .iter()
-            .flat_map(|d| d.batch.events.iter().map(|e| e.event.id.to_string()))
-            .collect();
-        in_windows.sort();
-        let mut expected: Vec<String> = MATCHED_EVENT_IDS.iter().map(|s| (*s).to_owned()).collect();
-        expected.sort();
-        assert_eq!(in_windows, expected);
+        assert_eq!(delivered_ids(&sent), matched_ids());
         let tick = &lines.values()[1];
         assert_eq!(tick["BatchesSent"], 3.0);
         assert!(
@@ -280,16 +290,11 @@ fn redelivery_after_a_failure_adds_nothing_twice() {
             .unwrap_or_else(|err| panic!("{err}"));
         let engine = handler.engine().await;
         assert_eq!(engine.stats().immediate, 1);
-        let mut ids: Vec<String> = engine
-            .notifier
-            .deliveries()
-            .iter()
-            .flat_map(|d| d.batch.events.iter().map(|e| e.event.id.to_string()))
-            .collect();
-        ids.sort();
-        let mut expected: Vec<String> = MATCHED_EVENT_IDS.iter().map(|s| (*s).to_owned()).collect();
-        expected.sort();
-        assert_eq!(ids, expected, "every matched event in exactly one batch");
+        assert_eq!(
+            delivered_ids(&engine.notifier.deliveries()),
+            matched_ids(),
+            "every matched event in exactly one batch"
+        );
     });
 }
 
@@ -399,14 +404,11 @@ async fn on_dynamodb_pipe_redelivery_event_source_and_ticks() {
     );
     let engine = handler.engine().await;
     let sent = engine.notifier.deliveries();
-    let mut ids: Vec<String> = sent
-        .iter()
-        .flat_map(|d| d.batch.events.iter().map(|e| e.event.id.to_string()))
-        .collect();
-    ids.sort();
-    let mut expected: Vec<String> = MATCHED_EVENT_IDS.iter().map(|s| (*s).to_owned()).collect();
-    expected.sort();
-    assert_eq!(ids, expected, "every matched event in exactly one delivery");
+    assert_eq!(
+        delivered_ids(&sent),
+        matched_ids(),
+        "every matched event in exactly one delivery"
+    );
     let audit = engine
         .store
         .audit(at("2026-11-02T00:00:00Z"), at("2026-11-03T00:00:00Z"))

@@ -73,18 +73,7 @@ impl Directory for Scripted {
 
 /// A Pipe batch with one RDS snapshot shared with `target`, at 03:`minute`.
 fn share(id: &str, minute: u32, target: &str) -> Vec<u8> {
-    let record = json!({
-        "eventVersion": "1.09", "eventID": id,
-        "eventTime": format!("2026-11-02T03:{minute:02}:00Z"),
-        "eventSource": "rds.amazonaws.com", "eventName": "ModifyDBSnapshotAttribute",
-        "awsRegion": "us-east-1", "recipientAccountId": "111111111111",
-        "sourceIPAddress": "198.51.100.7", "userAgent": "aws-cli/2.15.0", "readOnly": false,
-        "eventType": "AwsApiCall",
-        "userIdentity": {"type": "IAMUser", "userName": "dev", "accountId": "111111111111",
-            "arn": "arn:aws:iam::111111111111:user/dev"},
-        "requestParameters": {"attributeName": "restore", "dBSnapshotIdentifier": "orders",
-            "valuesToAdd": [target]}
-    });
+    let record = common::snapshot_share(id, &format!("2026-11-02T03:{minute:02}:00Z"), target);
     let envelope = json!({
         "version": "0", "id": id, "detail-type": "AWS API Call via CloudTrail",
         "source": "aws.rds", "account": "111111111111",

@@ -230,3 +230,19 @@ pub fn moto_endpoint() -> Option<String> {
     }
     endpoint
 }
+
+/// A CloudTrail record: an IAM user of 111111111111 shares the RDS snapshot `orders` with
+/// `target` (an account id, or `all`) at `time` (RFC 3339).
+pub fn snapshot_share(id: &str, time: &str, target: &str) -> Value {
+    json!({
+        "eventVersion": "1.09", "eventID": id, "eventTime": time,
+        "eventSource": "rds.amazonaws.com", "eventName": "ModifyDBSnapshotAttribute",
+        "awsRegion": "us-east-1", "recipientAccountId": "111111111111",
+        "sourceIPAddress": "198.51.100.7", "userAgent": "aws-cli/2.15.0", "readOnly": false,
+        "eventType": "AwsApiCall",
+        "userIdentity": {"type": "IAMUser", "userName": "dev", "accountId": "111111111111",
+            "arn": "arn:aws:iam::111111111111:user/dev"},
+        "requestParameters": {"attributeName": "restore", "dBSnapshotIdentifier": "orders",
+            "valuesToAdd": [target]}
+    })
+}
