@@ -206,7 +206,7 @@ fn whole_path<S, M, N, C>(
 ) -> (usize, usize)
 where
     S: trailwatch::ports::Store,
-    M: trailwatch::summary::Summarizer,
+    M: trailwatch::summary::Summarizer + Sync,
     N: trailwatch::ports::Notifier,
     C: trailwatch::window::Clock,
 {

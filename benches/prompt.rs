@@ -186,10 +186,10 @@ fn measure(path: &Path, locale: Locale, budget: usize, min_events: usize) -> Opt
     }
     // Every delivery's events count; only top-level ones (digests, immediate alerts,
     // reminders) call the model: an incident's thread replies never do.
-    let deliveries = replay(lines.as_bytes(), locale, min_events);
+    let (deliveries, calls) = replay(lines.as_bytes(), locale, min_events);
     let mut row = Row {
         events: 0,
-        batches: deliveries.iter().filter(|(_, model)| *model).count(),
+        batches: calls.len(),
         ours: 0,
         data: 0,
         original: 0,
@@ -198,12 +198,12 @@ fn measure(path: &Path, locale: Locale, budget: usize, min_events: usize) -> Opt
         one_batch_cut: 0,
     };
     let mut all = Vec::new();
-    for (batch, model) in &deliveries {
-        if *model {
-            let built = prompt::build(batch, locale, budget);
-            row.ours += built.input_bytes();
-            row.data += built.digest.text.len();
-        }
+    for call in &calls {
+        let built = prompt::build_many(&call.iter().collect::<Vec<_>>(), locale, budget);
+        row.ours += built.input_bytes();
+        row.data += built.digests.iter().map(|d| d.text.len()).sum::<usize>();
+    }
+    for batch in &deliveries {
         row.events += batch.events.len();
         for event in &batch.events {
             let raw = raw_by_id
@@ -216,7 +216,7 @@ fn measure(path: &Path, locale: Locale, budget: usize, min_events: usize) -> Opt
         }
         all.extend(batch.events.iter().cloned());
     }
-    if let Some((first, _)) = deliveries.first() {
+    if let Some(first) = deliveries.first() {
         let one = Batch {
             id: first.id.clone(),
             kind: BatchKind::Window,
@@ -226,7 +226,7 @@ fn measure(path: &Path, locale: Locale, budget: usize, min_events: usize) -> Opt
         };
         let built = prompt::build(&one, locale, budget);
         row.one_batch = built.input_bytes();
-        row.one_batch_cut = built.digest.omitted_events;
+        row.one_batch_cut = built.digests[0].omitted_events;
         if std::env::var_os("TRAILWATCH_PROMPT_SAMPLE").is_some() {
             println!("{}", built.user);
         }
@@ -234,26 +234,35 @@ fn measure(path: &Path, locale: Locale, budget: usize, min_events: usize) -> Opt
     Some(row)
 }
 
-/// Answers offline, and keeps the event ids of every batch the engine asked about: the calls
-/// a model summarizer would have had.
+/// Answers offline, and keeps the batches of every call a model summarizer would have made:
+/// the engine's requests, split at the default caps as the Bedrock adapter splits them.
 #[derive(Clone, Default)]
-struct Asked(std::sync::Arc<std::sync::Mutex<Vec<Vec<String>>>>);
+struct Asked(std::sync::Arc<std::sync::Mutex<Vec<Vec<Batch>>>>);
 
 impl Asked {
-    fn ids(batch: &Batch) -> Vec<String> {
-        batch
-            .events
-            .iter()
-            .map(|e| e.event.id.to_string())
-            .collect()
+    fn record(&self, batches: &[&Batch], locale: Locale) {
+        let defaults = Settings::default().summary;
+        let per_call = prompt::batches_per_call(
+            defaults.max_batches_per_call,
+            defaults.max_output_tokens,
+            locale,
+        );
+        let mut calls = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for call in batches.chunks(per_call) {
+            calls.push(call.iter().map(|b| (*b).clone()).collect());
+        }
     }
 
-    fn asked(&self, batch: &Batch) -> bool {
-        let ids = Self::ids(batch);
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .contains(&ids)
+    fn take(&self) -> Vec<Vec<Batch>> {
+        std::mem::take(
+            &mut *self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 }
 
@@ -266,23 +275,39 @@ impl Summarizer for Asked {
         locale: Locale,
     ) -> impl std::future::Future<Output = Result<trailwatch::summary::Summary, Self::Error>> + Send
     {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(Self::ids(batch));
+        self.record(&[batch], locale);
         OfflineSummarizer.summarize(batch, locale)
+    }
+
+    fn summarize_many(
+        &self,
+        batches: &[&Batch],
+        locale: Locale,
+    ) -> impl std::future::Future<Output = Vec<Result<trailwatch::summary::Summary, Self::Error>>> + Send
+    {
+        self.record(batches, locale);
+        std::future::ready(
+            batches
+                .iter()
+                .map(|b| Ok(trailwatch::summary::offline_summary(b, locale)))
+                .collect(),
+        )
     }
 }
 
-/// Each delivery's batch, and whether the engine asked the model for its summary (never for
+/// Each delivery's batch, and the batches of each model call the engine made (never for
 /// replies, nor for batches under `model_min_events`).
-fn replay(bytes: &[u8], locale: Locale, min_events: usize) -> Vec<(Batch, bool)> {
+fn replay(bytes: &[u8], locale: Locale, min_events: usize) -> (Vec<Batch>, Vec<Vec<Batch>>) {
     replay_many(&[bytes.to_vec()], locale, min_events)
 }
 
 /// [`replay`] of several inputs, ingested in order (as a Lambda receives them: late events
 /// included).
-fn replay_many(inputs: &[Vec<u8>], locale: Locale, min_events: usize) -> Vec<(Batch, bool)> {
+fn replay_many(
+    inputs: &[Vec<u8>],
+    locale: Locale,
+    min_events: usize,
+) -> (Vec<Batch>, Vec<Vec<Batch>>) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap_or_else(|err| panic!("runtime: {err}"));
@@ -312,15 +337,13 @@ fn replay_many(inputs: &[Vec<u8>], locale: Locale, min_events: usize) -> Vec<(Ba
             .flush_all()
             .await
             .unwrap_or_else(|err| panic!("flush: {err}"));
-        engine
+        let deliveries = engine
             .notifier
             .take()
             .into_iter()
-            .map(|d| {
-                let model = asked.asked(&d.batch);
-                (d.batch, model)
-            })
-            .collect()
+            .map(|d| d.batch)
+            .collect();
+        (deliveries, asked.take())
     })
 }
 
@@ -375,9 +398,10 @@ fn sns(envelope: &str) -> String {
     .to_string()
 }
 
-/// Output tokens assumed per model call for the monthly figures: the schema's answer, in
-/// Korean (about a token a character), typically 300-500; capped at 3,000 by `maxTokens`.
-const OUTPUT_TOKENS_PER_CALL: f64 = 400.0;
+/// Output tokens assumed per batch a call explains, for the monthly figures: the schema's
+/// answer, in Korean (about a token a character), typically 300-500. A call's output is
+/// capped by `[summary] max_output_tokens` (4,096), which bounds how many batches it holds.
+const OUTPUT_TOKENS_PER_BATCH: f64 = 400.0;
 /// Claude Sonnet 4.5 on Bedrock, US dollars per million tokens (input, output): the prices
 /// the README's monthly estimate uses.
 const PRICE_PER_MILLION: (f64, f64) = (3.0, 15.0);
@@ -422,19 +446,27 @@ fn realistic_mix(
             }
         });
     }
-    let deliveries = replay_many(&inputs, locale, min_events);
+    let (deliveries, asked_calls) = replay_many(&inputs, locale, min_events);
     let (mut matched, mut calls, mut ours, mut original) = (0_usize, 0_usize, 0_usize, 0_usize);
+    let mut batches_asked = 0_usize;
     let mut polls = std::collections::BTreeSet::new();
     // Each call's time (its window's end, when the flush comes) and input bytes.
     let mut asked: Vec<(i64, usize)> = Vec::new();
-    for (batch, model) in &deliveries {
+    for call in &asked_calls {
+        calls += 1;
+        batches_asked += call.len();
+        let bytes =
+            prompt::build_many(&call.iter().collect::<Vec<_>>(), locale, budget).input_bytes();
+        ours += bytes;
+        let at = call
+            .iter()
+            .map(|b| b.window_end.timestamp())
+            .min()
+            .unwrap_or(0);
+        asked.push((at, bytes));
+    }
+    for batch in &deliveries {
         matched += batch.events.len();
-        if *model {
-            calls += 1;
-            let bytes = prompt::build(batch, locale, budget).input_bytes();
-            ours += bytes;
-            asked.push((batch.window_end.timestamp(), bytes));
-        }
         for event in &batch.events {
             let envelope = envelopes
                 .get(event.event.id.as_str())
@@ -458,7 +490,7 @@ fn realistic_mix(
     let per = |bytes: f64| bytes / matched.max(1) as f64;
     let share = matched as f64 / read.max(1) as f64;
     println!(
-        "realistic mix (sans-lab + 5 incident scenarios), model_min_events = {min_events}: {read} records, {matched} matched ({:.1}%), {calls} calls ({:.3} per matched event; the original: {} five-minute polls)",
+        "realistic mix (sans-lab + 5 incident scenarios), model_min_events = {min_events}: {read} records, {matched} matched ({:.1}%), {batches_asked} batches explained in {calls} calls ({:.3} per matched event; the original: {} five-minute polls)",
         share * 100.0,
         calls as f64 / matched.max(1) as f64,
         polls.len()
@@ -477,7 +509,8 @@ fn realistic_mix(
         let events = month;
         let input_tokens = events * per(billed) / 4.0;
         let month_calls = events * calls as f64 / matched.max(1) as f64;
-        let output_tokens = month_calls * OUTPUT_TOKENS_PER_CALL;
+        let output_tokens =
+            events * batches_asked as f64 / matched.max(1) as f64 * OUTPUT_TOKENS_PER_BATCH;
         let cost =
             input_tokens / 1e6 * PRICE_PER_MILLION.0 + output_tokens / 1e6 * PRICE_PER_MILLION.1;
         println!(

@@ -62,6 +62,10 @@ pub mod env {
     pub const DEPLOYMENT: &str = "TRAILWATCH_DEPLOYMENT";
     /// Fewest events in a batch for the model to be asked (`[summary] model_min_events`).
     pub const MODEL_MIN_EVENTS: &str = "TRAILWATCH_MODEL_MIN_EVENTS";
+    /// Most batches in one model call (`[summary] max_batches_per_call`).
+    pub const MODEL_MAX_BATCHES: &str = "TRAILWATCH_MODEL_MAX_BATCHES";
+    /// Output tokens one model call may use (`[summary] max_output_tokens`).
+    pub const MODEL_MAX_OUTPUT_TOKENS: &str = "TRAILWATCH_MODEL_MAX_OUTPUT_TOKENS";
     /// Path of a configuration file (TOML), read before the variables above.
     pub const CONFIG: &str = "TRAILWATCH_CONFIG";
     /// Path of a rule pack (TOML) used instead of the built-in one.
@@ -172,6 +176,8 @@ struct SummaryFile {
     max_attempts: Option<u32>,
     input_budget: Option<usize>,
     model_min_events: Option<usize>,
+    max_batches_per_call: Option<usize>,
+    max_output_tokens: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -303,6 +309,16 @@ pub struct SummaryConfig {
     /// (`[summary] model_min_events`, `TRAILWATCH_MODEL_MIN_EVENTS`; 1 to 1000, default 1:
     /// every batch asks). The offline summary already says who did what, where and when.
     pub model_min_events: usize,
+    /// Most batches one model call explains (`[summary] max_batches_per_call`,
+    /// `TRAILWATCH_MODEL_MAX_BATCHES`; 1 to 50, default 10). The batches due in one flush and
+    /// bound for the same channels share a call up to this many.
+    pub max_batches_per_call: usize,
+    /// Output tokens one call may use, its Converse `maxTokens` (`[summary]
+    /// max_output_tokens`, `TRAILWATCH_MODEL_MAX_OUTPUT_TOKENS`; 512 to 32,768, default
+    /// 4,096). A call holds only as many batches as their expected answers fit
+    /// ([`crate::locale::Words::answer_tokens`]: English 400, Korean 1,000), so the call stays
+    /// bounded in time as well.
+    pub max_output_tokens: u32,
 }
 
 impl Default for SummaryConfig {
@@ -314,6 +330,8 @@ impl Default for SummaryConfig {
             max_attempts: 4,
             input_budget: crate::summary::prompt::DEFAULT_INPUT_BUDGET,
             model_min_events: 1,
+            max_batches_per_call: 10,
+            max_output_tokens: 4_096,
         }
     }
 }
@@ -387,6 +405,22 @@ fn parse_min_events(key: &str, text: &str) -> Result<usize, ConfigError> {
         .ok()
         .filter(|n| (1..=1_000).contains(n))
         .ok_or_else(|| invalid(key, "a number of events from 1 to 1000", text))
+}
+
+fn parse_max_batches(key: &str, text: &str) -> Result<usize, ConfigError> {
+    text.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=50).contains(n))
+        .ok_or_else(|| invalid(key, "a number of batches from 1 to 50", text))
+}
+
+fn parse_output_tokens(key: &str, text: &str) -> Result<u32, ConfigError> {
+    text.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (512..=32_768).contains(n))
+        .ok_or_else(|| invalid(key, "a number of tokens from 512 to 32768", text))
 }
 
 /// `"off"`, or a duration from 5m to 7d.
@@ -598,6 +632,7 @@ impl Settings {
             self.locale.tz = parse_tz("output.tz", &tz)?;
         }
         self.apply_slack_file(file.slack)?;
+        self.apply_summary_sizes(&file.summary)?;
         self.apply_summary(
             file.summary.summarizer.as_deref(),
             file.summary.model_id,
@@ -613,10 +648,22 @@ impl Settings {
                 ),
             ],
             ["summary.summarizer", "summary.deadline"],
-        )?;
-        if let Some(n) = file.summary.model_min_events {
+        )
+    }
+
+    /// `[summary]`'s sizes: model_min_events, max_batches_per_call, max_output_tokens.
+    fn apply_summary_sizes(&mut self, file: &SummaryFile) -> Result<(), ConfigError> {
+        if let Some(n) = file.model_min_events {
             self.summary.model_min_events =
                 parse_min_events("summary.model_min_events", &n.to_string())?;
+        }
+        if let Some(n) = file.max_batches_per_call {
+            self.summary.max_batches_per_call =
+                parse_max_batches("summary.max_batches_per_call", &n.to_string())?;
+        }
+        if let Some(n) = file.max_output_tokens {
+            self.summary.max_output_tokens =
+                parse_output_tokens("summary.max_output_tokens", &n.to_string())?;
         }
         Ok(())
     }
@@ -795,6 +842,12 @@ impl Settings {
         )?;
         if let Some(n) = var(env::MODEL_MIN_EVENTS) {
             self.summary.model_min_events = parse_min_events(env::MODEL_MIN_EVENTS, &n)?;
+        }
+        if let Some(n) = var(env::MODEL_MAX_BATCHES) {
+            self.summary.max_batches_per_call = parse_max_batches(env::MODEL_MAX_BATCHES, &n)?;
+        }
+        if let Some(n) = var(env::MODEL_MAX_OUTPUT_TOKENS) {
+            self.summary.max_output_tokens = parse_output_tokens(env::MODEL_MAX_OUTPUT_TOKENS, &n)?;
         }
         self.set_locale(
             var(env::LANG).as_deref(),
@@ -1145,6 +1198,14 @@ mod tests {
             (
                 "[summary]\nmodel_min_events = 0\n",
                 "summary.model_min_events: expected a number of events from 1 to 1000",
+            ),
+            (
+                "[summary]\nmax_batches_per_call = 51\n",
+                "summary.max_batches_per_call: expected a number of batches from 1 to 50",
+            ),
+            (
+                "[summary]\nmax_output_tokens = 100\n",
+                "summary.max_output_tokens: expected a number of tokens from 512 to 32768",
             ),
             (
                 "[rules]\norganizations_refresh = \"1m\"\n",

@@ -18,6 +18,7 @@ use crate::event::{Decoded, Heartbeat, Quarantined, Skipped, decode_bytes_with};
 use crate::incident::{self, Ceiling, Incident, IncidentKey, Parent};
 use crate::ports::{Delivery, Notifier, Retryable, Store};
 use crate::rules::{RulePack, Verdict};
+use crate::severity::Severity;
 use crate::summary::{Summarizer, SummarySource, offline_summary};
 use crate::window::{Added, Batch, BatchEvent, BatchId, BatchKind, Clock};
 
@@ -341,6 +342,23 @@ impl Decoding {
     }
 }
 
+/// A claimed window batch, planned and not yet posted: its parts with offline summaries until
+/// the model explains the ones in `ask`.
+struct PlannedBatch {
+    batch: Batch,
+    /// The incidents it opens, in key order.
+    claims: Vec<Incident>,
+    /// Digest first (when `has_digest`), then reminders, then replies.
+    deliveries: Vec<Delivery>,
+    /// Indices of the parts the model is asked to explain.
+    ask: Vec<usize>,
+    has_digest: bool,
+    /// Where an earlier attempt of this batch put its digest.
+    earlier: Option<Parent>,
+    /// Events left out below their thresholds (counted once the batch is sent).
+    below: u64,
+}
+
 /// The engine with its ports and settings.
 pub struct Engine<S, M, N, C> {
     pub store: S,
@@ -443,7 +461,7 @@ impl<S, M, N, C> Engine<S, M, N, C> {
 impl<S, M, N, C> Engine<S, M, N, C>
 where
     S: Store,
-    M: Summarizer,
+    M: Summarizer + Sync,
     N: Notifier,
     C: Clock,
 {
@@ -657,7 +675,13 @@ where
         let mut sent = self.post_alerts(now).await?;
         let due = self.store.due(now).await.map_err(store_error)?;
         let total = due.len();
-        for (started, id) in due.into_iter().enumerate() {
+        // A round claims and plans batches of distinct accounts, up to one model call's worth,
+        // explains them (one call per route), then posts them. A batch of an account already
+        // in the round waits for the next one: it reads the incidents that the earlier batch
+        // opens. A claim is held for one round of calls, well within its lease.
+        let round = self.settings.summary.max_batches_per_call.max(1);
+        let mut planned: Vec<PlannedBatch> = Vec::with_capacity(round);
+        for (started, id) in due.iter().enumerate() {
             if self.out_of_time() {
                 self.stats.deferred += (total - started) as u64;
                 tracing::warn!(
@@ -666,11 +690,15 @@ where
                 );
                 break;
             }
-            let Some(claimed) = self.store.claim(&id, now).await.map_err(store_error)? else {
+            if planned.len() >= round || planned.iter().any(|p| p.batch.id.account == id.account) {
+                self.explain(&mut planned).await;
+                sent += self.post_planned(std::mem::take(&mut planned), now).await?;
+            }
+            let Some(claimed) = self.store.claim(id, now).await.map_err(store_error)? else {
                 continue;
             };
             let mut batch = Batch {
-                account_name: self.account_name(&id),
+                account_name: self.account_name(id),
                 id: claimed.id,
                 kind: claimed.kind,
                 window_end: claimed.window_end,
@@ -688,14 +716,34 @@ where
                 self.stats.below_threshold += below;
                 continue;
             }
-            // Boxed: a batch's flush is the largest state machine; every caller's future
+            // Boxed: planning reads incidents and builds every part's offline text.
+            if let Some(mut plan) = Box::pin(self.plan_batch(batch, now)).await? {
+                plan.below = below;
+                planned.push(plan);
+            }
+        }
+        self.explain(&mut planned).await;
+        sent += self.post_planned(planned, now).await?;
+        sent += self.post_held(now).await?;
+        Ok(sent)
+    }
+
+    /// Post planned batches in order; how many went out.
+    async fn post_planned(
+        &mut self,
+        planned: Vec<PlannedBatch>,
+        now: DateTime<Utc>,
+    ) -> Result<usize, EngineError> {
+        let mut sent = 0;
+        for plan in planned {
+            let below = plan.below;
+            // Boxed: a batch's posting is the largest state machine; every caller's future
             // would otherwise carry it.
-            if Box::pin(self.flush_batch(batch, now)).await? {
+            if Box::pin(self.flush_batch(plan, now)).await? {
                 self.stats.below_threshold += below;
                 sent += 1;
             }
         }
-        sent += self.post_held(now).await?;
         Ok(sent)
     }
 
@@ -741,12 +789,15 @@ where
             .map_err(store_error)
     }
 
-    /// Post a claimed window batch as incidents: a digest of the incidents it opens, a
-    /// reminder or a thread reply for each one it continues (see [`crate::incident`]). The
-    /// incidents it opens are claimed in the store before anything is posted, so a racing
-    /// flusher waits for their first message instead of posting its own. On any failure the
-    /// whole batch stays due; a retry plans the same parts, under the same keys.
-    async fn flush_batch(&mut self, batch: Batch, now: DateTime<Utc>) -> Result<bool, EngineError> {
+    /// Plan a claimed window batch as incidents: a digest of the incidents it opens, a
+    /// reminder or a thread reply for each one it continues (see [`crate::incident`]), each
+    /// part with its offline summary. `None`: an incident it continues has no first message
+    /// yet; the batch is given back to wait for it.
+    async fn plan_batch(
+        &mut self,
+        batch: Batch,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PlannedBatch>, EngineError> {
         let id = batch.id.clone();
         let mut keys: Vec<IncidentKey> = batch
             .events
@@ -778,7 +829,7 @@ where
         if plan.waiting {
             self.retry_later(&id, now, "an incident's first message is not posted yet")
                 .await?;
-            return Ok(false);
+            return Ok(None);
         }
         // Where an earlier attempt of this batch put its digest (its claims say), so that a
         // retry posts it to the same place, where the destination finds it.
@@ -790,7 +841,126 @@ where
         // each while waiting on the other's.
         let mut claims = std::mem::take(&mut plan.opened);
         claims.sort_by(|a, b| a.key.cmp(&b.key));
-        let mut deliveries = self.deliveries(&batch, plan, earlier.as_ref()).await;
+        let has_digest = !plan.digest.is_empty();
+        let (deliveries, ask) = self.deliveries(&batch, plan);
+        Ok(Some(PlannedBatch {
+            batch,
+            claims,
+            deliveries,
+            ask,
+            has_digest,
+            earlier,
+            below: 0,
+        }))
+    }
+
+    /// The model's explanations of the planned parts that ask for one: the parts bound for the
+    /// same channels share a request (the summarizer splits it at its caps); parts for other
+    /// channels are never in the same prompt. A part the model could not explain keeps its
+    /// offline text, marked as a fallback (counted).
+    async fn explain(&mut self, planned: &mut [PlannedBatch]) {
+        let locale = self.settings.locale;
+        let mut routes: BTreeMap<String, Vec<(usize, usize)>> = BTreeMap::new();
+        for (p, plan) in planned.iter().enumerate() {
+            for &d in &plan.ask {
+                let delivery = &plan.deliveries[d];
+                if delivery.batch.events.len() < self.settings.summary.model_min_events {
+                    continue;
+                }
+                routes
+                    .entry(self.routes_from(delivery))
+                    .or_default()
+                    .push((p, d));
+            }
+        }
+        for parts in routes.into_values() {
+            let batches: Vec<&Batch> = parts
+                .iter()
+                .map(|&(p, d)| &planned[p].deliveries[d].batch)
+                .collect();
+            let summarized = self.summarizer.summarize_many(&batches, locale);
+            let results: Vec<Result<crate::summary::Summary, String>> = match self.deadline {
+                Some(deadline) => match tokio::time::timeout_at(deadline, summarized).await {
+                    Ok(results) => results
+                        .into_iter()
+                        .map(|r| r.map_err(|err| err.to_string()))
+                        .collect(),
+                    Err(_) => vec![Err(BUDGET_SPENT.to_owned()); parts.len()],
+                },
+                None => summarized
+                    .await
+                    .into_iter()
+                    .map(|r| r.map_err(|err| err.to_string()))
+                    .collect(),
+            };
+            for (&(p, d), result) in parts.iter().zip(results) {
+                let delivery = &mut planned[p].deliveries[d];
+                let summary = match result {
+                    Ok(summary) => summary,
+                    Err(reason) => {
+                        self.stats.fallbacks += 1;
+                        let mut summary = delivery.summary.clone();
+                        summary.source = SummarySource::Fallback { reason };
+                        summary
+                    }
+                };
+                delivery.set_summary(summary);
+            }
+        }
+    }
+
+    /// Every channel set `delivery` may go to, at its severity or any the model may raise it
+    /// to, as one key: batches that share it may share a prompt whatever the model answers.
+    fn routes_from(&self, delivery: &Delivery) -> String {
+        [Severity::Green, Severity::Yellow, Severity::Red]
+            .into_iter()
+            .filter(|severity| *severity >= delivery.severity)
+            .map(|severity| {
+                self.settings
+                    .slack
+                    .routes
+                    .channels(&delivery.batch.id.account, severity)
+                    .join(",")
+            })
+            .collect::<Vec<_>>()
+            .join("|")
+    }
+
+    /// Post a planned window batch. The incidents it opens are claimed in the store before
+    /// anything is posted, so a racing flusher waits for their first message instead of
+    /// posting its own. On any failure the whole batch stays due; a retry plans the same
+    /// parts, under the same keys.
+    async fn flush_batch(
+        &mut self,
+        planned: PlannedBatch,
+        now: DateTime<Utc>,
+    ) -> Result<bool, EngineError> {
+        let PlannedBatch {
+            batch,
+            mut claims,
+            mut deliveries,
+            has_digest,
+            earlier,
+            ..
+        } = planned;
+        let id = batch.id.clone();
+        if has_digest {
+            let placement = match &earlier {
+                Some(parent) if parent.batch_key != batch.id.key() => {
+                    Placement::Folded(parent.clone())
+                }
+                Some(_) => Placement::Top,
+                None => {
+                    let route = self.route(&deliveries[0]);
+                    self.ceiling.place(
+                        &route,
+                        batch.window_end,
+                        self.settings.incidents.ceiling_per_hour,
+                    )
+                }
+            };
+            deliveries[0].placement = placement;
+        }
         if let Some(Placement::Folded(parent)) = deliveries.first().map(|d| &d.placement) {
             for incident in &mut claims {
                 incident.parent.clone_from(parent);
@@ -841,57 +1011,39 @@ where
         Ok(true)
     }
 
-    /// The parts of a planned batch, in posting order: the digest (so that the incidents
-    /// it opens have their first message before anything replies), reminders, replies.
-    /// `earlier`: where an earlier attempt put the digest (its incidents' first message).
-    async fn deliveries(
-        &mut self,
-        batch: &Batch,
-        plan: incident::Plan,
-        earlier: Option<&Parent>,
-    ) -> Vec<Delivery> {
-        let mut deliveries = Vec::new();
-        if !plan.digest.is_empty() {
-            let digest = Batch {
-                events: plan.digest,
+    /// The parts of a planned batch, in posting order, with their offline summaries: the
+    /// digest (so that the incidents it opens have their first message before anything
+    /// replies), reminders, replies. Also the parts the model is to explain: the digest and
+    /// the reminders; a reply lists events under a message that already explained them.
+    fn deliveries(&self, batch: &Batch, plan: incident::Plan) -> (Vec<Delivery>, Vec<usize>) {
+        let locale = self.settings.locale;
+        let offline = |events: Vec<BatchEvent>| {
+            let part = Batch {
+                events,
                 ..batch.clone()
             };
-            let mut delivery = self.prepare(digest, true).await;
+            let summary = offline_summary(&part, locale);
+            Delivery::new(part, summary, locale)
+        };
+        let mut deliveries = Vec::new();
+        let mut ask = Vec::new();
+        if !plan.digest.is_empty() {
+            let mut delivery = offline(plan.digest);
             delivery.alerted_elsewhere = plan.alerted.len();
-            let placement = match earlier {
-                Some(parent) if parent.batch_key != batch.id.key() => {
-                    Placement::Folded(parent.clone())
-                }
-                Some(_) => Placement::Top,
-                None => {
-                    let route = self.route(&delivery);
-                    self.ceiling.place(
-                        &route,
-                        batch.window_end,
-                        self.settings.incidents.ceiling_per_hour,
-                    )
-                }
-            };
-            deliveries.push(delivery.placed(placement));
+            ask.push(deliveries.len());
+            deliveries.push(delivery);
         }
         for thread in plan.reminders {
-            let events = Batch {
-                events: thread.events,
-                ..batch.clone()
-            };
-            let delivery = self.prepare(events, true).await;
-            deliveries.push(delivery.placed(Placement::Reminder(Box::new(thread.incident))));
+            ask.push(deliveries.len());
+            deliveries.push(
+                offline(thread.events).placed(Placement::Reminder(Box::new(thread.incident))),
+            );
         }
         for thread in plan.replies {
-            let events = Batch {
-                events: thread.events,
-                ..batch.clone()
-            };
-            // A reply lists events under a message that already explained them: no model call.
-            let delivery = self.prepare(events, false).await;
-            deliveries.push(delivery.placed(Placement::Reply(Box::new(thread.incident))));
+            deliveries
+                .push(offline(thread.events).placed(Placement::Reply(Box::new(thread.incident))));
         }
-        deliveries
+        (deliveries, ask)
     }
 
     /// Everything went out: the incidents move on, the batch is marked sent with its audit.

@@ -17,7 +17,7 @@ use std::time::Duration;
 use aws_sdk_bedrockruntime::config::{BehaviorVersion, Credentials, Region};
 use chrono_tz::{Asia, UTC};
 use common::{fixture, settings};
-use fake_bedrock::{FakeBedrock, Reply, good_answer};
+use fake_bedrock::{FakeBedrock, Reply, batch_ids, good_answer};
 use serde_json::{Value, json};
 use trailwatch::adapters::bedrock::{BedrockConfig, BedrockSummarizer, CallError};
 use trailwatch::adapters::memory::{CollectingNotifier, MemoryStore};
@@ -29,7 +29,7 @@ use trailwatch::ports::Delivery;
 use trailwatch::ports::Receipt;
 use trailwatch::render::slack::render_batch;
 use trailwatch::rules::RulePack;
-use trailwatch::summary::prompt::{DATA_CLOSE, DATA_OPEN, prompt_version};
+use trailwatch::summary::prompt::{DATA_CLOSE, DATA_OPEN, data_open, prompt_version};
 use trailwatch::summary::{Lang, Summarizer as _, SummarySource};
 use trailwatch::window::EventTimeClock;
 
@@ -253,7 +253,9 @@ async fn good_tool_call_in_english_and_korean() {
             run("terraform-burst.jsonl", lang, summarizer(&fake, config())).await;
         assert_eq!(stats.fallbacks, 0);
         assert!(!deliveries.is_empty());
-        assert_eq!(fake.calls(), deliveries.len(), "one call per batch");
+        let asked: usize = fake.requests().iter().map(|r| batch_ids(r).len()).sum();
+        assert_eq!(asked, deliveries.len(), "every batch asked once");
+        let mut tokens = (0, 0);
         for delivery in &deliveries {
             let SummarySource::Model {
                 model_id,
@@ -268,7 +270,9 @@ async fn good_tool_call_in_english_and_korean() {
             };
             assert_eq!(model_id, MODEL);
             assert_eq!(version, prompt_version());
-            assert_eq!((*input_tokens, *output_tokens, *attempts), (1234, 321, 1));
+            assert_eq!(*attempts, 1);
+            tokens.0 += input_tokens;
+            tokens.1 += output_tokens;
             let all = texts(delivery).join("\n");
             assert!(all.contains(headline), "{lang:?}: {all}");
             assert!(all.contains(summary), "{lang:?}");
@@ -278,25 +282,26 @@ async fn good_tool_call_in_english_and_korean() {
             assert_eq!(audit.summary_by, SummaryBy::Model);
             assert_eq!(audit.model_id.as_deref(), Some(MODEL));
             assert_eq!(audit.prompt_version.as_deref(), Some(prompt_version()));
-            assert_eq!(
-                (audit.input_tokens, audit.output_tokens),
-                (Some(1234), Some(321))
-            );
+            assert!(audit.input_tokens.is_some() && audit.output_tokens.is_some());
             assert!(audit.latency_ms.is_some());
         }
+        // Each batch records its share of its call's usage; the shares add up.
+        let calls = fake.calls() as u64;
+        assert_eq!(tokens, (1234 * calls, 321 * calls));
         // The request: the model in the path, the tool forced, the schema and the budget.
         let request = &fake.requests()[0];
         assert!(fake.paths()[0].starts_with("/model/global.anthropic.claude-sonnet-4-5"));
         assert!(fake.paths()[0].ends_with("/converse"));
         assert_eq!(
             request["toolConfig"]["toolChoice"],
-            json!({"tool": {"name": "report_summary"}})
+            json!({"tool": {"name": "report_summaries"}})
         );
         let spec = &request["toolConfig"]["tools"][0]["toolSpec"];
-        assert_eq!(spec["name"], "report_summary");
+        assert_eq!(spec["name"], "report_summaries");
         assert_eq!(
-            spec["inputSchema"]["json"]["required"],
+            spec["inputSchema"]["json"]["properties"]["summaries"]["items"]["required"],
             json!([
+                "batch",
                 "headline",
                 "summary",
                 "notes",
@@ -304,7 +309,7 @@ async fn good_tool_call_in_english_and_korean() {
                 "severity_reason"
             ])
         );
-        assert_eq!(request["inferenceConfig"]["maxTokens"], 3000);
+        assert_eq!(request["inferenceConfig"]["maxTokens"], 4096);
         let user = request["messages"][0]["content"][0]["text"]
             .as_str()
             .unwrap_or_default();
@@ -694,13 +699,24 @@ async fn hostile_event_text_reaches_the_prompt_only_inside_the_data_block() {
         let user = request["messages"][0]["content"][0]["text"]
             .as_str()
             .unwrap_or_default();
-        assert_eq!(user.matches(DATA_OPEN).count(), 1, "{user}");
-        assert_eq!(user.matches(DATA_CLOSE).count(), 1, "{user}");
-        let open = user.find(DATA_OPEN).unwrap_or_default() + DATA_OPEN.len();
-        let close = user.find(DATA_CLOSE).unwrap_or_default();
-        assert!(open < close);
-        let (before, inside, after) = (&user[..open], &user[open..close], &user[close..]);
-        assert!(!inside.contains(['<', '>']), "{inside}");
+        let ids = batch_ids(&request);
+        assert!(!ids.is_empty(), "{user}");
+        assert_eq!(user.matches(DATA_OPEN).count(), ids.len(), "{user}");
+        assert_eq!(user.matches(DATA_CLOSE).count(), ids.len(), "{user}");
+        // The text outside every data block, and the text inside them.
+        let (mut outside, mut inside) = (String::new(), String::new());
+        let mut rest = user;
+        for id in &ids {
+            let tag = data_open(id);
+            let open = rest.find(&tag).unwrap_or_default();
+            outside.push_str(&rest[..open]);
+            let body = &rest[open + tag.len()..];
+            let close = body.find(DATA_CLOSE).unwrap_or_default();
+            assert!(!body[..close].contains(['<', '>']), "{}", &body[..close]);
+            inside.push_str(&body[..close]);
+            rest = &body[close + DATA_CLOSE.len()..];
+        }
+        outside.push_str(rest);
         for needle in [
             "evil.example",
             "whoami",
@@ -711,8 +727,10 @@ async fn hostile_event_text_reaches_the_prompt_only_inside_the_data_block() {
             "rm -rf",
             "uname",
         ] {
-            assert!(!before.contains(needle), "{needle} outside the data block");
-            assert!(!after.contains(needle), "{needle} after the data block");
+            assert!(
+                !outside.contains(needle),
+                "{needle} outside the data blocks"
+            );
             assert!(!system.contains(needle), "{needle} in the system prompt");
             seen_inside += usize::from(inside.contains(needle));
         }
@@ -818,18 +836,26 @@ async fn the_fixed_prompt_is_cached_and_the_audit_says_what_the_cache_did() {
         .iter()
         .map(|d| d.audit(&Receipt::default()))
         .collect();
+    // Each batch records its share of its call's cache usage: the first call writes the
+    // cache, every later one reads it.
+    let calls = fake.calls() as u64;
+    assert!(calls >= 2, "{calls} calls");
+    let sum = |f: fn(&trailwatch::delivery::AuditLine) -> Option<u64>| -> u64 {
+        audits
+            .iter()
+            .map(|a| f(a).unwrap_or_else(|| panic!("no cache figure in {a:?}")))
+            .sum()
+    };
     assert_eq!(
-        (audits[0].cache_write_tokens, audits[0].cache_read_tokens),
-        (Some(fake_bedrock::CACHED_TOKENS), Some(0)),
+        sum(|a| a.cache_write_tokens),
+        fake_bedrock::CACHED_TOKENS,
         "the first call writes the cache"
     );
-    for audit in &audits[1..] {
-        assert_eq!(
-            (audit.cache_write_tokens, audit.cache_read_tokens),
-            (Some(0), Some(fake_bedrock::CACHED_TOKENS)),
-            "later calls read it"
-        );
-    }
+    assert_eq!(
+        sum(|a| a.cache_read_tokens),
+        fake_bedrock::CACHED_TOKENS * (calls - 1),
+        "later calls read it"
+    );
 
     let plain = FakeBedrock::start(Vec::new(), None).await;
     let no_cache = BedrockConfig::from_settings(&SummaryConfig {
@@ -890,7 +916,8 @@ async fn batches_below_the_minimum_make_no_model_call() {
             d.key()
         );
     }
-    assert_eq!(fake.calls(), large.len());
+    let asked: usize = fake.requests().iter().map(|r| batch_ids(r).len()).sum();
+    assert_eq!(asked, large.len());
 }
 
 /// An immediate alert (a red rule: here a KMS key scheduled for deletion) is posted with the
@@ -952,4 +979,292 @@ async fn an_immediate_alert_goes_out_before_the_model_answers_and_is_updated_aft
     let first_update = calls.iter().position(|c| c.starts_with("chat.update"));
     let first_post = calls.iter().position(|c| c.starts_with("chat.postMessage"));
     assert!(first_post < first_update, "{calls:?}");
+}
+
+// One model call per flush and route.
+
+const ACCOUNTS: [&str; 3] = ["111111111111", "222222222222", "333333333333"];
+
+/// IAM user `creator-<account>` creates user `new-user-<account>-<n>` through the CLI at
+/// `time`: the yellow `iam-user-changed` rule, posted with its window.
+fn create_user(account: &str, n: usize, time: &str) -> String {
+    let id = format!("{account}-{n:04}-0000-0000-000000000000");
+    json!({
+        "version": "0", "id": id, "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.iam", "account": account, "time": time, "region": "us-east-1",
+        "resources": [],
+        "detail": {
+            "eventVersion": "1.09", "eventID": id, "eventTime": time,
+            "eventSource": "iam.amazonaws.com", "eventName": "CreateUser",
+            "awsRegion": "us-east-1", "recipientAccountId": account,
+            "sourceIPAddress": "198.51.100.7", "userAgent": "aws-cli/2.15.0 Python/3.11",
+            "readOnly": false, "eventType": "AwsApiCall", "managementEvent": true,
+            "requestParameters": {"userName": format!("new-user-{account}-{n}")},
+            "userIdentity": {"type": "IAMUser", "userName": format!("creator-{account}"),
+                "principalId": "AIDAEXAMPLE", "accountId": account,
+                "arn": format!("arn:aws:iam::{account}:user/creator-{account}")}
+        }
+    })
+    .to_string()
+}
+
+/// One window of each account in `accounts`, all due in the same flush, through the engine
+/// with `settings` and this summarizer: the deliveries.
+async fn flush_accounts(
+    accounts: &[&str],
+    settings: trailwatch::config::Settings,
+    summarizer: BedrockSummarizer,
+) -> Vec<Delivery> {
+    let lines: Vec<String> = accounts
+        .iter()
+        .enumerate()
+        .map(|(n, account)| create_user(account, n, "2026-11-02T03:01:00Z"))
+        .collect();
+    let window = settings.window;
+    let mut engine = Box::new(Engine::new(
+        RulePack::builtin(),
+        settings,
+        MemoryStore::new(window),
+        summarizer,
+        CollectingNotifier::default(),
+        EventTimeClock::default(),
+    ));
+    engine
+        .ingest_bytes(lines.join("\n").as_bytes())
+        .await
+        .unwrap_or_else(|err| panic!("ingest: {err}"));
+    Box::pin(engine.flush_all())
+        .await
+        .unwrap_or_else(|err| panic!("flush: {err}"));
+    engine.notifier.take()
+}
+
+/// The text of batch `id`'s data block in `request`.
+fn data_block(request: &Value, id: &str) -> String {
+    let user = request["messages"][0]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    let tag = data_open(id);
+    let start = user.find(&tag).map_or(user.len(), |i| i + tag.len());
+    let body = &user[start..];
+    body[..body.find(DATA_CLOSE).unwrap_or(body.len())].to_owned()
+}
+
+/// The account whose event is in batch `id`'s data block of `request`.
+fn account_in(request: &Value, id: &str) -> &'static str {
+    let block = data_block(request, id);
+    ACCOUNTS
+        .into_iter()
+        .find(|account| block.contains(&format!("new-user-{account}")))
+        .unwrap_or_else(|| panic!("no account in batch {id}: {block}"))
+}
+
+fn call_batches(delivery: &Delivery) -> u32 {
+    match &delivery.summary.source {
+        SummarySource::Model { call_batches, .. } => *call_batches,
+        other => panic!("not a model summary: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn one_call_explains_the_due_digests_bound_for_one_channel() {
+    let fake = FakeBedrock::start(Vec::new(), None).await;
+    let mut settings = settings(Lang::En, UTC);
+    settings.slack.routes.default_channel = Some("C_MAIN".to_owned());
+    let deliveries = flush_accounts(&ACCOUNTS, settings, summarizer(&fake, config())).await;
+    assert_eq!(deliveries.len(), 3);
+    assert_eq!(fake.calls(), 1, "one call for three accounts' digests");
+    let request = &fake.requests()[0];
+    assert_eq!(batch_ids(request), ["1", "2", "3"]);
+    let mut seen: Vec<&str> = (1..=3)
+        .map(|i| account_in(request, &i.to_string()))
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(seen, ACCOUNTS, "each account's batch in its own block");
+    for delivery in &deliveries {
+        assert_eq!(call_batches(delivery), 3);
+        assert_colour_not_lowered(delivery);
+    }
+}
+
+#[tokio::test]
+async fn batches_bound_for_another_channel_are_explained_in_their_own_call() {
+    let fake = FakeBedrock::start(Vec::new(), None).await;
+    let mut settings = settings(Lang::En, UTC);
+    let routes = &mut settings.slack.routes;
+    routes.default_channel = Some("C_MAIN".to_owned());
+    routes.accounts.insert(
+        trailwatch::event::AccountId::new(ACCOUNTS[2]),
+        "C_SANDBOX".to_owned(),
+    );
+    let deliveries = flush_accounts(&ACCOUNTS, settings, summarizer(&fake, config())).await;
+    assert_eq!(deliveries.len(), 3);
+    assert_eq!(fake.calls(), 2);
+    let requests = fake.requests();
+    let mut by_call: Vec<Vec<&str>> = requests
+        .iter()
+        .map(|request| {
+            let mut accounts: Vec<&str> = batch_ids(request)
+                .iter()
+                .map(|id| account_in(request, id))
+                .collect();
+            accounts.sort_unstable();
+            accounts
+        })
+        .collect();
+    by_call.sort();
+    assert_eq!(by_call, [vec![ACCOUNTS[0], ACCOUNTS[1]], vec![ACCOUNTS[2]]]);
+    // The sandbox's event text never reaches the other channel's prompt, nor the reverse.
+    for request in &requests {
+        let text = request.to_string();
+        let sandbox = text.contains(&format!("new-user-{}", ACCOUNTS[2]));
+        let main = text.contains(&format!("new-user-{}", ACCOUNTS[0]));
+        assert!(sandbox != main, "one channel's batches per prompt");
+    }
+}
+
+#[tokio::test]
+async fn a_batch_the_answer_leaves_out_or_spoils_falls_back_alone() {
+    let entry = |batch: &str, headline: &str, severity: &str| {
+        let mut answer = good_answer(false, severity);
+        answer["batch"] = json!(batch);
+        answer["headline"] = json!(headline);
+        answer
+    };
+    for (case, answer, reason) in [
+        (
+            "missing",
+            json!({"summaries": [entry("1", "first explained", "green"), entry("3", "third explained", "green")]}),
+            "no entry for this batch",
+        ),
+        (
+            "invalid",
+            json!({"summaries": [
+                entry("1", "first explained", "green"),
+                entry("2", "second spoiled", "purple"),
+                entry("3", "third explained", "green"),
+            ]}),
+            "does not match the schema",
+        ),
+    ] {
+        let fake = FakeBedrock::start(vec![Reply::Tool(answer)], None).await;
+        let deliveries = flush_accounts(
+            &ACCOUNTS,
+            settings(Lang::En, UTC),
+            summarizer(&fake, config()),
+        )
+        .await;
+        assert_eq!(
+            fake.calls(),
+            1,
+            "{case}: a partial answer is not asked again"
+        );
+        let request = &fake.requests()[0];
+        let account_of = |delivery: &Delivery| delivery.batch.id.account.as_str().to_owned();
+        for delivery in &deliveries {
+            let account = account_of(delivery);
+            if account == account_in(request, "2") {
+                assert_fallback(delivery, reason);
+            } else {
+                let expected = if account == account_in(request, "1") {
+                    "first explained"
+                } else {
+                    assert_eq!(account, account_in(request, "3"));
+                    "third explained"
+                };
+                assert_eq!(delivery.summary.headline, expected, "{case}");
+                assert_eq!(
+                    delivery.audit(&Receipt::default()).summary_by,
+                    SummaryBy::Model
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_request_over_the_caps_is_split() {
+    // By batches: two per call.
+    let fake = FakeBedrock::start(Vec::new(), None).await;
+    let capped = BedrockConfig {
+        max_batches_per_call: 2,
+        ..config()
+    };
+    let deliveries = flush_accounts(
+        &ACCOUNTS,
+        settings(Lang::En, UTC),
+        summarizer(&fake, capped),
+    )
+    .await;
+    let sizes: Vec<usize> = fake.requests().iter().map(|r| batch_ids(r).len()).collect();
+    assert_eq!(sizes, [2, 1]);
+    assert!(deliveries.iter().all(|d| call_batches(d) <= 2));
+    // By output tokens: Korean answers are expected to take 1,000 tokens each, so a call
+    // capped at 2,048 holds two.
+    let fake = FakeBedrock::start(Vec::new(), None).await;
+    let capped = BedrockConfig {
+        max_tokens: 2_048,
+        ..config()
+    };
+    flush_accounts(
+        &ACCOUNTS,
+        settings(Lang::Ko, Asia::Seoul),
+        summarizer(&fake, capped),
+    )
+    .await;
+    let sizes: Vec<usize> = fake.requests().iter().map(|r| batch_ids(r).len()).collect();
+    assert_eq!(sizes, [2, 1]);
+    for request in fake.requests() {
+        assert_eq!(request["inferenceConfig"]["maxTokens"], 2_048);
+    }
+}
+
+#[tokio::test]
+async fn thread_replies_of_a_continuing_incident_make_no_call() {
+    let fake = FakeBedrock::start(Vec::new(), None).await;
+    // The same person keeps creating users: the first window opens the incident, the next
+    // two windows' events are replies in its thread.
+    let lines: Vec<String> = [
+        "2026-11-02T03:01:00Z",
+        "2026-11-02T03:07:00Z",
+        "2026-11-02T03:13:00Z",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(n, time)| create_user(ACCOUNTS[0], n, time))
+    .collect();
+    let settings = settings(Lang::En, UTC);
+    let window = settings.window;
+    let mut engine = Box::new(Engine::new(
+        RulePack::builtin(),
+        settings,
+        MemoryStore::new(window),
+        summarizer(&fake, config()),
+        CollectingNotifier::default(),
+        EventTimeClock::default(),
+    ));
+    for line in &lines {
+        engine
+            .ingest_bytes(line.as_bytes())
+            .await
+            .unwrap_or_else(|err| panic!("ingest: {err}"));
+    }
+    Box::pin(engine.flush_all())
+        .await
+        .unwrap_or_else(|err| panic!("flush: {err}"));
+    let deliveries = engine.notifier.take();
+    let replies: Vec<&Delivery> = deliveries
+        .iter()
+        .filter(|d| d.thread_of().is_some())
+        .collect();
+    assert_eq!(deliveries.len(), 3);
+    assert_eq!(replies.len(), 2, "two windows continue the incident");
+    for reply in &replies {
+        assert_eq!(reply.summary.source, SummarySource::Offline);
+    }
+    assert_eq!(
+        fake.calls(),
+        1,
+        "only the digest that opened the incident asks"
+    );
 }

@@ -58,7 +58,7 @@ fn settings() -> Settings {
 
 type TestHandler<N, M = OfflineSummarizer> = Handler<MemoryStore, M, N, ManualClock>;
 
-fn handler_with<N: Notifier, M: Summarizer>(
+fn handler_with<N: Notifier, M: Summarizer + Sync>(
     settings: Settings,
     summarizer: M,
     notifier: N,
@@ -77,7 +77,7 @@ fn handler_with<N: Notifier, M: Summarizer>(
     (handler, lines)
 }
 
-async fn handle<N: Notifier, M: Summarizer>(
+async fn handle<N: Notifier, M: Summarizer + Sync>(
     handler: &TestHandler<N, M>,
     payload: &[u8],
 ) -> Response {

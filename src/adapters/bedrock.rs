@@ -1,9 +1,12 @@
 //! Claude on Bedrock (Converse): the [`Summarizer`] that asks a model. The only module with
 //! Bedrock SDK calls.
 //!
-//! One batch, one prompt ([`prompt::build`]), one forced tool call whose input is the answer.
+//! The batches of one flush bound for the same channels share a request
+//! ([`prompt::build_many`]) of at most `max_batches_per_call` batches and as many expected
+//! answers as fit `max_tokens`; one forced tool call answers with one entry per batch. A batch
+//! the answer leaves out or answers invalidly falls back alone; the others keep theirs.
 //! Throttling, unavailability, model timeouts, 5xx and slow answers are retried with backoff
-//! and jitter ([`Backoff`]), within `max_attempts` calls and a hard deadline per batch, both
+//! and jitter ([`Backoff`]), within `max_attempts` calls and a hard deadline per request, both
 //! waited and measured on a [`Sleeper`] (a manual one in tests); an answer that does
 //! not pass validation is tried once more; a refused request (validation, access, unknown
 //! model) is not retried and is logged as such. Whatever fails, the summarizer returns an
@@ -27,14 +30,10 @@ use serde_json::Value;
 
 use crate::adapters::retry::{Backoff, Sleeper, TokioSleeper, Waiter};
 use crate::config::SummaryConfig;
-use crate::summary::prompt::{self, ModelAnswer, Prompt};
+use crate::summary::prompt::{self, AnswerError, ModelAnswer, Prompt};
 use crate::summary::{Locale, Summarizer, Summary, SummarySource};
 use crate::window::Batch;
 
-/// Output tokens per call. The schema caps the answer at about 2,450 characters (headline 150,
-/// summary 1,000, five notes of 200, reason 300); Korean runs near one token per character, so
-/// this bounds a batch's output whatever its size.
-pub const MAX_OUTPUT_TOKENS: i32 = 3_000;
 /// An answer that fails validation is retried this many times (the rest are transient errors).
 const INVALID_ANSWER_RETRIES: u32 = 1;
 /// Bedrock's messages are cut to this many chars in errors and logs.
@@ -44,16 +43,21 @@ const MESSAGE_MAX: usize = 300;
 #[derive(Debug, Clone, PartialEq)]
 pub struct BedrockConfig {
     pub model_id: String,
-    /// Hard deadline for one batch: calls, retries and backoff.
+    /// Hard deadline for one request (one or more batches): calls, retries and backoff.
     pub deadline: Duration,
-    /// Most calls for one batch.
+    /// Most calls for one request.
     pub max_attempts: u32,
+    /// Most batches explained by one call.
+    pub max_batches_per_call: usize,
     /// Longest one call may take (cut short by the deadline).
     pub attempt_timeout: Duration,
     /// Waits between calls.
     pub backoff: Backoff,
     /// Bytes of digest in the prompt.
     pub input_budget: usize,
+    /// Output tokens of one call (Converse `maxTokens`); also how many batches a call holds:
+    /// as many as their expected answers fit
+    /// ([`answer_tokens`](crate::locale::Words::answer_tokens)).
     pub max_tokens: i32,
     pub temperature: f32,
     /// Put a Converse `cachePoint` after the system prompt: the model caches prompts and the
@@ -95,10 +99,11 @@ impl BedrockConfig {
             model_id: settings.model_id.clone(),
             deadline: settings.deadline,
             max_attempts: settings.max_attempts.max(1),
+            max_batches_per_call: settings.max_batches_per_call.max(1),
             attempt_timeout: Duration::from_secs(30).min(settings.deadline),
             backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(8)),
             input_budget: settings.input_budget,
-            max_tokens: MAX_OUTPUT_TOKENS,
+            max_tokens: i32::try_from(settings.max_output_tokens).unwrap_or(i32::MAX),
             temperature: 0.0,
             cache_point: cache_minimum_tokens(&settings.model_id)
                 .is_some_and(|min| prompt::fixed_tokens() >= min),
@@ -134,7 +139,7 @@ impl CallError {
 }
 
 /// The summary could not be had from the model; the engine uses the offline one.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("bedrock {model_id}: {cause} ({attempts} attempts, {elapsed_ms} ms{deadline})", deadline = if *.deadline_hit { ", deadline reached" } else { "" })]
 pub struct BedrockError {
     pub model_id: String,
@@ -151,9 +156,10 @@ impl crate::ports::Retryable for BedrockError {
     }
 }
 
-/// A valid answer and what it cost.
+/// A valid answer (per batch of the request, its entry or why it has none) and what the call
+/// cost.
 struct Answered {
-    answer: ModelAnswer,
+    answers: Vec<Result<ModelAnswer, AnswerError>>,
     input_tokens: u64,
     output_tokens: u64,
     cache_read_tokens: u64,
@@ -214,12 +220,39 @@ impl<S: Sleeper> BedrockSummarizer<S> {
         &self.config
     }
 
-    async fn summarize_batch(
+    /// How many batches one call holds in `locale`: at most `max_batches_per_call`, and as
+    /// many expected answers as fit the call's output tokens; at least one.
+    pub fn batches_per_call(&self, locale: Locale) -> usize {
+        prompt::batches_per_call(
+            self.config.max_batches_per_call,
+            u32::try_from(self.config.max_tokens).unwrap_or(0),
+            locale,
+        )
+    }
+
+    /// Summaries of `batches` (bound for the same destinations), one request per
+    /// [`batches_per_call`](Self::batches_per_call) of them.
+    async fn summarize_all(
         &self,
-        batch: &Batch,
+        batches: &[&Batch],
         locale: Locale,
-    ) -> Result<Summary, BedrockError> {
-        let prompt = prompt::build(batch, locale, self.config.input_budget);
+    ) -> Vec<Result<Summary, BedrockError>> {
+        let mut out = Vec::with_capacity(batches.len());
+        for part in batches.chunks(self.batches_per_call(locale)) {
+            out.extend(self.explain(part, locale).await);
+        }
+        out
+    }
+
+    /// One request for `batches`: its calls, retries and backoff within the deadline. A batch
+    /// the answer leaves out, or answers invalidly, gets an error (its offline summary); the
+    /// others keep their answers.
+    async fn explain(
+        &self,
+        batches: &[&Batch],
+        locale: Locale,
+    ) -> Vec<Result<Summary, BedrockError>> {
+        let prompt = prompt::build_many(batches, locale, self.config.input_budget);
         let started = self.waiter.elapsed();
         let deadline = started + self.config.deadline;
         let mut attempts = 0;
@@ -231,22 +264,6 @@ impl<S: Sleeper> BedrockSummarizer<S> {
             let result = tokio::time::timeout(limit, self.call(&prompt))
                 .await
                 .unwrap_or(Err(CallError::Timeout(limit)));
-            let cause = match result {
-                Ok(answered) => {
-                    return Ok(answered.answer.into_summary(SummarySource::Model {
-                        model_id: self.config.model_id.clone(),
-                        prompt_version: prompt::prompt_version().to_owned(),
-                        input_tokens: answered.input_tokens,
-                        output_tokens: answered.output_tokens,
-                        cache_read_tokens: answered.cache_read_tokens,
-                        cache_write_tokens: answered.cache_write_tokens,
-                        latency_ms: millis(self.waiter.elapsed().saturating_sub(started)),
-                        attempts,
-                    }));
-                }
-                Err(cause) => cause,
-            };
-            invalid_seen += u32::from(matches!(cause, CallError::Invalid(_)));
             let fail = |deadline_hit: bool, cause: CallError| BedrockError {
                 model_id: self.config.model_id.clone(),
                 attempts,
@@ -254,6 +271,12 @@ impl<S: Sleeper> BedrockSummarizer<S> {
                 deadline_hit,
                 cause,
             };
+            let cause = match result {
+                Ok(answered) => return self.summaries(answered, attempts, started, &fail),
+                Err(cause) => cause,
+            };
+            invalid_seen += u32::from(matches!(cause, CallError::Invalid(_)));
+            let all = |error: BedrockError| vec![Err(error); batches.len()];
             if let CallError::Refused { code, message } = &cause {
                 // Said once per cause: every later batch meets the same refusal.
                 if self.first_time(code, message) {
@@ -261,22 +284,58 @@ impl<S: Sleeper> BedrockSummarizer<S> {
                 } else {
                     tracing::debug!(model = %self.config.model_id, code = %code, "Bedrock refused the request again.");
                 }
-                return Err(fail(false, cause));
+                return all(fail(false, cause));
             }
             if !cause.retry_allowed(invalid_seen) || attempts >= self.config.max_attempts {
                 if self.first_time("gave no usable answer", &cause.to_string()) {
                     tracing::warn!(model = %self.config.model_id, error = %cause, attempts, "Bedrock gave no usable answer; using the offline summary (said once per cause).");
                 }
-                return Err(fail(false, cause));
+                return all(fail(false, cause));
             }
             let delay = self.waiter.backoff(&self.config.backoff, attempts);
             if self.waiter.elapsed() + delay >= deadline {
                 tracing::warn!(model = %self.config.model_id, error = %cause, attempts, "Bedrock deadline reached; using the offline summary.");
-                return Err(fail(true, cause));
+                return all(fail(true, cause));
             }
             tracing::info!(model = %self.config.model_id, error = %cause, attempt = attempts, delay_ms = millis(delay), "Bedrock call failed; retrying.");
             self.waiter.sleep(delay).await;
         }
+    }
+
+    /// Each batch's summary from an answered call, the call's usage shared among them.
+    fn summaries(
+        &self,
+        answered: Answered,
+        attempts: u32,
+        started: Duration,
+        fail: &dyn Fn(bool, CallError) -> BedrockError,
+    ) -> Vec<Result<Summary, BedrockError>> {
+        let n = answered.answers.len();
+        let call_batches = u32::try_from(n).unwrap_or(u32::MAX);
+        let latency_ms = millis(self.waiter.elapsed().saturating_sub(started));
+        let missing = answered.answers.iter().filter(|a| a.is_err()).count();
+        if missing > 0 {
+            tracing::warn!(model = %self.config.model_id, missing, batches = n, "Bedrock's answer left out or spoiled some batches; they use the offline summary.");
+        }
+        answered
+            .answers
+            .into_iter()
+            .enumerate()
+            .map(|(index, answer)| match answer {
+                Ok(answer) => Ok(answer.into_summary(SummarySource::Model {
+                    model_id: self.config.model_id.clone(),
+                    prompt_version: prompt::prompt_version().to_owned(),
+                    input_tokens: share(answered.input_tokens, index, n),
+                    output_tokens: share(answered.output_tokens, index, n),
+                    cache_read_tokens: share(answered.cache_read_tokens, index, n),
+                    cache_write_tokens: share(answered.cache_write_tokens, index, n),
+                    latency_ms,
+                    attempts,
+                    call_batches,
+                })),
+                Err(err) => Err(fail(false, CallError::Invalid(err.to_string()))),
+            })
+            .collect()
     }
 
     /// True the first time this refusal is met (of the last 64 kinds: the set is emptied when
@@ -348,10 +407,10 @@ impl<S: Sleeper> BedrockSummarizer<S> {
                 response.stop_reason().as_str()
             )));
         };
-        let answer = ModelAnswer::from_value(document_to_value(input))
+        let answers = prompt::answers_from_value(document_to_value(input), &prompt.ids)
             .map_err(|err| CallError::Invalid(err.to_string()))?;
         Ok(Answered {
-            answer,
+            answers,
             input_tokens,
             output_tokens,
             cache_read_tokens,
@@ -413,13 +472,31 @@ impl<S: Sleeper> BedrockSummarizer<S> {
 impl<S: Sleeper> Summarizer for BedrockSummarizer<S> {
     type Error = BedrockError;
 
-    fn summarize(
-        &self,
-        batch: &Batch,
-        locale: Locale,
-    ) -> impl Future<Output = Result<Summary, Self::Error>> + Send {
-        self.summarize_batch(batch, locale)
+    async fn summarize(&self, batch: &Batch, locale: Locale) -> Result<Summary, Self::Error> {
+        self.explain(&[batch], locale)
+            .await
+            .pop()
+            .unwrap_or_else(|| unreachable!("one result per batch"))
     }
+
+    fn summarize_many(
+        &self,
+        batches: &[&Batch],
+        locale: Locale,
+    ) -> impl Future<Output = Vec<Result<Summary, Self::Error>>> + Send
+    where
+        Self: Sync,
+    {
+        self.summarize_all(batches, locale)
+    }
+}
+
+/// Batch `index`'s share of `total` split over `n` batches: even, the remainder to the first
+/// ones, so the shares add up to `total`.
+fn share(total: u64, index: usize, n: usize) -> u64 {
+    let n = u64::try_from(n.max(1)).unwrap_or(u64::MAX);
+    let index = u64::try_from(index).unwrap_or(u64::MAX);
+    total / n + u64::from(index < total % n)
 }
 
 /// Sorts an SDK error into retry or not.

@@ -58,6 +58,30 @@ where
                 .map_err(|e| boxed(e.into())),
         }
     }
+
+    async fn summarize_many(
+        &self,
+        batches: &[&Batch],
+        locale: Locale,
+    ) -> Vec<Result<Summary, EitherError>> {
+        fn boxed<E: std::error::Error + Send + Sync + 'static>(
+            results: Vec<Result<Summary, E>>,
+        ) -> Vec<Result<Summary, EitherError>> {
+            results
+                .into_iter()
+                .map(|result| {
+                    result.map_err(|err| EitherError {
+                        retryable: false,
+                        source: err.into(),
+                    })
+                })
+                .collect()
+        }
+        match self {
+            Self::Left(a) => boxed(a.summarize_many(batches, locale).await),
+            Self::Right(b) => boxed(b.summarize_many(batches, locale).await),
+        }
+    }
 }
 
 impl<A, B> Notifier for Either<A, B>

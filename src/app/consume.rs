@@ -54,7 +54,7 @@ pub async fn consume<S, M, N, C>(
 ) -> anyhow::Result<Report>
 where
     S: Store + Checkpoints,
-    M: Summarizer,
+    M: Summarizer + Sync,
     N: Notifier,
     C: Clock,
 {
@@ -105,7 +105,7 @@ async fn read_page<S, M, N, C>(
 ) -> anyhow::Result<u64>
 where
     S: Store + Checkpoints,
-    M: Summarizer,
+    M: Summarizer + Sync,
     N: Notifier,
     C: Clock,
 {

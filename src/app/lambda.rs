@@ -221,7 +221,7 @@ struct Roster {
 impl<S, M, N, C> Handler<S, M, N, C>
 where
     S: Store,
-    M: Summarizer,
+    M: Summarizer + Sync,
     N: Notifier,
     C: Clock,
 {

@@ -44,7 +44,7 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     }
 }
 
-async fn run<M: Summarizer>(
+async fn run<M: Summarizer + Sync>(
     args: ReplayArgs,
     settings: Settings,
     rules: RulePack,
@@ -227,7 +227,7 @@ pub async fn ingest_in_order<S, M, N, C>(
 ) -> anyhow::Result<()>
 where
     S: Store,
-    M: Summarizer,
+    M: Summarizer + Sync,
     N: Notifier,
     C: Clock,
 {
@@ -257,7 +257,7 @@ pub async fn ingest_as_arrived<S, M, N, C>(
 ) -> anyhow::Result<()>
 where
     S: Store,
-    M: Summarizer,
+    M: Summarizer + Sync,
     N: Notifier,
     C: Clock,
 {

@@ -85,6 +85,10 @@ pub struct AuditLine {
     pub latency_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<u32>,
+    /// Batches the model call explained together (model summaries only); the tokens above
+    /// are this batch's share of that call's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_batches: Option<u32>,
     /// Why the model's summary was replaced by the offline one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback_reason: Option<String>,
@@ -168,6 +172,7 @@ pub(super) fn audit_line(delivery: &Delivery) -> AuditLine {
         cache_write_tokens: None,
         latency_ms: None,
         attempts: None,
+        call_batches: None,
         fallback_reason: None,
         events: batch
             .events
@@ -200,6 +205,7 @@ pub(super) fn audit_line(delivery: &Delivery) -> AuditLine {
             cache_write_tokens,
             latency_ms,
             attempts,
+            call_batches,
         } => {
             line.model_id = Some(model_id.clone());
             line.prompt_version = Some(prompt_version.clone());
@@ -209,6 +215,7 @@ pub(super) fn audit_line(delivery: &Delivery) -> AuditLine {
             line.cache_write_tokens = Some(*cache_write_tokens);
             line.latency_ms = Some(*latency_ms);
             line.attempts = Some(*attempts);
+            line.call_batches = Some(*call_batches);
         }
     }
     line
@@ -308,6 +315,7 @@ mod tests {
             cache_write_tokens: 0,
             latency_ms: 2500,
             attempts: 2,
+            call_batches: 3,
         };
         let line = delivery(batch.clone(), s.clone()).audit(&Receipt::default());
         assert_eq!(line.model_id.as_deref(), Some("m"));
@@ -325,6 +333,7 @@ mod tests {
             (line.cache_read_tokens, line.cache_write_tokens),
             (Some(1100), Some(0))
         );
+        assert_eq!(line.call_batches, Some(3));
         assert_eq!(line.fallback_reason, None);
         assert!(line.late);
         assert_eq!(line.kind, BatchKind::Late);

@@ -88,6 +88,13 @@ impl Delivery {
         }
     }
 
+    /// Replace the summary (the model's explanation of a part planned with its offline text);
+    /// the final severity follows it.
+    pub fn set_summary(&mut self, summary: Summary) {
+        self.severity = final_severity(&self.batch, &summary);
+        self.summary = summary;
+    }
+
     #[must_use]
     pub fn placed(mut self, placement: Placement) -> Self {
         self.placement = placement;

@@ -45,7 +45,7 @@ fn body(pending: &Pending) -> String {
 impl<S, M, N, C> Engine<S, M, N, C>
 where
     S: Store,
-    M: Summarizer,
+    M: Summarizer + Sync,
     N: Notifier,
     C: Clock,
 {

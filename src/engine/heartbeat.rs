@@ -179,7 +179,7 @@ fn parse(item: &StateItem) -> Result<SourceState, EngineError> {
 impl<S, M, N, C> Engine<S, M, N, C>
 where
     S: Store,
-    M: Summarizer,
+    M: Summarizer + Sync,
     N: Notifier,
     C: Clock,
 {

@@ -63,7 +63,7 @@ fn hold_parts(
 impl<S, M, N, C> Engine<S, M, N, C>
 where
     S: Store,
-    M: Summarizer,
+    M: Summarizer + Sync,
     N: Notifier,
     C: Clock,
 {

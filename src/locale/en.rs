@@ -54,6 +54,7 @@ pub const WORDS: Words = Words {
     via: |tool| format!("via {tool}"),
 
     model_language: "English",
+    answer_tokens: 400,
     account_in_prose,
     no_rule_matched: "No event matched a rule.",
     worst_rule: |title, severity| format!("Worst rule: {title} ({severity})."),

@@ -54,6 +54,7 @@ pub const WORDS: Words = Words {
     via: |tool| format!("{tool} 사용"),
 
     model_language: "Korean (한국어)",
+    answer_tokens: 1_000,
     account_in_prose,
     no_rule_matched: "해당 규칙에 걸린 이벤트가 없습니다.",
     worst_rule: |title, severity| format!("가장 높은 위험도의 규칙: {title} ({severity})."),

@@ -177,6 +177,11 @@ pub struct Words {
     // The offline summary.
     /// The language as a model is asked to write it.
     pub model_language: &'static str,
+    /// Output tokens one batch's answer is expected to take in this language: a call holds
+    /// as many batches as fit the call's output cap at this rate. The schema caps an answer
+    /// at about 2,450 characters; answers run to a third of that, Korean near a token per
+    /// character, English near four characters a token.
+    pub answer_tokens: u32,
     /// The account in prose, from its id and name.
     pub account_in_prose: fn(&str, Option<&str>) -> String,
     pub no_rule_matched: &'static str,

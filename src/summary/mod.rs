@@ -45,7 +45,16 @@ pub enum SummarySource {
         latency_ms: u64,
         /// Calls made (1 when the first one answered).
         attempts: u32,
+        /// Batches the answering call explained together (1: this batch alone). The call's
+        /// tokens are shared among them: each batch records its share, and the shares add up
+        /// to the call's usage.
+        #[serde(default = "one_batch")]
+        call_batches: u32,
     },
+}
+
+const fn one_batch() -> u32 {
+    1
 }
 
 /// What a summarizer says about a batch. Never the event list: that comes from the batch.
@@ -72,4 +81,24 @@ pub trait Summarizer {
         batch: &Batch,
         locale: Locale,
     ) -> impl Future<Output = Result<Summary, Self::Error>> + Send;
+
+    /// Summaries of `batches`, all bound for the same destinations, in the order given: one
+    /// result per batch. A summarizer that can explain several batches in one request (one
+    /// model call per flush and route) does so; by default each batch is summarised alone.
+    fn summarize_many(
+        &self,
+        batches: &[&Batch],
+        locale: Locale,
+    ) -> impl Future<Output = Vec<Result<Summary, Self::Error>>> + Send
+    where
+        Self: Sync,
+    {
+        async move {
+            let mut out = Vec::with_capacity(batches.len());
+            for batch in batches {
+                out.push(self.summarize(batch, locale).await);
+            }
+            out
+        }
+    }
 }

@@ -20,7 +20,9 @@ pub const CACHED_TOKENS: u64 = 1_100;
 /// One scripted answer.
 #[derive(Debug, Clone)]
 pub enum Reply {
-    /// A `toolUse` block with this input.
+    /// A `toolUse` block with this input. An input holding one batch's answer (no
+    /// `summaries`) is given to every batch of the request, each entry naming its batch; an
+    /// input with `summaries` is sent as it is.
     Tool(Value),
     /// A text block instead of a tool call.
     Text(String),
@@ -155,10 +157,10 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
             usage,
         )
     };
-    let reply = reply.unwrap_or_else(|| {
-        let text = request.to_string();
-        Reply::Tool(good_answer(text.contains("Language: Korean"), "green"))
-    });
+    let text = request.to_string();
+    let reply = reply
+        .unwrap_or_else(|| Reply::Tool(good_answer(text.contains("Language: Korean"), "green")));
+    let reply = for_every_batch(reply, &batch_ids(&request));
     let (status, error_type, body) = render(reply, usage).await;
     let mut head = format!(
         "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
@@ -171,6 +173,37 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
     let _ = stream.write_all(head.as_bytes()).await;
     let _ = stream.write_all(body.as_bytes()).await;
     let _ = stream.shutdown().await;
+}
+
+/// The ids of the batches in a request, in order: each `<data batch="ID">` of its user text.
+pub fn batch_ids(request: &Value) -> Vec<String> {
+    let text = request["messages"][0]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    text.split("<data batch=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// One batch's answer given to each batch of the request (see [`Reply::Tool`]).
+fn for_every_batch(reply: Reply, ids: &[String]) -> Reply {
+    match reply {
+        Reply::Tool(input) if input.get("summaries").is_none() && input.is_object() => {
+            let summaries: Vec<Value> = ids
+                .iter()
+                .map(|id| {
+                    let mut entry = input.clone();
+                    entry["batch"] = json!(id);
+                    entry
+                })
+                .collect();
+            Reply::Tool(json!({ "summaries": summaries }))
+        }
+        Reply::Slow(delay, inner) => Reply::Slow(delay, Box::new(for_every_batch(*inner, ids))),
+        other => other,
+    }
 }
 
 async fn render(mut reply: Reply, usage: Value) -> (u16, Option<&'static str>, String) {
@@ -192,7 +225,7 @@ async fn render(mut reply: Reply, usage: Value) -> (u16, Option<&'static str>, S
             200,
             None,
             message(
-                json!({"toolUse": {"toolUseId": "tooluse_1", "name": "report_summary", "input": input}}),
+                json!({"toolUse": {"toolUseId": "tooluse_1", "name": "report_summaries", "input": input}}),
                 "tool_use",
             ),
         ),
