@@ -205,7 +205,7 @@ fn whole_path<S, M, N, C>(
     settings: &Settings,
 ) -> (usize, usize)
 where
-    S: trailwatch::ports::Store,
+    S: trailwatch::ports::Store + Sync,
     M: trailwatch::summary::Summarizer + Sync,
     N: trailwatch::ports::Notifier,
     C: trailwatch::window::Clock,

@@ -284,6 +284,8 @@ impl Decoding {
                                 rule,
                                 actor,
                                 already_alerted: false,
+
+                                placed: false,
                                 incident: None,
                                 counted,
                                 fallback,
@@ -460,7 +462,7 @@ impl<S, M, N, C> Engine<S, M, N, C> {
 
 impl<S, M, N, C> Engine<S, M, N, C>
 where
-    S: Store,
+    S: Store + Sync,
     M: Summarizer + Sync,
     N: Notifier,
     C: Clock,
@@ -562,62 +564,99 @@ where
 
     /// Store matched events in their windows, in order. Before each, the clock sees the
     /// event's time and (unless turned off) whatever fell due is flushed; immediate rules
-    /// post at once.
+    /// post at once. Without a flush on ingest (the Lambda, `consume`), the events go to the
+    /// store in one call ([`Store::add_all`]: one write per window rather than per event),
+    /// then their alerts go out in order.
     pub async fn ingest(&mut self, events: Vec<BatchEvent>) -> Result<(), EngineError> {
-        for mut event in events {
-            // The digest of the record as it came: a redelivered future-dated record is placed
-            // at another arrival time, and must still read as the same record.
-            let digest = content_digest(&event);
-            self.place_if_future(&mut event);
-            self.clock.observe(event.event.time);
-            self.beats
-                .saw_event(&event.event.account, &event.event.region, event.event.time);
-            if self.flush_on_ingest {
+        if self.flush_on_ingest {
+            for event in events {
+                let (event, digest) = self.arrive(event);
                 self.flush_due().await?;
+                let alert = event.rule.immediate.then(|| event.clone());
+                let event_id = event.event.id.clone();
+                let added = self
+                    .store
+                    .add(event, self.clock.now())
+                    .await
+                    .map_err(store_error)?;
+                self.added(added, &event_id, digest, alert).await?;
             }
-            // Marked as alerted in its window only once the immediate alert went out
-            // (`mark_sent` of the alert does it), so a digest never claims an alert that failed.
-            event.already_alerted = false;
-            let alert = event.rule.immediate.then(|| event.clone());
-            let id = fnv(&[event.event.id.as_str().as_bytes()]);
-            let event_id = event.event.id.clone();
-            match self
+        } else {
+            let mut arrived = Vec::with_capacity(events.len());
+            let mut stored = Vec::with_capacity(events.len());
+            for event in events {
+                let (event, digest) = self.arrive(event);
+                let alert = event.rule.immediate.then(|| event.clone());
+                arrived.push((event.event.id.clone(), digest, alert));
+                stored.push(event);
+            }
+            let results = self
                 .store
-                .add(event, self.clock.now())
+                .add_all(stored, self.clock.now())
                 .await
-                .map_err(store_error)?
-            {
-                Added::Duplicate => {
-                    self.stats.duplicates += 1;
-                    let event_id = &event_id;
-                    if let Some(kept) = self.seen.get(&id).filter(|kept| **kept != digest) {
-                        self.stats.conflicting_duplicates += 1;
-                        tracing::warn!(
-                            event_id = %event_id,
-                            kept = %format!("{kept:016x}"),
-                            dropped = %format!("{digest:016x}"),
-                            "Two records share an event id but differ (account, event name, time, source or region): the first was kept."
-                        );
-                    }
-                }
-                Added::New { late, .. } => {
-                    if self.seen.len() >= SEEN_KEPT {
-                        self.seen.clear();
-                    }
-                    self.seen.insert(id, digest);
-                    self.stats.matched += 1;
-                    self.stats.late += u64::from(late);
-                    match alert {
-                        Some(alert) if self.defer_alerts => self.queue_alert(alert).await?,
-                        Some(alert) => {
-                            self.send_immediate(alert).await?;
-                        }
-                        None => {}
-                    }
-                }
+                .map_err(store_error)?;
+            for ((event_id, digest, alert), added) in arrived.into_iter().zip(results) {
+                self.added(added, &event_id, digest, alert).await?;
             }
         }
         self.record_beats().await
+    }
+
+    /// An event arrives: its digest as it came (a redelivered future-dated record is placed at
+    /// another arrival time, and must still read as the same record), placed if dated in the
+    /// future, seen by the clock and the heartbeats. Marked as alerted in its window only once
+    /// its immediate alert went out (`mark_sent` of the alert does it), so a digest never
+    /// claims an alert that failed.
+    fn arrive(&mut self, mut event: BatchEvent) -> (BatchEvent, u64) {
+        let digest = content_digest(&event);
+        self.place_if_future(&mut event);
+        self.clock.observe(event.event.time);
+        self.beats
+            .saw_event(&event.event.account, &event.event.region, event.event.time);
+        event.already_alerted = false;
+        (event, digest)
+    }
+
+    /// What the store said of an arrived event: counted as a duplicate, or as matched with
+    /// its immediate alert sent or queued.
+    async fn added(
+        &mut self,
+        added: Added,
+        event_id: &crate::event::EventId,
+        digest: u64,
+        alert: Option<BatchEvent>,
+    ) -> Result<(), EngineError> {
+        let id = fnv(&[event_id.as_str().as_bytes()]);
+        match added {
+            Added::Duplicate => {
+                self.stats.duplicates += 1;
+                if let Some(kept) = self.seen.get(&id).filter(|kept| **kept != digest) {
+                    self.stats.conflicting_duplicates += 1;
+                    tracing::warn!(
+                        event_id = %event_id,
+                        kept = %format!("{kept:016x}"),
+                        dropped = %format!("{digest:016x}"),
+                        "Two records share an event id but differ (account, event name, time, source or region): the first was kept."
+                    );
+                }
+            }
+            Added::New { late, .. } => {
+                if self.seen.len() >= SEEN_KEPT {
+                    self.seen.clear();
+                }
+                self.seen.insert(id, digest);
+                self.stats.matched += 1;
+                self.stats.late += u64::from(late);
+                match alert {
+                    Some(alert) if self.defer_alerts => self.queue_alert(alert).await?,
+                    Some(alert) => {
+                        self.send_immediate(alert).await?;
+                    }
+                    None => {}
+                }
+            }
+        }
+        Ok(())
     }
 
     /// An event dated more than [`FUTURE_BOUND`] past the wall clock (a broken or hostile
@@ -649,6 +688,7 @@ where
         );
         event.event.oddities.push(note.into());
         event.event.time = at;
+        event.placed = true;
         self.stats.future_dated += 1;
     }
 

@@ -34,6 +34,28 @@ pub trait Store {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Added, Self::Error>> + Send;
 
+    /// Store matched events, in order: one result per event, in the same order. A store
+    /// that can write several events of a window at once does (one conditional write per
+    /// window rather than per event); by default each event is added alone. On an error,
+    /// events before it may be stored: a redelivery finds them as duplicates, and they go out
+    /// with their windows.
+    fn add_all(
+        &self,
+        events: Vec<BatchEvent>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<Added>, Self::Error>> + Send
+    where
+        Self: Sync,
+    {
+        async move {
+            let mut out = Vec::with_capacity(events.len());
+            for event in events {
+                out.push(self.add(event, now).await?);
+            }
+            Ok(out)
+        }
+    }
+
     /// Batches due at `now`.
     fn due(
         &self,

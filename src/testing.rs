@@ -92,6 +92,8 @@ pub(crate) fn batch_event(event: Event, rule: &Arc<Rule>, actor: &Performer) -> 
         rule: Arc::clone(rule),
         actor: actor.clone(),
         already_alerted: false,
+
+        placed: false,
         incident: None,
         counted: Vec::new(),
         fallback: None,

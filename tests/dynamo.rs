@@ -87,7 +87,11 @@ fn at(text: &str) -> DateTime<Utc> {
 
 type TestEngine<S, N = CollectingNotifier> = Engine<S, OfflineSummarizer, N, ManualClock>;
 
-fn engine<S: Store, N: Notifier>(store: S, notifier: N, now: DateTime<Utc>) -> TestEngine<S, N> {
+fn engine<S: Store + Sync, N: Notifier>(
+    store: S,
+    notifier: N,
+    now: DateTime<Utc>,
+) -> TestEngine<S, N> {
     Engine::new(
         RulePack::builtin(),
         settings(),
@@ -104,7 +108,10 @@ fn read(name: &str) -> Vec<u8> {
 
 /// Feed events one at a time with the manual clock following event time (never back), as a
 /// stream consumer sees them; then let time run an hour past the last event and flush.
-async fn drive<S: Store, N: Notifier>(engine: &mut TestEngine<S, N>, events: Vec<BatchEvent>) {
+async fn drive<S: Store + Sync, N: Notifier>(
+    engine: &mut TestEngine<S, N>,
+    events: Vec<BatchEvent>,
+) {
     for event in events {
         if event.event.time > engine.clock.now() {
             engine.clock.set(event.event.time);
@@ -116,7 +123,7 @@ async fn drive<S: Store, N: Notifier>(engine: &mut TestEngine<S, N>, events: Vec
     }
 }
 
-async fn finish<S: Store, N: Notifier>(engine: &mut TestEngine<S, N>) -> usize {
+async fn finish<S: Store + Sync, N: Notifier>(engine: &mut TestEngine<S, N>) -> usize {
     engine.clock.advance(TimeDelta::hours(1));
     engine
         .flush_due()
@@ -140,7 +147,7 @@ fn batches(deliveries: &[Delivery]) -> BTreeMap<String, Vec<Vec<String>>> {
     out
 }
 
-async fn run_fixture<S: Store>(store: S, name: &str) -> (Vec<Delivery>, Stats, S) {
+async fn run_fixture<S: Store + Sync>(store: S, name: &str) -> (Vec<Delivery>, Stats, S) {
     let mut engine = engine(
         store,
         CollectingNotifier::default(),
@@ -626,7 +633,7 @@ async fn concurrent_claims_on_one_window_have_one_winner() {
 }
 
 /// Add one event, claim it, add the rest while in flight, mark sent, claim the follow-up.
-async fn steps<S: Store>(
+async fn steps<S: Store + Sync>(
     store: &S,
     first: &BatchEvent,
     rest: &[BatchEvent],
@@ -778,31 +785,119 @@ async fn checkpoints_only_move_forward() {
     assert!(store.set_checkpoint("s", "shard-1", "12a").await.is_err());
 }
 
-/// (f) Write units per event for the Terraform burst (README "State (DynamoDB)").
+/// Events through the Lambda's write path, on DynamoDB: they arrive in Pipe batches (at most
+/// 500 records, `batching` of event time each: the Pipe's batching window), each ingested in
+/// one call without flushing, and a tick flushes after each batch and an hour after the last.
+/// Returns the deliveries, the engine's counts and the store.
+async fn like_the_lambda(
+    store: DynamoStore,
+    inputs: &[Vec<u8>],
+    batching: TimeDelta,
+) -> (Vec<Delivery>, Stats, DynamoStore) {
+    let mut engine = engine(
+        store,
+        CollectingNotifier::default(),
+        at("2000-01-01T00:00:00Z"),
+    )
+    .with_flush_on_ingest(false);
+    let mut events: Vec<BatchEvent> = inputs.iter().flat_map(|b| engine.decode(b)).collect();
+    events.sort_by_key(|e| e.event.time);
+    let mut rest = events.as_slice();
+    while let Some(first) = rest.first() {
+        let until = first.event.time + batching;
+        let take = rest
+            .iter()
+            .take(500)
+            .take_while(|e| e.event.time < until)
+            .count();
+        let (batch, after) = rest.split_at(take.max(1));
+        rest = after;
+        let last = batch.last().map_or(until, |e| e.event.time);
+        engine.clock.set(last.max(engine.clock.now()));
+        Box::pin(engine.ingest(batch.to_vec()))
+            .await
+            .unwrap_or_else(|err| panic!("ingest: {err:?}"));
+        Box::pin(engine.flush_due())
+            .await
+            .unwrap_or_else(|err| panic!("flush: {err:?}"));
+    }
+    Box::pin(finish(&mut engine)).await;
+    (engine.notifier.deliveries(), engine.stats(), engine.store)
+}
+
+/// Log files of sans-lab this test reads: the first 300 (about a fifth, the first hours) unless
+/// `TRAILWATCH_WCU_ALL=1` asks for all 1,477 (the README's figures; moto server then grows to
+/// about 14 GB, too much beside the rest of the suite).
+fn sans_lab_files() -> usize {
+    if std::env::var_os("TRAILWATCH_WCU_ALL").is_some() {
+        usize::MAX
+    } else {
+        300
+    }
+}
+
+/// (f) Write units per matched event on the Lambda's write path (README "State (DynamoDB)"),
+/// with the Pipe's default batching window (5 s): the Terraform burst and one account's
+/// everyday traffic (sans-lab), every matched event in exactly one delivery. The issue's
+/// target is 3; this asserts what holds today (README: 2.95 and 3.15 on the whole input).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn write_units_per_event_for_the_terraform_burst() {
+async fn write_units_per_event_on_the_lambdas_write_path() {
     let Some(client) = moto().await else { return };
-    let table = table(&client, "wcu").await;
-    let (deliveries, stats, store) = Box::pin(run_fixture(
-        dynamo(&client, &table),
-        "terraform-burst.jsonl",
-    ))
-    .await;
-    let writes = store.writes();
-    #[allow(clippy::cast_precision_loss)] // Counts far below 2^52.
-    let per_event = writes.units as f64 / stats.matched as f64;
-    eprintln!(
-        "terraform-burst: matched={} batches={} write requests={} items={} units={} units/event={per_event:.2}",
-        stats.matched,
-        deliveries.len(),
-        writes.requests,
-        writes.items,
-        writes.units
-    );
-    assert_eq!(deliveries.len(), 2);
-    // One transaction per event (marker, event, window) plus claims and sends.
-    assert!(writes.requests >= stats.matched);
-    assert!((4.0..12.0).contains(&per_event), "{per_event}");
+    let mut inputs = vec![("terraform-burst", vec![read("terraform-burst.jsonl")])];
+    if let Some(corpus) = common::corpus() {
+        let mut files: Vec<_> = std::fs::read_dir(corpus.join("sans-lab"))
+            .map(|dir| dir.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.sort();
+        files.truncate(sans_lab_files());
+        let bytes = files
+            .iter()
+            .map(|f| std::fs::read(f).unwrap_or_else(|err| panic!("{}: {err}", f.display())))
+            .collect();
+        inputs.push(("sans-lab", bytes));
+    }
+    for (name, bytes) in inputs {
+        let table = table(&client, "wcu").await;
+        let (deliveries, stats, store) = Box::pin(like_the_lambda(
+            dynamo(&client, &table),
+            &bytes,
+            TimeDelta::seconds(5),
+        ))
+        .await;
+        let writes = store.writes();
+        #[allow(clippy::cast_precision_loss)] // Counts far below 2^52.
+        let per_event = writes.units as f64 / stats.matched as f64;
+        eprintln!(
+            "{name}: matched={} deliveries={} write requests={} items={} units={} units/event={per_event:.2}",
+            stats.matched,
+            deliveries.len(),
+            writes.requests,
+            writes.items,
+            writes.units
+        );
+        for (op, counts) in store.writes_by_op() {
+            eprintln!("  {op}: {counts:?}");
+        }
+        let mut ids: Vec<String> = deliveries
+            .iter()
+            .filter(|d| d.batch.kind != trailwatch::window::BatchKind::Immediate)
+            .flat_map(|d| d.batch.events.iter().map(|e| e.event.id.to_string()))
+            .collect();
+        let listed = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), listed, "{name}: an event in two deliveries");
+        assert_eq!(
+            u64::try_from(ids.len()).unwrap_or(0),
+            stats.matched,
+            "{name}"
+        );
+        assert!(stats.matched > 100, "{name}: {}", stats.matched);
+        assert!(
+            per_event <= 3.5,
+            "{name}: {per_event:.2} write units per event"
+        );
+    }
 }
 
 /// `trailwatch audit --table T --since ...` lists the sent batches as JSON Lines.
@@ -1027,7 +1122,7 @@ impl Notifier for AlertOutage {
 
 /// The root-login fixture (every event is `immediate`), with immediate alerts going out or
 /// failing: how many alerts went out, and the digest's `already_alerted` flag of each event.
-async fn digest_flags<S: Store>(store: S, fail_alerts: bool) -> (usize, Vec<bool>) {
+async fn digest_flags<S: Store + Sync>(store: S, fail_alerts: bool) -> (usize, Vec<bool>) {
     let notifier = AlertOutage {
         fail_alerts,
         ..AlertOutage::default()

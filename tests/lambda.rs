@@ -77,7 +77,7 @@ fn failing_add(nth: u32, retryable: bool) -> FaultyStore<MemoryStore> {
 type TestHandler<S> = Handler<S, OfflineSummarizer, CollectingNotifier, ManualClock>;
 
 /// Wall clock: 03:20, when the 03:00 windows (due 03:12) are due: only a tick may send them.
-fn handler<S: Store>(store: S) -> (TestHandler<S>, Lines) {
+fn handler<S: Store + Sync>(store: S) -> (TestHandler<S>, Lines) {
     let settings = common::settings(Lang::En, chrono_tz::UTC);
     let engine = Engine::new(
         RulePack::builtin(),

@@ -133,7 +133,7 @@ fn settings() -> Settings {
     common::settings(Lang::En, chrono_tz::UTC)
 }
 
-fn engine<S: Store, N: Notifier>(
+fn engine<S: Store + Sync, N: Notifier>(
     store: S,
     notifier: N,
 ) -> Engine<S, OfflineSummarizer, N, EventTimeClock> {

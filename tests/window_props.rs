@@ -58,6 +58,8 @@ fn event(id: u32, account: u8, offset_secs: i64) -> BatchEvent {
             ci: None,
         },
         already_alerted: false,
+
+        placed: false,
         incident: None,
         counted: Vec::new(),
         fallback: None,

@@ -53,7 +53,7 @@ pub async fn consume<S, M, N, C>(
     options: &Options,
 ) -> anyhow::Result<Report>
 where
-    S: Store + Checkpoints,
+    S: Store + Checkpoints + Sync,
     M: Summarizer + Sync,
     N: Notifier,
     C: Clock,
@@ -104,7 +104,7 @@ async fn read_page<S, M, N, C>(
     report: &mut Report,
 ) -> anyhow::Result<u64>
 where
-    S: Store + Checkpoints,
+    S: Store + Checkpoints + Sync,
     M: Summarizer + Sync,
     N: Notifier,
     C: Clock,

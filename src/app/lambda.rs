@@ -220,7 +220,7 @@ struct Roster {
 
 impl<S, M, N, C> Handler<S, M, N, C>
 where
-    S: Store,
+    S: Store + Sync,
     M: Summarizer + Sync,
     N: Notifier,
     C: Clock,

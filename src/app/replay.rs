@@ -226,7 +226,7 @@ pub async fn ingest_in_order<S, M, N, C>(
     dir: &Path,
 ) -> anyhow::Result<()>
 where
-    S: Store,
+    S: Store + Sync,
     M: Summarizer + Sync,
     N: Notifier,
     C: Clock,
@@ -256,7 +256,7 @@ pub async fn ingest_as_arrived<S, M, N, C>(
     inputs: impl IntoIterator<Item = anyhow::Result<Input>>,
 ) -> anyhow::Result<()>
 where
-    S: Store,
+    S: Store + Sync,
     M: Summarizer + Sync,
     N: Notifier,
     C: Clock,

@@ -44,7 +44,7 @@ fn body(pending: &Pending) -> String {
 
 impl<S, M, N, C> Engine<S, M, N, C>
 where
-    S: Store,
+    S: Store + Sync,
     M: Summarizer + Sync,
     N: Notifier,
     C: Clock,

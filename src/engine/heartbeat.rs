@@ -178,7 +178,7 @@ fn parse(item: &StateItem) -> Result<SourceState, EngineError> {
 
 impl<S, M, N, C> Engine<S, M, N, C>
 where
-    S: Store,
+    S: Store + Sync,
     M: Summarizer + Sync,
     N: Notifier,
     C: Clock,

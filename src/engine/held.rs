@@ -62,7 +62,7 @@ fn hold_parts(
 
 impl<S, M, N, C> Engine<S, M, N, C>
 where
-    S: Store,
+    S: Store + Sync,
     M: Summarizer + Sync,
     N: Notifier,
     C: Clock,

@@ -328,6 +328,8 @@ pub(crate) mod testkit {
             rule: Arc::clone(rule),
             actor: actor.clone(),
             already_alerted: false,
+
+            placed: false,
             incident: None,
             counted: Vec::new(),
             fallback: None,

@@ -53,6 +53,11 @@ pub struct BatchEvent {
     pub actor: Performer,
     /// True when an immediate alert already went out for this event.
     pub already_alerted: bool,
+    /// True when the record was dated in the future and placed at its arrival
+    /// ([`crate::engine::FUTURE_BOUND`]): its window then depends on when it arrived, so a
+    /// store dedupes it by event id alone, not within its window.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub placed: bool,
     /// The incident the event was posted under ([`crate::incident::Incident::id`]), once a
     /// flush placed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
