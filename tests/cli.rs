@@ -524,3 +524,59 @@ fn bedrock_without_credentials_says_so_once() {
         );
     }
 }
+
+/// `trailwatch replay FILE | head -1`: the reader closes the pipe after one line; replay ends
+/// quietly with status 0 after what was written (no `error: Broken pipe`). The input, 600
+/// users created in 600 windows of three accounts, gives Slack JSON far larger than a pipe's
+/// buffer (64 KiB), so the write meets the closed pipe.
+#[test]
+fn a_closed_pipe_ends_replay_quietly() {
+    use std::io::BufRead as _;
+    let lines: Vec<String> = (0..600)
+        .map(|n| {
+            let account = ["111111111111", "222222222222", "333333333333"][n % 3];
+            let time = chrono::DateTime::parse_from_rfc3339("2026-11-02T00:00:00Z")
+                .map(|t| t + chrono::TimeDelta::minutes(7 * i64::try_from(n).unwrap_or(0)))
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_default();
+            let id = format!("00000000-0000-0000-0000-{n:012}");
+            serde_json::json!({
+                "eventVersion": "1.09", "eventID": id, "eventTime": time,
+                "eventSource": "iam.amazonaws.com", "eventName": "CreateUser",
+                "awsRegion": "us-east-1", "recipientAccountId": account,
+                "sourceIPAddress": "198.51.100.7", "userAgent": "aws-cli/2.15.0",
+                "readOnly": false, "eventType": "AwsApiCall", "managementEvent": true,
+                "requestParameters": {"userName": format!("user-{n}")},
+                "userIdentity": {"type": "IAMUser", "userName": "admin", "accountId": account,
+                    "principalId": "AIDAEXAMPLE", "arn": format!("arn:aws:iam::{account}:user/admin")}
+            })
+            .to_string()
+        })
+        .collect();
+    let dir = std::env::temp_dir().join(format!("trailwatch-pipe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|err| panic!("{err}"));
+    let input = dir.join("users.jsonl");
+    std::fs::write(&input, lines.join("\n")).unwrap_or_else(|err| panic!("{err}"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+        .arg("replay")
+        .arg(&input)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("cannot run trailwatch: {err}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let mut first = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut first)
+        .unwrap_or_else(|err| panic!("read: {err}"));
+    // Piped, the default output is the Slack JSON array.
+    assert_eq!(first.trim(), "[");
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|err| panic!("wait: {err}"));
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.to_lowercase().contains("broken pipe"), "{stderr}");
+    assert!(stderr.contains("replay: read=600"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

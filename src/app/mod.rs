@@ -60,8 +60,10 @@ pub struct ReplayArgs {
     /// Lines, envelopes, Kinesis batches; `-` reads standard input.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    #[arg(long, value_enum, default_value = "slack")]
-    pub format: Format,
+    /// Output format. Default: `text` on a terminal, `slack` (JSON) when written to a file or
+    /// a pipe.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
     /// Feed events in the order they were read instead of by event time: simulates events
     /// arriving late (files are otherwise sorted as a whole, so input order never matters).
     #[arg(long)]

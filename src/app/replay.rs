@@ -85,7 +85,10 @@ async fn run<M: Summarizer + Sync>(
     engine.flush_all().await?;
     let elapsed = started.elapsed();
     let deliveries = once_each(engine.notifier.collected.take());
-    let output = render(&deliveries, args.format)?;
+    let format = args
+        .format
+        .unwrap_or_else(|| default_format(args.out.as_deref()));
+    let output = render(&deliveries, format)?;
     write_output(args.out.as_deref(), &output)?;
     if let Some(path) = &args.quarantine {
         write_quarantine(path, &engine)?;
@@ -380,15 +383,31 @@ pub fn render(deliveries: &[Delivery], format: Format) -> anyhow::Result<String>
     })
 }
 
+/// What a person reading a terminal wants (`text`), else what a program reads (`slack` JSON).
+fn default_format(out: Option<&Path>) -> Format {
+    use std::io::IsTerminal as _;
+    if out.is_none() && std::io::stdout().is_terminal() {
+        Format::Text
+    } else {
+        Format::Slack
+    }
+}
+
+/// Write the output to `path`, or to standard output. A reader that closed the pipe early
+/// (`replay ... | head`) has all it wanted: that ends replay quietly, not as an error.
 fn write_output(path: Option<&Path>, output: &str) -> anyhow::Result<()> {
     if let Some(path) = path {
         return std::fs::write(path, output)
             .with_context(|| format!("cannot write {}", path.display()));
     }
     let mut stdout = std::io::stdout().lock();
-    stdout.write_all(output.as_bytes())?;
-    stdout.flush()?;
-    Ok(())
+    match stdout
+        .write_all(output.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        written => Ok(written?),
+    }
 }
 
 fn write_quarantine<S, M, N, C>(path: &Path, engine: &Engine<S, M, N, C>) -> anyhow::Result<()> {
