@@ -989,21 +989,17 @@ const ACCOUNTS: [&str; 3] = ["111111111111", "222222222222", "333333333333"];
 /// `time`: the yellow `iam-user-changed` rule, posted with its window.
 fn create_user(account: &str, n: usize, time: &str) -> String {
     let id = format!("{account}-{n:04}-0000-0000-000000000000");
+    let detail = common::create_user(
+        account,
+        &id,
+        time,
+        &format!("creator-{account}"),
+        &format!("new-user-{account}-{n}"),
+    );
     json!({
         "version": "0", "id": id, "detail-type": "AWS API Call via CloudTrail",
         "source": "aws.iam", "account": account, "time": time, "region": "us-east-1",
-        "resources": [],
-        "detail": {
-            "eventVersion": "1.09", "eventID": id, "eventTime": time,
-            "eventSource": "iam.amazonaws.com", "eventName": "CreateUser",
-            "awsRegion": "us-east-1", "recipientAccountId": account,
-            "sourceIPAddress": "198.51.100.7", "userAgent": "aws-cli/2.15.0 Python/3.11",
-            "readOnly": false, "eventType": "AwsApiCall", "managementEvent": true,
-            "requestParameters": {"userName": format!("new-user-{account}-{n}")},
-            "userIdentity": {"type": "IAMUser", "userName": format!("creator-{account}"),
-                "principalId": "AIDAEXAMPLE", "accountId": account,
-                "arn": format!("arn:aws:iam::{account}:user/creator-{account}")}
-        }
+        "resources": [], "detail": detail
     })
     .to_string()
 }

@@ -540,17 +540,7 @@ fn a_closed_pipe_ends_replay_quietly() {
                 .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
                 .unwrap_or_default();
             let id = format!("00000000-0000-0000-0000-{n:012}");
-            serde_json::json!({
-                "eventVersion": "1.09", "eventID": id, "eventTime": time,
-                "eventSource": "iam.amazonaws.com", "eventName": "CreateUser",
-                "awsRegion": "us-east-1", "recipientAccountId": account,
-                "sourceIPAddress": "198.51.100.7", "userAgent": "aws-cli/2.15.0",
-                "readOnly": false, "eventType": "AwsApiCall", "managementEvent": true,
-                "requestParameters": {"userName": format!("user-{n}")},
-                "userIdentity": {"type": "IAMUser", "userName": "admin", "accountId": account,
-                    "principalId": "AIDAEXAMPLE", "arn": format!("arn:aws:iam::{account}:user/admin")}
-            })
-            .to_string()
+            common::create_user(account, &id, &time, "admin", &format!("user-{n}")).to_string()
         })
         .collect();
     let dir = std::env::temp_dir().join(format!("trailwatch-pipe-{}", std::process::id()));

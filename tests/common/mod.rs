@@ -246,3 +246,18 @@ pub fn snapshot_share(id: &str, time: &str, target: &str) -> Value {
             "valuesToAdd": [target]}
     })
 }
+
+/// A CloudTrail record: IAM user `creator` of `account` creates user `user` through the CLI at
+/// `time` (RFC 3339). It matches the yellow `iam-user-changed` rule, posted with its window.
+pub fn create_user(account: &str, id: &str, time: &str, creator: &str, user: &str) -> Value {
+    json!({
+        "eventVersion": "1.09", "eventID": id, "eventTime": time,
+        "eventSource": "iam.amazonaws.com", "eventName": "CreateUser",
+        "awsRegion": "us-east-1", "recipientAccountId": account,
+        "sourceIPAddress": "198.51.100.7", "userAgent": "aws-cli/2.15.0 Python/3.11",
+        "readOnly": false, "eventType": "AwsApiCall", "managementEvent": true,
+        "requestParameters": {"userName": user},
+        "userIdentity": {"type": "IAMUser", "userName": creator, "principalId": "AIDAEXAMPLE",
+            "accountId": account, "arn": format!("arn:aws:iam::{account}:user/{creator}")}
+    })
+}
