@@ -376,6 +376,136 @@ fn window_ids(deliveries: &[Delivery]) -> Vec<String> {
     ids
 }
 
+/// Throttling (a retryable failure) at each write step of the durable path, once: the engine
+/// reports it as retryable (the Pipe redelivers the records; the next tick flushes again), and
+/// after the retry every matched event is in exactly one sent batch, every batch has one audit
+/// item, and a batch is posted twice only where the throttled step came after its post (mark
+/// sent; release after a post whose answer was lost): the bot transport's idempotency check
+/// (tests/slack.rs) then finds the first post.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_at_each_step_is_retryable_and_loses_nothing() {
+    let Some(client) = moto().await else { return };
+    let throttled = Fault::Fail { retryable: true };
+    for step in [Step::Add, Step::Claim, Step::MarkSent, Step::Release] {
+        let table = table(&client, "throttle").await;
+        let store = dynamo(&client, &table);
+        let bytes = read("multi-account.jsonl");
+        let due_at = at("2026-11-02T04:00:00Z");
+        let mut posted = Vec::new();
+        let matched = if step == Step::Add {
+            // The third add is throttled: the call fails, retryable; the redelivered records
+            // find the first two stored (duplicates) and store the rest.
+            let mut first = engine(
+                FaultyStore::new(store.clone()).at(Step::Add, 3, throttled),
+                CollectingNotifier::default(),
+                at("2026-11-02T00:00:00Z"),
+            );
+            let events = first.decode(&bytes);
+            let err = first.ingest(events).await.err();
+            assert!(err.is_some_and(|e| e.is_retryable()), "{step:?}");
+            posted.extend(first.notifier.deliveries());
+            let mut again = engine(
+                store.clone(),
+                CollectingNotifier::default(),
+                at("2026-11-02T00:00:00Z"),
+            );
+            let events = again.decode(&bytes);
+            again
+                .ingest(events)
+                .await
+                .unwrap_or_else(|e| panic!("{step:?}: {e:?}"));
+            assert!(again.stats().duplicates >= 2, "{step:?}");
+            posted.extend(again.notifier.deliveries());
+            let alerted: usize = posted.iter().map(|d| d.batch.events.len()).sum();
+            first.stats().matched + again.stats().matched - u64::try_from(alerted).unwrap_or(0)
+        } else {
+            ingest_only(&store, "multi-account.jsonl").await
+        };
+        let faulty = FaultyStore::new(store.clone()).at(step, 1, throttled);
+        let flushed = if step == Step::Release {
+            // Release runs when a delivery fails: the first post's answer is lost.
+            let mut flusher = engine(faulty, LostAck::default(), due_at);
+            let err = flusher.flush_due().await.err();
+            assert!(err.is_some_and(|e| e.is_retryable()), "{step:?}");
+            flusher.notifier.inner.deliveries()
+        } else {
+            let mut flusher = engine(faulty, CollectingNotifier::default(), due_at);
+            let result = flusher.flush_due().await;
+            if step != Step::Add {
+                assert!(
+                    result.as_ref().is_err_and(Retryable::is_retryable),
+                    "{step:?}: {result:?}"
+                );
+            }
+            flusher.notifier.deliveries()
+        };
+        let before_retry = flushed.len();
+        posted.extend(flushed);
+        // The next ticks, ten minutes apart: after the lease, any retry delay, and the wait of
+        // a batch whose incident's first message was being posted when the step failed.
+        for tick in 1..=6 {
+            let mut next = engine(
+                store.clone(),
+                CollectingNotifier::default(),
+                due_at + TimeDelta::minutes(10 * tick),
+            );
+            next.flush_due()
+                .await
+                .unwrap_or_else(|e| panic!("{step:?}: {e:?}"));
+            posted.extend(next.notifier.deliveries());
+        }
+        let mut ids = window_ids(&posted);
+        ids.dedup();
+        assert_eq!(u64::try_from(ids.len()).unwrap_or(0), matched, "{step:?}");
+        let twice: Vec<_> = batches(&posted)
+            .into_iter()
+            .filter(|(_, sends)| sends.len() > 1)
+            .collect();
+        match step {
+            Step::Add | Step::Claim => {
+                assert!(twice.is_empty(), "{step:?}: {twice:?}");
+            }
+            _ => {
+                // Only the batch posted before its step was throttled goes out again (its
+                // digest and any replies), once more.
+                assert!(before_retry >= 1, "{step:?}");
+                let again: BTreeSet<&str> = twice
+                    .iter()
+                    .map(|(key, _)| key.split("/reply/").next().unwrap_or(key))
+                    .collect();
+                assert_eq!(again.len(), 1, "{step:?}: {twice:?}");
+                assert!(twice.iter().all(|(_, sends)| sends.len() == 2), "{step:?}");
+            }
+        }
+        assert_eq!(
+            window_audit_items(&store).await,
+            window_batches(&posted),
+            "{step:?}: audit items"
+        );
+    }
+}
+
+/// Audit items of window batches (not immediate alerts) in `store`.
+async fn window_audit_items(store: &DynamoStore) -> usize {
+    store
+        .audit(at("2026-11-01T00:00:00Z"), at("2026-11-03T00:00:00Z"))
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.line.kind != trailwatch::window::BatchKind::Immediate)
+        .count()
+}
+
+/// Distinct window batches among `posted`.
+fn window_batches(posted: &[Delivery]) -> usize {
+    posted
+        .iter()
+        .filter(|d| d.batch.id.event.is_none())
+        .map(|d| d.batch.id.key())
+        .collect::<BTreeSet<_>>()
+        .len()
+}
+
 /// (c) A flush dies at each step; a rerun after the lease ends sends what was not sent. No
 /// event is lost; a batch already posted is posted again at most once (exactly once needs
 /// the notifier to confirm an earlier post: the Slack idempotency check of a later issue).

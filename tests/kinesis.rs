@@ -246,3 +246,93 @@ fn cli_send_and_consume() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("ResourceNotFound"), "{stderr}");
 }
+
+/// `consume` dies after ingesting a page and before writing its checkpoint (the set fails as a
+/// crash would end it): the error surfaces, nothing is checkpointed, and a restart on the same
+/// table reads the page again. Its events are duplicates by then, so every matched event still
+/// goes out in exactly one batch, and the checkpoints end at the last record of each shard.
+#[test]
+fn a_crash_between_a_page_and_its_checkpoint_reads_the_page_again() {
+    use common::faulty::{Fault, FaultyStore, Step};
+    if endpoint().is_none() {
+        return;
+    }
+    let mut sent = Vec::new();
+    assert_eq!(entries(&read("multi-account.jsonl"), &mut sent), 0);
+    let settings = common::settings(Lang::En, chrono_tz::UTC);
+    let replayed =
+        common::replay_files(&[&common::fixture("multi-account.jsonl")], settings.clone());
+    block_on(async {
+        let kinesis = Kinesis::from_env().await;
+        let stream = stream_name("crash");
+        kinesis
+            .create_stream(&stream, 1)
+            .await
+            .unwrap_or_else(|err| panic!("create: {err}"));
+        kinesis
+            .put_records(&stream, &sent)
+            .await
+            .unwrap_or_else(|err| panic!("put: {err}"));
+        let window = settings.window;
+        let engine = |store| {
+            Box::new(
+                Engine::new(
+                    RulePack::builtin(),
+                    settings.clone(),
+                    store,
+                    OfflineSummarizer,
+                    CollectingNotifier::default(),
+                    ManualClock::new("2026-11-03T00:00:00Z".parse().unwrap_or_default()),
+                )
+                .with_flush_on_ingest(false),
+            )
+        };
+        let options = Options {
+            stream: stream.clone(),
+            until_idle: Some(Duration::from_secs(2)),
+        };
+        let crashing = FaultyStore::new(MemoryStore::new(window)).at(
+            Step::SetCheckpoint,
+            1,
+            Fault::Fail { retryable: false },
+        );
+        let mut first = engine(crashing);
+        let crashed = Box::pin(consume(&mut first, &kinesis, &options)).await;
+        assert!(crashed.is_err(), "the crash surfaces");
+        assert_eq!(first.store.calls(Step::SetCheckpoint), 1);
+        let shard = "shardId-000000000000";
+        let none = first.store.inner.checkpoint(&stream, shard).await;
+        assert!(matches!(none, Ok(None)), "nothing checkpointed: {none:?}");
+        let stored = first.stats().matched;
+        assert!(stored > 0, "the page was ingested before the crash");
+        let mut posted = first.notifier.take();
+
+        // Restart on the same table.
+        let store = FaultyStore::new(first.store.inner);
+        let mut second = engine(store);
+        let report = Box::pin(consume(&mut second, &kinesis, &options))
+            .await
+            .unwrap_or_else(|err| panic!("consume: {err:#}"));
+        assert_eq!(
+            report.records,
+            u64::try_from(sent.len()).unwrap_or(0),
+            "the page again"
+        );
+        assert_eq!(
+            second.stats().duplicates - replayed.stats.duplicates,
+            stored
+        );
+        posted.extend(second.notifier.take());
+        let ids = batched_ids(&posted);
+        assert!(
+            ids.values().all(|n| *n == 1),
+            "an event in two batches: {ids:?}"
+        );
+        assert_eq!(
+            ids.keys().collect::<Vec<_>>(),
+            batched_ids(&replayed.deliveries).keys().collect::<Vec<_>>()
+        );
+        let last = second.store.checkpoint(&stream, shard).await.ok().flatten();
+        assert!(last.is_some(), "checkpointed after the restart");
+    });
+}

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use trailwatch::delivery::AuditLine;
 use trailwatch::event::AccountId;
 use trailwatch::incident::{Held, Incident, IncidentKey};
-use trailwatch::ports::{Retryable, StateItem, StateKind, Store};
+use trailwatch::ports::{Checkpoints, Retryable, StateItem, StateKind, Store};
 use trailwatch::window::{Added, BatchEvent, BatchId, Claimed};
 
 /// A step of the [`Store`] port.
@@ -35,6 +35,10 @@ pub enum Step {
     State,
     SaveState,
     StatesDue,
+    /// [`Checkpoints::checkpoint`].
+    Checkpoint,
+    /// [`Checkpoints::set_checkpoint`].
+    SetCheckpoint,
 }
 
 /// What happens at a step.
@@ -187,12 +191,12 @@ impl<S> FaultyStore<S> {
     }
 }
 
-impl<S: Store + Sync> FaultyStore<S> {
-    async fn around<T: Effect>(
+impl<S> FaultyStore<S> {
+    async fn around<T: Effect, E: std::error::Error + 'static>(
         &self,
         step: Step,
-        call: impl Future<Output = Result<T, S::Error>>,
-    ) -> Result<T, Faulty<S::Error>> {
+        call: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, Faulty<E>> {
         let fault = self.fault(step);
         if let Some(Fault::Fail { retryable }) = fault {
             return Err(Faulty::Injected { step, retryable });
@@ -326,5 +330,27 @@ impl<S: Store + Sync> Store for FaultyStore<S> {
     ) -> Result<(), Self::Error> {
         self.around(Step::Release, self.inner.release(id, retry_at, reason))
             .await
+    }
+}
+
+impl<S: Checkpoints + Sync> Checkpoints for FaultyStore<S> {
+    type Error = Faulty<<S as Checkpoints>::Error>;
+
+    async fn checkpoint(&self, stream: &str, shard: &str) -> Result<Option<String>, Self::Error> {
+        self.around(Step::Checkpoint, self.inner.checkpoint(stream, shard))
+            .await
+    }
+
+    async fn set_checkpoint(
+        &self,
+        stream: &str,
+        shard: &str,
+        sequence: &str,
+    ) -> Result<(), Self::Error> {
+        self.around(
+            Step::SetCheckpoint,
+            self.inner.set_checkpoint(stream, shard, sequence),
+        )
+        .await
     }
 }
