@@ -506,6 +506,113 @@ fn window_batches(posted: &[Delivery]) -> usize {
         .len()
 }
 
+/// A notifier whose first post stalls: it says when it got there (`reached`), waits for
+/// `release`, then posts. Every later post goes through at once.
+struct Stalling {
+    inner: CollectingNotifier,
+    stalled: AtomicBool,
+    reached: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+impl Notifier for Stalling {
+    type Error = std::convert::Infallible;
+
+    async fn deliver(&self, delivery: &Delivery) -> Result<Receipt, Self::Error> {
+        if !self.stalled.swap(true, Ordering::SeqCst) {
+            self.reached.notify_one();
+            self.release.notified().await;
+        }
+        self.inner.deliver(delivery).await
+    }
+}
+
+/// A flusher stalls in its post past its lease; another takes the batch over and posts it; the
+/// first then finishes its post (a second message: the webhook case, or a bot whose history
+/// read came before the other's post) and learns at mark sent that the batch is no longer its
+/// own: a non-retryable conflict, nothing recorded twice. The batch has one audit item, with the
+/// takeover in its history, and every event is in it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flusher_that_outlives_its_lease_posts_again_and_then_conflicts() {
+    let Some(client) = moto().await else { return };
+    let table = table(&client, "takeover").await;
+    let store = dynamo(&client, &table);
+    let matched = ingest_only(&store, "terraform-burst.jsonl").await;
+    let due_at = at("2026-11-02T04:00:00Z");
+    let reached = Arc::new(tokio::sync::Notify::new());
+    let release = Arc::new(tokio::sync::Notify::new());
+    let stalling = Stalling {
+        inner: CollectingNotifier::default(),
+        stalled: AtomicBool::new(false),
+        reached: Arc::clone(&reached),
+        release: Arc::clone(&release),
+    };
+    let mut slow = engine(store.clone(), stalling, due_at);
+    let first = tokio::spawn(async move {
+        let result = slow.flush_due().await;
+        (result, slow.notifier.inner.deliveries())
+    });
+    reached.notified().await;
+    // The lease (5 minutes) ends; the next tick takes the batch over and sends everything.
+    let mut takeover = engine(
+        store.clone(),
+        CollectingNotifier::default(),
+        due_at + TimeDelta::minutes(10),
+    );
+    takeover
+        .flush_due()
+        .await
+        .unwrap_or_else(|e| panic!("takeover: {e:?}"));
+    let mut taken = takeover.notifier.deliveries();
+    assert!(!taken.is_empty());
+    release.notify_one();
+    let (result, late) = first.await.unwrap_or_else(|e| panic!("join: {e}"));
+    // Later ticks send what waited for the incident's first message.
+    for tick in 2..=4 {
+        let mut next = engine(
+            store.clone(),
+            CollectingNotifier::default(),
+            due_at + TimeDelta::minutes(10 * tick),
+        );
+        next.flush_due()
+            .await
+            .unwrap_or_else(|e| panic!("tick {tick}: {e:?}"));
+        taken.extend(next.notifier.deliveries());
+    }
+    let err = result
+        .err()
+        .unwrap_or_else(|| panic!("the stalled flusher did not conflict"));
+    assert!(!err.is_retryable(), "{err:?}");
+    assert!(format!("{err:?}").contains("no longer held"), "{err:?}");
+    // Its post went out (the second message of that batch), then it stopped.
+    assert_eq!(late.len(), 1);
+    let late_key = late[0].key();
+    assert_eq!(
+        taken.iter().filter(|d| d.key() == late_key).count(),
+        1,
+        "the takeover posted the same batch"
+    );
+    let mut ids = window_ids(&taken);
+    let listed = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), listed);
+    assert_eq!(u64::try_from(ids.len()).unwrap_or(0), matched);
+    assert_eq!(window_audit_items(&store).await, window_batches(&taken));
+    let audit = store
+        .audit(at("2026-11-01T00:00:00Z"), at("2026-11-03T00:00:00Z"))
+        .await
+        .unwrap_or_default();
+    let record = audit
+        .iter()
+        .find(|r| late_key.starts_with(&r.line.batch_id))
+        .unwrap_or_else(|| panic!("no audit item for {late_key}"));
+    assert!(
+        record.history.iter().any(|h| h.status == "lease_expired"),
+        "{:?}",
+        record.history
+    );
+}
+
 /// (c) A flush dies at each step; a rerun after the lease ends sends what was not sent. No
 /// event is lost; a batch already posted is posted again at most once (exactly once needs
 /// the notifier to confirm an earlier post: the Slack idempotency check of a later issue).
