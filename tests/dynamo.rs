@@ -275,6 +275,83 @@ async fn redelivery_adds_nothing() {
     }
 }
 
+/// The same records again while their windows are still open (stored, not due), and again
+/// while the first window is being flushed (claimed, its post stalled): each time every record
+/// is a duplicate and nothing is added; the flush then sends every event once, one audit item
+/// per batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redelivery_while_open_or_being_flushed_adds_nothing() {
+    let Some(client) = moto().await else { return };
+    let table = table(&client, "redeliver-open").await;
+    let store = dynamo(&client, &table);
+    let bytes = read("terraform-burst.jsonl");
+    let matched = ingest_only(&store, "terraform-burst.jsonl").await;
+    // Open: nothing is due yet.
+    let redeliver = |now: DateTime<Utc>| {
+        let store = store.clone();
+        let bytes = bytes.clone();
+        async move {
+            let mut again =
+                engine(store, CollectingNotifier::default(), now).with_flush_on_ingest(false);
+            let events = again.decode(&bytes);
+            let records = u64::try_from(events.len()).unwrap_or(0);
+            Box::pin(again.ingest(events))
+                .await
+                .unwrap_or_else(|e| panic!("ingest: {e:?}"));
+            (again.stats(), records, again.notifier.deliveries().len())
+        }
+    };
+    let (stats, records, posted) = redeliver(at("2026-11-02T03:06:00Z")).await;
+    assert_eq!(
+        (stats.matched, stats.duplicates, posted),
+        (0, records, 0),
+        "while open"
+    );
+
+    // Being flushed: the first window is claimed and its post stalls.
+    let due_at = at("2026-11-02T04:00:00Z");
+    let reached = Arc::new(tokio::sync::Notify::new());
+    let release = Arc::new(tokio::sync::Notify::new());
+    let stalling = Stalling {
+        inner: CollectingNotifier::default(),
+        stalled: AtomicBool::new(false),
+        reached: Arc::clone(&reached),
+        release: Arc::clone(&release),
+    };
+    let mut flusher = engine(store.clone(), stalling, due_at);
+    let flushing = tokio::spawn(async move {
+        flusher
+            .flush_due()
+            .await
+            .unwrap_or_else(|e| panic!("flush: {e:?}"));
+        flusher
+    });
+    reached.notified().await;
+    let (stats, records, posted) = redeliver(due_at).await;
+    assert_eq!(
+        (stats.matched, stats.duplicates, posted),
+        (0, records, 0),
+        "while flushed"
+    );
+    release.notify_one();
+    let mut flusher = flushing.await.unwrap_or_else(|e| panic!("join: {e}"));
+    // A later tick sends what waited for the incident's first message.
+    flusher.clock.advance(TimeDelta::minutes(10));
+    flusher
+        .flush_due()
+        .await
+        .unwrap_or_else(|e| panic!("flush: {e:?}"));
+    // Everything the flusher posted, both ticks.
+    let all = flusher.notifier.inner.deliveries();
+    let mut ids = window_ids(&all);
+    let listed = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), listed, "an event in two batches");
+    assert_eq!(u64::try_from(ids.len()).unwrap_or(0), matched);
+    assert!(batches(&all).values().all(|sends| sends.len() == 1));
+    assert_eq!(window_audit_items(&store).await, window_batches(&all));
+}
+
 /// Where a flush is made to fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Crash {
