@@ -542,7 +542,7 @@ impl<S: Sleeper> SlackNotifier<S> {
                     .await
             }
             Some(parent) => Ok(self
-                .parts_in_thread(token, channel, &message.batch_key, parent)
+                .parts_in_thread(token, channel, &message.batch_key, parent, oldest)
                 .await?
                 .contains(&message.part)
                 .then(|| parent.to_owned())),
@@ -637,20 +637,25 @@ impl<S: Sleeper> SlackNotifier<S> {
             .map(|m| m.ts))
     }
 
-    /// Parts of `batch_key` already in the thread under `parent`.
+    /// Parts of `batch_key` already in the thread under `parent`, posted since `oldest`
+    /// (epoch seconds): the batch's window start less a margin, as nothing of it can predate
+    /// its window. The bound keeps a long thread (an incident with hundreds of replies) within
+    /// the pages read: `conversations.replies` returns a thread oldest first, and its `oldest`
+    /// argument starts the range there (Slack API reference, conversations.replies).
     async fn parts_in_thread(
         &self,
         token: &Secret,
         channel: &str,
         batch_key: &str,
         parent: &str,
+        oldest: i64,
     ) -> Result<BTreeSet<usize>, SlackError> {
         let messages = self
             .history(
                 token,
                 "conversations.replies",
                 channel,
-                &[("ts", parent.to_owned())],
+                &[("ts", parent.to_owned()), ("oldest", oldest.to_string())],
             )
             .await?;
         Ok(messages
@@ -690,7 +695,10 @@ impl<S: Sleeper> SlackNotifier<S> {
             return Ok(parent);
         }
         let present = match found {
-            Some(_) => self.parts_in_thread(token, channel, key, &parent).await?,
+            Some(_) => {
+                self.parts_in_thread(token, channel, key, &parent, oldest)
+                    .await?
+            }
             None => BTreeSet::new(),
         };
         for message in rest.iter().filter(|m| !present.contains(&m.part)) {
@@ -737,9 +745,12 @@ impl<S: Sleeper> SlackNotifier<S> {
             return self.post_batch(token, channel, delivery, messages).await;
         };
         let key = delivery.key();
-        let present = self.parts_in_thread(token, channel, &key, &parent).await?;
+        let own = delivery.batch.id.window_start.timestamp() - HISTORY_MARGIN_SECS;
+        let present = self
+            .parts_in_thread(token, channel, &key, &parent, own)
+            .await?;
         for message in messages.iter().filter(|m| !present.contains(&m.part)) {
-            self.post_message(token, channel, message, Some(&parent), oldest)
+            self.post_message(token, channel, message, Some(&parent), own)
                 .await?;
         }
         Ok(parent)

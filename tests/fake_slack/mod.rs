@@ -137,6 +137,18 @@ impl FakeSlack {
         }
     }
 
+    /// Posts from now on get timestamps from `secs` (epoch seconds) on, as Slack's follow
+    /// real time: a test whose clock is event time keeps Slack's history windows realistic.
+    /// Never moves back past a message already posted.
+    pub fn follow_clock(&self, secs: u64) {
+        let mut inner = self.shared.lock();
+        inner.next_ts = if inner.posts.is_empty() {
+            secs
+        } else {
+            inner.next_ts.max(secs)
+        };
+    }
+
     pub fn api_url(&self) -> String {
         format!("http://{}/api/", self.addr)
     }
@@ -435,16 +447,25 @@ async fn replies(
         Err(response) => return response,
     };
     let ts = form.get("ts").cloned().unwrap_or_default();
+    // Like Slack: only messages from `oldest` on (epoch seconds), when given.
+    let oldest: f64 = form
+        .get("oldest")
+        .and_then(|o| o.parse().ok())
+        .unwrap_or(0.0);
     let inner = shared.lock();
-    let messages: Vec<Value> = inner
+    let thread: Vec<&Posted> = inner
         .posts
         .iter()
         .filter(|p| p.channel == channel && (p.ts == ts || p.thread_ts.as_deref() == Some(&ts)))
-        .map(|p| message_json(p, with_metadata))
         .collect();
-    if messages.is_empty() {
+    if thread.is_empty() {
         return fail("thread_not_found");
     }
+    let messages: Vec<Value> = thread
+        .into_iter()
+        .filter(|p| p.ts.parse::<f64>().unwrap_or(0.0) >= oldest)
+        .map(|p| message_json(p, with_metadata))
+        .collect();
     drop(inner);
     page(&messages, &form)
 }
