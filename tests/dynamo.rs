@@ -310,14 +310,7 @@ async fn redelivery_while_open_or_being_flushed_adds_nothing() {
 
     // Being flushed: the first window is claimed and its post stalls.
     let due_at = at("2026-11-02T04:00:00Z");
-    let reached = Arc::new(tokio::sync::Notify::new());
-    let release = Arc::new(tokio::sync::Notify::new());
-    let stalling = Stalling {
-        inner: CollectingNotifier::default(),
-        stalled: AtomicBool::new(false),
-        reached: Arc::clone(&reached),
-        release: Arc::clone(&release),
-    };
+    let (stalling, reached, release) = Stalling::new();
     let mut flusher = engine(store.clone(), stalling, due_at);
     let flushing = tokio::spawn(async move {
         flusher
@@ -592,6 +585,21 @@ struct Stalling {
     release: Arc<tokio::sync::Notify>,
 }
 
+impl Stalling {
+    /// The notifier, and the signals it says `reached` on and waits for `release` on.
+    fn new() -> (Self, Arc<tokio::sync::Notify>, Arc<tokio::sync::Notify>) {
+        let reached = Arc::new(tokio::sync::Notify::new());
+        let release = Arc::new(tokio::sync::Notify::new());
+        let stalling = Self {
+            inner: CollectingNotifier::default(),
+            stalled: AtomicBool::new(false),
+            reached: Arc::clone(&reached),
+            release: Arc::clone(&release),
+        };
+        (stalling, reached, release)
+    }
+}
+
 impl Notifier for Stalling {
     type Error = std::convert::Infallible;
 
@@ -616,14 +624,7 @@ async fn a_flusher_that_outlives_its_lease_posts_again_and_then_conflicts() {
     let store = dynamo(&client, &table);
     let matched = ingest_only(&store, "terraform-burst.jsonl").await;
     let due_at = at("2026-11-02T04:00:00Z");
-    let reached = Arc::new(tokio::sync::Notify::new());
-    let release = Arc::new(tokio::sync::Notify::new());
-    let stalling = Stalling {
-        inner: CollectingNotifier::default(),
-        stalled: AtomicBool::new(false),
-        reached: Arc::clone(&reached),
-        release: Arc::clone(&release),
-    };
+    let (stalling, reached, release) = Stalling::new();
     let mut slow = engine(store.clone(), stalling, due_at);
     let first = tokio::spawn(async move {
         let result = slow.flush_due().await;
