@@ -65,6 +65,8 @@ export const TABLE = {
   dueIndex: 'due',
   dueIndexPartitionKey: 'due_pk',
   dueIndexSortKey: 'due_at',
+  /** What the index holds besides its keys (`DUE_INDEX_ATTRIBUTES` in src/adapters/dynamo.rs). */
+  dueIndexAttributes: ['acct', 'w_start', 'w_sent', 'state_key', 'state_body', 'state_body_gz', 'state_version'],
   ttlAttribute: 'expires_at',
 } as const;
 

@@ -56,7 +56,9 @@ pub trait Store {
         }
     }
 
-    /// Batches due at `now`.
+    /// Batches due at `now`, in due order. A batch another flusher holds may be listed (the
+    /// DynamoDB index does not carry the lease, so that claiming writes no index entry):
+    /// [`Store::claim`] is what keeps it from being taken twice.
     fn due(
         &self,
         now: DateTime<Utc>,

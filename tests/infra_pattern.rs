@@ -50,7 +50,9 @@ fn every_checked_in_pattern_fits_one_rule() {
 /// The CDK creates the table the DynamoDB store expects: same key, index and TTL names.
 #[test]
 fn cdk_table_names_match_the_store() {
-    use trailwatch::adapters::dynamo::{DUE_AT, DUE_INDEX, DUE_PK, TTL_ATTRIBUTE};
+    use trailwatch::adapters::dynamo::{
+        DUE_AT, DUE_INDEX, DUE_INDEX_ATTRIBUTES, DUE_PK, TTL_ATTRIBUTE,
+    };
     let config = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/infra/config.ts"))
         .unwrap_or_else(|err| panic!("infra/config.ts: {err}"));
     for (key, value) in [
@@ -62,6 +64,13 @@ fn cdk_table_names_match_the_store() {
         let line = format!("{key}: '{value}',");
         assert!(config.contains(&line), "infra/config.ts lacks `{line}`");
     }
+    let attributes = DUE_INDEX_ATTRIBUTES
+        .iter()
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let line = format!("dueIndexAttributes: [{attributes}],");
+    assert!(config.contains(&line), "infra/config.ts lacks `{line}`");
 }
 
 /// The alarms watch the metrics the Lambda writes: same namespace and names.

@@ -303,7 +303,8 @@ export class CentralStack extends cdk.Stack {
       indexName: TABLE.dueIndex,
       partitionKey: { name: TABLE.dueIndexPartitionKey, type: dynamodb.AttributeType.STRING },
       sortKey: { name: TABLE.dueIndexSortKey, type: dynamodb.AttributeType.NUMBER },
-      projectionType: dynamodb.ProjectionType.ALL,
+      projectionType: dynamodb.ProjectionType.INCLUDE,
+      nonKeyAttributes: [...TABLE.dueIndexAttributes],
     });
 
     // ---- the Slack token (or webhook URL): set its value after deploy (README "Deploy"). The key

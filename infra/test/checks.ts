@@ -415,7 +415,7 @@ export function checkTable(t: Template): void {
         { AttributeName: TABLE.dueIndexPartitionKey, KeyType: 'HASH' },
         { AttributeName: TABLE.dueIndexSortKey, KeyType: 'RANGE' },
       ],
-      Projection: { ProjectionType: 'ALL' },
+      Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: [...TABLE.dueIndexAttributes] },
     },
   ]);
   for (const name of [TABLE.partitionKey, TABLE.sortKey, TABLE.dueIndexPartitionKey]) {

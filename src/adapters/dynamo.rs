@@ -53,6 +53,18 @@ pub const DUE_INDEX: &str = "due";
 pub const DUE_PK: &str = "due_pk";
 /// Sort key attribute of the due index: epoch milliseconds.
 pub const DUE_AT: &str = "due_at";
+/// The attributes the due index holds besides the keys (`pk`, `sk`, `due_pk`, `due_at`): what
+/// `due`, `held_due` and `states_due` read. A window's lease, counters and attempts are not
+/// among them, so claiming a window or adding to an open one does not write the index.
+pub const DUE_INDEX_ATTRIBUTES: [&str; 7] = [
+    "acct",
+    "w_start",
+    "w_sent",
+    "state_key",
+    "state_body",
+    "state_body_gz",
+    "state_version",
+];
 /// The TTL attribute (epoch seconds).
 pub const TTL_ATTRIBUTE: &str = "expires_at";
 
@@ -339,6 +351,8 @@ struct Versioned {
     op: &'static str,
     body: &'static str,
     version: &'static str,
+    /// Whether the item can be in the due index (held events and states; incidents never).
+    indexed: bool,
 }
 
 /// Versioned JSON bodies (incidents, held events, states) longer than this are stored gzipped
@@ -419,6 +433,33 @@ fn units(size: usize) -> u64 {
     u64::try_from(size.div_ceil(1024).max(1)).unwrap_or(u64::MAX)
 }
 
+/// Write units the `due` index costs for one write of a window whose `due_at` goes from
+/// `before` to `after` (`None`: not in the index), `projected_change` when it changes one of
+/// [`DUE_INDEX_ATTRIBUTES`] (its entry stays under 1 KiB). DynamoDB's rules ("Global secondary indexes:
+/// provisioned throughput considerations", Developer Guide, GSI.html#GSI.Writes): an item
+/// entering or leaving the index is one write, a change of the index key two (delete, then
+/// put), any other change of an indexed item one; an item in the index neither before nor
+/// after costs nothing.
+fn index_units(before: Option<i64>, after: Option<i64>, projected_change: bool) -> u64 {
+    match (before, after) {
+        (None, None) => 0,
+        (Some(old), Some(new)) if old == new => u64::from(projected_change),
+        (Some(_), Some(_)) => 2,
+        _ => 1,
+    }
+}
+
+/// The most the `due` index can cost for a put of an indexable item of `size` bytes over one
+/// read at `read` (0: none), with `due` after it: its old `due_at` is not read back, so a change
+/// of key is assumed (a state's projected body can pass a write unit).
+fn put_index_units(read: u64, due: bool, size: usize) -> u64 {
+    match (read > 0, due) {
+        (_, true) => 2 * units(size),
+        (true, false) => units(size),
+        (false, false) => 0,
+    }
+}
+
 fn status_to_av(change: &StatusChange) -> AttributeValue {
     let mut map = HashMap::from([
         ("status".to_owned(), s(change.status.clone())),
@@ -468,6 +509,13 @@ impl WindowState {
 
     fn in_flight(&self) -> bool {
         self.claim_gen.is_some()
+    }
+
+    /// Write units of the window's update in an `add` transaction making it due at `due`: the
+    /// item, and its due index entry when it enters the index, each twice (a transaction).
+    fn add_units(&self, due: DateTime<Utc>) -> u64 {
+        let entry = index_units(self.due_at, self.due_at.or(Some(ms(due))), !self.exists);
+        2 * (units(self.size) + entry)
     }
 
     fn seq(&self) -> Option<u32> {
@@ -619,9 +667,9 @@ impl DynamoStore {
         expression: &str,
         condition: &str,
         values: Item,
-        size: usize,
+        (size, index): (usize, u64),
     ) -> Result<bool, DynamoError> {
-        self.meter.record(op, 1, units(size) + 1);
+        self.meter.record(op, 1, units(size) + index);
         let result = self
             .client
             .update_item()
@@ -677,14 +725,20 @@ impl DynamoStore {
             TTL_ATTRIBUTE.to_owned(),
             ttl(keep_from, self.settings.event_ttl),
         );
+        let index = if names.indexed {
+            put_index_units(read, item.contains_key(DUE_AT), item_size(&item))
+        } else {
+            0
+        };
         if read == 0 {
             return self
-                .put_if(names.op, item, "attribute_not_exists(pk)", None)
+                .put_if(names.op, item, "attribute_not_exists(pk)", None, index)
                 .await;
         }
         let condition = format!("{} = :v", names.version);
         let values = HashMap::from([(":v".to_owned(), version(read))]);
-        self.put_if(names.op, item, &condition, Some(values)).await
+        self.put_if(names.op, item, &condition, Some(values), index)
+            .await
     }
 
     /// Every item of the `due` index in `partition` due at `now` (`due_at <= now`), all pages.
@@ -724,8 +778,9 @@ impl DynamoStore {
         item: Item,
         condition: &str,
         values: Option<Item>,
+        index: u64,
     ) -> Result<bool, DynamoError> {
-        self.meter.record(op, 1, units(item_size(&item)));
+        self.meter.record(op, 1, units(item_size(&item)) + index);
         let result = self
             .client
             .put_item()
@@ -780,8 +835,9 @@ impl DynamoStore {
             };
             (
                 "SET w_gen = if_not_exists(w_gen, :one), w_sent = if_not_exists(w_sent, :zero), \
-                 w_sent_gen = if_not_exists(w_sent_gen, :zero), acct = :acct, w_start = :start, \
-                 due_pk = :dp, due_at = if_not_exists(due_at, :due), expires_at = :ttl \
+                 w_sent_gen = if_not_exists(w_sent_gen, :zero), acct = if_not_exists(acct, :acct), \
+                 w_start = if_not_exists(w_start, :start), due_pk = :dp, \
+                 due_at = if_not_exists(due_at, :due), expires_at = :ttl \
                  ADD w_events :count",
                 condition,
             )
@@ -893,7 +949,7 @@ impl DynamoStore {
         }];
         let item = self.audit_item(id, audit, history, None, now)?;
         // Already there: an earlier attempt recorded it.
-        self.put_if("put audit", item, "attribute_not_exists(pk)", None)
+        self.put_if("put audit", item, "attribute_not_exists(pk)", None, 0)
             .await?;
         // The window's digest shows the event as already alerted. Skipped when the event item
         // is gone (expired): there is no digest left to mark.
@@ -910,7 +966,7 @@ impl DynamoStore {
             "SET ev_alerted = :t",
             "attribute_exists(pk)",
             HashMap::from([(":t".to_owned(), AttributeValue::Bool(true))]),
-            event.len() + 64,
+            (event.len() + 64, 0),
         )
         .await
         .map(|_| ())
@@ -953,6 +1009,7 @@ impl DynamoStore {
             item,
             "attribute_not_exists(pk) OR ck_len < :l OR (ck_len = :l AND ck_seq <= :s)",
             Some(values),
+            0,
         )
         .await
     }
@@ -1144,8 +1201,7 @@ impl DynamoStore {
                 event_ttl.clone(),
             )?);
             owners.push(None);
-            // The window twice, and once more for the due index.
-            cost += 2 * units(window.size) + u64::from(!in_flight);
+            cost += window.add_units(due);
             match self.transact("add", writes, cost).await {
                 Ok(()) => {
                     let batch = BatchId {
@@ -1308,11 +1364,11 @@ impl Store for DynamoStore {
             (":s".to_owned(), n(window.sent)),
             (":now".to_owned(), n(ms(now))),
             (":lease".to_owned(), n(ms(lease))),
-            (":dp".to_owned(), s(DUE_PARTITION)),
         ]);
-        let mut expression = "SET w_claim_gen = :g, w_gen = :g1, lease_until = :lease, \
-             due_at = :lease, due_pk = :dp, claimed_at = :now"
-            .to_owned();
+        // The window stays in the due index as it was (`due` lists it; a claim while the lease
+        // runs fails its condition): the index is not written.
+        let mut expression =
+            "SET w_claim_gen = :g, w_gen = :g1, lease_until = :lease, claimed_at = :now".to_owned();
         if let (true, Some(claimed)) = (window.in_flight(), window.claimed_at) {
             // Taking over from a flusher whose lease ended: say so in the history.
             let change = StatusChange {
@@ -1337,7 +1393,7 @@ impl Store for DynamoStore {
                 "w_gen = :g AND w_sent = :s AND attribute_exists(due_at) AND \
                  (attribute_not_exists(w_claim_gen) OR lease_until <= :now)",
                 values,
-                window.size,
+                (window.size, 0),
             )
             .await?;
         if !taken {
@@ -1414,7 +1470,7 @@ impl Store for DynamoStore {
             // The audit item first, once: an attempt that stopped before the window update
             // wrote it already, and a retry finds it there. Then the window, if this flusher
             // still holds it (two writes, not a transaction: half the write units).
-            self.put_if("put audit", audit_item, "attribute_not_exists(pk)", None)
+            self.put_if("put audit", audit_item, "attribute_not_exists(pk)", None, 0)
                 .await?;
             if self
                 .update_if(
@@ -1423,7 +1479,10 @@ impl Store for DynamoStore {
                     expression,
                     condition,
                     values,
-                    window.size,
+                    (
+                        window.size,
+                        index_units(window.due_at, window.pend_due, true),
+                    ),
                 )
                 .await?
             {
@@ -1463,6 +1522,7 @@ impl Store for DynamoStore {
             op: "save incident",
             body: "inc_body",
             version: "inc_version",
+            indexed: false,
         };
         self.put_versioned(versioned, item, &next, incident.version, now)
             .await
@@ -1494,6 +1554,7 @@ impl Store for DynamoStore {
             op: "save held",
             body: "held_body",
             version: "held_version",
+            indexed: true,
         };
         self.put_versioned(versioned, item, &next, held.version, keep_from)
             .await
@@ -1536,6 +1597,7 @@ impl Store for DynamoStore {
             op: "save state",
             body: "state_body",
             version: "state_version",
+            indexed: true,
         };
         self.put_versioned(versioned, item, &body, read, keep_from)
             .await
@@ -1593,7 +1655,10 @@ impl Store for DynamoStore {
              REMOVE w_claim_gen, lease_until, pend_due, claimed_at",
             "w_claim_gen = :c AND w_sent = :s",
             values,
-            window.size,
+            (
+                window.size,
+                index_units(window.due_at, Some(ms(retry_at)), false),
+            ),
         )
         .await
         .map(|_| ())
@@ -1601,7 +1666,7 @@ impl Store for DynamoStore {
 }
 
 /// Create the table as the CDK stack does: `pk`/`sk` strings, on-demand, the sparse `due`
-/// index (`due_pk` string, `due_at` number, all attributes) and TTL on `expires_at`.
+/// index (`due_pk` string, `due_at` number, [`DUE_INDEX_ATTRIBUTES`]) and TTL on `expires_at`.
 pub async fn create_table(client: &Client, table: &str) -> Result<(), DynamoError> {
     let attribute = |name: &str, kind| {
         AttributeDefinition::builder()
@@ -1623,7 +1688,13 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), DynamoErro
         .key_schema(key(DUE_AT, KeyType::Range)?)
         .projection(
             Projection::builder()
-                .projection_type(ProjectionType::All)
+                .projection_type(ProjectionType::Include)
+                .set_non_key_attributes(Some(
+                    DUE_INDEX_ATTRIBUTES
+                        .iter()
+                        .map(|a| (*a).to_owned())
+                        .collect(),
+                ))
                 .build(),
         )
         .build()
