@@ -163,7 +163,9 @@ impl WindowBook {
         if events.is_empty() && slot.pending.is_empty() {
             return None;
         }
-        events.append(&mut slot.pending);
+        // Taken with its buffer: a window's slot outlives its batches, and an emptied vector
+        // would keep its capacity (memory that grew with the input).
+        events.extend(std::mem::take(&mut slot.pending));
         if let Some(due) = slot.pending_due.take() {
             self.due.remove(&(due, key.clone()));
         }
