@@ -4,7 +4,7 @@
 //! Each test starts its own fake on 127.0.0.1:0 and points an SDK client at it through the
 //! client config's `endpoint_url` (no process-wide environment, so tests cannot race); the CLI
 //! test sets `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` on its child process only.
-
+#![cfg(feature = "cloud")]
 #![recursion_limit = "256"]
 
 mod common;

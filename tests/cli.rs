@@ -469,6 +469,7 @@ fn now_pins_the_future_date_check() {
 /// `--summarizer bedrock` without AWS credentials: every batch falls back to the offline
 /// summary, and standard error says why in one line (not the SDK's credential chain, once per
 /// provider and call, in colour), then the stats line.
+#[cfg(feature = "cloud")]
 #[test]
 fn bedrock_without_credentials_says_so_once() {
     let home = tempfile::tempdir().unwrap_or_else(|err| panic!("{err}"));
@@ -569,4 +570,34 @@ fn a_closed_pipe_ends_replay_quietly() {
     assert!(!stderr.to_lowercase().contains("broken pipe"), "{stderr}");
     assert!(stderr.contains("replay: read=600"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A build without the `cloud` feature (the README's first command) says, in one line, what
+/// it leaves out and how to build it in, for every command or option that needs it.
+#[cfg(not(feature = "cloud"))]
+#[test]
+fn the_offline_build_names_the_feature_it_lacks() {
+    let fixture = common::fixture("multi-account.jsonl").display().to_string();
+    for args in [
+        vec!["replay", "--summarizer", "bedrock", fixture.as_str()],
+        vec![
+            "replay",
+            "--slack-webhook",
+            "https://hooks.slack.com/services/T/B/x",
+            fixture.as_str(),
+        ],
+        vec!["consume", "--stream", "s", "--table", "t"],
+        vec!["send", "--stream", "s", fixture.as_str()],
+        vec!["audit", "--table", "t"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+            .args(&args)
+            .output()
+            .unwrap_or_else(|err| panic!("cannot run trailwatch: {err}"));
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = text(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains("--features cloud"), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
 }

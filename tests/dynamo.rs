@@ -3,6 +3,7 @@
 //!
 //! Without `AWS_ENDPOINT_URL` the moto tests say so and return, unless `TRAILWATCH_MOTO` is
 //! set (as `.ci/test` does), in which case they fail: under CI they must run.
+#![cfg(feature = "cloud")]
 
 mod common;
 

@@ -48,6 +48,7 @@ fn every_checked_in_pattern_fits_one_rule() {
 }
 
 /// The CDK creates the table the DynamoDB store expects: same key, index and TTL names.
+#[cfg(feature = "cloud")]
 #[test]
 fn cdk_table_names_match_the_store() {
     use trailwatch::adapters::dynamo::{

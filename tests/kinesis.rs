@@ -1,4 +1,5 @@
 //! `send` and `consume` against Kinesis on moto server (`AWS_ENDPOINT_URL`); skipped without it.
+#![cfg(feature = "cloud")]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The Lambda handler on real payload files: Pipe and event-source batches, ticks, partial
 //! failures from a store that fails on the Nth add, and the embedded metrics it writes.
+#![cfg(feature = "cloud")]
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! and the Lambda handler reading them at its first invocation and every refresh interval
 //! after, so that an account added after the deploy is inside the organisation without a
 //! redeploy; a failure keeps what configuration says.
+#![cfg(feature = "cloud")]
 
 mod common;
 

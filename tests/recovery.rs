@@ -2,6 +2,7 @@
 //! handler: an archive replay of events already processed adds nothing, a member
 //! dead-letter message body put back on the stream is processed like the event it was, and
 //! a replayed old heartbeat does not move a source's last-seen back.
+#![cfg(feature = "cloud")]
 
 mod common;
 

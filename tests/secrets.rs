@@ -1,5 +1,6 @@
 //! The Slack secret from Secrets Manager, against an in-process fake of GetSecretValue, and
 //! the Lambda's Slack notifier reading it again when Slack refuses the token.
+#![cfg(feature = "cloud")]
 
 mod common;
 mod fake_slack;

@@ -2,6 +2,7 @@
 //! recognised and kept per account and region, silence opens one notice per source and
 //! closes when heartbeats resume, ingest calls neither Slack nor Bedrock, and a tick with
 //! Slack down returns within its budget with the rest left due and its failures counted.
+#![cfg(feature = "cloud")]
 
 mod common;
 

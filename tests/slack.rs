@@ -1,6 +1,7 @@
 //! Slack delivery against an in-process fake Slack: routing, window order, threads, retries with
 //! their waits (a manual sleeper, not wall time), permanent errors, crash recovery, and secrets
 //! kept out of every log line and error.
+#![cfg(feature = "cloud")]
 
 mod common;
 mod fake_slack;

@@ -19,6 +19,7 @@
 //! Size: `TRAILWATCH_SOAK_EVENTS` (default 10,000, about 30 s in a debug build; the README's
 //! figures are for 50,000), seed:
 //! `TRAILWATCH_SOAK_SEED` (default 1). Run with `--nocapture` for the figures.
+#![cfg(feature = "cloud")]
 
 mod common;
 mod fake_slack;

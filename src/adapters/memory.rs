@@ -17,7 +17,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// The window engine held in memory, with the audit of sent batches.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryStore {
     book: Mutex<WindowBook>,
     audit: Mutex<Vec<AuditLine>>,
@@ -26,6 +26,15 @@ pub struct MemoryStore {
     incidents: Mutex<BTreeMap<IncidentKey, Incident>>,
     held: Mutex<BTreeMap<AccountId, Held>>,
     states: Mutex<BTreeMap<(StateKind, String), StateItem>>,
+    /// False: sent batches' audit lines are not kept (replay writes its audit from the
+    /// deliveries, and keeping every line would grow with the input).
+    keep_audit: bool,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new(WindowConfig::default())
+    }
 }
 
 impl MemoryStore {
@@ -38,6 +47,7 @@ impl MemoryStore {
             incidents: Mutex::new(BTreeMap::new()),
             held: Mutex::new(BTreeMap::new()),
             states: Mutex::new(BTreeMap::new()),
+            keep_audit: true,
         }
     }
 
@@ -51,6 +61,16 @@ impl MemoryStore {
             incidents: Mutex::new(BTreeMap::new()),
             held: Mutex::new(BTreeMap::new()),
             states: Mutex::new(BTreeMap::new()),
+            keep_audit: true,
+        }
+    }
+
+    /// A store that keeps no audit lines ([`MemoryStore::audit`] stays empty): its memory does
+    /// not grow with the batches sent.
+    pub fn without_audit(config: WindowConfig) -> Self {
+        Self {
+            keep_audit: false,
+            ..Self::new(config)
         }
     }
 
@@ -107,7 +127,7 @@ impl Store for MemoryStore {
             }
             None => lock(&self.book).mark_sent(id),
         };
-        if recorded {
+        if recorded && self.keep_audit {
             lock(&self.audit).push(audit.clone());
         }
         Ok(())

@@ -1,22 +1,29 @@
 //! The command line: thin wiring of config -> adapters -> engine.
 
+#[cfg(feature = "cloud")]
 mod audit;
+#[cfg(feature = "cloud")]
 pub mod consume;
+#[cfg(feature = "cloud")]
 pub mod lambda;
 mod pattern;
 mod replay;
+#[cfg(feature = "cloud")]
 pub mod send;
+#[cfg(feature = "cloud")]
 mod slack;
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+#[cfg(feature = "cloud")]
 pub use audit::{audit, parse_since};
 pub use pattern::pattern;
 pub use replay::{
     Input, ingest_as_arrived, ingest_in_order, input_files, render, replay, stats_line,
 };
+#[cfg(feature = "cloud")]
 pub use slack::{RefreshingSlack, SECRET_MAX_AGE, lambda_slack_notifier};
 
 /// trailwatch: what changed in your AWS accounts, who did it, how bad it is.
@@ -187,10 +194,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Replay(args) => Box::pin(replay(*args)).await,
         Command::Pattern(args) => pattern(&args),
+        #[cfg(feature = "cloud")]
         Command::Audit(args) => audit(args).await,
+        #[cfg(feature = "cloud")]
         Command::Send(args) => send::send(args).await,
+        #[cfg(feature = "cloud")]
         Command::Consume(args) => Box::pin(consume::run(args)).await,
+        #[cfg(not(feature = "cloud"))]
+        Command::Audit(_) => Err(needs_cloud("trailwatch audit")),
+        #[cfg(not(feature = "cloud"))]
+        Command::Send(_) => Err(needs_cloud("trailwatch send")),
+        #[cfg(not(feature = "cloud"))]
+        Command::Consume(_) => Err(needs_cloud("trailwatch consume")),
     }
+}
+
+/// The error of a command this build cannot run: it was built without the AWS and Slack
+/// adapters (the `cloud` feature).
+#[cfg(not(feature = "cloud"))]
+pub(crate) fn needs_cloud(what: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{what} needs the AWS and Slack adapters, which this build leaves out: build with \
+         `cargo build --release --features cloud`"
+    )
 }
 
 /// The rule pack: the file at `path`, or else the built-in `packs` combined.

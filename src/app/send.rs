@@ -1,5 +1,7 @@
 //! `trailwatch send`: put CloudTrail events on a Kinesis stream as EventBridge would.
 
+use std::path::Path;
+
 use anyhow::Context as _;
 
 use super::SendArgs;
@@ -30,7 +32,7 @@ pub async fn send(args: SendArgs) -> anyhow::Result<()> {
     let mut all = Vec::new();
     let mut quarantined = 0;
     for file in &args.files {
-        let bytes = super::replay::read_input(file)?;
+        let bytes = read_input(file)?;
         quarantined += entries(&bytes, &mut all);
     }
     let kinesis = Kinesis::from_env().await;
@@ -43,4 +45,14 @@ pub async fn send(args: SendArgs) -> anyhow::Result<()> {
         report.records, report.requests, report.retried
     );
     Ok(())
+}
+
+/// A file's bytes, or standard input's for `-`.
+fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
+    if path == Path::new("-") {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).context("reading stdin")?;
+        return Ok(bytes);
+    }
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }

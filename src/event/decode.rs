@@ -354,8 +354,9 @@ pub fn decode_json_lines_with(
     decode_lines(input, sink, Cx { depth: 0, options });
 }
 
-/// Two or more non-empty lines, the first a whole JSON object.
-fn looks_like_json_lines(input: &[u8]) -> bool {
+/// Whether `input` reads as JSON Lines: its first non-empty line is a whole JSON object and
+/// another line follows.
+pub fn looks_like_json_lines(input: &[u8]) -> bool {
     let mut lines = lines(input)
         .map(<[u8]>::trim_ascii)
         .filter(|l| !l.is_empty());
