@@ -2,8 +2,9 @@
 //! flush, a tick after each), with random faults at every store step and a restart after each
 //! failure, posting through the bot transport to the in-process fake Slack.
 //!
-//! The store is the in-memory one with a 5-minute lease, as on DynamoDB, moved from one engine
-//! to the next as the table outlives a Lambda invocation; each invocation wraps it in a
+//! Two soaks: on DynamoDB (moto server, the write path the Lambda runs) and on the in-memory
+//! store with a 5-minute lease, as on DynamoDB. The store moves from one engine to the next
+//! as the table outlives a Lambda invocation; each invocation wraps it in a
 //! [`FaultyStore`] with at most one planned fault, one time in two (a retryable failure, a
 //! permanent one, or a crash after the write, at the first or second call of a step), picked
 //! by a seeded generator. A failed invocation is retried as the
@@ -16,9 +17,12 @@
 //! whose timestamps ran ahead of every window would show it the whole channel, beyond the
 //! pages it reads.
 //!
-//! Size: `TRAILWATCH_SOAK_EVENTS` (default 10,000, about 30 s in a debug build; the README's
-//! figures are for 50,000), seed:
-//! `TRAILWATCH_SOAK_SEED` (default 1). Run with `--nocapture` for the figures.
+//! Size: `TRAILWATCH_SOAK_EVENTS` in memory (default 10,000, about 30 s in a debug build),
+//! `TRAILWATCH_SOAK_DYNAMO_EVENTS` on DynamoDB (default 2,000, about 80 s: moto answers one
+//! request at a time and scans the table for an index query); the README's figures are for
+//! 50,000. Seed: `TRAILWATCH_SOAK_SEED` (default 1). Run with `--nocapture` for the figures.
+//! The DynamoDB soak needs `AWS_ENDPOINT_URL` (`.ci/test` starts moto) and fails without it
+//! when `TRAILWATCH_MOTO` is set.
 #![cfg(feature = "cloud")]
 
 mod common;
@@ -30,10 +34,13 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use common::faulty::{Fault, FaultyStore, Step};
 use fake_slack::{FakeSlack, TOKEN};
+use trailwatch::adapters::dynamo::{DynamoSettings, DynamoStore, create_table};
 use trailwatch::adapters::memory::MemoryStore;
 use trailwatch::adapters::slack::RetryPolicy;
 use trailwatch::config::{Settings, SlackRoutes};
+use trailwatch::delivery::AuditLine;
 use trailwatch::engine::Engine;
+use trailwatch::ports::Store;
 use trailwatch::rules::RulePack;
 use trailwatch::summary::{Lang, OfflineSummarizer};
 use trailwatch::window::{BatchEvent, ManualClock};
@@ -100,8 +107,45 @@ fn records(n: u64, rng: &mut Rng) -> Vec<String> {
         .collect()
 }
 
+/// What the soak reads back from a store at the end.
+trait Soaked: Store + Sync + Sized {
+    /// The audit lines of every recorded batch.
+    async fn recorded(&self) -> Vec<AuditLine>;
+    /// Nothing left unsent and nothing due, whatever the time.
+    async fn settled(&self, now: DateTime<Utc>) -> bool;
+}
+
+impl Soaked for MemoryStore {
+    async fn recorded(&self) -> Vec<AuditLine> {
+        self.audit()
+    }
+
+    async fn settled(&self, _: DateTime<Utc>) -> bool {
+        self.unsent() == 0 && self.next_due().is_none()
+    }
+}
+
+impl Soaked for DynamoStore {
+    async fn recorded(&self) -> Vec<AuditLine> {
+        let since: DateTime<Utc> = "2026-11-01T00:00:00Z".parse().unwrap_or_default();
+        self.audit(since, since + TimeDelta::days(60))
+            .await
+            .unwrap_or_else(|err| panic!("audit: {err:?}"))
+            .into_iter()
+            .map(|record| record.line)
+            .collect()
+    }
+
+    async fn settled(&self, now: DateTime<Utc>) -> bool {
+        // The due index lists every window with unsent events, in flight or not.
+        self.due(now + TimeDelta::days(30))
+            .await
+            .is_ok_and(|due| due.is_empty())
+    }
+}
+
 /// At most one fault for an invocation: none one time in two.
-fn plan(store: MemoryStore, rng: &mut Rng) -> FaultyStore<MemoryStore> {
+fn plan<S>(store: S, rng: &mut Rng) -> FaultyStore<S> {
     let faulty = FaultyStore::new(store);
     if rng.below(2) != 0 {
         return faulty;
@@ -120,13 +164,13 @@ fn plan(store: MemoryStore, rng: &mut Rng) -> FaultyStore<MemoryStore> {
 /// Lost and duplicated: matched events in no recorded batch, events in more than one, and
 /// messages posted more than once (same batch id, part and channel).
 fn count_outcome(
-    store: &MemoryStore,
+    lines: Vec<AuditLine>,
     matched: &[BatchEvent],
     fake: &FakeSlack,
     figures: &mut Figures,
 ) {
     let mut recorded: BTreeMap<String, u64> = BTreeMap::new();
-    for line in store.audit() {
+    for line in lines {
         for event in &line.events {
             *recorded.entry(event.id.clone()).or_default() += 1;
         }
@@ -170,8 +214,8 @@ struct Figures {
     duplicated_posts: u64,
 }
 
-type SoakEngine = Engine<
-    FaultyStore<MemoryStore>,
+type SoakEngine<S> = Engine<
+    FaultyStore<S>,
     OfflineSummarizer,
     trailwatch::adapters::slack::SlackNotifier<
         std::sync::Arc<trailwatch::adapters::retry::ManualSleeper>,
@@ -181,7 +225,43 @@ type SoakEngine = Engine<
 
 #[test]
 fn soak_with_random_faults_loses_nothing_and_posts_nothing_twice() {
+    let settings = common::settings(Lang::En, chrono_tz::UTC);
     let size = env_number("TRAILWATCH_SOAK_EVENTS", 10_000);
+    soak("in memory", size, || async move {
+        MemoryStore::with_lease(settings.window, TimeDelta::minutes(5))
+    });
+}
+
+/// The same on DynamoDB: the write path the Lambda runs, every transaction and conditional
+/// write on moto server.
+#[test]
+fn soak_on_dynamodb_loses_nothing_and_posts_nothing_twice() {
+    if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
+        assert!(
+            std::env::var_os("TRAILWATCH_MOTO").is_none(),
+            "TRAILWATCH_MOTO is set but AWS_ENDPOINT_URL is not: the moto tests must run"
+        );
+        eprintln!("skipped: AWS_ENDPOINT_URL is unset (run `bash .ci/test` to start moto)");
+        return;
+    }
+    let settings = common::settings(Lang::En, chrono_tz::UTC);
+    let size = env_number("TRAILWATCH_SOAK_DYNAMO_EVENTS", 2_000);
+    soak("on DynamoDB", size, || async move {
+        let client = DynamoStore::client_from_env().await;
+        let table = format!("tw-soak-{}", std::process::id());
+        create_table(&client, &table)
+            .await
+            .unwrap_or_else(|err| panic!("create table {table}: {err:?}"));
+        DynamoStore::new(client, DynamoSettings::new(&table, settings.window))
+    });
+}
+
+fn soak<S, F, Fut>(what: &str, size: u64, make_store: F)
+where
+    S: Soaked,
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = S>,
+{
     let mut rng = Rng(env_number("TRAILWATCH_SOAK_SEED", 1).max(1));
     let lines = records(size, &mut rng);
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -199,10 +279,10 @@ fn soak_with_random_faults_loses_nothing_and_posts_nothing_twice() {
             timeout: Duration::from_millis(500),
             ..RetryPolicy::default()
         };
-        let new_engine = |store: FaultyStore<MemoryStore>,
+        let new_engine = |store: FaultyStore<S>,
                           now: DateTime<Utc>,
                           settings: &Settings|
-         -> Box<SoakEngine> {
+         -> Box<SoakEngine<S>> {
             Box::new(
                 Engine::new(
                     RulePack::builtin(),
@@ -218,14 +298,11 @@ fn soak_with_random_faults_loses_nothing_and_posts_nothing_twice() {
         let mut figures = Figures::default();
         // The matched events, as a fault-free engine decodes them.
         let all = lines.join("\n");
-        let mut probe = new_engine(
-            FaultyStore::new(MemoryStore::new(settings.window)),
-            DateTime::<Utc>::MIN_UTC,
-            &settings,
-        );
+        let mut store = make_store().await;
+        let mut probe = new_engine(FaultyStore::new(store), DateTime::<Utc>::MIN_UTC, &settings);
         let matched: Vec<BatchEvent> = probe.decode(all.as_bytes());
         figures.matched = u64::try_from(matched.len()).unwrap_or(0);
-        let mut store = MemoryStore::with_lease(settings.window, TimeDelta::minutes(5));
+        store = probe.store.inner;
         let mut now = DateTime::<Utc>::MIN_UTC;
         for batch in matched.chunks(PIPE_BATCH) {
             now = now.max(batch.last().map_or(now, |e| e.event.time));
@@ -261,15 +338,15 @@ fn soak_with_random_faults_loses_nothing_and_posts_nothing_twice() {
                 figures.failed_ticks += 1;
             }
             store = engine.store.inner;
-            if tick >= 200 && store.unsent() == 0 && store.next_due().is_none() {
+            if tick >= 200 && store.settled(now).await {
                 break;
             }
         }
-        assert_eq!(store.unsent(), 0, "events left unsent");
-        count_outcome(&store, &matched, &fake, &mut figures);
+        assert!(store.settled(now).await, "{what}: events left unsent");
+        count_outcome(store.recorded().await, &matched, &fake, &mut figures);
         figures
     });
-    eprintln!("soak: {size} events, {figures:?}");
+    eprintln!("soak {what}: {size} events, {figures:?}");
     assert!(
         figures.failed_invocations + figures.failed_ticks > 0,
         "no fault fired: {figures:?}"
