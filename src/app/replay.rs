@@ -784,8 +784,8 @@ mod tests {
     use super::*;
     use crate::render::slack::RENDERED;
 
-    /// Replay's whole path (engine, then the output format) on a fixture, on this thread.
-    async fn replay_fixture(format: Format) -> String {
+    /// The deliveries of the engine on the multi-account fixture, on this thread.
+    async fn fixture_deliveries() -> Vec<Delivery> {
         let settings = Settings::default();
         let mut engine = Engine::new(
             RulePack::builtin(),
@@ -805,7 +805,12 @@ mod tests {
             .flush_all()
             .await
             .unwrap_or_else(|err| panic!("{err}"));
-        let deliveries = engine.notifier.take();
+        engine.notifier.take()
+    }
+
+    /// Replay's whole path (engine, then the output format) on a fixture, on this thread.
+    async fn replay_fixture(format: Format) -> String {
+        let deliveries = fixture_deliveries().await;
         assert!(deliveries.len() > 1);
         render(&deliveries, format).unwrap_or_else(|err| panic!("{err}"))
     }
@@ -863,28 +868,7 @@ mod tests {
     /// once gives, with none, one and several deliveries.
     #[tokio::test]
     async fn streamed_output_is_the_rendered_output() {
-        let deliveries = {
-            let settings = Settings::default();
-            let mut engine = Engine::new(
-                RulePack::builtin(),
-                settings.clone(),
-                MemoryStore::new(settings.window),
-                OfflineSummarizer,
-                CollectingNotifier::default(),
-                EventTimeClock::default(),
-            );
-            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/multi-account.jsonl");
-            let bytes = std::fs::read(path).unwrap_or_else(|err| panic!("fixture: {err}"));
-            engine
-                .ingest_bytes(&bytes)
-                .await
-                .unwrap_or_else(|err| panic!("{err}"));
-            engine
-                .flush_all()
-                .await
-                .unwrap_or_else(|err| panic!("{err}"));
-            engine.notifier.take()
-        };
+        let deliveries = fixture_deliveries().await;
         assert!(deliveries.len() > 2);
         for some in [&deliveries[..0], &deliveries[..1], &deliveries[..]] {
             for (stream, format) in [
