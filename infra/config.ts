@@ -71,12 +71,10 @@ export const TABLE = {
 } as const;
 
 /**
- * What the Lambda does to its table (`src/adapters/dynamo.rs`: GetItem, PutItem, UpdateItem,
- * Query, and TransactWriteItems, whose parts need Put/Update/ConditionCheck). No delete and no
- * batch write: the function cannot erase audit items.
+ * What the Lambda does to its table (`src/adapters/dynamo.rs`: GetItem, PutItem, UpdateItem and
+ * Query; no transactions). No delete and no batch write: the function cannot erase audit items.
  */
 export const TABLE_ACTIONS = [
-  'dynamodb:ConditionCheckItem',
   'dynamodb:GetItem',
   'dynamodb:PutItem',
   'dynamodb:Query',

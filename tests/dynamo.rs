@@ -19,7 +19,7 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, TimeDelta, Utc};
 use fake_slack::{FakeSlack, TOKEN};
 use trailwatch::adapters::dynamo::{
-    DynamoError, DynamoSettings, DynamoStore, TTL_ATTRIBUTE, create_table,
+    AddStep, DynamoError, DynamoSettings, DynamoStore, TTL_ATTRIBUTE, create_table,
 };
 use trailwatch::adapters::memory::{CollectingNotifier, MemoryStore};
 use trailwatch::adapters::retry::ManualSleeper;
@@ -32,7 +32,7 @@ use trailwatch::ports::{Delivery, Notifier, Receipt, Retryable, Store};
 use trailwatch::rules::RulePack;
 use trailwatch::secret::Secret;
 use trailwatch::summary::{Lang, OfflineSummarizer};
-use trailwatch::window::{Added, BatchEvent, Clock as _, ManualClock};
+use trailwatch::window::{Added, BatchEvent, BatchId, Clock as _, ManualClock};
 
 const FIXTURES: [&str; 8] = [
     "duplicates.jsonl",
@@ -1066,6 +1066,35 @@ async fn concurrent_claims_on_one_window_have_one_winner() {
     assert!(matches!(store.claim(&id, after).await, Ok(Some(_))));
 }
 
+/// The least audit line a store-level `mark_sent` takes.
+fn audit_line(id: &BatchId) -> AuditLine {
+    AuditLine {
+        batch_id: id.key(),
+        kind: trailwatch::window::BatchKind::Window,
+        account: id.account.to_string(),
+        account_name: None,
+        window_start: String::new(),
+        late: false,
+        severity: trailwatch::Severity::Green,
+        summary_by: trailwatch::delivery::SummaryBy::Offline,
+        posted: trailwatch::delivery::PostedAs::Top,
+        incident: None,
+        events: Vec::new(),
+        model_id: None,
+        prompt_version: None,
+        input_tokens: None,
+        output_tokens: None,
+        cache_read_tokens: None,
+        cache_write_tokens: None,
+        latency_ms: None,
+        attempts: None,
+        call_batches: None,
+        fallback_reason: None,
+        channel: None,
+        ts: None,
+    }
+}
+
 /// Add one event, claim it, add the rest while in flight, mark sent, claim the follow-up.
 async fn steps<S: Store + Sync>(
     store: &S,
@@ -1102,31 +1131,7 @@ async fn steps<S: Store + Sync>(
             "in flight: {listed:?}"
         );
     }
-    let audit = AuditLine {
-        batch_id: id.key(),
-        kind: trailwatch::window::BatchKind::Window,
-        account: id.account.to_string(),
-        account_name: None,
-        window_start: String::new(),
-        late: false,
-        severity: trailwatch::Severity::Green,
-        summary_by: trailwatch::delivery::SummaryBy::Offline,
-        posted: trailwatch::delivery::PostedAs::Top,
-        incident: None,
-        events: Vec::new(),
-        model_id: None,
-        prompt_version: None,
-        input_tokens: None,
-        output_tokens: None,
-        cache_read_tokens: None,
-        cache_write_tokens: None,
-        latency_ms: None,
-        attempts: None,
-        call_batches: None,
-        fallback_reason: None,
-        channel: None,
-        ts: None,
-    };
+    let audit = audit_line(&id);
     store.mark_sent(&id, &audit, now).await.ok();
     let later = now + TimeDelta::minutes(3);
     let due = store.due(later).await.ok().unwrap_or_default();
@@ -1272,9 +1277,9 @@ fn sans_lab_files() -> usize {
 
 /// (f) Write units per matched event on the Lambda's write path (README "State (DynamoDB)"),
 /// with the Pipe's default batching window (5 s): the Terraform burst and one account's
-/// everyday traffic (sans-lab), every matched event in exactly one delivery. The issue's
-/// target is 3; this asserts what holds today (README: 2.70 and 3.10, an index write caused by a
-/// transaction counted twice).
+/// everyday traffic (sans-lab), every matched event in exactly one delivery. The running-cost
+/// issue asks for at most 3; this asserts 2.2, a little over what the commit-token writes give
+/// (README: 1.69 and 1.99), so that a regression shows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn write_units_per_event_on_the_lambdas_write_path() {
     let Some(client) = moto().await else { return };
@@ -1329,7 +1334,7 @@ async fn write_units_per_event_on_the_lambdas_write_path() {
         );
         assert!(stats.matched > 100, "{name}: {}", stats.matched);
         assert!(
-            per_event <= 3.2,
+            per_event <= 2.2,
             "{name}: {per_event:.2} write units per event"
         );
     }
@@ -2518,4 +2523,249 @@ async fn items_written_by_the_previous_release_are_flushed_and_deduped() {
     finish(&mut again).await;
     assert_eq!(again.stats().matched, 0, "an event added twice");
     assert!(again.notifier.deliveries().is_empty(), "resent");
+}
+
+/// The terraform-burst fixture's matched events, decoded, in time order.
+fn burst_events() -> Vec<BatchEvent> {
+    let mut decoder = engine(
+        MemoryStore::default(),
+        CollectingNotifier::default(),
+        at("2026-11-02T00:00:00Z"),
+    );
+    let mut events = decoder.decode(&read("terraform-burst.jsonl"));
+    events.sort_by_key(|e| e.event.time);
+    events
+}
+
+/// A store writing one event item at a time, so a crash hook counts items exactly.
+fn one_at_a_time(client: &Client, table: &str) -> DynamoStore {
+    let mut settings = DynamoSettings::new(table, settings().window);
+    settings.put_concurrency = 1;
+    DynamoStore::new(client.clone(), settings)
+}
+
+/// Claim and mark sent, at the store, every batch due at `now`: each one's event ids.
+async fn flush_store(store: &DynamoStore, now: DateTime<Utc>) -> Vec<Vec<String>> {
+    let mut sent = Vec::new();
+    for id in store
+        .due(now)
+        .await
+        .unwrap_or_else(|e| panic!("due: {e:?}"))
+    {
+        let claimed = store
+            .claim(&id, now)
+            .await
+            .unwrap_or_else(|e| panic!("claim: {e:?}"));
+        let Some(claimed) = claimed else { continue };
+        sent.push(
+            claimed
+                .events
+                .iter()
+                .map(|e| e.event.id.to_string())
+                .collect(),
+        );
+        store
+            .mark_sent(&id, &audit_line(&id), now)
+            .await
+            .unwrap_or_else(|e| panic!("mark sent: {e:?}"));
+    }
+    sent
+}
+
+/// Every event id of `events` once, sorted.
+fn distinct_ids(events: &[BatchEvent]) -> Vec<String> {
+    let set: BTreeSet<String> = events.iter().map(|e| e.event.id.to_string()).collect();
+    set.into_iter().collect()
+}
+
+/// All ids sent, sorted, duplicates kept (so that an event sent twice shows).
+fn all_sent(batches: &[Vec<String>]) -> Vec<String> {
+    let mut ids: Vec<String> = batches.iter().flatten().cloned().collect();
+    ids.sort();
+    ids
+}
+
+/// An add stopped between its writes (after its intent, after one, half or all of its first
+/// window's event items, before its commit), then the redelivery of the same records either at
+/// once (the intent still young: the redelivery aborts it) or after a flush past the intent's
+/// lease (the claim aborts it). No event is sent before an add of it committed, every event
+/// is sent exactly once, and the redelivery stores what the stopped add left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_add_stopped_between_its_writes_loses_nothing_and_sends_nothing_twice() {
+    let Some(client) = moto().await else { return };
+    let events = burst_events();
+    let first_window = settings().window.start_of(events[0].event.time);
+    let in_first = events
+        .iter()
+        .filter(|e| settings().window.start_of(e.event.time) == first_window)
+        .count();
+    assert!(in_first > 4 && in_first < events.len(), "{in_first}");
+    let ingest_at = events.last().map(|e| e.event.time).unwrap_or_default();
+    let stops = [
+        AddStep::Intent,
+        AddStep::Items(1),
+        AddStep::Items(in_first / 2),
+        AddStep::Items(in_first - 1),
+    ];
+    for stop in stops {
+        for redeliver_at_once in [true, false] {
+            let case = format!("{stop:?}, redelivered at once: {redeliver_at_once}");
+            let table = table(&client, "stopped").await;
+            let store = one_at_a_time(&client, &table);
+            // The first event is stored before: its window is due when the flusher comes.
+            let first = store
+                .add_all(events[..1].to_vec(), ingest_at)
+                .await
+                .unwrap_or_else(|e| panic!("{case}: {e:?}"));
+            assert!(matches!(first[0], Added::New { .. }), "{case}");
+            let stopped = store
+                .clone()
+                .crashing_at(move |step| step == stop)
+                .add_all(events.clone(), ingest_at)
+                .await;
+            assert!(
+                matches!(stopped, Err(DynamoError::Crashed { step }) if step == stop),
+                "{case}: {stopped:?}"
+            );
+            let mut sent = Vec::new();
+            let redeliver_at = if redeliver_at_once {
+                ingest_at
+            } else {
+                // Past the intent's lease: the claim aborts it and takes only what committed.
+                let later = ingest_at + TimeDelta::hours(1);
+                let batches = flush_store(&store, later).await;
+                assert_eq!(
+                    batches,
+                    vec![vec![events[0].event.id.to_string()]],
+                    "{case}: only the committed event goes out"
+                );
+                sent.extend(batches);
+                later
+            };
+            let again = store
+                .add_all(events.clone(), redeliver_at)
+                .await
+                .unwrap_or_else(|e| panic!("{case}: {e:?}"));
+            let new = again
+                .iter()
+                .filter(|a| matches!(a, Added::New { .. }))
+                .count();
+            // Everything but the first event was left to the redelivery (any items the stopped
+            // add wrote are orphans, adopted).
+            assert_eq!(new, events.len() - 1, "{case}");
+            sent.extend(flush_store(&store, redeliver_at + TimeDelta::hours(2)).await);
+            assert_eq!(all_sent(&sent), distinct_ids(&events), "{case}");
+        }
+    }
+}
+
+/// An add that outlives its intent (it stalls after writing its items, a flusher comes past
+/// the lease and aborts the intent): its commit fails, it writes its events again under a new
+/// token, and they go out in the next batch, late; the flusher's batch has only what had
+/// committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_add_that_outlives_its_intent_writes_its_events_again() {
+    let Some(client) = moto().await else { return };
+    let events: Vec<BatchEvent> = {
+        let all = burst_events();
+        let start = settings().window.start_of(all[0].event.time);
+        all.into_iter()
+            .filter(|e| settings().window.start_of(e.event.time) == start)
+            .take(6)
+            .collect()
+    };
+    // The window is due as the add starts.
+    let ingest_at = settings()
+        .window
+        .due_at(settings().window.start_of(events[0].event.time));
+    let table = table(&client, "outlived").await;
+    let store = one_at_a_time(&client, &table);
+    store
+        .add_all(events[..1].to_vec(), ingest_at)
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let (reached_tx, reached) = std::sync::mpsc::channel::<()>();
+    let (go, go_rx) = std::sync::mpsc::channel::<()>();
+    let go_rx = std::sync::Mutex::new(go_rx);
+    let rest = events[1..].len();
+    // Once: the add's second round, after the abort, goes through.
+    let stalled = AtomicBool::new(false);
+    let stalling = store.clone().crashing_at(move |step| {
+        if step == AddStep::Items(rest) && !stalled.swap(true, Ordering::SeqCst) {
+            let _ = reached_tx.send(());
+            // Off the runtime's worker, so the flusher's requests go on meanwhile.
+            tokio::task::block_in_place(|| {
+                let _ = go_rx
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .recv();
+            });
+        }
+        false
+    });
+    let adding = {
+        let events = events[1..].to_vec();
+        tokio::spawn(async move { stalling.add_all(events, ingest_at).await })
+    };
+    tokio::task::spawn_blocking(move || reached.recv())
+        .await
+        .unwrap_or_else(|e| panic!("join: {e}"))
+        .unwrap_or_else(|e| panic!("stalled add: {e}"));
+    // While the intent is young, a flusher waits for it: claiming now would take the
+    // generation the add is writing, and its events would be left behind.
+    let waiting = flush_store(&store, ingest_at + TimeDelta::seconds(30)).await;
+    assert!(waiting.is_empty(), "{waiting:?}");
+    let flushed_at = ingest_at + TimeDelta::hours(1);
+    let first = flush_store(&store, flushed_at).await;
+    assert_eq!(first, vec![vec![events[0].event.id.to_string()]]);
+    go.send(()).unwrap_or_else(|e| panic!("{e}"));
+    let added = adding
+        .await
+        .unwrap_or_else(|e| panic!("join: {e}"))
+        .unwrap_or_else(|e| panic!("add: {e:?}"));
+    assert!(
+        added
+            .iter()
+            .all(|a| matches!(a, Added::New { batch, late: true } if batch.seq == 1)),
+        "{added:?}"
+    );
+    let second = flush_store(&store, flushed_at + TimeDelta::hours(1)).await;
+    assert_eq!(second.len(), 1);
+    let mut sent = first;
+    sent.extend(second);
+    assert_eq!(all_sent(&sent), distinct_ids(&events));
+}
+
+/// Two adds of the same records at the same time (a record delivered twice, to two shards):
+/// each event is stored once, whichever add wins it, and sent once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_adds_of_the_same_records_at_once_store_each_event_once() {
+    let Some(client) = moto().await else { return };
+    let events = burst_events();
+    let ingest_at = events.last().map(|e| e.event.time).unwrap_or_default();
+    for round in 0..3 {
+        let table = table(&client, "twice").await;
+        let mut settings = DynamoSettings::new(&table, settings().window);
+        settings.put_concurrency = 4;
+        let (a, b) = (
+            DynamoStore::new(client.clone(), settings.clone()),
+            DynamoStore::new(client.clone(), settings),
+        );
+        let (left, right) = tokio::join!(
+            a.add_all(events.clone(), ingest_at),
+            b.add_all(events.clone(), ingest_at)
+        );
+        let left = left.unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+        let right = right.unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+        // Each event is new to at least one of them (to both when one adopted the other's
+        // item before its commit: still one item).
+        assert!(
+            left.iter()
+                .zip(&right)
+                .all(|(l, r)| matches!(l, Added::New { .. }) || matches!(r, Added::New { .. })),
+            "round {round}"
+        );
+        let sent = flush_store(&a, ingest_at + TimeDelta::hours(1)).await;
+        assert_eq!(all_sent(&sent), distinct_ids(&events), "round {round}");
+    }
 }

@@ -161,9 +161,9 @@ export function checkFunction(t: Template, cfg: TrailwatchConfig): void {
   assert.deepEqual(statement(s, 'Logs').Resource, partitionJoin(`:logs:${region}:${account}:log-group:/aws/lambda/${CENTRAL_NAMES.function}:log-stream:*`));
   assert.deepEqual(statement(s, 'Logs').Action, ['logs:CreateLogStream', 'logs:PutLogEvents']);
   assert.deepEqual(statement(s, 'Table').Action, [...TABLE_ACTIONS]);
-  // Spelled out, not read back from the config: no delete, no batch write (audit items stay).
+  // Spelled out, not read back from the config: no delete, no batch write (audit items stay),
+  // no transactions.
   assert.deepEqual(statement(s, 'Table').Action, [
-    'dynamodb:ConditionCheckItem',
     'dynamodb:GetItem',
     'dynamodb:PutItem',
     'dynamodb:Query',

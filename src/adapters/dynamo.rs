@@ -8,15 +8,19 @@
 //!
 //! Items (one table, `pk`/`sk` strings):
 //! - event id marker `EID#<event id>` / `EID`: the exact dedupe of an event placed at its
-//!   arrival (dated in the future), written with `attribute_not_exists(pk)` in the same
-//!   transaction as the event and its window;
+//!   arrival (dated in the future), written with `attribute_not_exists(pk)` before the event;
 //! - window `W#<account>#<start>` / `WIN`: generation counters, lease, due time (the sparse
-//!   index `due` holds only windows with unsent events);
+//!   index `due` holds only windows with unsent events), commit tokens;
 //! - event `W#<account>#<start>` / `E#<event id>`: the redacted event (gzipped JSON, `ev_v`
-//!   2; version 1 items hold it as text) and the generation it was added in. Written with
-//!   `attribute_not_exists(pk)`, it is the exact dedupe of its event id: an event always falls
-//!   in the same window. The events of one window arriving together share one transaction
-//!   with one window update;
+//!   2; version 1 items hold it as text), the generation it was added in and the commit token
+//!   of the add that wrote it. Written with `attribute_not_exists(pk)`, it is the exact dedupe
+//!   of its event id: an event always falls in the same window.
+//!
+//! No write is a transaction (DynamoDB bills each item of one twice). An add takes a commit
+//! token from the window (an intent), puts its event items one write unit each, then commits
+//! the token with one window update; a flush reads only items of committed tokens, so an add
+//! that stopped between its writes leaves orphans that are never sent and that the redelivery
+//! of its records takes over (`add_window`, README "State (DynamoDB)");
 //! - audit `AUDIT#<day of window start>` / `<start>#<account>#<seq>`: one per sent batch;
 //! - checkpoint `CKPT#<stream>` / `<shard id>`: the last sequence number processed;
 //! - incident `INC#<account>#<key digest>` / `INC`: its state (JSON), written over the version
@@ -25,18 +29,19 @@
 //!   the version read; while it holds any, it is in the `due` index under partition `HELD`.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::{Read as _, Write as _};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{BuildError, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, Put, ScalarAttributeType, TimeToLiveSpecification,
-    TransactWriteItem, Update,
+    KeyType, Projection, ProjectionType, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
+    TimeToLiveSpecification,
 };
 use chrono::{DateTime, NaiveDate, SecondsFormat, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
@@ -73,6 +78,18 @@ const DUE_PARTITION: &str = "DUE";
 const HELD_PARTITION: &str = "HELD";
 /// How often `add`/`mark_sent` re-read a window that changed under them before giving up.
 const MAX_RACES: usize = 16;
+/// How long an `add`'s intent on a window holds off claims (epoch ms): a claim waits for a
+/// younger intent to commit and aborts an older one (its writer stopped, or is too slow: it
+/// writes its events again under a new token).
+const INTENT_LEASE_MS: i64 = 60_000;
+/// A pending intent on a window item: `wp<token>`, the epoch ms it was taken.
+const INTENT_PREFIX: &str = "wp";
+/// How long a writer that meets an item of an older pending token waits for it to commit
+/// before aborting it (its writer may have stopped; the meeting writer may be the redelivery of
+/// its records). Real time, not the clock events are dated by.
+const WRITER_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+/// How often a waiting writer reads the window again.
+const WRITER_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 /// Longest release reason kept in the window's attempt history.
 const REASON_CHARS: usize = 200;
 /// Audit records larger than this are stored gzip-compressed (a write unit is 1 KiB).
@@ -98,6 +115,9 @@ pub enum DynamoError {
     /// The window kept changing under us (many concurrent writers): try again later.
     #[error("DynamoDB {op}: window {window} changed {MAX_RACES} times in a row")]
     Contention { op: &'static str, window: String },
+    /// A test stopped `add` here, as a crash would ([`DynamoStore::crashing_at`]).
+    #[error("DynamoDB add stopped at {step:?} (injected crash)")]
+    Crashed { step: AddStep },
     /// An item does not have the shape this code writes.
     #[error("DynamoDB item {key} is malformed: {reason}")]
     Malformed { key: String, reason: String },
@@ -114,7 +134,7 @@ impl Retryable for DynamoError {
     fn is_retryable(&self) -> bool {
         match self {
             Self::Service { retryable, .. } => *retryable,
-            Self::Contention { .. } => true,
+            Self::Contention { .. } | Self::Crashed { .. } => true,
             Self::Conflict { .. } | Self::Malformed { .. } | Self::Build { .. } => false,
         }
     }
@@ -183,6 +203,8 @@ pub struct DynamoSettings {
     pub event_ttl: TimeDelta,
     /// How long audit items live.
     pub audit_ttl: TimeDelta,
+    /// Event items one `add` writes at once (at least 1).
+    pub put_concurrency: usize,
 }
 
 impl DynamoSettings {
@@ -194,6 +216,7 @@ impl DynamoSettings {
             lease: TimeDelta::minutes(5),
             event_ttl: TimeDelta::days(7),
             audit_ttl: TimeDelta::days(90),
+            put_concurrency: 32,
         }
     }
 }
@@ -256,12 +279,33 @@ pub struct DynamoStore {
     client: Client,
     settings: DynamoSettings,
     meter: Arc<WriteMeter>,
+    crash: Option<CrashHook>,
+}
+
+/// A step of `add` where a test can stop it as a crash would: the intent and any items written
+/// so far stay in the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddStep {
+    /// The window's intent is taken; no item of the call is written yet.
+    Intent,
+    /// This many events of the window are written (their items, not yet committed).
+    Items(usize),
+}
+
+/// Whether to stop `add` at a step (see [`DynamoStore::crashing_at`]).
+#[derive(Clone)]
+struct CrashHook(Arc<dyn Fn(AddStep) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for CrashHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CrashHook")
+    }
 }
 
 type Item = HashMap<String, AttributeValue>;
 
 /// A window item, read.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct WindowState {
     exists: bool,
     open_gen: i64,
@@ -274,6 +318,14 @@ struct WindowState {
     claimed_at: Option<i64>,
     attempts: Vec<StatusChange>,
     size: usize,
+    /// Whether the item holds `w_tok` (windows written before commit tokens do not).
+    has_tok: bool,
+    /// The token the next `add` takes (`w_tok`; 1 when absent).
+    next_tok: i64,
+    /// Pending intents (`wp<token>`): token, epoch ms taken.
+    intents: Vec<(i64, i64)>,
+    /// Aborted tokens (`w_abort`, a number set).
+    aborted: Vec<i64>,
 }
 
 /// One step in a batch's life, as the audit records it.
@@ -485,6 +537,7 @@ impl WindowState {
         let Some(item) = item else {
             return Self {
                 open_gen: 1,
+                next_tok: 1,
                 ..Self::default()
             };
         };
@@ -504,6 +557,37 @@ impl WindowState {
                 .map(|l| l.iter().filter_map(status_from_av).collect())
                 .unwrap_or_default(),
             size: item_size(item),
+            has_tok: item.contains_key("w_tok"),
+            next_tok: get_n(item, "w_tok").unwrap_or(1),
+            intents: item
+                .iter()
+                .filter_map(|(name, value)| {
+                    let tok = name.strip_prefix(INTENT_PREFIX)?.parse().ok()?;
+                    Some((tok, value.as_n().ok()?.parse().ok()?))
+                })
+                .collect(),
+            aborted: item
+                .get("w_abort")
+                .and_then(|v| v.as_ns().ok())
+                .map(|set| set.iter().filter_map(|t| t.parse().ok()).collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// What the token `tok` of an item of this window says of it: none (written by a
+    /// transaction, before tokens) is committed; an aborted token, or one this window never
+    /// gave (the window expired and was made again), is void; one with an intent is pending;
+    /// any other token the window gave is committed.
+    fn token(&self, tok: Option<i64>) -> TokenState {
+        let Some(tok) = tok else {
+            return TokenState::Committed;
+        };
+        if self.aborted.contains(&tok) || tok >= self.next_tok {
+            TokenState::Void
+        } else if self.intents.iter().any(|(t, _)| *t == tok) {
+            TokenState::Pending
+        } else {
+            TokenState::Committed
         }
     }
 
@@ -511,37 +595,9 @@ impl WindowState {
         self.claim_gen.is_some()
     }
 
-    /// Write units of the window's update in an `add` transaction making it due at `due`: the
-    /// item, and its due index entry when it enters the index, each twice (a transaction).
-    fn add_units(&self, due: DateTime<Utc>) -> u64 {
-        let entry = index_units(self.due_at, self.due_at.or(Some(ms(due))), !self.exists);
-        2 * (units(self.size) + entry)
-    }
-
     fn seq(&self) -> Option<u32> {
         u32::try_from(self.sent).ok()
     }
-}
-
-/// Why a transaction did not happen.
-enum TxError {
-    /// Cancelled; one code per item (`None` where the item was fine).
-    Cancelled(Vec<Option<String>>),
-    Failed(DynamoError),
-}
-
-fn cancelled_at(codes: &[Option<String>], index: usize) -> bool {
-    codes
-        .get(index)
-        .and_then(Option::as_deref)
-        .is_some_and(|c| c == "ConditionalCheckFailed")
-}
-
-fn is_conflict(codes: &[Option<String>]) -> bool {
-    codes
-        .iter()
-        .flatten()
-        .any(|c| c == "TransactionConflict" || c == "ThrottlingError")
 }
 
 impl DynamoStore {
@@ -550,7 +606,16 @@ impl DynamoStore {
             client,
             settings,
             meter: Arc::new(WriteMeter::default()),
+            crash: None,
         }
+    }
+
+    /// This store, stopping `add` with [`DynamoError::Crashed`] at each step where `at`
+    /// returns true: for tests of crashes between its writes.
+    #[must_use]
+    pub fn crashing_at(mut self, at: impl Fn(AddStep) -> bool + Send + Sync + 'static) -> Self {
+        self.crash = Some(CrashHook(Arc::new(at)));
+        self
     }
 
     /// A client from the environment (region, credentials, `AWS_ENDPOINT_URL`).
@@ -599,66 +664,6 @@ impl DynamoStore {
         Ok(WindowState::parse(item.as_ref()))
     }
 
-    async fn transact(
-        &self,
-        op: &'static str,
-        items: Vec<TransactWriteItem>,
-        units: u64,
-    ) -> Result<(), TxError> {
-        let count = u64::try_from(items.len()).unwrap_or(u64::MAX);
-        self.meter.record(op, count, units);
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(err) => {
-                if let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) =
-                    err.as_service_error()
-                {
-                    let codes = cancel
-                        .cancellation_reasons()
-                        .iter()
-                        .map(|r| r.code().filter(|c| *c != "None").map(str::to_owned))
-                        .collect();
-                    return Err(TxError::Cancelled(codes));
-                }
-                Err(TxError::Failed(classify(op, err)))
-            }
-        }
-    }
-
-    fn put(&self, item: Item, condition: Option<&str>) -> Result<TransactWriteItem, DynamoError> {
-        let put = Put::builder()
-            .table_name(&self.settings.table)
-            .set_item(Some(item))
-            .set_condition_expression(condition.map(str::to_owned))
-            .build()
-            .map_err(build_error("put"))?;
-        Ok(TransactWriteItem::builder().put(put).build())
-    }
-
-    fn update(
-        &self,
-        key: Item,
-        expression: &str,
-        condition: &str,
-        values: Item,
-    ) -> Result<TransactWriteItem, DynamoError> {
-        let update = Update::builder()
-            .table_name(&self.settings.table)
-            .set_key(Some(key))
-            .update_expression(expression)
-            .condition_expression(condition)
-            .set_expression_attribute_values((!values.is_empty()).then_some(values))
-            .build()
-            .map_err(build_error("update"))?;
-        Ok(TransactWriteItem::builder().update(update).build())
-    }
-
     /// Run a single conditional update; `Ok(false)` when the condition failed.
     async fn update_if(
         &self,
@@ -677,7 +682,7 @@ impl DynamoStore {
             .set_key(Some(key))
             .update_expression(expression)
             .condition_expression(condition)
-            .set_expression_attribute_values(Some(values))
+            .set_expression_attribute_values((!values.is_empty()).then_some(values))
             .send()
             .await;
         match result {
@@ -780,77 +785,18 @@ impl DynamoStore {
         values: Option<Item>,
         index: u64,
     ) -> Result<bool, DynamoError> {
-        self.meter.record(op, 1, units(item_size(&item)) + index);
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.settings.table)
-            .set_item(Some(item))
-            .condition_expression(condition)
-            .set_expression_attribute_values(values)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if err.code() == Some("ConditionalCheckFailedException") => Ok(false),
-            Err(err) => Err(classify(op, err)),
-        }
+        let old = self.put_or_old(op, item, condition, values, index).await?;
+        Ok(old.is_none())
     }
 
-    /// The window update of `add`: `count` events join the open generation; the window becomes
-    /// due (or, while a batch is in flight, remembers when its next batch is due).
-    fn add_window_update(
-        &self,
-        pk: &str,
-        window: &WindowState,
-        (account, start): (&AccountId, DateTime<Utc>),
-        due: DateTime<Utc>,
-        count: i64,
-        expires_at: AttributeValue,
-    ) -> Result<TransactWriteItem, DynamoError> {
-        let mut values = HashMap::from([
-            (":due".to_owned(), n(ms(due))),
-            (":one".to_owned(), n(1)),
-            (":count".to_owned(), n(count)),
-            (":ttl".to_owned(), expires_at),
-        ]);
-        let (expression, condition) = if window.in_flight() {
-            values.insert(":g".to_owned(), n(window.open_gen));
-            values.insert(":s".to_owned(), n(window.sent));
-            (
-                "SET pend_due = if_not_exists(pend_due, :due), expires_at = :ttl \
-                 ADD w_events :count",
-                "w_gen = :g AND w_sent = :s AND attribute_exists(w_claim_gen)",
-            )
-        } else {
-            values.insert(":dp".to_owned(), s(DUE_PARTITION));
-            values.insert(":zero".to_owned(), n(0));
-            values.insert(":acct".to_owned(), s(account.as_str()));
-            values.insert(":start".to_owned(), s(rfc3339(start)));
-            let condition = if window.exists {
-                values.insert(":g".to_owned(), n(window.open_gen));
-                "w_gen = :g AND attribute_not_exists(w_claim_gen)"
-            } else {
-                "attribute_not_exists(pk)"
-            };
-            (
-                "SET w_gen = if_not_exists(w_gen, :one), w_sent = if_not_exists(w_sent, :zero), \
-                 w_sent_gen = if_not_exists(w_sent_gen, :zero), acct = if_not_exists(acct, :acct), \
-                 w_start = if_not_exists(w_start, :start), due_pk = :dp, \
-                 due_at = if_not_exists(due_at, :due), expires_at = :ttl \
-                 ADD w_events :count",
-                condition,
-            )
-        };
-        self.update(Self::key(pk, "WIN"), expression, condition, values)
-    }
-
-    /// The events of generations `(after, upto]` of a window, ordered by time then id.
+    /// The events of generations `(after, upto]` of a window whose tokens are committed in
+    /// `tokens` (the window as claimed), ordered by time then id.
     async fn events(
         &self,
         pk: &str,
         after: i64,
         upto: i64,
+        tokens: &WindowState,
     ) -> Result<Vec<BatchEvent>, DynamoError> {
         let mut events = Vec::new();
         let mut start = None;
@@ -871,6 +817,10 @@ impl DynamoStore {
                 .await
                 .map_err(|e| classify("query events", e))?;
             for item in out.items() {
+                if tokens.token(get_n(item, "ev_tok")) != TokenState::Committed {
+                    // An orphan: its add never committed; its event is written again.
+                    continue;
+                }
                 let mut stored = stored_event(pk, item)?;
                 let alerted = matches!(item.get("ev_alerted"), Some(AttributeValue::Bool(true)));
                 stored.already_alerted |= alerted;
@@ -1083,20 +1033,15 @@ fn parse_audit(pk: &str, item: &Item) -> Result<AuditRecord, DynamoError> {
     serde_json::from_slice(&json).map_err(|err| malformed(pk, format!("audit record: {err}")))
 }
 
-/// Most items in one `add` transaction (DynamoDB's TransactWriteItems takes 100).
-const TRANSACTION_ITEMS: usize = 100;
-/// Most bytes of event items in one `add` transaction (DynamoDB's limit is 4 MB).
-const TRANSACTION_BYTES: usize = 3 * 1024 * 1024;
 /// The version of the event item this code writes: 2 holds the event gzipped (`ev_gz`),
 /// 1 (no `ev_v`, written before) as JSON text (`ev_body`). Both are read.
 const EVENT_ITEM_VERSION: i64 = 2;
 
-/// An event ready to store: its window's start, its body gzipped, the item's size.
+/// An event ready to store: its window's start, its body gzipped.
 struct NewEvent {
     event: BatchEvent,
     gz: Vec<u8>,
     start: DateTime<Utc>,
-    size: usize,
 }
 
 impl NewEvent {
@@ -1109,13 +1054,7 @@ impl NewEvent {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(&body).map_err(|err| build(Box::new(err)))?;
         let gz = gz.finish().map_err(|err| build(Box::new(err)))?;
-        let size = gz.len() + 2 * event.event.id.as_str().len() + 96;
-        Ok(Self {
-            event,
-            gz,
-            start,
-            size,
-        })
+        Ok(Self { event, gz, start })
     }
 }
 
@@ -1136,24 +1075,216 @@ fn stored_event(pk: &str, item: &Item) -> Result<BatchEvent, DynamoError> {
     serde_json::from_slice(&json).map_err(|err| malformed(pk, format!("event body: {err}")))
 }
 
+/// What a token, found on an event item or marker, says of it (see [`WindowState::token`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TokenState {
+    /// Its add committed: the item is stored, and read by the flush of its generation.
+    Committed,
+    /// Its add has not committed yet (or stopped before it did).
+    Pending,
+    /// It can never commit (aborted, or its window is gone): the item is an orphan, which the
+    /// next writer of its event adopts.
+    Void,
+}
+
+/// How one item of an `add` went.
+enum ItemPut {
+    /// Written (or adopted) under this call's token.
+    Ours,
+    /// Stored before under a committed token: the event is a duplicate.
+    Stored,
+}
+
 impl DynamoStore {
-    /// One transaction for `events` of the window `pk` (see `add_all`), retried while the
-    /// window moves under it; each event's result goes to `out` at its index.
-    async fn add_window(
+    /// Put `item` (an event item or marker, holding `ev_tok` = `own`, a token of window `pk`)
+    /// unless its key holds a stored one. A committed item makes the event a duplicate; an
+    /// orphan (its token void) is taken over with a put conditional on its token; a pending
+    /// one has its token aborted first ([`Self::settle`]).
+    async fn put_item(
+        &self,
+        op: &'static str,
+        (pk, own): (&str, i64),
+        item: Item,
+    ) -> Result<ItemPut, DynamoError> {
+        let mut over: Option<i64> = None;
+        for _ in 0..MAX_RACES {
+            let (condition, values) = match over {
+                None => ("attribute_not_exists(pk)", None),
+                Some(tok) => (
+                    "ev_tok = :t",
+                    Some(HashMap::from([(":t".to_owned(), n(tok))])),
+                ),
+            };
+            let Some(old) = self
+                .put_or_old(op, item.clone(), condition, values, 0)
+                .await?
+            else {
+                return Ok(ItemPut::Ours);
+            };
+            // Written by a transaction, before commit tokens: stored.
+            let Some(tok) = get_n(&old, "ev_tok") else {
+                return Ok(ItemPut::Stored);
+            };
+            // A marker's token is one of the window it names; an event item's, of its own.
+            let owner = get_s(&old, "ev_window").unwrap_or(pk);
+            // Younger than ours, of our window: its writer yields (it waits for older ones).
+            let younger = owner == pk && tok > own;
+            match self.settle(owner, tok, younger).await? {
+                TokenState::Committed => return Ok(ItemPut::Stored),
+                TokenState::Pending => {}
+                TokenState::Void => over = Some(tok),
+            }
+        }
+        Err(DynamoError::Contention {
+            op,
+            window: pk.to_owned(),
+        })
+    }
+
+    /// What token `tok` of window `pk` comes to: committed, or void. A pending one is aborted,
+    /// at once when `younger` than the caller's, otherwise after waiting up to
+    /// [`WRITER_PATIENCE`] for it to commit: of two writers of one event, the one with the
+    /// older token goes on; a writer that stopped is taken over after the wait.
+    async fn settle(&self, pk: &str, tok: i64, younger: bool) -> Result<TokenState, DynamoError> {
+        let started = std::time::Instant::now();
+        for _ in 0..MAX_RACES * 8 {
+            let window = self.window(pk).await?;
+            match window.token(Some(tok)) {
+                TokenState::Pending if younger || started.elapsed() >= WRITER_PATIENCE => {
+                    // Then read again: committed meanwhile, or now void.
+                    self.abort(pk, tok, &window).await?;
+                }
+                TokenState::Pending => tokio::time::sleep(WRITER_POLL).await,
+                settled => return Ok(settled),
+            }
+        }
+        Ok(TokenState::Pending)
+    }
+
+    /// A put with `condition` (costing `index` units in the due index besides the item):
+    /// `Ok(None)` when written, else the item that failed it (returned with the error, no read).
+    async fn put_or_old(
+        &self,
+        op: &'static str,
+        item: Item,
+        condition: &str,
+        values: Option<Item>,
+        index: u64,
+    ) -> Result<Option<Item>, DynamoError> {
+        self.meter.record(op, 1, units(item_size(&item)) + index);
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.settings.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .set_expression_attribute_values(values)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(None),
+            Err(err) => {
+                if let Some(PutItemError::ConditionalCheckFailedException(failed)) =
+                    err.as_service_error()
+                {
+                    return Ok(Some(failed.item().cloned().unwrap_or_default()));
+                }
+                Err(classify(op, err))
+            }
+        }
+    }
+
+    /// Abort the pending token `tok` of window `pk`: it can no longer commit, and its items are
+    /// orphans. `Ok(false)` when it is not pending any more (committed or aborted meanwhile).
+    async fn abort(&self, pk: &str, tok: i64, window: &WindowState) -> Result<bool, DynamoError> {
+        self.update_if(
+            "abort",
+            Self::key(pk, "WIN"),
+            &format!("REMOVE {INTENT_PREFIX}{tok} ADD w_abort :t"),
+            &format!("attribute_exists({INTENT_PREFIX}{tok})"),
+            HashMap::from([(":t".to_owned(), AttributeValue::Ns(vec![tok.to_string()]))]),
+            (window.size, 0),
+        )
+        .await
+    }
+
+    /// Take the window's next token: `w_tok + 1`, and an intent `wp<token>` = `now` (epoch ms).
+    /// Creates the window when new (not in the due index yet). `Ok(None)` when the window
+    /// moved since it was read.
+    async fn intend(
         &self,
         pk: &str,
-        mut events: Vec<(usize, NewEvent)>,
+        window: &WindowState,
+        (account, start): (&AccountId, DateTime<Utc>),
         now: DateTime<Utc>,
-        out: &mut [Option<Added>],
-    ) -> Result<(), DynamoError> {
+        expires_at: AttributeValue,
+    ) -> Result<Option<i64>, DynamoError> {
+        let tok = window.next_tok;
+        let mut values = HashMap::from([
+            (":k1".to_owned(), n(tok + 1)),
+            (":now".to_owned(), n(ms(now))),
+            (":ttl".to_owned(), expires_at),
+        ]);
+        let mut expression =
+            format!("SET w_tok = :k1, {INTENT_PREFIX}{tok} = :now, expires_at = :ttl");
+        let condition = if window.exists {
+            values.insert(":g".to_owned(), n(window.open_gen));
+            if window.has_tok {
+                values.insert(":k".to_owned(), n(tok));
+                "w_gen = :g AND w_tok = :k"
+            } else {
+                "w_gen = :g AND attribute_not_exists(w_tok)"
+            }
+        } else {
+            values.insert(":one".to_owned(), n(1));
+            values.insert(":zero".to_owned(), n(0));
+            values.insert(":acct".to_owned(), s(account.as_str()));
+            values.insert(":start".to_owned(), s(rfc3339(start)));
+            expression.push_str(
+                ", w_gen = :one, w_sent = :zero, w_sent_gen = :zero, acct = :acct, \
+                 w_start = :start",
+            );
+            "attribute_not_exists(pk)"
+        };
+        let size = window.size + 32;
+        let taken = self
+            .update_if(
+                "intent",
+                Self::key(pk, "WIN"),
+                &expression,
+                condition,
+                values,
+                (size, 0),
+            )
+            .await?;
+        Ok(taken.then_some(tok))
+    }
+
+    /// Commit token `tok` of window `pk` with `count` events: the window becomes due (or, while
+    /// a batch is in flight, remembers when its next batch is due) and the intent goes. Returns
+    /// the batch the events are in, and whether they are late; `Ok(None)` when the intent was
+    /// aborted (the items are orphans: the caller writes them again under a new token).
+    async fn commit(
+        &self,
+        pk: &str,
+        (tok, count): (i64, usize),
+        read: WindowState,
+        (account, start): (&AccountId, DateTime<Utc>),
+        now: DateTime<Utc>,
+        expires_at: &AttributeValue,
+    ) -> Result<Option<Added>, DynamoError> {
         let config = self.settings.window;
-        let event_ttl = ttl(now, self.settings.event_ttl);
+        let intent = format!("{INTENT_PREFIX}{tok}");
+        let mut known = Some(read);
         for _ in 0..MAX_RACES {
-            let Some((_, first)) = events.first() else {
-                return Ok(());
+            let window = match known.take() {
+                Some(window) => window,
+                None => self.window(pk).await?,
             };
-            let (start, account) = (first.start, first.event.event.account.clone());
-            let window = self.window(pk).await?;
+            if !window.intents.iter().any(|(t, _)| *t == tok) {
+                return Ok(None);
+            }
             let in_flight = window.in_flight();
             let late = window.sent > 0 || in_flight;
             let seq = window.sent + i64::from(in_flight);
@@ -1163,89 +1294,215 @@ impl DynamoStore {
             } else {
                 window_due
             };
-            // Which event each item is of, in transaction order (the window update last).
-            let mut owners = Vec::with_capacity(events.len() + 1);
-            let mut writes = Vec::with_capacity(events.len() + 1);
-            let mut cost = 0;
-            for (position, (_, new)) in events.iter().enumerate() {
-                let id = new.event.event.id.as_str();
-                if new.event.placed {
-                    let mut marker = Self::key(format!("EID#{id}"), "EID");
-                    marker.insert("ev_window".to_owned(), s(pk));
-                    marker.insert(TTL_ATTRIBUTE.to_owned(), event_ttl.clone());
-                    cost += 2 * units(item_size(&marker));
-                    writes.push(self.put(marker, Some("attribute_not_exists(pk)"))?);
-                    owners.push(Some(position));
-                }
-                let mut item = Self::key(pk, format!("E#{id}"));
-                item.insert("ev_v".to_owned(), n(EVENT_ITEM_VERSION));
-                item.insert("ev_gen".to_owned(), n(window.open_gen));
-                item.insert("ev_time".to_owned(), n(ms(new.event.event.time)));
-                item.insert(
-                    "ev_gz".to_owned(),
-                    AttributeValue::B(Blob::new(new.gz.clone())),
-                );
-                item.insert(TTL_ATTRIBUTE.to_owned(), event_ttl.clone());
-                // Every item twice (transaction).
-                cost += 2 * units(item_size(&item));
-                writes.push(self.put(item, Some("attribute_not_exists(pk)"))?);
-                owners.push(Some(position));
+            let mut values = HashMap::from([
+                (":due".to_owned(), n(ms(due))),
+                (":g".to_owned(), n(window.open_gen)),
+                (":ttl".to_owned(), expires_at.clone()),
+            ]);
+            if count == 0 {
+                // Every event was stored already: only the intent goes; nothing becomes due.
+                let gone = self
+                    .update_if(
+                        "commit",
+                        Self::key(pk, "WIN"),
+                        &format!("REMOVE {intent}"),
+                        &format!("attribute_exists({intent})"),
+                        HashMap::new(),
+                        (window.size, 0),
+                    )
+                    .await?;
+                return Ok(gone.then_some(Added::Duplicate));
             }
-            let count = i64::try_from(events.len()).unwrap_or(i64::MAX);
-            writes.push(self.add_window_update(
-                pk,
-                &window,
-                (&account, start),
-                due,
-                count,
-                event_ttl.clone(),
-            )?);
-            owners.push(None);
-            cost += window.add_units(due);
-            match self.transact("add", writes, cost).await {
-                Ok(()) => {
-                    let batch = BatchId {
-                        account,
+            values.insert(
+                ":count".to_owned(),
+                n(i64::try_from(count).unwrap_or(i64::MAX)),
+            );
+            let (expression, condition, index) = if in_flight {
+                values.insert(":s".to_owned(), n(window.sent));
+                (
+                    format!(
+                        "SET pend_due = if_not_exists(pend_due, :due), expires_at = :ttl \
+                         REMOVE {intent} ADD w_events :count"
+                    ),
+                    format!(
+                        "attribute_exists({intent}) AND w_gen = :g AND w_sent = :s AND \
+                         attribute_exists(w_claim_gen)"
+                    ),
+                    0,
+                )
+            } else {
+                values.insert(":dp".to_owned(), s(DUE_PARTITION));
+                (
+                    format!(
+                        "SET due_pk = :dp, due_at = if_not_exists(due_at, :due), \
+                         expires_at = :ttl REMOVE {intent} ADD w_events :count"
+                    ),
+                    format!(
+                        "attribute_exists({intent}) AND w_gen = :g AND \
+                         attribute_not_exists(w_claim_gen)"
+                    ),
+                    index_units(window.due_at, window.due_at.or(Some(ms(due))), false),
+                )
+            };
+            if self
+                .update_if(
+                    "commit",
+                    Self::key(pk, "WIN"),
+                    &expression,
+                    &condition,
+                    values,
+                    (window.size, index),
+                )
+                .await?
+            {
+                return Ok(Some(Added::New {
+                    batch: BatchId {
+                        account: account.clone(),
                         window_start: start,
                         seq: u32::try_from(seq).unwrap_or(u32::MAX),
                         event: None,
-                    };
-                    for (index, _) in events {
-                        out[index] = Some(Added::New {
-                            batch: batch.clone(),
-                            late,
-                        });
+                    },
+                    late,
+                }));
+            }
+        }
+        Err(DynamoError::Contention {
+            op: "commit",
+            window: pk.to_owned(),
+        })
+    }
+
+    /// The items of one event under token `tok`, generation `generation`: its id marker first
+    /// when it was placed at its arrival, then the event item.
+    async fn put_event(
+        &self,
+        pk: &str,
+        (tok, generation): (i64, i64),
+        new: &NewEvent,
+        expires_at: &AttributeValue,
+    ) -> Result<ItemPut, DynamoError> {
+        let id = new.event.event.id.as_str();
+        if new.event.placed {
+            let mut marker = Self::key(format!("EID#{id}"), "EID");
+            marker.insert("ev_window".to_owned(), s(pk));
+            marker.insert("ev_tok".to_owned(), n(tok));
+            marker.insert(TTL_ATTRIBUTE.to_owned(), expires_at.clone());
+            if let ItemPut::Stored = self.put_item("put marker", (pk, tok), marker).await? {
+                return Ok(ItemPut::Stored);
+            }
+        }
+        let mut item = Self::key(pk, format!("E#{id}"));
+        item.insert("ev_v".to_owned(), n(EVENT_ITEM_VERSION));
+        item.insert("ev_gen".to_owned(), n(generation));
+        item.insert("ev_tok".to_owned(), n(tok));
+        item.insert("ev_time".to_owned(), n(ms(new.event.event.time)));
+        item.insert(
+            "ev_gz".to_owned(),
+            AttributeValue::B(Blob::new(new.gz.clone())),
+        );
+        item.insert(TTL_ATTRIBUTE.to_owned(), expires_at.clone());
+        self.put_item("put event", (pk, tok), item).await
+    }
+
+    /// Store `events` of the window `pk` (see `add_all`); each event's result goes to `out` at
+    /// its index. Three steps, each one conditional write or more: take the window's next
+    /// token with an intent (`intend`); put the items under it, [`DynamoSettings::put_concurrency`]
+    /// at a time (`put_event`); commit it (`commit`). Stopped after any step, nothing of the
+    /// call is read by a flush: its items are orphans until its records come again. If a claim
+    /// aborted the intent meanwhile (this call outlived [`INTENT_LEASE_MS`]), all again under a
+    /// new token.
+    async fn add_window(
+        &self,
+        pk: &str,
+        mut events: Vec<(usize, NewEvent)>,
+        now: DateTime<Utc>,
+        out: &mut [Option<Added>],
+    ) -> Result<(), DynamoError> {
+        let event_ttl = ttl(now, self.settings.event_ttl);
+        let Some((_, first)) = events.first() else {
+            return Ok(());
+        };
+        let (start, account) = (first.start, first.event.event.account.clone());
+        for _ in 0..MAX_RACES {
+            if events.is_empty() {
+                return Ok(());
+            }
+            let window = self.window(pk).await?;
+            let Some(tok) = self
+                .intend(pk, &window, (&account, start), now, event_ttl.clone())
+                .await?
+            else {
+                continue;
+            };
+            self.crash_at(AddStep::Intent)?;
+            let mut ours = Vec::with_capacity(events.len());
+            let mut done = 0;
+            let concurrency = self.settings.put_concurrency.max(1);
+            while !events.is_empty() {
+                let rest = events.split_off(events.len().min(concurrency));
+                let mut tasks = tokio::task::JoinSet::new();
+                for (index, new) in std::mem::replace(&mut events, rest) {
+                    let (store, pk, ttl) = (self.clone(), pk.to_owned(), event_ttl.clone());
+                    let generation = window.open_gen;
+                    tasks.spawn(async move {
+                        let put = store.put_event(&pk, (tok, generation), &new, &ttl).await;
+                        (index, new, put)
+                    });
+                }
+                while let Some(joined) = tasks.join_next().await {
+                    let (index, new, put) = joined.map_err(|err| DynamoError::Build {
+                        op: "add",
+                        source: Box::new(err),
+                    })?;
+                    match put? {
+                        ItemPut::Ours => ours.push((index, new)),
+                        ItemPut::Stored => out[index] = Some(Added::Duplicate),
+                    }
+                    done += 1;
+                }
+                self.crash_at(AddStep::Items(done))?;
+            }
+            ours.sort_by_key(|(index, _)| *index);
+            // The window as read, with this intent: a claim cannot have come between (it waits
+            // for intents), but a batch in flight may have been marked sent (then re-read).
+            let mut read = window;
+            read.exists = true;
+            read.has_tok = true;
+            read.next_tok = tok + 1;
+            read.intents.push((tok, ms(now)));
+            match self
+                .commit(
+                    pk,
+                    (tok, ours.len()),
+                    read,
+                    (&account, start),
+                    now,
+                    &event_ttl,
+                )
+                .await?
+            {
+                Some(added) => {
+                    for (index, _) in ours {
+                        out[index] = Some(added.clone());
                     }
                     return Ok(());
                 }
-                Err(TxError::Cancelled(codes)) => {
-                    // Items whose condition failed: their events are stored already.
-                    let mut stored: Vec<usize> = owners
-                        .iter()
-                        .enumerate()
-                        .filter(|(item, _)| cancelled_at(&codes, *item))
-                        .filter_map(|(_, owner)| *owner)
-                        .collect();
-                    stored.dedup();
-                    let window_moved = cancelled_at(&codes, owners.len() - 1);
-                    if stored.is_empty() && !window_moved && !is_conflict(&codes) {
-                        return Err(DynamoError::Conflict {
-                            op: "add",
-                            what: format!("transaction cancelled: {codes:?}"),
-                        });
-                    }
-                    for position in stored.into_iter().rev() {
-                        let (index, _) = events.remove(position);
-                        out[index] = Some(Added::Duplicate);
-                    }
-                }
-                Err(TxError::Failed(err)) => return Err(err),
+                // Aborted while writing (this call outlived its intent): again, a new token.
+                None => events = ours,
             }
         }
         Err(DynamoError::Contention {
             op: "add",
             window: pk.to_owned(),
         })
+    }
+
+    /// Stop here if a test asked to, as a crash would.
+    fn crash_at(&self, step: AddStep) -> Result<(), DynamoError> {
+        match &self.crash {
+            Some(hook) if (hook.0)(step) => Err(DynamoError::Crashed { step }),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -1259,12 +1516,11 @@ impl Store for DynamoStore {
             .ok_or_else(|| malformed("add", "no result for the event"))
     }
 
-    /// The events of each window go in as few transactions as their items allow (at most
-    /// [`TRANSACTION_ITEMS`] items and [`TRANSACTION_BYTES`] bytes each): the event items,
-    /// conditional on not existing (the exact dedupe: an event id always falls in the same
-    /// window), an id marker for an event placed at its arrival (its window depends on when it
-    /// arrived), and one update of the window. An event stored before is a duplicate; so is a
-    /// second record of an id within the call.
+    /// Per window: an intent (a commit token), the event items, conditional on not existing
+    /// (the exact dedupe: an event id always falls in the same window) with an id marker first
+    /// for an event placed at its arrival (its window depends on when it arrived), then the
+    /// commit (see `add_window`). An event stored before under a committed token is a
+    /// duplicate; so is a second record of an id within the call.
     async fn add_all(
         &self,
         events: Vec<BatchEvent>,
@@ -1289,24 +1545,7 @@ impl Store for DynamoStore {
             }
         }
         for (pk, list) in windows {
-            let mut chunk: Vec<(usize, NewEvent)> = Vec::new();
-            let (mut items, mut bytes) = (1, 0);
-            for (index, new) in list {
-                let more = 1 + usize::from(new.event.placed);
-                if !chunk.is_empty()
-                    && (items + more > TRANSACTION_ITEMS || bytes + new.size > TRANSACTION_BYTES)
-                {
-                    self.add_window(&pk, std::mem::take(&mut chunk), now, &mut out)
-                        .await?;
-                    (items, bytes) = (1, 0);
-                }
-                items += more;
-                bytes += new.size;
-                chunk.push((index, new));
-            }
-            if !chunk.is_empty() {
-                self.add_window(&pk, chunk, now, &mut out).await?;
-            }
+            self.add_window(&pk, list, now, &mut out).await?;
         }
         out.into_iter()
             .map(|added| added.ok_or_else(|| malformed("add", "an event left unstored")))
@@ -1357,6 +1596,18 @@ impl Store for DynamoStore {
         {
             return Ok(None);
         }
+        // An add holding an intent on the window is writing events of the generation this
+        // claim would take: wait for it (the next tick) unless it is older than its lease,
+        // which this claim then aborts (its items are never read; their writer, or the
+        // redelivery of its records, writes them again under a new token).
+        if window
+            .intents
+            .iter()
+            .any(|(_, at)| at.saturating_add(INTENT_LEASE_MS) > ms(now))
+        {
+            return Ok(None);
+        }
+        let stale: Vec<i64> = window.intents.iter().map(|(tok, _)| *tok).collect();
         let lease = now.checked_add_signed(self.settings.lease).unwrap_or(now);
         let mut values = HashMap::from([
             (":g".to_owned(), n(window.open_gen)),
@@ -1385,13 +1636,33 @@ impl Store for DynamoStore {
                 .push_str(", w_attempts = list_append(if_not_exists(w_attempts, :empty), :att)");
         }
         expression.push_str(" REMOVE pend_due");
+        let mut condition = "w_gen = :g AND w_sent = :s AND attribute_exists(due_at) AND \
+             (attribute_not_exists(w_claim_gen) OR lease_until <= :now)"
+            .to_owned();
+        // No intent taken since the read (`w_tok` unchanged), and the stale ones still there.
+        if window.has_tok {
+            values.insert(":tok".to_owned(), n(window.next_tok));
+            condition.push_str(" AND w_tok = :tok");
+        } else {
+            condition.push_str(" AND attribute_not_exists(w_tok)");
+        }
+        for tok in &stale {
+            let _ = write!(expression, ", {INTENT_PREFIX}{tok}");
+            let _ = write!(condition, " AND attribute_exists({INTENT_PREFIX}{tok})");
+        }
+        if !stale.is_empty() {
+            values.insert(
+                ":ab".to_owned(),
+                AttributeValue::Ns(stale.iter().map(ToString::to_string).collect()),
+            );
+            expression.push_str(" ADD w_abort :ab");
+        }
         let taken = self
             .update_if(
                 "claim",
                 Self::key(&pk, "WIN"),
                 &expression,
-                "w_gen = :g AND w_sent = :s AND attribute_exists(due_at) AND \
-                 (attribute_not_exists(w_claim_gen) OR lease_until <= :now)",
+                &condition,
                 values,
                 (window.size, 0),
             )
@@ -1399,7 +1670,12 @@ impl Store for DynamoStore {
         if !taken {
             return Ok(None);
         }
-        let events = self.events(&pk, window.sent_gen, window.open_gen).await?;
+        let mut tokens = window.clone();
+        tokens.intents.clear();
+        tokens.aborted.extend(stale);
+        let events = self
+            .events(&pk, window.sent_gen, window.open_gen, &tokens)
+            .await?;
         if events.is_empty() {
             return Err(malformed(&pk, "claimed a window without unsent events"));
         }
