@@ -1,7 +1,9 @@
 //! Peak-memory probe for the Lambda handler (README "Lambda").
 //!
-//! `lambda_batch gen N FILE`: write an EventBridge Pipe batch of N Kinesis records (the
-//! multi-account fixture's envelopes, each with its own ids) to FILE.
+//! `lambda_batch gen N FILE [WINDOWS]`: write an EventBridge Pipe batch of N Kinesis records
+//! (the multi-account fixture's envelopes, each with its own ids) to FILE; with WINDOWS, record
+//! `i` is moved `i % WINDOWS` five-minute windows back, so the tick flushes that many windows
+//! per account.
 //! `lambda_batch run FILE`: handle it once, as the Lambda does (in-memory store, offline
 //! summaries, deliveries to a sink), then tick; run under `/usr/bin/time -v` for the peak RSS.
 
@@ -17,7 +19,7 @@ use trailwatch::rules::RulePack;
 use trailwatch::summary::OfflineSummarizer;
 use trailwatch::window::ManualClock;
 
-fn generate(count: usize, path: &str) -> anyhow::Result<()> {
+fn generate(count: usize, path: &str, windows: usize) -> anyhow::Result<()> {
     let root = env!("CARGO_MANIFEST_DIR");
     let lines: Vec<String> =
         std::fs::read_to_string(format!("{root}/fixtures/multi-account.jsonl"))?
@@ -35,7 +37,23 @@ fn generate(count: usize, path: &str) -> anyhow::Result<()> {
             .unwrap_or_default()
             .to_owned();
         let account = envelope["account"].as_str().unwrap_or_default().to_owned();
-        let unique = line.replace(&old_id, &format!("{old_id}-{i}"));
+        let mut unique = line.replace(&old_id, &format!("{old_id}-{i}"));
+        let back = i % windows.max(1);
+        if back > 0 {
+            let mut moved: serde_json::Value = serde_json::from_str(&unique)?;
+            let minutes = i64::try_from(back * 5)?;
+            let earlier = |time: &serde_json::Value| -> anyhow::Result<serde_json::Value> {
+                let at: chrono::DateTime<chrono::Utc> =
+                    time.as_str().unwrap_or_default().parse()?;
+                Ok(serde_json::Value::String(
+                    (at - chrono::TimeDelta::minutes(minutes))
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                ))
+            };
+            moved["time"] = earlier(&moved["time"])?;
+            moved["detail"]["eventTime"] = earlier(&moved["detail"]["eventTime"])?;
+            unique = serde_json::to_string(&moved)?;
+        }
         let data = base64::engine::general_purpose::STANDARD.encode(unique);
         let seq = format!("4965698522345452939073841009343039821357851325{i:010}");
         if i > 0 {
@@ -100,8 +118,12 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;
     match args.get(1).map(String::as_str) {
-        Some("gen") => generate(args.get(2).map_or(Ok(10_000), |n| n.parse())?, &args[3]),
+        Some("gen") => generate(
+            args.get(2).map_or(Ok(10_000), |n| n.parse())?,
+            &args[3],
+            args.get(4).map_or(Ok(1), |n| n.parse())?,
+        ),
         Some("run") => runtime.block_on(run(&args[2])),
-        _ => anyhow::bail!("usage: lambda_batch gen N FILE | run FILE"),
+        _ => anyhow::bail!("usage: lambda_batch gen N FILE [WINDOWS] | run FILE"),
     }
 }

@@ -571,7 +571,8 @@ where
         if self.flush_on_ingest {
             for event in events {
                 let (event, digest) = self.arrive(event);
-                self.flush_due().await?;
+                // Boxed, here and below: a flush and an immediate alert are large futures.
+                Box::pin(self.flush_due()).await?;
                 let alert = event.rule.immediate.then(|| event.clone());
                 let event_id = event.event.id.clone();
                 let added = self
@@ -579,7 +580,7 @@ where
                     .add(event, self.clock.now())
                     .await
                     .map_err(store_error)?;
-                self.added(added, &event_id, digest, alert).await?;
+                Box::pin(self.added(added, &event_id, digest, alert)).await?;
             }
         } else {
             let mut arrived = Vec::with_capacity(events.len());
@@ -596,7 +597,7 @@ where
                 .await
                 .map_err(store_error)?;
             for ((event_id, digest, alert), added) in arrived.into_iter().zip(results) {
-                self.added(added, &event_id, digest, alert).await?;
+                Box::pin(self.added(added, &event_id, digest, alert)).await?;
             }
         }
         self.record_beats().await
@@ -1253,6 +1254,7 @@ where
             window_start: start,
             seq: 0,
             event: Some(event.event.id.to_string()),
+            claim: None,
         };
         let mut incident = Incident::open(key, std::slice::from_ref(&event), &id.key(), &policy);
         incident.version = known.map_or(0, |closed| closed.version);

@@ -107,6 +107,7 @@ pub(crate) fn batch(kind: BatchKind, account_name: Option<&str>, events: Vec<Bat
             window_start: t0(),
             seq: u32::from(kind == BatchKind::Late),
             event: None,
+            claim: None,
         },
         kind,
         account_name: account_name.map(str::to_owned),

@@ -80,18 +80,21 @@ fn client(fake: &FakeBedrock) -> aws_sdk_bedrockruntime::Client {
 /// The fixture through the real engine with this summarizer.
 /// The deliveries whose summary the model was asked for (thread replies of a continuing
 /// incident never call it: they list events under a message that explained them).
-async fn run<S: Sleeper>(
+/// Boxed: the engine's flush is a large future.
+fn run<S: Sleeper + 'static>(
     file: &str,
     lang: Lang,
     summarizer: BedrockSummarizer<S>,
-) -> (Vec<Delivery>, Stats) {
-    let (all, stats) = run_all(file, lang, summarizer).await;
-    (
-        all.into_iter()
-            .filter(|d| d.thread_of().is_none())
-            .collect(),
-        stats,
-    )
+) -> std::pin::Pin<Box<impl Future<Output = (Vec<Delivery>, Stats)> + '_>> {
+    Box::pin(async move {
+        let (all, stats) = run_all(file, lang, summarizer).await;
+        (
+            all.into_iter()
+                .filter(|d| d.thread_of().is_none())
+                .collect(),
+            stats,
+        )
+    })
 }
 
 /// Every delivery of `file`, thread replies included.
@@ -949,12 +952,12 @@ async fn an_immediate_alert_goes_out_before_the_model_answers_and_is_updated_aft
         )),
     )
     .await;
-    replay_fixture(
+    Box::pin(replay_fixture(
         "multi-account.jsonl",
         settings(Lang::En, UTC),
         summarizer(&bedrock, config()),
         notifier,
-    )
+    ))
     .await;
     let posts = slack.posts();
     let alerts: Vec<_> = posts

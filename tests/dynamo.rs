@@ -2769,3 +2769,76 @@ async fn two_adds_of_the_same_records_at_once_store_each_event_once() {
         assert_eq!(all_sent(&sent), distinct_ids(&events), "round {round}");
     }
 }
+
+/// A flusher stalled past its lease while an event came into the window in flight; another
+/// takes the batch over (with the new event). The stalled one wakes first: its mark sent is a
+/// conflict and its release gives nothing back, so the takeover's lease holds and its batch,
+/// with both events, is the one recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_flusher_cannot_finish_or_release_the_takeover_of_its_batch() {
+    let Some(client) = moto().await else { return };
+    let events: Vec<BatchEvent> = {
+        let all = burst_events();
+        let start = settings().window.start_of(all[0].event.time);
+        all.into_iter()
+            .filter(|e| settings().window.start_of(e.event.time) == start)
+            .take(2)
+            .collect()
+    };
+    let table = table(&client, "takeover").await;
+    let store = dynamo(&client, &table);
+    let due_at = settings()
+        .window
+        .due_at(settings().window.start_of(events[0].event.time));
+    let ok = |what: &str, r: Result<(), DynamoError>| {
+        r.unwrap_or_else(|e| panic!("{what}: {e:?}"));
+    };
+    store
+        .add_all(events[..1].to_vec(), due_at)
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let id = store.due(due_at).await.unwrap_or_default().remove(0);
+    let stalled = store
+        .claim(&id, due_at)
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"))
+        .unwrap_or_else(|| panic!("claim"));
+    store
+        .add_all(events[1..].to_vec(), due_at + TimeDelta::minutes(1))
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let after_lease = due_at + TimeDelta::minutes(6);
+    let takeover = store
+        .claim(&id, after_lease)
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"))
+        .unwrap_or_else(|| panic!("takeover"));
+    assert_eq!(distinct_ids(&takeover.events), distinct_ids(&events));
+    // The stalled flusher wakes.
+    let marked = store
+        .mark_sent(&stalled.id, &audit_line(&stalled.id), after_lease)
+        .await;
+    assert!(
+        matches!(marked, Err(DynamoError::Conflict { .. })),
+        "{marked:?}"
+    );
+    ok(
+        "release",
+        store.release(&stalled.id, after_lease, "stalled").await,
+    );
+    assert!(
+        matches!(store.claim(&id, after_lease).await, Ok(None)),
+        "the takeover's lease still holds"
+    );
+    ok(
+        "mark sent",
+        store
+            .mark_sent(&takeover.id, &audit_line(&takeover.id), after_lease)
+            .await,
+    );
+    assert!(
+        flush_store(&store, after_lease + TimeDelta::hours(1))
+            .await
+            .is_empty()
+    );
+}

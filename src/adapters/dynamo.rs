@@ -574,6 +574,13 @@ impl WindowState {
         }
     }
 
+    /// When the intent of `tok` was taken (epoch ms), while it is open.
+    fn intent(&self, tok: i64) -> Option<i64> {
+        self.intents
+            .iter()
+            .find_map(|(t, at)| (*t == tok).then_some(*at))
+    }
+
     /// What the token `tok` of an item of this window says of it: none (written by a
     /// transaction, before tokens) is committed; an aborted token, or one this window never
     /// gave (the window expired and was made again), is void; one with an intent is pending;
@@ -593,6 +600,13 @@ impl WindowState {
 
     fn in_flight(&self) -> bool {
         self.claim_gen.is_some()
+    }
+
+    /// The claim generation holding batch `id` now, if it is the claim `id` came from (any
+    /// claim, when `id` does not say): a flusher whose lease was taken over holds nothing.
+    fn held_by(&self, id: &BatchId) -> Option<i64> {
+        self.claim_gen
+            .filter(|held| self.seq() == Some(id.seq) && id.claim.is_none_or(|mine| mine == *held))
     }
 
     fn seq(&self) -> Option<u32> {
@@ -1093,6 +1107,23 @@ enum ItemPut {
     Ours,
     /// Stored before under a committed token: the event is a duplicate.
     Stored,
+    /// This call's intent was aborted meanwhile: write it again under a new token.
+    Again,
+}
+
+/// What an item's pending token came to (see `DynamoStore::settle`).
+enum Settled {
+    Committed,
+    Void,
+    /// The writer's own intent was aborted meanwhile.
+    OwnAborted,
+}
+
+/// The intent an add writes under: its window and token.
+#[derive(Debug, Clone, Copy)]
+struct Own<'a> {
+    pk: &'a str,
+    tok: i64,
 }
 
 impl DynamoStore {
@@ -1103,7 +1134,7 @@ impl DynamoStore {
     async fn put_item(
         &self,
         op: &'static str,
-        (pk, own): (&str, i64),
+        own: Own<'_>,
         item: Item,
     ) -> Result<ItemPut, DynamoError> {
         let mut over: Option<i64> = None;
@@ -1126,39 +1157,55 @@ impl DynamoStore {
                 return Ok(ItemPut::Stored);
             };
             // A marker's token is one of the window it names; an event item's, of its own.
-            let owner = get_s(&old, "ev_window").unwrap_or(pk);
-            // Younger than ours, of our window: its writer yields (it waits for older ones).
-            let younger = owner == pk && tok > own;
-            match self.settle(owner, tok, younger).await? {
-                TokenState::Committed => return Ok(ItemPut::Stored),
-                TokenState::Pending => {}
-                TokenState::Void => over = Some(tok),
+            let owner = get_s(&old, "ev_window").unwrap_or(own.pk);
+            match self.settle(owner, tok, own).await? {
+                Settled::Committed => return Ok(ItemPut::Stored),
+                Settled::OwnAborted => return Ok(ItemPut::Again),
+                Settled::Void => over = Some(tok),
             }
         }
         Err(DynamoError::Contention {
             op,
-            window: pk.to_owned(),
+            window: own.pk.to_owned(),
         })
     }
 
-    /// What token `tok` of window `pk` comes to: committed, or void. A pending one is aborted,
-    /// at once when `younger` than the caller's, otherwise after waiting up to
-    /// [`WRITER_PATIENCE`] for it to commit: of two writers of one event, the one with the
-    /// older token goes on; a writer that stopped is taken over after the wait.
-    async fn settle(&self, pk: &str, tok: i64, younger: bool) -> Result<TokenState, DynamoError> {
+    /// What token `tok` of window `pk` comes to for a writer holding `own`: committed, or void.
+    /// A pending one is aborted, at once when its intent is younger than the writer's (later,
+    /// or as old and after it by window and token), otherwise after waiting up to
+    /// [`WRITER_PATIENCE`] for it to commit: of two writers of one event the older goes on, and
+    /// a writer that stopped is taken over after the wait. A writer whose own intent was
+    /// aborted meanwhile aborts nobody: it starts again with a new, younger token.
+    async fn settle(&self, pk: &str, tok: i64, own: Own<'_>) -> Result<Settled, DynamoError> {
         let started = std::time::Instant::now();
         for _ in 0..MAX_RACES * 8 {
             let window = self.window(pk).await?;
-            match window.token(Some(tok)) {
-                TokenState::Pending if younger || started.elapsed() >= WRITER_PATIENCE => {
-                    // Then read again: committed meanwhile, or now void.
-                    self.abort(pk, tok, &window).await?;
-                }
-                TokenState::Pending => tokio::time::sleep(WRITER_POLL).await,
-                settled => return Ok(settled),
+            let Some(other) = window.intent(tok) else {
+                return Ok(match window.token(Some(tok)) {
+                    TokenState::Committed => Settled::Committed,
+                    TokenState::Pending | TokenState::Void => Settled::Void,
+                });
+            };
+            let mine = if pk == own.pk {
+                window.intent(own.tok)
+            } else {
+                self.window(own.pk).await?.intent(own.tok)
+            };
+            let Some(mine) = mine else {
+                return Ok(Settled::OwnAborted);
+            };
+            let younger = (other, pk, tok) > (mine, own.pk, own.tok);
+            if younger || started.elapsed() >= WRITER_PATIENCE {
+                // Then read again: committed meanwhile, or now void.
+                self.abort(pk, tok, &window).await?;
+            } else {
+                tokio::time::sleep(WRITER_POLL).await;
             }
         }
-        Ok(TokenState::Pending)
+        Err(DynamoError::Contention {
+            op: "settle",
+            window: pk.to_owned(),
+        })
     }
 
     /// A put with `condition` (costing `index` units in the due index besides the item):
@@ -1204,6 +1251,25 @@ impl DynamoStore {
             &format!("REMOVE {INTENT_PREFIX}{tok} ADD w_abort :t"),
             &format!("attribute_exists({INTENT_PREFIX}{tok})"),
             HashMap::from([(":t".to_owned(), AttributeValue::Ns(vec![tok.to_string()]))]),
+            (window.size, 0),
+        )
+        .await
+    }
+
+    /// Remove the intent of `tok` (an add that stored nothing new): `Ok(false)` when it was
+    /// aborted meanwhile.
+    async fn withdraw(
+        &self,
+        pk: &str,
+        tok: i64,
+        window: &WindowState,
+    ) -> Result<bool, DynamoError> {
+        self.update_if(
+            "commit",
+            Self::key(pk, "WIN"),
+            &format!("REMOVE {INTENT_PREFIX}{tok}"),
+            &format!("attribute_exists({INTENT_PREFIX}{tok})"),
+            HashMap::new(),
             (window.size, 0),
         )
         .await
@@ -1268,7 +1334,7 @@ impl DynamoStore {
     async fn commit(
         &self,
         pk: &str,
-        (tok, count): (i64, usize),
+        (tok, count, generation): (i64, usize, i64),
         read: WindowState,
         (account, start): (&AccountId, DateTime<Utc>),
         now: DateTime<Utc>,
@@ -1282,7 +1348,14 @@ impl DynamoStore {
                 Some(window) => window,
                 None => self.window(pk).await?,
             };
-            if !window.intents.iter().any(|(t, _)| *t == tok) {
+            if window.intent(tok).is_none() {
+                return Ok(None);
+            }
+            if window.open_gen != generation {
+                // Only a claim that ignores intents (a release before commit tokens, during a
+                // deploy) moves the generation under an open intent: these items may have been
+                // read with it, so they are not committed into another generation.
+                self.abort(pk, tok, &window).await?;
                 return Ok(None);
             }
             let in_flight = window.in_flight();
@@ -1296,22 +1369,15 @@ impl DynamoStore {
             };
             let mut values = HashMap::from([
                 (":due".to_owned(), n(ms(due))),
-                (":g".to_owned(), n(window.open_gen)),
+                (":g".to_owned(), n(generation)),
                 (":ttl".to_owned(), expires_at.clone()),
             ]);
             if count == 0 {
                 // Every event was stored already: only the intent goes; nothing becomes due.
-                let gone = self
-                    .update_if(
-                        "commit",
-                        Self::key(pk, "WIN"),
-                        &format!("REMOVE {intent}"),
-                        &format!("attribute_exists({intent})"),
-                        HashMap::new(),
-                        (window.size, 0),
-                    )
-                    .await?;
-                return Ok(gone.then_some(Added::Duplicate));
+                return Ok(self
+                    .withdraw(pk, tok, &window)
+                    .await?
+                    .then_some(Added::Duplicate));
             }
             values.insert(
                 ":count".to_owned(),
@@ -1361,6 +1427,7 @@ impl DynamoStore {
                         window_start: start,
                         seq: u32::try_from(seq).unwrap_or(u32::MAX),
                         event: None,
+                        claim: None,
                     },
                     late,
                 }));
@@ -1387,7 +1454,7 @@ impl DynamoStore {
             marker.insert("ev_window".to_owned(), s(pk));
             marker.insert("ev_tok".to_owned(), n(tok));
             marker.insert(TTL_ATTRIBUTE.to_owned(), expires_at.clone());
-            if let ItemPut::Stored = self.put_item("put marker", (pk, tok), marker).await? {
+            if let ItemPut::Stored = self.put_item("put marker", Own { pk, tok }, marker).await? {
                 return Ok(ItemPut::Stored);
             }
         }
@@ -1401,7 +1468,7 @@ impl DynamoStore {
             AttributeValue::B(Blob::new(new.gz.clone())),
         );
         item.insert(TTL_ATTRIBUTE.to_owned(), expires_at.clone());
-        self.put_item("put event", (pk, tok), item).await
+        self.put_item("put event", Own { pk, tok }, item).await
     }
 
     /// Store `events` of the window `pk` (see `add_all`); each event's result goes to `out` at
@@ -1423,19 +1490,27 @@ impl DynamoStore {
             return Ok(());
         };
         let (start, account) = (first.start, first.event.event.account.clone());
+        let started = std::time::Instant::now();
         for _ in 0..MAX_RACES {
             if events.is_empty() {
                 return Ok(());
             }
             let window = self.window(pk).await?;
+            // The intent is dated `now` plus the time this call has taken so far (`now` is when
+            // the call began), and never before the claim in flight: an intent taken again
+            // after a claim aborted the first is not old at birth.
+            let elapsed = TimeDelta::from_std(started.elapsed()).unwrap_or_default();
+            let stamp = now.checked_add_signed(elapsed).unwrap_or(now);
+            let stamp = window.claimed_at.map_or(stamp, |c| stamp.max(from_ms(c)));
             let Some(tok) = self
-                .intend(pk, &window, (&account, start), now, event_ttl.clone())
+                .intend(pk, &window, (&account, start), stamp, event_ttl.clone())
                 .await?
             else {
                 continue;
             };
             self.crash_at(AddStep::Intent)?;
             let mut ours = Vec::with_capacity(events.len());
+            let mut again = Vec::new();
             let mut done = 0;
             let concurrency = self.settings.put_concurrency.max(1);
             while !events.is_empty() {
@@ -1457,10 +1532,19 @@ impl DynamoStore {
                     match put? {
                         ItemPut::Ours => ours.push((index, new)),
                         ItemPut::Stored => out[index] = Some(Added::Duplicate),
+                        ItemPut::Again => again.push((index, new)),
                     }
                     done += 1;
                 }
                 self.crash_at(AddStep::Items(done))?;
+            }
+            if !again.is_empty() {
+                // Aborted while writing (a writer of the same event, or a claim, took over):
+                // everything again under a new token; the items written are taken back.
+                ours.append(&mut again);
+                ours.sort_by_key(|(index, _)| *index);
+                events = ours;
+                continue;
             }
             ours.sort_by_key(|(index, _)| *index);
             // The window as read, with this intent: a claim cannot have come between (it waits
@@ -1469,11 +1553,11 @@ impl DynamoStore {
             read.exists = true;
             read.has_tok = true;
             read.next_tok = tok + 1;
-            read.intents.push((tok, ms(now)));
+            read.intents.push((tok, ms(stamp)));
             match self
                 .commit(
                     pk,
-                    (tok, ours.len()),
+                    (tok, ours.len(), read.open_gen),
                     read,
                     (&account, start),
                     now,
@@ -1574,6 +1658,7 @@ impl Store for DynamoStore {
                     window_start,
                     seq,
                     event: None,
+                    claim: None,
                 },
             ));
         }
@@ -1680,7 +1765,11 @@ impl Store for DynamoStore {
             return Err(malformed(&pk, "claimed a window without unsent events"));
         }
         Ok(Some(Claimed {
-            id: id.clone(),
+            // This claim's generation: `mark_sent` and `release` act only while it holds.
+            id: BatchId {
+                claim: Some(window.open_gen),
+                ..id.clone()
+            },
             kind: if id.seq == 0 {
                 BatchKind::Window
             } else {
@@ -1703,7 +1792,7 @@ impl Store for DynamoStore {
         let pk = window_pk(&id.account, id.window_start);
         for _ in 0..MAX_RACES {
             let window = self.window(&pk).await?;
-            let Some(claim_gen) = window.claim_gen.filter(|_| window.seq() == Some(id.seq)) else {
+            let Some(claim_gen) = window.held_by(id) else {
                 return Err(DynamoError::Conflict {
                     op: "mark sent",
                     what: format!("batch {}: no longer held by this flusher", id.key()),
@@ -1902,7 +1991,7 @@ impl Store for DynamoStore {
     ) -> Result<(), DynamoError> {
         let pk = window_pk(&id.account, id.window_start);
         let window = self.window(&pk).await?;
-        let Some(claim_gen) = window.claim_gen.filter(|_| window.seq() == Some(id.seq)) else {
+        let Some(claim_gen) = window.held_by(id) else {
             // Not held (any more): like the in-memory book, nothing to give back.
             return Ok(());
         };
@@ -2104,6 +2193,7 @@ mod tests {
             window_start: DateTime::from_timestamp(1_793_588_400, 0).unwrap_or_default(),
             seq: 2,
             event: None,
+            claim: None,
         };
         let (pk, sk) = audit_key(&id);
         assert_eq!(pk, "AUDIT#2026-11-02");

@@ -358,6 +358,7 @@ where
             window_start: window.start_of(at),
             seq: 0,
             event: Some(format!("{}-{region}", notice.name())),
+            claim: None,
         };
         let summary = Summary {
             headline,

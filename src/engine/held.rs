@@ -232,6 +232,7 @@ where
             window_start: start,
             seq: 0,
             event: None,
+            claim: None,
         };
         let entries = held.listed();
         let severity = entries

@@ -345,6 +345,7 @@ pub(crate) mod testkit {
                 window_start: at(5, 0, 0),
                 seq: u32::from(kind == BatchKind::Late),
                 event: None,
+                claim: None,
             },
             kind,
             account_name: Some("A계정".to_owned()),

@@ -23,14 +23,53 @@ pub enum BatchKind {
 }
 
 /// Identifies one batch: the account, its window, and a sequence number (0 = the digest,
-/// 1.. = late follow-ups; immediate alerts carry the event id instead).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// 1.. = late follow-ups; immediate alerts carry the event id instead). Compared, hashed and
+/// serialised without `claim`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BatchId {
     pub account: AccountId,
     pub window_start: DateTime<Utc>,
     pub seq: u32,
     /// Set for immediate alerts.
     pub event: Option<String>,
+    /// Which claim of the batch this id came from, when a store tells its claims apart (the
+    /// DynamoDB store: the generation the claim froze). `mark_sent` and `release` then act only
+    /// if that claim still holds the batch, not a later takeover of it. Not part of the batch's
+    /// identity.
+    #[serde(skip)]
+    pub claim: Option<i64>,
+}
+
+impl BatchId {
+    fn identity(&self) -> (&AccountId, &DateTime<Utc>, u32, &Option<String>) {
+        (&self.account, &self.window_start, self.seq, &self.event)
+    }
+}
+
+impl PartialEq for BatchId {
+    fn eq(&self, other: &Self) -> bool {
+        self.identity() == other.identity()
+    }
+}
+
+impl Eq for BatchId {}
+
+impl std::hash::Hash for BatchId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.identity().hash(state);
+    }
+}
+
+impl PartialOrd for BatchId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for BatchId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.identity().cmp(&other.identity())
+    }
 }
 
 impl BatchId {

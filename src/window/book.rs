@@ -103,6 +103,7 @@ impl WindowBook {
                 window_start: start,
                 seq,
                 event: None,
+                claim: None,
             },
             late,
         }
@@ -127,6 +128,7 @@ impl WindowBook {
                     window_start: key.1,
                     seq: slot.sent,
                     event: None,
+                    claim: None,
                 })
             })
             .collect()
