@@ -7,7 +7,7 @@ Lambda-Runtime-Aws-Request-Id, its deadline in Lambda-Runtime-Deadline-Ms), and 
 answers with POST /2018-06-01/runtime/invocation/<id>/response (or .../error). This script serves
 the given payloads in order, one per invocation, then stops the process and prints, per
 invocation, the time from the process's start to its answer, and the process's peak RSS
-(from /usr/bin/time -v).
+(getrusage of the child, as /usr/bin/time reports it).
 
     python3 benches/lambda_start.py BOOTSTRAP PAYLOAD... (JSON files; "tick" for a tick)
 
@@ -19,9 +19,9 @@ gives one run's figures.
 import http.server
 import os
 import re
+import resource
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -96,15 +96,14 @@ def main() -> int:
             "AWS_LAMBDA_LOG_STREAM_NAME": "start",
         }
     )
-    with tempfile.NamedTemporaryFile("w+") as rusage, open(os.devnull, "wb") as sink:
+    with open(os.devnull, "wb") as sink:
         started = time.monotonic()
-        process = subprocess.Popen(
-            ["/usr/bin/time", "-v", "-o", rusage.name, bootstrap], env=env, stdout=sink
-        )
+        process = subprocess.Popen([bootstrap], env=env, stdout=sink)
         finished = done.wait(timeout=600)
         process.terminate()
         process.wait()
-        peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", rusage.read())
+    # The bootstrap is this script's only child: its peak RSS in KiB (Linux).
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     server.shutdown()
     if not finished:
         print("the bootstrap did not take every invocation within 10 minutes", file=sys.stderr)
@@ -117,8 +116,7 @@ def main() -> int:
             f"start ({1000 * (at - previous):.0f} ms after the previous answer): {summary}"
         )
         previous = at
-    if peak:
-        print(f"peak RSS: {int(peak.group(1)) / 1024:.1f} MiB")
+    print(f"peak RSS: {peak / 1024:.1f} MiB")
     return 0
 
 
@@ -127,8 +125,11 @@ def ensure_table(table: str) -> None:
     import boto3
 
     client = boto3.client("dynamodb")
-    if table in client.list_tables()["TableNames"]:
+    try:
+        client.describe_table(TableName=table)
         return
+    except client.exceptions.ResourceNotFoundException:
+        pass
     client.create_table(
         TableName=table,
         BillingMode="PAY_PER_REQUEST",

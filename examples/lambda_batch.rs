@@ -37,9 +37,13 @@ fn generate(count: usize, path: &str, windows: usize) -> anyhow::Result<()> {
             .unwrap_or_default()
             .to_owned();
         let account = envelope["account"].as_str().unwrap_or_default().to_owned();
-        let mut unique = line.replace(&old_id, &format!("{old_id}-{i}"));
+        let mut unique = if old_id.is_empty() {
+            line.clone()
+        } else {
+            line.replace(&old_id, &format!("{old_id}-{i}"))
+        };
         let back = i % windows.max(1);
-        if back > 0 {
+        if back > 0 && envelope["detail"]["eventTime"].is_string() {
             let mut moved: serde_json::Value = serde_json::from_str(&unique)?;
             let minutes = i64::try_from(back * 5)?;
             let earlier = |time: &serde_json::Value| -> anyhow::Result<serde_json::Value> {

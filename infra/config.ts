@@ -102,7 +102,7 @@ export const METRICS = {
 /** The payload EventBridge Scheduler sends every minute to flush due windows. */
 export const TICK_INPUT = { trailwatch: 'tick' } as const;
 
-/** Where `cargo lambda build --release --arm64 --features cloud` leaves the binary (`bootstrap`). */
+/** Where `cargo lambda build --profile dist --arm64 --features cloud` leaves the binary (`bootstrap`). */
 export const LAMBDA_ARTIFACT_DIR = path.join(__dirname, '..', 'target', 'lambda', 'trailwatch-lambda');
 /** A stand-in used for synth and tests when the binary is not built; never deployed. */
 export const LAMBDA_PLACEHOLDER_DIR = path.join(__dirname, 'lambda-placeholder');

@@ -83,7 +83,7 @@ export function lambdaCodeDir(requireArtifact: boolean, artifactDir: string = LA
   if (fs.existsSync(path.join(artifactDir, 'bootstrap'))) return artifactDir;
   if (requireArtifact) {
     throw new Error(
-      `${path.join(artifactDir, 'bootstrap')} is missing: run \`cargo lambda build --release --arm64 --features cloud\` at the repository root first`,
+      `${path.join(artifactDir, 'bootstrap')} is missing: run \`cargo lambda build --profile dist --arm64 --features cloud\` at the repository root first`,
     );
   }
   return LAMBDA_PLACEHOLDER_DIR;
@@ -412,7 +412,7 @@ export class CentralStack extends cdk.Stack {
     if (path.resolve(props.codeDir) === path.resolve(LAMBDA_PLACEHOLDER_DIR)) {
       cdk.Annotations.of(this.fn).addWarningV2(
         'trailwatch:placeholder-code',
-        'The Lambda code is the placeholder (it fails every invocation). Build it with `cargo lambda build --release --arm64 --features cloud` and deploy with `npm run deploy`.',
+        'The Lambda code is the placeholder (it fails every invocation). Build it with `cargo lambda build --profile dist --arm64 --features cloud` and deploy with `npm run deploy`.',
       );
     }
     // The role's policy must exist before the function can run.

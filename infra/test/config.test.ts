@@ -87,7 +87,7 @@ describe('Lambda code', () => {
   it('falls back to the placeholder for synth, and refuses it for deploy', () => {
     const missing = tempDir('trailwatch-no-artifact-');
     assert.equal(lambdaCodeDir(false, missing), LAMBDA_PLACEHOLDER_DIR);
-    assert.throws(() => lambdaCodeDir(true, missing), /cargo lambda build --release --arm64/);
+    assert.throws(() => lambdaCodeDir(true, missing), /cargo lambda build --profile dist --arm64/);
     assert.ok(fs.existsSync(path.join(LAMBDA_PLACEHOLDER_DIR, 'bootstrap')));
   });
 
