@@ -745,14 +745,14 @@ where
                 window_end: claimed.window_end,
                 events: claimed.events,
             };
-            let had_events = !batch.events.is_empty();
             // Counted once the batch is done: a batch given back and claimed again is counted
             // on the attempt that sends it.
             let open = self.open_threshold_incidents(&batch.events, now).await?;
             let below =
                 thresholds::apply(&mut batch.events, &|e| open.contains(&IncidentKey::of(e)));
-            if had_events && batch.events.is_empty() {
-                // Nothing crossed its threshold: the window is done, with nothing to post.
+            if batch.events.is_empty() {
+                // Nothing crossed its threshold (or, from a store, every event expired unsent):
+                // the window is done, with nothing to post.
                 Box::pin(self.close_quiet(&batch, now)).await?;
                 self.stats.below_threshold += below;
                 continue;

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, TimeDelta, Utc};
 use fake_slack::{FakeSlack, TOKEN};
 use trailwatch::adapters::dynamo::{
@@ -2839,6 +2840,107 @@ async fn a_stalled_flusher_cannot_finish_or_release_the_takeover_of_its_batch() 
     assert!(
         flush_store(&store, after_lease + TimeDelta::hours(1))
             .await
+            .is_empty()
+    );
+}
+
+/// DynamoDB's TTL sweep deletes expired items in no order and may leave them for days. Here it
+/// has taken a sent window's item and left its expired events: the window's records come again
+/// (some of them) past the TTL. They are taken as new (their expired items written over) and
+/// sent once; the expired events that did not come again are not sent a second time by the
+/// window made again, whose tokens and generations start over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_items_the_sweep_left_are_taken_as_new_and_not_sent_again() {
+    let Some(client) = moto().await else { return };
+    let events: Vec<BatchEvent> = {
+        let all = burst_events();
+        let start = settings().window.start_of(all[0].event.time);
+        all.into_iter()
+            .filter(|e| settings().window.start_of(e.event.time) == start)
+            .take(6)
+            .collect()
+    };
+    let start = settings().window.start_of(events[0].event.time);
+    let due_at = settings().window.due_at(start);
+    let table = table(&client, "swept").await;
+    let store = dynamo(&client, &table);
+    // Two adds: the window gave tokens 1 and 2.
+    for part in [&events[..3], &events[3..]] {
+        store
+            .add_all(part.to_vec(), due_at)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+    }
+    let first = flush_store(&store, due_at + TimeDelta::hours(1)).await;
+    assert_eq!(all_sent(&first), distinct_ids(&events));
+    // The sweep deletes the window item only.
+    let window = [
+        (
+            "pk".to_owned(),
+            AttributeValue::S(format!(
+                "W#{}#{}",
+                events[0].event.account,
+                start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )),
+        ),
+        ("sk".to_owned(), AttributeValue::S("WIN".to_owned())),
+    ];
+    client
+        .delete_item()
+        .table_name(&table)
+        .set_key(Some(window.into_iter().collect()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("delete: {e:?}"));
+    let later = due_at + TimeDelta::days(8);
+    // One of the second add's events comes again: the window made again gives token 1, the
+    // token the first add's expired items carry.
+    let again = store
+        .add_all(events[3..4].to_vec(), later)
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(
+        again.iter().all(|a| matches!(a, Added::New { .. })),
+        "{again:?}"
+    );
+    let second = flush_store(&store, later + TimeDelta::hours(1)).await;
+    assert_eq!(all_sent(&second), distinct_ids(&events[3..4]));
+}
+
+/// A window due for longer than its events' TTL (nothing could post it for a week): its
+/// events have expired, the claim finds none to send, and the engine closes the window
+/// without a post rather than failing on it at every tick.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_whose_events_all_expired_unsent_closes_without_a_post() {
+    let Some(client) = moto().await else { return };
+    let events: Vec<BatchEvent> = {
+        let all = burst_events();
+        let start = settings().window.start_of(all[0].event.time);
+        all.into_iter()
+            .filter(|e| settings().window.start_of(e.event.time) == start)
+            .take(3)
+            .collect()
+    };
+    let due_at = settings()
+        .window
+        .due_at(settings().window.start_of(events[0].event.time));
+    let table = table(&client, "expired").await;
+    let store = dynamo(&client, &table);
+    store
+        .add_all(events, due_at)
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let week_later = due_at + TimeDelta::days(8);
+    let mut flusher = engine(store.clone(), CollectingNotifier::default(), week_later);
+    Box::pin(flusher.flush_due())
+        .await
+        .unwrap_or_else(|e| panic!("flush: {e:?}"));
+    assert!(flusher.notifier.deliveries().is_empty());
+    assert!(
+        store
+            .due(week_later + TimeDelta::hours(1))
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"))
             .is_empty()
     );
 }

@@ -804,15 +804,18 @@ impl DynamoStore {
     }
 
     /// The events of generations `(after, upto]` of a window whose tokens are committed in
-    /// `tokens` (the window as claimed), ordered by time then id.
+    /// `tokens` (the window as claimed) and that have not expired at `now` (DynamoDB's TTL sweep
+    /// may leave an expired item for days), ordered by time then id; and how many were left
+    /// out as expired.
     async fn events(
         &self,
         pk: &str,
-        after: i64,
-        upto: i64,
+        (after, upto): (i64, i64),
         tokens: &WindowState,
-    ) -> Result<Vec<BatchEvent>, DynamoError> {
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<BatchEvent>, usize), DynamoError> {
         let mut events = Vec::new();
+        let mut expired = 0;
         let mut start = None;
         loop {
             let out = self
@@ -835,6 +838,10 @@ impl DynamoStore {
                     // An orphan: its add never committed; its event is written again.
                     continue;
                 }
+                if get_n(item, TTL_ATTRIBUTE).is_some_and(|expires| expires <= now.timestamp()) {
+                    expired += 1;
+                    continue;
+                }
                 let mut stored = stored_event(pk, item)?;
                 let alerted = matches!(item.get("ev_alerted"), Some(AttributeValue::Bool(true)));
                 stored.already_alerted |= alerted;
@@ -846,7 +853,7 @@ impl DynamoStore {
             }
         }
         events.sort_by(|a, b| (a.event.time, &a.event.id).cmp(&(b.event.time, &b.event.id)));
-        Ok(events)
+        Ok((events, expired))
     }
 
     fn audit_item(
@@ -1119,11 +1126,22 @@ enum Settled {
     OwnAborted,
 }
 
+/// What `put_item` writes over.
+#[derive(Debug, Clone, Copy)]
+enum Over {
+    /// An orphan of this void token.
+    Void(i64),
+    /// An item past its `expires_at`.
+    Expired,
+}
+
 /// The intent an add writes under: its window and token.
 #[derive(Debug, Clone, Copy)]
 struct Own<'a> {
     pk: &'a str,
     tok: i64,
+    /// The writer's time, epoch seconds (as `expires_at`).
+    now: i64,
 }
 
 impl DynamoStore {
@@ -1137,13 +1155,17 @@ impl DynamoStore {
         own: Own<'_>,
         item: Item,
     ) -> Result<ItemPut, DynamoError> {
-        let mut over: Option<i64> = None;
+        let mut over: Option<Over> = None;
         for _ in 0..MAX_RACES {
             let (condition, values) = match over {
                 None => ("attribute_not_exists(pk)", None),
-                Some(tok) => (
+                Some(Over::Void(tok)) => (
                     "ev_tok = :t",
                     Some(HashMap::from([(":t".to_owned(), n(tok))])),
+                ),
+                Some(Over::Expired) => (
+                    "expires_at <= :now",
+                    Some(HashMap::from([(":now".to_owned(), n(own.now))])),
                 ),
             };
             let Some(old) = self
@@ -1152,6 +1174,12 @@ impl DynamoStore {
             else {
                 return Ok(ItemPut::Ours);
             };
+            if get_n(&old, TTL_ATTRIBUTE).is_some_and(|expires| expires <= own.now) {
+                // Expired, not yet deleted by DynamoDB's sweep (it deletes in no order, maybe
+                // after its window): the event is taken as new, as once the item is gone.
+                over = Some(Over::Expired);
+                continue;
+            }
             // Written by a transaction, before commit tokens: stored.
             let Some(tok) = get_n(&old, "ev_tok") else {
                 return Ok(ItemPut::Stored);
@@ -1161,7 +1189,7 @@ impl DynamoStore {
             match self.settle(owner, tok, own).await? {
                 Settled::Committed => return Ok(ItemPut::Stored),
                 Settled::OwnAborted => return Ok(ItemPut::Again),
-                Settled::Void => over = Some(tok),
+                Settled::Void => over = Some(Over::Void(tok)),
             }
         }
         Err(DynamoError::Contention {
@@ -1444,7 +1472,7 @@ impl DynamoStore {
     async fn put_event(
         &self,
         pk: &str,
-        (tok, generation): (i64, i64),
+        (tok, generation, now): (i64, i64, i64),
         new: &NewEvent,
         expires_at: &AttributeValue,
     ) -> Result<ItemPut, DynamoError> {
@@ -1454,7 +1482,10 @@ impl DynamoStore {
             marker.insert("ev_window".to_owned(), s(pk));
             marker.insert("ev_tok".to_owned(), n(tok));
             marker.insert(TTL_ATTRIBUTE.to_owned(), expires_at.clone());
-            if let ItemPut::Stored = self.put_item("put marker", Own { pk, tok }, marker).await? {
+            if let ItemPut::Stored = self
+                .put_item("put marker", Own { pk, tok, now }, marker)
+                .await?
+            {
                 return Ok(ItemPut::Stored);
             }
         }
@@ -1468,7 +1499,7 @@ impl DynamoStore {
             AttributeValue::B(Blob::new(new.gz.clone())),
         );
         item.insert(TTL_ATTRIBUTE.to_owned(), expires_at.clone());
-        self.put_item("put event", Own { pk, tok }, item).await
+        self.put_item("put event", Own { pk, tok, now }, item).await
     }
 
     /// Store `events` of the window `pk` (see `add_all`); each event's result goes to `out` at
@@ -1520,7 +1551,9 @@ impl DynamoStore {
                     let (store, pk, ttl) = (self.clone(), pk.to_owned(), event_ttl.clone());
                     let generation = window.open_gen;
                     tasks.spawn(async move {
-                        let put = store.put_event(&pk, (tok, generation), &new, &ttl).await;
+                        let put = store
+                            .put_event(&pk, (tok, generation, now.timestamp()), &new, &ttl)
+                            .await;
                         (index, new, put)
                     });
                 }
@@ -1758,12 +1791,14 @@ impl Store for DynamoStore {
         let mut tokens = window.clone();
         tokens.intents.clear();
         tokens.aborted.extend(stale);
-        let events = self
-            .events(&pk, window.sent_gen, window.open_gen, &tokens)
+        let (events, expired) = self
+            .events(&pk, (window.sent_gen, window.open_gen), &tokens, now)
             .await?;
-        if events.is_empty() {
+        if events.is_empty() && expired == 0 {
             return Err(malformed(&pk, "claimed a window without unsent events"));
         }
+        // Every event expired unsent (a window due for longer than the events' TTL): the
+        // batch is empty, and the engine closes it without a post.
         Ok(Some(Claimed {
             // This claim's generation: `mark_sent` and `release` act only while it holds.
             id: BatchId {
