@@ -2893,18 +2893,22 @@ async fn expired_items_the_sweep_left_are_taken_as_new_and_not_sent_again() {
         .await
         .unwrap_or_else(|e| panic!("delete: {e:?}"));
     let later = due_at + TimeDelta::days(8);
-    // One of the second add's events comes again: the window made again gives token 1, the
-    // token the first add's expired items carry.
-    let again = store
-        .add_all(events[3..4].to_vec(), later)
-        .await
-        .unwrap_or_else(|e| panic!("{e:?}"));
-    assert!(
-        again.iter().all(|a| matches!(a, Added::New { .. })),
-        "{again:?}"
-    );
+    // One of the second add's events comes again: the window made again commits token 1, the
+    // token the first add's expired items carry; then one of those comes again too.
+    for part in [&events[3..4], &events[..1]] {
+        let again = store
+            .add_all(part.to_vec(), later)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(
+            again.iter().all(|a| matches!(a, Added::New { .. })),
+            "{again:?}"
+        );
+    }
     let second = flush_store(&store, later + TimeDelta::hours(1)).await;
-    assert_eq!(all_sent(&second), distinct_ids(&events[3..4]));
+    let mut came_again = vec![events[0].clone(), events[3].clone()];
+    came_again.sort_by_key(|e| e.event.id.to_string());
+    assert_eq!(all_sent(&second), distinct_ids(&came_again));
 }
 
 /// A window due for longer than its events' TTL (nothing could post it for a week): its
@@ -2943,4 +2947,68 @@ async fn a_window_whose_events_all_expired_unsent_closes_without_a_post() {
             .unwrap_or_else(|e| panic!("{e:?}"))
             .is_empty()
     );
+}
+
+/// The audit item of a batch is the last claim's: a flusher whose lease was taken over may have
+/// written its audit item (between its check and the takeover's claim) before the takeover
+/// marks the batch sent; the takeover's replaces it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_takeovers_audit_item_replaces_the_stalled_flushers() {
+    let Some(client) = moto().await else { return };
+    let events: Vec<BatchEvent> = burst_events().into_iter().take(1).collect();
+    let start = settings().window.start_of(events[0].event.time);
+    let due_at = settings().window.due_at(start);
+    let table = table(&client, "audit-takeover").await;
+    let store = dynamo(&client, &table);
+    let account = events[0].event.account.to_string();
+    store
+        .add_all(events, due_at)
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let id = store.due(due_at).await.unwrap_or_default().remove(0);
+    let stalled = store.claim(&id, due_at).await.ok().flatten();
+    let stalled = stalled.unwrap_or_else(|| panic!("claim"));
+    let after_lease = due_at + TimeDelta::minutes(6);
+    let takeover = store.claim(&id, after_lease).await.ok().flatten();
+    let takeover = takeover.unwrap_or_else(|| panic!("takeover"));
+    // The audit item the stalled flusher wrote, had its put come just before the takeover.
+    let key = [
+        (
+            "pk".to_owned(),
+            AttributeValue::S(format!("AUDIT#{}", start.format("%Y-%m-%d"))),
+        ),
+        (
+            "sk".to_owned(),
+            AttributeValue::S(format!(
+                "{}#{account}#00000",
+                start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )),
+        ),
+    ];
+    let mut early: std::collections::HashMap<String, AttributeValue> =
+        key.iter().cloned().collect();
+    let claim_of = |id: &BatchId| AttributeValue::N(id.claim.unwrap_or_default().to_string());
+    early.insert("a_claim".to_owned(), claim_of(&stalled.id));
+    client
+        .put_item()
+        .table_name(&table)
+        .set_item(Some(early))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    store
+        .mark_sent(&takeover.id, &audit_line(&takeover.id), after_lease)
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let item = client
+        .get_item()
+        .table_name(&table)
+        .set_key(Some(key.into_iter().collect()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"))
+        .item
+        .unwrap_or_default();
+    assert_eq!(item.get("a_claim"), Some(&claim_of(&takeover.id)));
+    assert!(item.contains_key("sent_at"), "{item:?}");
 }

@@ -574,6 +574,18 @@ impl WindowState {
         }
     }
 
+    /// The tokens of the open intents a claim at `now` aborts, or `None` when one is younger
+    /// than [`INTENT_LEASE_MS`]: that add is writing events of the generation the claim would
+    /// take, so the claim waits for it (the next tick). An aborted intent's items are never
+    /// read; their writer, or the redelivery of its records, writes them again.
+    fn stale_intents(&self, now: DateTime<Utc>) -> Option<Vec<i64>> {
+        let young = self
+            .intents
+            .iter()
+            .any(|(_, at)| at.saturating_add(INTENT_LEASE_MS) > ms(now));
+        (!young).then(|| self.intents.iter().map(|(tok, _)| *tok).collect())
+    }
+
     /// When the intent of `tok` was taken (epoch ms), while it is open.
     fn intent(&self, tok: i64) -> Option<i64> {
         self.intents
@@ -805,15 +817,16 @@ impl DynamoStore {
 
     /// The events of generations `(after, upto]` of a window whose tokens are committed in
     /// `tokens` (the window as claimed) and that have not expired at `now` (DynamoDB's TTL sweep
-    /// may leave an expired item for days), ordered by time then id; and how many were left
-    /// out as expired.
+    /// may leave an expired item for days: they are left out and logged), ordered by time then
+    /// id. None at all is an error, unless every one expired unsent (a window due for longer
+    /// than the events' TTL): the batch is then empty, and the engine closes it without a post.
     async fn events(
         &self,
         pk: &str,
         (after, upto): (i64, i64),
         tokens: &WindowState,
         now: DateTime<Utc>,
-    ) -> Result<(Vec<BatchEvent>, usize), DynamoError> {
+    ) -> Result<Vec<BatchEvent>, DynamoError> {
         let mut events = Vec::new();
         let mut expired = 0;
         let mut start = None;
@@ -852,8 +865,18 @@ impl DynamoStore {
                 break;
             }
         }
+        if events.is_empty() && expired == 0 {
+            return Err(malformed(pk, "claimed a window without unsent events"));
+        }
+        if expired > 0 {
+            tracing::warn!(
+                window = %pk,
+                expired,
+                "Events expired unsent (past the events' TTL): left out of the batch."
+            );
+        }
         events.sort_by(|a, b| (a.event.time, &a.event.id).cmp(&(b.event.time, &b.event.id)));
-        Ok((events, expired))
+        Ok(events)
     }
 
     fn audit_item(
@@ -1174,6 +1197,11 @@ impl DynamoStore {
             else {
                 return Ok(ItemPut::Ours);
             };
+            if old.is_empty() {
+                // Gone between the two puts (the TTL sweep took an expired item): put anew.
+                over = None;
+                continue;
+            }
             if get_n(&old, TTL_ATTRIBUTE).is_some_and(|expires| expires <= own.now) {
                 // Expired, not yet deleted by DynamoDB's sweep (it deletes in no order, maybe
                 // after its window): the event is taken as new, as once the item is gone.
@@ -1186,6 +1214,10 @@ impl DynamoStore {
             };
             // A marker's token is one of the window it names; an event item's, of its own.
             let owner = get_s(&old, "ev_window").unwrap_or(own.pk);
+            if owner == own.pk && tok == own.tok {
+                // This call's own item (an SDK retry of a put that went through).
+                return Ok(ItemPut::Ours);
+            }
             match self.settle(owner, tok, own).await? {
                 Settled::Committed => return Ok(ItemPut::Stored),
                 Settled::OwnAborted => return Ok(ItemPut::Again),
@@ -1513,7 +1545,7 @@ impl DynamoStore {
         &self,
         pk: &str,
         mut events: Vec<(usize, NewEvent)>,
-        now: DateTime<Utc>,
+        (now, started): (DateTime<Utc>, std::time::Instant),
         out: &mut [Option<Added>],
     ) -> Result<(), DynamoError> {
         let event_ttl = ttl(now, self.settings.event_ttl);
@@ -1521,7 +1553,6 @@ impl DynamoStore {
             return Ok(());
         };
         let (start, account) = (first.start, first.event.event.account.clone());
-        let started = std::time::Instant::now();
         for _ in 0..MAX_RACES {
             if events.is_empty() {
                 return Ok(());
@@ -1644,6 +1675,8 @@ impl Store for DynamoStore {
         now: DateTime<Utc>,
     ) -> Result<Vec<Added>, DynamoError> {
         let config = self.settings.window;
+        // `now` is when the call began; intents are dated by the time it has run since.
+        let started = std::time::Instant::now();
         let mut out: Vec<Option<Added>> = vec![None; events.len()];
         // Windows in the order their first event came, each with its events in order.
         let mut windows: Vec<(String, Vec<(usize, NewEvent)>)> = Vec::new();
@@ -1662,7 +1695,7 @@ impl Store for DynamoStore {
             }
         }
         for (pk, list) in windows {
-            self.add_window(&pk, list, now, &mut out).await?;
+            self.add_window(&pk, list, (now, started), &mut out).await?;
         }
         out.into_iter()
             .map(|added| added.ok_or_else(|| malformed("add", "an event left unstored")))
@@ -1714,18 +1747,9 @@ impl Store for DynamoStore {
         {
             return Ok(None);
         }
-        // An add holding an intent on the window is writing events of the generation this
-        // claim would take: wait for it (the next tick) unless it is older than its lease,
-        // which this claim then aborts (its items are never read; their writer, or the
-        // redelivery of its records, writes them again under a new token).
-        if window
-            .intents
-            .iter()
-            .any(|(_, at)| at.saturating_add(INTENT_LEASE_MS) > ms(now))
-        {
+        let Some(stale) = window.stale_intents(now) else {
             return Ok(None);
-        }
-        let stale: Vec<i64> = window.intents.iter().map(|(tok, _)| *tok).collect();
+        };
         let lease = now.checked_add_signed(self.settings.lease).unwrap_or(now);
         let mut values = HashMap::from([
             (":g".to_owned(), n(window.open_gen)),
@@ -1791,14 +1815,9 @@ impl Store for DynamoStore {
         let mut tokens = window.clone();
         tokens.intents.clear();
         tokens.aborted.extend(stale);
-        let (events, expired) = self
+        let events = self
             .events(&pk, (window.sent_gen, window.open_gen), &tokens, now)
             .await?;
-        if events.is_empty() && expired == 0 {
-            return Err(malformed(&pk, "claimed a window without unsent events"));
-        }
-        // Every event expired unsent (a window due for longer than the events' TTL): the
-        // batch is empty, and the engine closes it without a post.
         Ok(Some(Claimed {
             // This claim's generation: `mark_sent` and `release` act only while it holds.
             id: BatchId {
@@ -1847,7 +1866,8 @@ impl Store for DynamoStore {
                 at: now,
                 reason: None,
             });
-            let audit_item = self.audit_item(id, audit, history, window.claimed_at, now)?;
+            let mut audit_item = self.audit_item(id, audit, history, window.claimed_at, now)?;
+            audit_item.insert("a_claim".to_owned(), n(claim_gen));
             let mut values = HashMap::from([
                 (":c".to_owned(), n(claim_gen)),
                 (":s".to_owned(), n(window.sent)),
@@ -1867,11 +1887,18 @@ impl Store for DynamoStore {
                     "w_claim_gen = :c AND w_sent = :s AND attribute_not_exists(pend_due)",
                 )
             };
-            // The audit item first, once: an attempt that stopped before the window update
-            // wrote it already, and a retry finds it there. Then the window, if this flusher
-            // still holds it (two writes, not a transaction: half the write units).
-            self.put_if("put audit", audit_item, "attribute_not_exists(pk)", None, 0)
-                .await?;
+            // The audit item first, once per claim: an attempt that stopped before the window
+            // update wrote it already, and a retry finds it there; a takeover's (a later claim)
+            // replaces one a flusher whose lease it took wrote meanwhile. Then the window, if
+            // this flusher still holds it (two writes, not a transaction: half the write units).
+            self.put_if(
+                "put audit",
+                audit_item,
+                "attribute_not_exists(pk) OR a_claim < :c",
+                Some(HashMap::from([(":c".to_owned(), n(claim_gen))])),
+                0,
+            )
+            .await?;
             if self
                 .update_if(
                     "mark sent",
