@@ -2538,6 +2538,23 @@ fn burst_events() -> Vec<BatchEvent> {
     events
 }
 
+/// The first `count` events of the burst's first window, in time order.
+fn first_window_events(count: usize) -> Vec<BatchEvent> {
+    let all = burst_events();
+    let start = settings().window.start_of(all[0].event.time);
+    all.into_iter()
+        .filter(|e| settings().window.start_of(e.event.time) == start)
+        .take(count)
+        .collect()
+}
+
+/// When the window of `event` is due.
+fn due_of(event: &BatchEvent) -> DateTime<Utc> {
+    settings()
+        .window
+        .due_at(settings().window.start_of(event.event.time))
+}
+
 /// A store writing one event item at a time, so a crash hook counts items exactly.
 fn one_at_a_time(client: &Client, table: &str) -> DynamoStore {
     let mut settings = DynamoSettings::new(table, settings().window);
@@ -2660,25 +2677,16 @@ async fn an_add_stopped_between_its_writes_loses_nothing_and_sends_nothing_twice
     }
 }
 
-/// An add that outlives its intent (it stalls after writing its items, a flusher comes past
-/// the lease and aborts the intent): its commit fails, it writes its events again under a new
-/// token, and they go out in the next batch, late; the flusher's batch has only what had
-/// committed.
+/// An add that stalls after writing its items: a flusher within the intent's lease waits for
+/// it; one past the lease aborts the intent and sends only what had committed. The add's commit
+/// then fails, it writes its events again under a new token, and they go out in the next
+/// batch, late.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_add_that_outlives_its_intent_writes_its_events_again() {
     let Some(client) = moto().await else { return };
-    let events: Vec<BatchEvent> = {
-        let all = burst_events();
-        let start = settings().window.start_of(all[0].event.time);
-        all.into_iter()
-            .filter(|e| settings().window.start_of(e.event.time) == start)
-            .take(6)
-            .collect()
-    };
+    let events = first_window_events(6);
     // The window is due as the add starts.
-    let ingest_at = settings()
-        .window
-        .due_at(settings().window.start_of(events[0].event.time));
+    let ingest_at = due_of(&events[0]);
     let table = table(&client, "outlived").await;
     let store = one_at_a_time(&client, &table);
     store
@@ -2778,19 +2786,10 @@ async fn two_adds_of_the_same_records_at_once_store_each_event_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_flusher_cannot_finish_or_release_the_takeover_of_its_batch() {
     let Some(client) = moto().await else { return };
-    let events: Vec<BatchEvent> = {
-        let all = burst_events();
-        let start = settings().window.start_of(all[0].event.time);
-        all.into_iter()
-            .filter(|e| settings().window.start_of(e.event.time) == start)
-            .take(2)
-            .collect()
-    };
+    let events = first_window_events(2);
     let table = table(&client, "takeover").await;
     let store = dynamo(&client, &table);
-    let due_at = settings()
-        .window
-        .due_at(settings().window.start_of(events[0].event.time));
+    let due_at = due_of(&events[0]);
     let ok = |what: &str, r: Result<(), DynamoError>| {
         r.unwrap_or_else(|e| panic!("{what}: {e:?}"));
     };
@@ -2852,14 +2851,7 @@ async fn a_stalled_flusher_cannot_finish_or_release_the_takeover_of_its_batch() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_items_the_sweep_left_are_taken_as_new_and_not_sent_again() {
     let Some(client) = moto().await else { return };
-    let events: Vec<BatchEvent> = {
-        let all = burst_events();
-        let start = settings().window.start_of(all[0].event.time);
-        all.into_iter()
-            .filter(|e| settings().window.start_of(e.event.time) == start)
-            .take(6)
-            .collect()
-    };
+    let events = first_window_events(6);
     let start = settings().window.start_of(events[0].event.time);
     let due_at = settings().window.due_at(start);
     let table = table(&client, "swept").await;
@@ -2917,17 +2909,8 @@ async fn expired_items_the_sweep_left_are_taken_as_new_and_not_sent_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_window_whose_events_all_expired_unsent_closes_without_a_post() {
     let Some(client) = moto().await else { return };
-    let events: Vec<BatchEvent> = {
-        let all = burst_events();
-        let start = settings().window.start_of(all[0].event.time);
-        all.into_iter()
-            .filter(|e| settings().window.start_of(e.event.time) == start)
-            .take(3)
-            .collect()
-    };
-    let due_at = settings()
-        .window
-        .due_at(settings().window.start_of(events[0].event.time));
+    let events = first_window_events(3);
+    let due_at = due_of(&events[0]);
     let table = table(&client, "expired").await;
     let store = dynamo(&client, &table);
     store
